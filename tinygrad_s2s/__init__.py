@@ -1,0 +1,26 @@
+"""tinygrad-s2s: a define-by-run autograd engine on NumPy/CuPy and the seq2seq models of
+*Deep Learning from Scratch 2*, chapters 7-8, built from its primitives."""
+from . import backend, random
+from .tensor import (Function, Tensor, current_module_path, default_dtype, detect_anomaly,
+                     enable_grad, get_default_dtype, is_grad_enabled, no_grad, set_default_dtype)
+from .ops import (add, broadcast_to, concat, div, dropout, exp, getitem, log, log_softmax, matmul,
+                  max, mean, mul, neg, pow, relu, repeat, reshape, sigmoid, softmax,
+                  softmax_cross_entropy, split, sqrt, stack, sub, sum, tanh, transpose, unstack, where)
+from .fused import lstm_cell
+from . import nn, optim
+from .serialization import load, save
+from .registry import available_models, create_model, register_model
+from .random import manual_seed
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # testing pulls in hypothesis, viz pulls in networkx/graphviz: import them only when asked for
+    if name in ("testing", "viz"):
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'tinygrad_s2s' has no attribute {name!r}")
+
+
+device = backend

@@ -1,0 +1,6 @@
+"""Layers and the Module base class (names as in torch.nn)."""
+from .module import Module, ModuleList, Parameter
+from .layers import Dropout, Embedding, LayerNorm, Linear
+from .lstm import LSTM
+
+__all__ = ["Module", "ModuleList", "Parameter", "Embedding", "Linear", "Dropout", "LayerNorm", "LSTM"]

@@ -1,0 +1,176 @@
+"""Module and Parameter: containers that find their parameters, name their scopes and move devices."""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from .. import backend
+from ..tensor import Tensor, module_scope, get_default_dtype
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module registers and an optimizer updates. Float data takes the default
+    dtype unless `dtype` is given."""
+    __slots__ = ()
+
+    def __init__(self, data, dtype=None, name=None):
+        if dtype is None:
+            arr = data.data if isinstance(data, Tensor) else data
+            kind = getattr(arr, "dtype", np.asarray(arr).dtype).kind
+            dtype = get_default_dtype() if kind == "f" else None
+        super().__init__(data, requires_grad=True, dtype=dtype, name=name)
+
+    is_param = True
+
+
+Tensor.is_param = False
+
+
+class Module:
+    """Base class of every layer and model, with the names PyTorch users know.
+
+    Parameters and sub-modules set as attributes are registered by name; calling the module runs
+    `forward` inside its module scope, so every node it creates records a path like
+    `decoder.attention.weight` (used by graph drawings and error messages).
+    """
+
+    def __init__(self):
+        d = self.__dict__
+        d["_params"], d["_modules"], d["_buffers"] = OrderedDict(), OrderedDict(), OrderedDict()
+        d["training"], d["_name"] = True, ""
+
+    def __setattr__(self, name, value):
+        if "_params" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}: call super().__init__() before setting attributes")
+        for reg in (self._params, self._modules, self._buffers):
+            reg.pop(name, None)
+        if isinstance(value, Parameter):
+            self._params[name] = value
+            if value.name is None:
+                value.name = name
+        elif isinstance(value, Module):
+            self._modules[name] = value
+            value.__dict__["_name"] = name
+        object.__setattr__(self, name, value)
+
+    def register_buffer(self, name: str, array) -> None:
+        """A constant array (e.g. positional encodings) that moves with `to()` but is not trained."""
+        self._buffers[name] = name
+        object.__setattr__(self, name, Tensor(array))
+
+    def __call__(self, *args, **kwargs):
+        with module_scope(self._name):
+            return self.forward(*args, **kwargs)
+
+    def forward(self, *args, **kwargs):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    # ---- traversal
+    def named_modules(self, prefix=""):
+        yield prefix, self
+        for name, m in self._modules.items():
+            yield from m.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self):
+        return [m for _, m in self.named_modules()]
+
+    def children(self):
+        return list(self._modules.values())
+
+    def named_parameters(self, prefix=""):
+        seen = set()
+        for mpath, m in self.named_modules(prefix):
+            for name, p in m._params.items():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield (f"{mpath}.{name}" if mpath else name), p
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def num_parameters(self) -> int:
+        return int(sum(p.size for p in self.parameters()))
+
+    # ---- modes and grads
+    def train(self, mode: bool = True):
+        for m in self.modules():
+            m.__dict__["training"] = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    # ---- state
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """name -> a host copy of each parameter."""
+        return OrderedDict((n, backend.to_numpy(p.data).copy()) for n, p in self.named_parameters())
+
+    def load_state_dict(self, state, strict: bool = True) -> None:
+        """Copy arrays into the parameters; names and shapes must match (all of them when strict)."""
+        own = dict(self.named_parameters())
+        missing = [n for n in own if n not in state]
+        unexpected = [n for n in state if n not in own]
+        if strict and (missing or unexpected):
+            raise ValueError(f"load_state_dict({type(self).__name__}): missing {missing}, "
+                             f"unexpected {unexpected}")
+        bad = [f"{n}: checkpoint {tuple(np.shape(state[n]))} vs model {p.shape}"
+               for n, p in own.items() if n in state and tuple(np.shape(state[n])) != p.shape]
+        if bad:
+            raise ValueError(f"load_state_dict({type(self).__name__}): shape mismatch: " + "; ".join(bad))
+        for n, p in own.items():
+            if n in state:
+                arr = state[n].data if isinstance(state[n], Tensor) else state[n]
+                p.data = backend.to_device(backend.to_numpy(arr).astype(p.dtype), p.device)
+
+    def to(self, target):
+        """Move every parameter and buffer to a device ('cpu'/'cuda') or convert it to a float dtype."""
+        for m in self.modules():
+            for t in list(m._params.values()) + [getattr(m, b) for b in m._buffers]:
+                if isinstance(target, str):
+                    t.data = backend.to_device(t.data, target)
+                elif t.dtype.kind == "f":
+                    t.data = t.data.astype(target)
+                if t.grad is not None:
+                    t.grad = None
+        return self
+
+    @property
+    def device(self) -> str:
+        ps = self.parameters()
+        return ps[0].device if ps else "cpu"
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__}({self.extra_repr()}"]
+        for name, m in self._modules.items():
+            lines.append("  (" + name + "): " + repr(m).replace("\n", "\n  "))
+        return "\n".join(lines) + ")" if len(lines) > 1 else lines[0] + ")"
+
+
+class ModuleList(Module):
+    """A list of sub-modules registered as `0`, `1`, ... (stacked layers)."""
+
+    def __init__(self, modules=()):
+        super().__init__()
+        for m in modules:
+            self.append(m)
+
+    def append(self, module: Module) -> "ModuleList":
+        setattr(self, str(len(self._modules)), module)
+        return self
+
+    def __getitem__(self, i):
+        return list(self._modules.values())[i]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())

@@ -1,0 +1,691 @@
+"""Every primitive op: one Function class (forward and backward side by side) and its lowercase function.
+
+Adding an op here is half the job; the other half is one entry in `tinygrad_s2s.testing.op_table`,
+which makes the gradient, reference, dtype and error tests cover it.
+"""
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+from numpy.lib.array_utils import normalize_axis_index, normalize_axis_tuple
+
+from . import backend
+from .tensor import Function, Tensor, as_tensor, describe, sum_to
+from . import random as _random
+
+
+def _xp(a):
+    return backend.get_array_module(a)
+
+
+def _pair(a, b):
+    """Two operands as Tensors; a Python scalar takes the other operand's dtype and device."""
+    if isinstance(a, Tensor):
+        return a, as_tensor(b, like=a)
+    b = as_tensor(b)
+    return as_tensor(a, like=b), b
+
+
+# ---------------------------------------------------------------- elementwise arithmetic
+class Add(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a + b
+
+    def backward(self, gy):
+        return sum_to(gy, self.shapes[0]), sum_to(gy, self.shapes[1])
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a - b
+
+    def backward(self, gy):
+        return sum_to(gy, self.shapes[0]), sum_to(-gy, self.shapes[1])
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, gy):
+        a, b = self.a, self.b
+        ga = sum_to(gy * b, a.shape) if self.needs_grad[0] else None
+        gb = sum_to(gy * a, b.shape) if self.needs_grad[1] else None
+        return ga, gb
+
+
+class Div(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, gy):
+        a, b = self.a, self.b
+        ga = sum_to(gy / b, a.shape) if self.needs_grad[0] else None
+        gb = sum_to(-gy * a / (b * b), b.shape) if self.needs_grad[1] else None
+        return ga, gb
+
+
+class Neg(Function):
+    def forward(self, x):
+        return -x
+
+    def backward(self, gy):
+        return -gy
+
+
+class Pow(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        self.y = a ** b
+        return self.y
+
+    def backward(self, gy):
+        a, b = self.a, self.b
+        ga = sum_to(gy * b * a ** (b - 1), a.shape) if self.needs_grad[0] else None
+        gb = sum_to(gy * self.y * _xp(a).log(a), b.shape) if self.needs_grad[1] else None
+        return ga, gb
+
+
+class Exp(Function):
+    def forward(self, x):
+        self.y = _xp(x).exp(x)
+        return self.y
+
+    def backward(self, gy):
+        return gy * self.y
+
+
+class Log(Function):
+    def forward(self, x):
+        self.x = x
+        return _xp(x).log(x)
+
+    def backward(self, gy):
+        return gy / self.x
+
+
+class Sqrt(Function):
+    def forward(self, x):
+        self.y = _xp(x).sqrt(x)
+        return self.y
+
+    def backward(self, gy):
+        return gy / (2 * self.y)
+
+
+class Sigmoid(Function):
+    def forward(self, x):
+        xp = _xp(x)
+        self.y = xp.tanh(x * 0.5) * 0.5 + 0.5   # the tanh form never overflows in exp
+        return self.y
+
+    def backward(self, gy):
+        y = self.y
+        return gy * y * (1 - y)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        self.y = _xp(x).tanh(x)
+        return self.y
+
+    def backward(self, gy):
+        y = self.y
+        return gy * (1 - y * y)
+
+
+class ReLU(Function):
+    name = "relu"
+
+    def forward(self, x):
+        self.mask = x > 0
+        return x * self.mask
+
+    def backward(self, gy):
+        return gy * self.mask
+
+
+# ---------------------------------------------------------------- matmul
+class MatMul(Function):
+    def forward(self, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError("matmul does not take 0-d operands; use mul")
+        k_a, k_b = a.shape[-1], (b.shape[0] if b.ndim == 1 else b.shape[-2])
+        if k_a != k_b:
+            raise ValueError(f"shapes {a.shape} and {b.shape} are not aligned: "
+                             f"{k_a} (last dim of a) != {k_b} ({'dim 0' if b.ndim == 1 else 'dim -2'} of b)")
+        self.a, self.b = a, b
+        return a @ b
+
+    def backward(self, gy):
+        a, b = self.a, self.b
+        xp = _xp(a)
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        if a.ndim == 1:
+            gy = xp.expand_dims(gy, -2)
+        if b.ndim == 1:
+            gy = xp.expand_dims(gy, -1)
+        ga = gb = None
+        if self.needs_grad[0]:
+            ga = sum_to(gy @ xp.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+        if self.needs_grad[1]:
+            if b2.ndim == 2 and a2.ndim > 2:   # (N,T,D)@(D,H): one GEMM instead of N and a sum
+                gb = a2.reshape(-1, a2.shape[-1]).T @ gy.reshape(-1, gy.shape[-1])
+            else:
+                gb = sum_to(xp.swapaxes(a2, -1, -2) @ gy, b2.shape)
+            gb = gb.reshape(b.shape)
+        return ga, gb
+
+
+# ---------------------------------------------------------------- reductions and normalisers
+def _axes(axis, ndim):
+    return tuple(range(ndim)) if axis is None else normalize_axis_tuple(axis, ndim)
+
+
+class Sum(Function):
+    def forward(self, x):
+        self.shape = x.shape
+        self.ax = _axes(self.axis, x.ndim)
+        return x.sum(axis=self.ax, keepdims=self.keepdims)
+
+    def backward(self, gy):
+        if not self.keepdims:
+            gy = gy.reshape([1 if i in self.ax else s for i, s in enumerate(self.shape)])
+        return _xp(gy).broadcast_to(gy, self.shape)
+
+
+class Max(Function):
+    def forward(self, x):
+        ax = _axes(self.axis, x.ndim)
+        if x.size == 0:
+            raise ValueError("max of an empty tensor")
+        y = x.max(axis=ax, keepdims=True)
+        mask = x == y
+        self.scale = mask / mask.sum(axis=ax, keepdims=True)   # ties share the gradient
+        self.ax = ax
+        return y if self.keepdims else y.reshape([s for i, s in enumerate(x.shape) if i not in ax])
+
+    def backward(self, gy):
+        if not self.keepdims:
+            gy = gy.reshape([1 if i in self.ax else s for i, s in enumerate(self.scale.shape)])
+        return self.scale * gy
+
+
+class Softmax(Function):
+    def forward(self, x):
+        xp = _xp(x)
+        e = xp.exp(x - x.max(axis=self.axis, keepdims=True))
+        self.y = e / e.sum(axis=self.axis, keepdims=True)
+        return self.y
+
+    def backward(self, gy):
+        y = self.y
+        return y * (gy - (gy * y).sum(axis=self.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    name = "log_softmax"
+
+    def forward(self, x):
+        xp = _xp(x)
+        z = x - x.max(axis=self.axis, keepdims=True)
+        self.y = z - xp.log(xp.exp(z).sum(axis=self.axis, keepdims=True))
+        return self.y
+
+    def backward(self, gy):
+        return gy - _xp(gy).exp(self.y) * gy.sum(axis=self.axis, keepdims=True)
+
+
+# ---------------------------------------------------------------- shape ops
+class Reshape(Function):
+    def forward(self, x):
+        self.in_shape = x.shape
+        try:
+            return x.reshape(self.shape)
+        except ValueError:
+            raise ValueError(f"cannot reshape {x.shape} ({x.size} elements) into {tuple(self.shape)}") from None
+
+    def backward(self, gy):
+        return gy.reshape(self.in_shape)
+
+
+class Transpose(Function):
+    def forward(self, x):
+        axes = tuple(reversed(range(x.ndim))) if self.axes is None else self.axes
+        if sorted(normalize_axis_tuple(axes, x.ndim)) != list(range(x.ndim)):
+            raise ValueError(f"axes {axes} are not a permutation of the {x.ndim} dims")
+        self.perm = normalize_axis_tuple(axes, x.ndim)
+        return x.transpose(self.perm)
+
+    def backward(self, gy):
+        return gy.transpose(np.argsort(self.perm))
+
+
+class BroadcastTo(Function):
+    name = "broadcast_to"
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        return _xp(x).broadcast_to(x, self.shape)
+
+    def backward(self, gy):
+        return sum_to(gy, self.in_shape)
+
+
+class Repeat(Function):
+    def forward(self, x):
+        if not isinstance(self.repeats, (int, np.integer)) or self.repeats < 0:
+            raise TypeError(f"repeats must be a non-negative int, got {self.repeats!r}")
+        self.in_shape = x.shape
+        if self.axis is not None:
+            self.axis = normalize_axis_index(self.axis, x.ndim)
+        return _xp(x).repeat(x, self.repeats, axis=self.axis)
+
+    def backward(self, gy):
+        r, shape = int(self.repeats), self.in_shape
+        if self.axis is None:
+            return gy.reshape(-1, r).sum(axis=1).reshape(shape)
+        a = self.axis
+        return gy.reshape(shape[:a] + (shape[a], r) + shape[a + 1:]).sum(axis=a + 1)
+
+
+class Concat(Function):
+    def forward(self, *xs):
+        xp = _xp(xs[0])
+        ref = xs[0]
+        self.axis = normalize_axis_index(self.axis, ref.ndim)
+        for i, x in enumerate(xs[1:], 1):
+            if x.ndim != ref.ndim or any(s != r for d, (s, r) in enumerate(zip(x.shape, ref.shape))
+                                         if d != self.axis):
+                raise ValueError(f"input {i} has shape {x.shape}, which does not match input 0 "
+                                 f"{ref.shape} outside axis {self.axis}")
+        self.bounds = np.cumsum([x.shape[self.axis] for x in xs])[:-1]
+        return xp.concatenate(xs, axis=self.axis)
+
+    def backward(self, gy):
+        return tuple(_xp(gy).split(gy, self.bounds, axis=self.axis))
+
+
+class Stack(Function):
+    def forward(self, *xs):
+        for i, x in enumerate(xs[1:], 1):
+            if x.shape != xs[0].shape:
+                raise ValueError(f"input {i} has shape {x.shape}, input 0 has {xs[0].shape}: stack "
+                                 "needs equal shapes")
+        self.axis = normalize_axis_index(self.axis, xs[0].ndim + 1)
+        return _xp(xs[0]).stack(xs, axis=self.axis)
+
+    def backward(self, gy):
+        xp = _xp(gy)
+        return tuple(xp.take(gy, i, axis=self.axis) for i in range(gy.shape[self.axis]))
+
+
+class Split(Function):
+    """Multi-output inverse of concat: one op (and one gradient buffer) instead of many slices."""
+
+    def forward(self, x):
+        self.axis = normalize_axis_index(self.axis, x.ndim)
+        n = x.shape[self.axis]
+        if isinstance(self.sections, (int, np.integer)):
+            if self.sections <= 0 or n % self.sections:
+                raise ValueError(f"axis {self.axis} of size {n} does not split into {self.sections} "
+                                 "equal parts")
+        self.in_shape = x.shape
+        return tuple(_xp(x).split(x, self.sections, axis=self.axis))
+
+    def backward(self, *gys):
+        return _xp(gys[0]).concatenate(gys, axis=self.axis)
+
+
+class Unstack(Function):
+    """Multi-output inverse of stack: the T time steps of a sequence as T tensors."""
+
+    def forward(self, x):
+        self.axis = normalize_axis_index(self.axis, x.ndim)
+        xp = _xp(x)
+        return tuple(xp.take(x, i, axis=self.axis) for i in range(x.shape[self.axis]))
+
+    def backward(self, *gys):
+        return _xp(gys[0]).stack(gys, axis=self.axis)
+
+
+class GetItem(Function):
+    name = "getitem"
+
+    def forward(self, x):
+        self.in_shape, self.in_dtype = x.shape, x.dtype
+        self.advanced = _is_advanced(self.index)
+        if self.advanced:
+            _check_bounds(self.index, x.shape)
+        return x[self.index]
+
+    def backward(self, gy):
+        gx = _xp(gy).zeros(self.in_shape, dtype=gy.dtype)
+        if self.advanced:
+            backend.scatter_add(gx, self.index, gy)   # repeated ids (embeddings) must add up
+        else:
+            gx[self.index] = gy
+        return gx
+
+
+def _is_advanced(index) -> bool:
+    items = index if isinstance(index, tuple) else (index,)
+    return any(not (i is None or i is Ellipsis or isinstance(i, (slice, int, np.integer))) for i in items)
+
+
+def _check_bounds(index, shape):
+    """Integer-array indices out of range raise a message naming the axis, the id and the size."""
+    items = index if isinstance(index, tuple) else (index,)
+    dim = 0
+    for i in items:
+        if i is None:
+            continue
+        if i is Ellipsis:
+            dim = len(shape) - builtins.sum(1 for j in items if j is not None and j is not Ellipsis
+                                   and getattr(j, "dtype", None) != np.bool_) + dim
+            continue
+        if dim >= len(shape):
+            raise IndexError(f"too many indices for a tensor of shape {shape}")
+        if hasattr(i, "dtype") and i.dtype.kind in "iu" and i.size:
+            lo, hi = int(i.min()), int(i.max())
+            n = shape[dim]
+            if hi >= n or lo < -n:
+                bad = hi if hi >= n else lo
+                raise IndexError(f"index {bad} is out of range for axis {dim} of size {n} "
+                                 f"(valid ids are {-n}..{n - 1})")
+        dim += getattr(i, "ndim", 1) if getattr(i, "dtype", None) == np.bool_ else 1
+
+
+class Where(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return _xp(a).where(self.cond, a, b)
+
+    def backward(self, gy):
+        xp = _xp(gy)
+        zero = xp.zeros((), dtype=gy.dtype)
+        return (sum_to(xp.where(self.cond, gy, zero), self.shapes[0]),
+                sum_to(xp.where(self.cond, zero, gy), self.shapes[1]))
+
+
+class Dropout(Function):
+    def forward(self, x):
+        keep = _random.generator().random(x.shape) >= self.p
+        mask = backend.to_device(keep, backend.device_of(x))
+        self.mask = mask.astype(x.dtype) / x.dtype.type(1.0 - self.p)
+        return x * self.mask
+
+    def backward(self, gy):
+        return gy * self.mask
+
+
+class SoftmaxCrossEntropy(Function):
+    name = "softmax_cross_entropy"
+
+    def forward(self, logits):
+        xp = _xp(logits)
+        t = self.targets
+        if t.shape != logits.shape[:-1]:
+            raise ValueError(f"targets of shape {t.shape} do not match logits {logits.shape}: "
+                             f"expected {logits.shape[:-1]}")
+        v = logits.shape[-1]
+        x = logits.reshape(-1, v)
+        t = t.reshape(-1)
+        valid = xp.ones(t.shape, dtype=bool) if self.ignore_index is None else t != self.ignore_index
+        tv = xp.where(valid, t, 0)
+        if tv.size and (int(tv.min()) < 0 or int(tv.max()) >= v):
+            bad = int(tv.min()) if int(tv.min()) < 0 else int(tv.max())
+            raise ValueError(f"target id {bad} is out of range for {v} classes")
+        z = x - x.max(axis=1, keepdims=True)
+        e = xp.exp(z)
+        s = e.sum(axis=1, keepdims=True)
+        rows = xp.arange(len(tv))
+        logp = z[rows, tv] - xp.log(s[:, 0])
+        self.count = builtins.max(int(valid.sum()), 1)
+        self.p, self.tv, self.valid, self.rows = e / s, tv, valid, rows
+        self.shape = logits.shape
+        return (-(logp * valid).sum() / self.count).astype(logits.dtype)
+
+    def backward(self, gy):
+        g = self.p.copy()
+        g[self.rows, self.tv] -= 1
+        g *= (self.valid[:, None] * (gy / self.count)).astype(g.dtype)
+        return g.reshape(self.shape)
+
+
+# ---------------------------------------------------------------- the public functions
+def add(a, b):
+    """a + b with broadcasting."""
+    return Add.apply(*_pair(a, b))
+
+
+def sub(a, b):
+    """a - b with broadcasting."""
+    return Sub.apply(*_pair(a, b))
+
+
+def mul(a, b):
+    """a * b with broadcasting."""
+    return Mul.apply(*_pair(a, b))
+
+
+def div(a, b):
+    """a / b with broadcasting."""
+    return Div.apply(*_pair(a, b))
+
+
+def neg(x):
+    """-x."""
+    return Neg.apply(as_tensor(x))
+
+
+def pow(a, b):  # noqa: A001 - the public name mirrors numpy/torch
+    """a ** b (b a scalar or a Tensor; its gradient needs a > 0)."""
+    return Pow.apply(*_pair(a, b))
+
+
+def exp(x):
+    """e ** x."""
+    return Exp.apply(as_tensor(x))
+
+
+def log(x):
+    """Natural logarithm."""
+    return Log.apply(as_tensor(x))
+
+
+def sqrt(x):
+    """Square root."""
+    return Sqrt.apply(as_tensor(x))
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)), computed without overflow."""
+    return Sigmoid.apply(as_tensor(x))
+
+
+def tanh(x):
+    """Hyperbolic tangent."""
+    return Tanh.apply(as_tensor(x))
+
+
+def relu(x):
+    """max(x, 0)."""
+    return ReLU.apply(as_tensor(x))
+
+
+def matmul(a, b):
+    """Matrix product with numpy's rules (1-d operands, batched broadcasting)."""
+    return MatMul.apply(*_pair(a, b))
+
+
+def sum(x, axis=None, keepdims=False):  # noqa: A001
+    """Sum over `axis` (None: all; int or tuple, negatives allowed)."""
+    return Sum.apply(as_tensor(x), axis=axis, keepdims=keepdims)
+
+
+def mean(x, axis=None, keepdims=False):
+    """Mean over `axis`; a sum scaled by the count, so it shares Sum's gradient."""
+    x = as_tensor(x)
+    n = int(np.prod([x.shape[i] for i in _axes(axis, x.ndim)]))
+    return mul(sum(x, axis, keepdims), 1.0 / builtins.max(n, 1))
+
+
+def max(x, axis=None, keepdims=False):  # noqa: A001
+    """Maximum over `axis`; tied maxima share the gradient equally."""
+    return Max.apply(as_tensor(x), axis=axis, keepdims=keepdims)
+
+
+def softmax(x, axis=-1):
+    """exp(x) / sum(exp(x)) along `axis`, shifted by the max for stability."""
+    return Softmax.apply(as_tensor(x), axis=axis)
+
+
+def log_softmax(x, axis=-1):
+    """log(softmax(x)) without forming the softmax."""
+    return LogSoftmax.apply(as_tensor(x), axis=axis)
+
+
+def reshape(x, *shape):
+    """Reshape (one -1 allowed); `reshape(x, (2, 3))` and `reshape(x, 2, 3)` both work."""
+    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    return Reshape.apply(as_tensor(x), shape=shape)
+
+
+def transpose(x, axes=None):
+    """Permute dims (reverse them when axes is None)."""
+    return Transpose.apply(as_tensor(x), axes=None if axes is None else tuple(axes))
+
+
+def broadcast_to(x, shape):
+    """Broadcast to `shape`; the gradient is summed back."""
+    return BroadcastTo.apply(as_tensor(x), shape=tuple(shape))
+
+
+def repeat(x, repeats, axis=None):
+    """numpy.repeat: each element `repeats` times along `axis` (the book's Repeat node)."""
+    return Repeat.apply(as_tensor(x), repeats=repeats, axis=axis)
+
+
+def concat(xs, axis=0):
+    """Join tensors along an existing axis."""
+    xs = _seq_of_tensors("concat", xs)
+    return Concat.apply(*xs, axis=axis)
+
+
+def stack(xs, axis=0):
+    """Join equal-shaped tensors along a new axis."""
+    xs = _seq_of_tensors("stack", xs)
+    return Stack.apply(*xs, axis=axis)
+
+
+def split(x, sections, axis=0):
+    """numpy.split: `sections` equal parts, or the parts between the given indices; a tuple."""
+    secs = sections if isinstance(sections, (int, np.integer)) else tuple(sections)
+    return Split.apply(as_tensor(x), sections=secs, axis=axis)
+
+
+def unstack(x, axis=0):
+    """The slices along `axis` as a tuple of tensors (the inverse of stack)."""
+    return Unstack.apply(as_tensor(x), axis=axis)
+
+
+def _seq_of_tensors(op, xs):
+    if isinstance(xs, Tensor) or not len(xs):
+        raise ValueError(describe(op, "expected a non-empty list of tensors"))
+    first = next((x for x in xs if isinstance(x, Tensor)), None)
+    return [as_tensor(x, like=first) for x in xs]
+
+
+def getitem(x, index):
+    """x[index]: basic slicing and integer-array gather (the embedding lookup)."""
+    x = as_tensor(x)
+    return GetItem.apply(x, index=_index_on_device(index, x))
+
+
+def _index_on_device(index, x):
+    """Index arrays (and Tensors) moved to x's device: a host mask must not index a GPU array."""
+    dev = x.device
+
+    def conv(i):
+        if isinstance(i, Tensor):
+            i = i.data
+        if isinstance(i, list):
+            i = np.asarray(i)
+        if hasattr(i, "dtype") and hasattr(i, "shape"):
+            return backend.to_device(i, dev)
+        return i
+    return tuple(conv(i) for i in index) if isinstance(index, tuple) else conv(index)
+
+
+def where(cond, a, b):
+    """Elementwise choice: a where cond is true, else b (cond carries no gradient)."""
+    a, b = _pair(a, b)
+    c = cond.data if isinstance(cond, Tensor) else cond
+    c = backend.to_device(np.asarray(c) if not hasattr(c, "dtype") else c, a.device)
+    return Where.apply(a, b, cond=c.astype(bool))
+
+
+def dropout(x, p=0.5, training=True):
+    """Zero each element with probability p and scale the rest by 1/(1-p); identity when not training."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(describe("dropout", f"p must be in [0, 1), got {p}"))
+    x = as_tensor(x)
+    if not training or p == 0.0:
+        return x
+    return Dropout.apply(x, p=p)
+
+
+def softmax_cross_entropy(logits, targets, ignore_index=None):
+    """Mean cross-entropy of softmax(logits) against integer targets, fused and stable.
+
+    logits: (..., V); targets: (...) ints. Entries equal to `ignore_index` count neither in the
+    sum nor in the mean's denominator.
+    """
+    logits = as_tensor(logits)
+    t = targets.data if isinstance(targets, Tensor) else targets
+    t = backend.to_device(np.asarray(t) if not hasattr(t, "dtype") else t, logits.device)
+    if t.dtype.kind not in "iu":
+        raise TypeError(describe("softmax_cross_entropy", f"targets must be integer ids, got {t.dtype}",
+                                 [logits.shape, t.shape]))
+    return SoftmaxCrossEntropy.apply(logits, targets=t, ignore_index=ignore_index)
+
+
+# ---------------------------------------------------------------- Tensor operators and methods
+def _install():
+    T = Tensor
+    T.__add__ = lambda s, o: add(s, o)
+    T.__radd__ = lambda s, o: add(o, s)
+    T.__sub__ = lambda s, o: sub(s, o)
+    T.__rsub__ = lambda s, o: sub(o, s)
+    T.__mul__ = lambda s, o: mul(s, o)
+    T.__rmul__ = lambda s, o: mul(o, s)
+    T.__truediv__ = lambda s, o: div(s, o)
+    T.__rtruediv__ = lambda s, o: div(o, s)
+    T.__pow__ = lambda s, o: pow(s, o)
+    T.__rpow__ = lambda s, o: pow(o, s)
+    T.__matmul__ = lambda s, o: matmul(s, o)
+    T.__rmatmul__ = lambda s, o: matmul(o, s)
+    T.__neg__ = lambda s: neg(s)
+    T.__getitem__ = lambda s, i: getitem(s, i)
+    for name, f in (("__lt__", np.less), ("__le__", np.less_equal), ("__gt__", np.greater),
+                    ("__ge__", np.greater_equal)):
+        setattr(T, name, (lambda f: lambda s, o: Tensor._wrap(
+            f(s.data, o.data if isinstance(o, Tensor) else o), False))(f))
+    for f in (exp, log, sqrt, sigmoid, tanh, relu, softmax, log_softmax, sum, mean, max,
+              repeat, broadcast_to, matmul):
+        setattr(T, f.__name__, f)
+    T.reshape = reshape
+    T.transpose = lambda s, *axes: transpose(s, axes[0] if len(axes) == 1 and isinstance(
+        axes[0], (tuple, list)) else (axes or None))
+    T.T = property(lambda s: transpose(s))
+    T.argmax = lambda s, axis=None: Tensor._wrap(s.data.argmax(axis=axis), False)
+
+
+_install()

@@ -1,0 +1,116 @@
+"""Optimizers (SGD, Adam) and gradient clipping; updates run in place on the parameters' arrays."""
+from __future__ import annotations
+
+import math
+
+from . import backend
+
+
+class Optimizer:
+    """Holds a list of parameters; `step()` updates those that have a gradient."""
+
+    def __init__(self, params, lr: float):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        self.lr = lr
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def state_dict(self) -> dict:
+        """Hyper-parameters (JSON-able) under 'hyper' and per-parameter arrays under 'slots'."""
+        return {"hyper": self._hyper(), "slots": {k: [backend.to_numpy(a).copy() for a in v]
+                                                  for k, v in self._slots().items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, v in state["hyper"].items():
+            setattr(self, k, v)
+        for k, arrays in state["slots"].items():
+            own = self._slots()[k]
+            if len(arrays) != len(own):
+                raise ValueError(f"{type(self).__name__}.load_state_dict: slot '{k}' has {len(arrays)} "
+                                 f"arrays for {len(own)} parameters")
+            for i, (a, p) in enumerate(zip(arrays, self.params)):
+                if tuple(a.shape) != p.shape:
+                    raise ValueError(f"{type(self).__name__}.load_state_dict: slot '{k}'[{i}] has shape "
+                                     f"{tuple(a.shape)}, parameter has {p.shape}")
+                own[i][...] = backend.to_device(a.astype(p.dtype), p.device)
+
+    def _hyper(self) -> dict:
+        return {"lr": self.lr}
+
+    def _slots(self) -> dict:
+        return {}
+
+
+class SGD(Optimizer):
+    """p -= lr * (grad + momentum buffer)."""
+
+    def __init__(self, params, lr: float = 0.01, momentum: float = 0.0):
+        super().__init__(params, lr)
+        self.momentum = momentum
+        self.velocity = [backend.get_array_module(p.data).zeros_like(p.data) for p in self.params]
+
+    def step(self) -> None:
+        for p, v in zip(self.params, self.velocity):
+            if p.grad is None:
+                continue
+            if self.momentum:
+                v *= self.momentum
+                v += p.grad.data
+                p.data -= self.lr * v
+            else:
+                p.data -= self.lr * p.grad.data
+
+    def _hyper(self):
+        return {"lr": self.lr, "momentum": self.momentum}
+
+    def _slots(self):
+        return {"velocity": self.velocity}
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) with bias correction, as in torch.optim.Adam."""
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
+        super().__init__(params, lr)
+        self.beta1, self.beta2 = betas
+        self.eps = eps
+        self.t = 0
+        self.m = [backend.get_array_module(p.data).zeros_like(p.data) for p in self.params]
+        self.v = [backend.get_array_module(p.data).zeros_like(p.data) for p in self.params]
+
+    def step(self) -> None:
+        self.t += 1
+        b1, b2 = self.beta1, self.beta2
+        lr_t = self.lr * math.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
+        eps_t = self.eps * math.sqrt(1 - b2 ** self.t)   # torch's eps sits outside the corrected sqrt(v)
+        for p, m, v in zip(self.params, self.m, self.v):
+            if p.grad is None:
+                continue
+            g = p.grad.data
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * (g * g)
+            p.data -= lr_t * m / (backend.get_array_module(v).sqrt(v) + eps_t)
+
+    def _hyper(self):
+        return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, "t": self.t}
+
+    def _slots(self):
+        return {"m": self.m, "v": self.v}
+
+
+def clip_grad_norm(params, max_norm: float) -> float:
+    """Scale all gradients together so their global L2 norm is at most max_norm; returns the norm
+    before clipping."""
+    grads = [p.grad.data for p in params if p.grad is not None]
+    total = math.sqrt(sum(float((g * g).sum()) for g in grads))
+    rate = max_norm / (total + 1e-6)
+    if rate < 1:
+        for g in grads:
+            g *= rate
+    return total

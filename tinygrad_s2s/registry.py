@@ -1,0 +1,59 @@
+"""Model registry: `register_model`, `create_model`, `available_models`; plugins come in through the
+entry-point group `tinygrad_s2s.models` (the project's own zoo included), loaded on first use."""
+from __future__ import annotations
+
+import warnings
+from importlib.metadata import entry_points
+
+GROUP = "tinygrad_s2s.models"
+_models: dict[str, tuple[type, str]] = {}   # name -> (factory, where it came from)
+_loaded = False
+_current_source = [None]
+
+
+def register_model(name: str):
+    """Class (or factory) decorator: `@tg.register_model("seq2seq")`."""
+    def deco(factory):
+        source = _current_source[0] or getattr(factory, "__module__", "?")
+        if name in _models and _models[name][0] is not factory:
+            warnings.warn(f"model '{name}' from {source} ignored: the name is already registered by "
+                          f"{_models[name][1]}", stacklevel=2)
+            return factory
+        _models[name] = (factory, source)
+        return factory
+    return deco
+
+
+def load_plugins(force: bool = False) -> None:
+    """Import every entry point of the group once; a failing plugin warns and the rest still load."""
+    global _loaded
+    if _loaded and not force:
+        return
+    _loaded = True
+    for ep in entry_points(group=GROUP):
+        dist = getattr(ep, "dist", None)
+        source = f"plugin '{ep.name}' ({ep.value}" + (f", package {dist.name})" if dist else ")")
+        _current_source[0] = source
+        try:
+            ep.load()
+        except Exception as exc:  # a broken plugin must not take the others down
+            warnings.warn(f"plugin '{ep.name}' ({ep.value}) failed to load: {type(exc).__name__}: {exc}",
+                          stacklevel=2)
+        finally:
+            _current_source[0] = None
+
+
+def available_models() -> dict[str, str]:
+    """name -> where it came from (entry point and package, or the module that registered it)."""
+    load_plugins()
+    return {name: src for name, (_, src) in sorted(_models.items())}
+
+
+def create_model(name: str, vocab_size: int, wordvec_size: int = 16, hidden_size: int = 128, **extra):
+    """Build a registered model; `model(xs, ts)` is its mean loss, `model.generate(...)` decodes."""
+    load_plugins()
+    if name not in _models:
+        known = ", ".join(sorted(_models)) or "none"
+        raise ValueError(f"unknown model '{name}'; registered models: {known}")
+    return _models[name][0](vocab_size=vocab_size, wordvec_size=wordvec_size, hidden_size=hidden_size,
+                            **extra)

@@ -1,0 +1,75 @@
+"""save/load: .npz files with a format version, names and shapes; no pickle; written atomically."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from collections import OrderedDict
+
+import numpy as np
+
+from . import backend
+
+FORMAT = "tinygrad-s2s"
+VERSION = 1
+
+
+def _state_of(obj):
+    from .nn import Module  # noqa: PLC0415 - nn imports this package's engine, not the reverse
+    if isinstance(obj, Module):
+        return obj.state_dict()
+    if isinstance(obj, dict):
+        return OrderedDict((k, backend.to_numpy(getattr(v, "data", v))) for k, v in obj.items())
+    raise TypeError(f"save: expected a Module or a dict of arrays, got {type(obj).__name__}")
+
+
+def atomic_write(path, write) -> None:
+    """Call write(fileobj) on a temp file beside `path`, fsync, then rename over `path`: a crash
+    mid-write leaves the old file intact."""
+    path = os.fspath(path)
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save(obj, path, meta: dict | None = None) -> None:
+    """Save a Module's parameters (or a dict name -> array) to `path` (.npz), with JSON `meta`."""
+    state = _state_of(obj)
+    header = {"format": FORMAT, "version": VERSION, "names": list(state),
+              "shapes": [list(a.shape) for a in state.values()],
+              "dtypes": [str(a.dtype) for a in state.values()], "meta": meta or {}}
+    arrays = {f"a{i}": a for i, a in enumerate(state.values())}
+    arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def load(path, return_meta: bool = False):
+    """Load what `save` wrote: an OrderedDict name -> ndarray (and the meta dict if asked)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"load: no such file: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            header = json.loads(bytes(z["__header__"]).decode())
+            arrays = [z[f"a{i}"] for i in range(len(header["names"]))]
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise ValueError(f"load: {path} is not a tinygrad-s2s checkpoint ({exc})") from None
+    if header.get("format") != FORMAT or header.get("version", 0) > VERSION:
+        raise ValueError(f"load: {path} has format {header.get('format')} version {header.get('version')}; "
+                         f"this build reads {FORMAT} up to version {VERSION}")
+    state = OrderedDict(zip(header["names"], arrays))
+    for (name, a), shape in zip(state.items(), header["shapes"]):
+        if list(a.shape) != shape:
+            raise ValueError(f"load: {path}: array '{name}' has shape {a.shape}, header says {shape}")
+    return (state, header["meta"]) if return_meta else state
