@@ -167,10 +167,7 @@ class MatMul(Function):
         xp = _xp(a)
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
-        if a.ndim == 1:
-            gy = xp.expand_dims(gy, -2)
-        if b.ndim == 1:
-            gy = xp.expand_dims(gy, -1)
+        gy = gy.reshape(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1]))
         ga = gb = None
         if self.needs_grad[0]:
             ga = sum_to(gy @ xp.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
@@ -264,7 +261,7 @@ class Transpose(Function):
         return x.transpose(self.perm)
 
     def backward(self, gy):
-        return gy.transpose(np.argsort(self.perm))
+        return gy.transpose(tuple(int(i) for i in np.argsort(self.perm)))
 
 
 class BroadcastTo(Function):
@@ -305,7 +302,7 @@ class Concat(Function):
                                          if d != self.axis):
                 raise ValueError(f"input {i} has shape {x.shape}, which does not match input 0 "
                                  f"{ref.shape} outside axis {self.axis}")
-        self.bounds = np.cumsum([x.shape[self.axis] for x in xs])[:-1]
+        self.bounds = [int(b) for b in np.cumsum([x.shape[self.axis] for x in xs])[:-1]]
         return xp.concatenate(xs, axis=self.axis)
 
     def backward(self, gy):

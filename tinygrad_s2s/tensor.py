@@ -153,6 +153,7 @@ class Function:
             raise TypeError(describe(fn.op, str(exc), [a.shape for a in arrays])) from None
         multi = isinstance(ys, tuple)
         ys = ys if multi else (ys,)
+        ys = tuple(np.asarray(y) if isinstance(y, np.generic) else y for y in ys)  # 0-d ops give scalars
         if _state["anomaly"]:
             for y in ys:
                 _check_finite(fn.op, "forward", y, current_module_path())
@@ -336,7 +337,7 @@ class Tensor:
         if g.dtype != self.data.dtype:
             g = g.astype(self.data.dtype)
         if self.grad is None:
-            self.grad = Tensor._wrap(g.copy(), False)   # copy: no aliasing between grads
+            self.grad = Tensor._wrap(np.array(g) if isinstance(g, np.generic) else g.copy(), False)   # copy: no aliasing between grads
         else:
             self.grad.data = self.grad.data + g
 

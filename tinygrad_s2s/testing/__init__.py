@@ -111,3 +111,29 @@ def gradcheck_module(module, loss_fn, max_entries=12, eps=1e-6, atol=1e-5, rtol=
                          np.asarray((vals[0] - vals[1]) / (2 * eps)), atol, rtol, index=idx)
                 checked += 1
     return checked
+
+
+def gradcheck_model(name_or_model, vocab_size=7, src_len=5, tgt_len=4, batch=2, wordvec_size=4,
+                    hidden_size=8, max_entries=6, seed=0, **extra):
+    """Gradient-check a registered seq2seq model's whole loss at tiny sizes (float64, eval mode).
+
+    Accepts a model name (built with `create_model`) or a model instance. Returns
+    {parameter name: entries checked}; raises AssertionError naming the parameter and index.
+    """
+    from ..registry import create_model  # noqa: PLC0415
+    from ..random import manual_seed  # noqa: PLC0415
+    manual_seed(seed)
+    with default_dtype(np.float64):
+        model = (create_model(name_or_model, vocab_size, wordvec_size=wordvec_size,
+                              hidden_size=hidden_size, **extra)
+                 if isinstance(name_or_model, str) else name_or_model)
+    model.eval()
+    rng = np.random.default_rng(seed)
+    xs = rng.integers(0, vocab_size, size=(batch, src_len))
+    ts = rng.integers(0, vocab_size, size=(batch, tgt_len + 1))
+    counts = {}
+    total = gradcheck_module(model, lambda: model(xs, ts), max_entries=max_entries, seed=seed)
+    for pname, p in model.named_parameters():
+        counts[pname] = min(p.size, max_entries)
+    assert sum(counts.values()) == total
+    return counts

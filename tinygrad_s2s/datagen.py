@@ -1,0 +1,132 @@
+"""Generators for the two built-in tasks of the book's chapter 7, written in its exact line format.
+
+A line is the question left-justified to a fixed width, then `_` and the answer left-justified:
+`16+75  _91  ` (addition) or `september 27, 1994           _1994-09-27` (date). The same seed always
+gives the same bytes: every random draw comes from one NumPy Generator seeded once.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from .serialization import atomic_write
+
+GENERATION_SEED = 1984
+"""Seed the built-in files are generated with (the book's `load_data` seed, for symmetry)."""
+EXAMPLES = 50_000
+
+_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
+           "October", "November", "December"]
+_WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+_FIRST_DAY = _dt.date(1970, 1, 1)
+_LAST_DAY = _dt.date(2020, 12, 31)
+
+# The written forms people use. Slashes are always month/day/year and dots always day.month.year,
+# so every question has exactly one reading; a two-digit year is 19yy for 70-99 and 20yy for 00-20.
+DATE_FORMATS = (
+    "{MMMM} {d}, {yyyy}",          # September 27, 1994
+    "{MMM} {d}, {yyyy}",           # Sep 27, 1994
+    "{EEEE}, {MMMM} {d}, {yyyy}",  # Tuesday, September 27, 1994 (the widest: 29 characters)
+    "{EEE}, {MMM} {d}, {yyyy}",    # Tue, Sep 27, 1994
+    "{MMMM} {d} {yyyy}",           # September 27 1994
+    "{d} {MMMM} {yyyy}",           # 27 September 1994
+    "{d} {MMM} {yyyy}",            # 27 Sep 1994
+    "{dd} {MMM} {yyyy}",           # 07 Sep 1994
+    "{d} {MMMM}, {yyyy}",          # 27 September, 1994
+    "{EEEE} {d} {MMMM} {yyyy}",    # Tuesday 27 September 1994
+    "{M}/{d}/{yy}",                # 9/27/94
+    "{MM}/{dd}/{yyyy}",            # 09/27/1994
+    "{dd}.{MM}.{yy}",              # 27.09.94
+    "{d}.{M}.{yyyy}",              # 27.9.1994
+)
+_CASES = (str.lower, lambda s: s, str.upper)   # september / September / SEPTEMBER
+
+
+def format_date(day: _dt.date, fmt: str, case=lambda s: s) -> str:
+    """Write `day` in one of DATE_FORMATS; `case` (e.g. str.upper) applies to month and weekday names."""
+    return fmt.format(
+        MMMM=case(_MONTHS[day.month - 1]), MMM=case(_MONTHS[day.month - 1][:3]),
+        EEEE=case(_WEEKDAYS[day.weekday()]), EEE=case(_WEEKDAYS[day.weekday()][:3]),
+        d=day.day, dd=f"{day.day:02d}", M=day.month, MM=f"{day.month:02d}",
+        yyyy=f"{day.year:04d}", yy=f"{day.year % 100:02d}")
+
+
+def _distinct(pairs, n: int, what: str):
+    """The first n pairs with distinct questions, in draw order."""
+    out, seen = [], set()
+    for q, a in pairs:
+        if q not in seen:
+            seen.add(q)
+            out.append((q, a))
+            if len(out) == n:
+                return out
+    raise ValueError(f"could not draw {n} distinct {what} questions")
+
+
+def addition_examples(n: int = EXAMPLES, seed: int = GENERATION_SEED) -> list[tuple[str, str]]:
+    """n distinct (question, answer) pairs `a+b` -> `a+b` summed, a and b uniform in 0..999."""
+    if not 0 < n <= 1_000_000:
+        raise ValueError(f"addition: n must be in 1..1000000 (the distinct questions there are), got {n}")
+    rng = np.random.default_rng(seed)
+
+    def draws():
+        while True:   # draw in blocks; duplicates are skipped, so a block may fall short
+            a, b = rng.integers(0, 1000, size=(2, n + 1024))
+            yield from ((f"{x}+{y}", str(x + y)) for x, y in zip(a.tolist(), b.tolist()))
+    return _distinct(draws(), n, "addition")
+
+
+def date_examples(n: int = EXAMPLES, seed: int = GENERATION_SEED) -> list[tuple[str, str]]:
+    """n distinct (question, ISO answer) pairs for days from 1970-01-01 to 2020-12-31."""
+    if n <= 0:
+        raise ValueError(f"date: n must be positive, got {n}")
+    rng = np.random.default_rng(seed)
+    span = (_LAST_DAY - _FIRST_DAY).days + 1
+
+    def draws():
+        while True:
+            days, fmts, cases = (rng.integers(0, k, size=n + 1024).tolist()
+                                 for k in (span, len(DATE_FORMATS), len(_CASES)))
+            for k, f, c in zip(days, fmts, cases):
+                day = _FIRST_DAY + _dt.timedelta(days=k)
+                yield format_date(day, DATE_FORMATS[f], _CASES[c]), day.isoformat()
+    return _distinct(draws(), n, "date")
+
+
+class Task(NamedTuple):
+    """A built-in task: its generator `(n, seed) -> [(question, answer), ...]` and the book's widths."""
+    generate: Callable[[int, int], list]
+    question_width: int
+    answer_width: int      # including the leading `_`
+    description: str
+
+
+BUILTIN_TASKS = {
+    "addition": Task(addition_examples, 7, 5, "a+b for a, b in 0..999 (book section 7.3)"),
+    "date": Task(date_examples, 29, 11, "dates 1970-2020 in many written forms -> ISO (book section 8.4)"),
+}
+"""Built-in task name -> Task."""
+
+
+def format_lines(examples, question_width: int | None = None, answer_width: int | None = None) -> str:
+    """The book's file format: questions and `_answers` each left-justified to a fixed width (by
+    default the longest one)."""
+    qw = question_width or max(len(q) for q, _ in examples)
+    aw = answer_width or max(len(a) for _, a in examples) + 1
+    too_long = [q for q, a in examples if len(q) > qw or len(a) + 1 > aw]
+    if too_long:
+        raise ValueError(f"question or answer wider than {qw}/{aw} characters: {too_long[0]!r}")
+    return "".join(f"{q.ljust(qw)}{('_' + a).ljust(aw)}\n" for q, a in examples)
+
+
+def write_task(name: str, path, n: int = EXAMPLES, seed: int = GENERATION_SEED) -> Path:
+    """Generate built-in task `name` into `path` (atomically: a reader never sees half a file)."""
+    if name not in BUILTIN_TASKS:
+        raise ValueError(f"unknown built-in task '{name}'; built-in tasks: {', '.join(BUILTIN_TASKS)}")
+    task = BUILTIN_TASKS[name]
+    text = format_lines(task.generate(n, seed), task.question_width, task.answer_width)
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    return Path(path)

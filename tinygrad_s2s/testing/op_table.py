@@ -1,0 +1,252 @@
+"""THE table of ops: every primitive with a Hypothesis strategy for valid inputs and a NumPy reference.
+
+Gradient tests, forward/reference tests, dtype tests, device tests, error tests and the op benchmarks
+all iterate over OPS, so a newly listed op is checked the moment it is added here.
+
+Each strategy draws `(arrays, kwargs)`: the float arrays become Tensors that require grad (the inputs
+whose gradients are checked); kwargs carry everything else (axes, shapes, integer ids, masks).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from .. import fused, ops
+from ..random import manual_seed
+from .strategies import arrays, axes, axis, broadcastable_shapes, shapes
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """name: the public function's name; fn(*tensors, **kwargs) -> Tensor; ref(*arrays, **kwargs)."""
+    name: str
+    fn: Callable
+    ref: Callable
+    inputs: st.SearchStrategy
+    atol: float = 1e-5
+
+    def __repr__(self):
+        return self.name
+
+
+def _with(arrays_st, kwargs_st=st.just({})):
+    return st.tuples(arrays_st.map(list), kwargs_st)
+
+
+def _unary(lo=-3.0, hi=3.0, away=0.0):
+    return _with(shapes(min_dims=0).flatmap(lambda s: st.tuples(arrays(s, lo, hi, away_from_zero=away))))
+
+
+def _binary(lo_b=-3.0, hi_b=3.0, away_b=0.0, lo_a=-3.0, hi_a=3.0):
+    return _with(broadcastable_shapes().flatmap(lambda ss: st.tuples(
+        arrays(ss[0], lo_a, hi_a), arrays(ss[1], lo_b, hi_b, away_from_zero=away_b))))
+
+
+@st.composite
+def _matmul(draw):
+    n, k, m, b = (draw(st.integers(1, 4)) for _ in range(4))
+    sa, sb = draw(st.sampled_from([((n, k), (k, m)), ((k,), (k, m)), ((n, k), (k,)), ((k,), (k,)),
+                                   ((b, n, k), (k, m)), ((b, n, k), (b, k, m)), ((1, n, k), (b, k, m)),
+                                   ((n, k), (b, k, m))]))
+    return [draw(arrays(sa)), draw(arrays(sb))], {}
+
+
+@st.composite
+def _reduce(draw, unique=False, min_dims=0):
+    s = draw(shapes(min_dims=min_dims))
+    return [draw(arrays(s, unique=unique))], {"axis": draw(axes(len(s))), "keepdims": draw(st.booleans())}
+
+
+@st.composite
+def _along_axis(draw):
+    s = draw(shapes(min_dims=1))
+    return [draw(arrays(s))], {"axis": draw(axis(len(s)))}
+
+
+@st.composite
+def _reshape(draw):
+    s = draw(shapes(min_dims=0))
+    size = int(np.prod(s))
+    return [draw(arrays(s))], {"shape": draw(st.sampled_from([tuple(reversed(s)), (-1,), (1, size),
+                                                              (size, 1, 1)]))}
+
+
+@st.composite
+def _transpose(draw):
+    s = draw(shapes(min_dims=0))
+    perm = draw(st.one_of(st.none(), st.permutations(range(len(s))).map(tuple)))
+    return [draw(arrays(s))], {"axes": perm}
+
+
+@st.composite
+def _broadcast_to(draw):
+    target = draw(shapes(min_dims=1))
+    drop = draw(st.integers(0, len(target)))
+    src = tuple(1 if draw(st.booleans()) else d for d in target[drop:])
+    return [draw(arrays(src))], {"shape": target}
+
+
+@st.composite
+def _repeat(draw):
+    s = draw(shapes(min_dims=1))
+    return [draw(arrays(s))], {"repeats": draw(st.integers(1, 3)),
+                               "axis": draw(st.one_of(st.none(), axis(len(s))))}
+
+
+@st.composite
+def _concat(draw):
+    s = list(draw(shapes(min_dims=1)))
+    ax = draw(axis(len(s)))
+    xs = []
+    for _ in range(draw(st.integers(1, 3))):
+        s[ax] = draw(st.integers(1, 3))
+        xs.append(draw(arrays(tuple(s))))
+    return xs, {"axis": ax}
+
+
+@st.composite
+def _stack(draw):
+    s = draw(shapes(min_dims=0))
+    k = draw(st.integers(1, 3))
+    return [draw(arrays(s)) for _ in range(k)], {"axis": draw(st.integers(-len(s) - 1, len(s)))}
+
+
+@st.composite
+def _split(draw):
+    s = list(draw(shapes(min_dims=1)))
+    ax = draw(axis(len(s)))
+    parts = draw(st.integers(1, 3))
+    if draw(st.booleans()):
+        s[ax] = parts * draw(st.integers(1, 2))
+        sections = parts
+    else:
+        s[ax] = draw(st.integers(2, 5))
+        sections = sorted(draw(st.lists(st.integers(1, s[ax] - 1), min_size=1, max_size=2, unique=True)))
+    return [draw(arrays(tuple(s)))], {"sections": sections, "axis": ax}
+
+
+@st.composite
+def _where(draw):
+    sc, sa, sb = draw(broadcastable_shapes(num_shapes=3))
+    return [draw(arrays(sa)), draw(arrays(sb))], {"cond": draw(hnp.arrays(bool, sc))}
+
+
+@st.composite
+def _getitem(draw):
+    s = draw(shapes(min_dims=1))
+    if draw(st.booleans()):
+        index = draw(hnp.basic_indices(s, allow_ellipsis=True))
+    else:   # integer-array gather with repeated ids, as in an embedding lookup
+        index = draw(hnp.arrays(np.int64, draw(shapes(min_dims=1, max_dims=2)),
+                                elements=st.integers(-s[0], s[0] - 1)))
+    return [draw(arrays(s))], {"index": index}
+
+
+@st.composite
+def _dropout(draw):
+    s = draw(shapes(min_dims=1))
+    return [draw(arrays(s))], {"p": draw(st.sampled_from([0.1, 0.5, 0.8]))}
+
+
+@st.composite
+def _cross_entropy(draw):
+    s = draw(shapes(min_dims=1, max_dims=3))
+    targets = draw(hnp.arrays(np.int64, s[:-1], elements=st.integers(0, s[-1] - 1)))
+    ignore = draw(st.one_of(st.none(), st.integers(0, s[-1] - 1)))
+    return [draw(arrays(s))], {"targets": targets, "ignore_index": ignore}
+
+
+@st.composite
+def _lstm_cell(draw):
+    n, h = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    return [draw(arrays((n, 4 * h))), draw(arrays((n, h)))], {}
+
+
+# ---------------------------------------------------------------- NumPy references
+def _softmax_ref(x, axis=-1):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _sigmoid_ref(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def _ce_ref(x, targets, ignore_index):
+    logp = np.log(_softmax_ref(x.reshape(-1, x.shape[-1])))
+    t = targets.reshape(-1)
+    valid = np.ones(t.shape, bool) if ignore_index is None else t != ignore_index
+    picked = logp[np.arange(len(t)), t] * valid
+    return -picked.sum() / max(int(valid.sum()), 1)
+
+
+def _dropout_ref(x, p):
+    keep = np.random.default_rng(0).random(x.shape) >= p
+    return x * keep / (1 - p)
+
+
+def _dropout_seeded(x, p):
+    manual_seed(0)   # the same mask on every call, so central differences see one function
+    return ops.dropout(x, p, training=True)
+
+
+def _lstm_ref(a, c):
+    f, g, i, o = np.split(a, 4, axis=-1)
+    c2 = _sigmoid_ref(f) * c + np.tanh(g) * _sigmoid_ref(i)
+    return np.stack([_sigmoid_ref(o) * np.tanh(c2), c2])
+
+
+def _split_ref(x, sections, axis):
+    return np.concatenate(np.split(x, sections, axis=axis), axis=axis)
+
+
+def _unstack_ref(x, axis):
+    return np.stack([np.take(x, i, axis=axis) for i in range(x.shape[axis])], axis=axis)
+
+
+OPS = [
+    OpSpec("add", ops.add, np.add, _binary()),
+    OpSpec("sub", ops.sub, np.subtract, _binary()),
+    OpSpec("mul", ops.mul, np.multiply, _binary()),
+    OpSpec("div", ops.div, np.divide, _binary(lo_b=-2, hi_b=2, away_b=0.5)),
+    OpSpec("neg", ops.neg, np.negative, _unary()),
+    OpSpec("pow", ops.pow, np.power, _binary(lo_a=0.5, hi_a=2.0, lo_b=-2, hi_b=2)),
+    OpSpec("pow_scalar", lambda x, exponent: ops.pow(x, exponent), lambda x, exponent: x ** exponent,
+           _with(shapes(min_dims=0).flatmap(lambda s: st.tuples(arrays(s, 0.5, 2.0))),
+                 st.fixed_dictionaries({"exponent": st.sampled_from([-1.5, 0.5, 2, 3])}))),
+    OpSpec("exp", ops.exp, np.exp, _unary()),
+    OpSpec("log", ops.log, np.log, _unary(0.5, 3.0)),
+    OpSpec("sqrt", ops.sqrt, np.sqrt, _unary(0.5, 3.0)),
+    OpSpec("sigmoid", ops.sigmoid, _sigmoid_ref, _unary()),
+    OpSpec("tanh", ops.tanh, np.tanh, _unary()),
+    OpSpec("relu", ops.relu, lambda x: np.maximum(x, 0), _unary(away=0.1)),
+    OpSpec("matmul", ops.matmul, np.matmul, _matmul()),
+    OpSpec("softmax", ops.softmax, _softmax_ref, _along_axis()),
+    OpSpec("log_softmax", ops.log_softmax, lambda x, axis: np.log(_softmax_ref(x, axis)), _along_axis()),
+    OpSpec("sum", ops.sum, lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims), _reduce()),
+    OpSpec("mean", ops.mean, lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims), _reduce()),
+    OpSpec("max", ops.max, lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims),
+           _reduce(unique=True)),
+    OpSpec("reshape", lambda x, shape: ops.reshape(x, shape), lambda x, shape: x.reshape(shape), _reshape()),
+    OpSpec("transpose", ops.transpose, lambda x, axes: np.transpose(x, axes), _transpose()),
+    OpSpec("broadcast_to", ops.broadcast_to, np.broadcast_to, _broadcast_to()),
+    OpSpec("repeat", ops.repeat, np.repeat, _repeat()),
+    OpSpec("concat", lambda *xs, axis: ops.concat(xs, axis), lambda *xs, axis: np.concatenate(xs, axis),
+           _concat()),
+    OpSpec("stack", lambda *xs, axis: ops.stack(xs, axis), lambda *xs, axis: np.stack(xs, axis), _stack()),
+    OpSpec("split", lambda x, sections, axis: ops.concat(ops.split(x, sections, axis), axis),
+           _split_ref, _split()),
+    OpSpec("unstack", lambda x, axis: ops.stack(ops.unstack(x, axis), axis), _unstack_ref, _along_axis()),
+    OpSpec("where", lambda a, b, cond: ops.where(cond, a, b), lambda a, b, cond: np.where(cond, a, b),
+           _where()),
+    OpSpec("getitem", ops.getitem, lambda x, index: x[index], _getitem()),
+    OpSpec("dropout", _dropout_seeded, _dropout_ref, _dropout()),
+    OpSpec("softmax_cross_entropy", ops.softmax_cross_entropy, _ce_ref, _cross_entropy()),
+    OpSpec("lstm_cell", lambda a, c: ops.stack(fused.lstm_cell(a, c)), _lstm_ref, _lstm_cell()),
+]
+
+BY_NAME = {spec.name: spec for spec in OPS}
