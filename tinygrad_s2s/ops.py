@@ -255,7 +255,7 @@ class Reshape(Function):
 class Transpose(Function):
     def forward(self, x):
         axes = tuple(reversed(range(x.ndim))) if self.axes is None else self.axes
-        if sorted(normalize_axis_tuple(axes, x.ndim)) != list(range(x.ndim)):
+        if sorted(a % x.ndim if -x.ndim <= a < x.ndim else a for a in axes) != list(range(x.ndim)):
             raise ValueError(f"axes {axes} are not a permutation of the {x.ndim} dims")
         self.perm = normalize_axis_tuple(axes, x.ndim)
         return x.transpose(self.perm)

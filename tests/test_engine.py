@@ -1,0 +1,155 @@
+"""Graph semantics, Tensor API, dtypes and module scopes."""
+import numpy as np
+import pytest
+
+import tinygrad_s2s as tg
+
+
+def test_a_chain_of_100000_ops_backprops_without_recursion():
+    x = tg.Tensor(np.array(1.0), requires_grad=True)
+    y = x
+    for _ in range(100_000):
+        y = y * 1.0
+    y.backward()
+    assert x.grad.item() == 1.0
+
+
+def test_shared_input_gradients_accumulate():
+    x = tg.Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True, dtype=np.float64)
+    (x * x + x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * x.numpy() + 1)
+
+
+def test_grad_accumulates_across_backward_calls_until_zero_grad():
+    x = tg.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    (x * 3).sum().backward()
+    (x * 3).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [6.0, 6.0])
+    x.zero_grad()
+    assert x.grad is None
+
+
+def test_retain_graph_allows_a_second_backward():
+    x = tg.Tensor(np.array([2.0]), requires_grad=True)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [8.0])
+
+
+def test_intermediate_tensors_get_no_grad_and_unused_branches_are_fine():
+    x = tg.Tensor(np.ones(3), requires_grad=True)
+    h = x * 2
+    _unused = h * 5
+    (h * h).sum().backward()
+    assert h.grad is None
+    np.testing.assert_allclose(x.grad.numpy(), 8 * np.ones(3))
+
+
+def test_no_grad_builds_no_graph():
+    x = tg.Tensor(np.ones(3), requires_grad=True)
+    with tg.no_grad():
+        y = tg.tanh(x * 2)
+        with tg.enable_grad():
+            z = x * 2
+    assert not y.requires_grad and y.creator is None
+    assert z.requires_grad and z.creator is not None
+    assert tg.is_grad_enabled()
+
+
+def test_default_dtype_float32_and_switches():
+    assert tg.Tensor([1.0, 2.0]).dtype == np.float32
+    assert tg.Tensor([1, 2]).dtype.kind == "i"
+    assert tg.Tensor(np.zeros(2)).dtype == np.float64          # an explicit ndarray keeps its dtype
+    assert tg.nn.Parameter(np.zeros(2)).dtype == np.float32
+    with tg.default_dtype(np.float64):
+        assert tg.Tensor([1.0]).dtype == np.float64
+        assert tg.nn.Linear(2, 3).weight.dtype == np.float64
+    assert tg.get_default_dtype() == np.float32
+    tg.set_default_dtype(np.float64)
+    assert tg.Tensor(0.5).dtype == np.float64
+    with pytest.raises(TypeError, match="floating dtype"):
+        tg.set_default_dtype(np.int32)
+
+
+def test_python_scalars_keep_the_tensor_dtype():
+    x = tg.Tensor(np.ones(2, dtype=np.float32), requires_grad=True)
+    for y in (x * 2.5, 2.5 - x, 1 / x, x ** 2, np.float64(2.0) * x):
+        assert y.dtype == np.float32
+    y = np.ones(2) + x                    # ndarray on the left defers to the Tensor
+    assert isinstance(y, tg.Tensor)
+
+
+def test_tensor_api():
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    t = tg.Tensor(a)
+    assert t.shape == (2, 3) and t.ndim == 2 and t.size == 6 and len(t) == 2
+    assert np.shares_memory(t.numpy(), a)
+    t.data[0, 0] = 7.0                    # .data is the backend array itself
+    assert a[0, 0] == 7.0
+    assert t.T.shape == (3, 2) and t.transpose(1, 0).shape == (3, 2)
+    assert t.reshape(3, 2).shape == (3, 2) and t.reshape((6,)).shape == (6,)
+    assert t[1].tolist() == [3.0, 4.0, 5.0]
+    assert tg.Tensor([3.5]).item() == 3.5
+    assert (t > 3).dtype == bool
+    assert t.sum(axis=0).shape == (3,) and t.mean().item() == pytest.approx(a.mean())
+    assert "requires_grad=True" in repr(tg.Tensor([1.0], requires_grad=True))
+    with pytest.raises(ValueError, match="one-element"):
+        t.item()
+
+
+def test_module_paths_are_recorded_on_every_node():
+    class Weight(tg.nn.Module):
+        def forward(self, hs, h):
+            return tg.softmax(tg.sum(hs * tg.repeat(h, hs.shape[1], axis=1), axis=2), axis=1)
+
+    class Attention(tg.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = Weight()
+
+        def forward(self, hs, h):
+            return self.weight(hs, h)
+
+    class Decoder(tg.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attention = Attention()
+
+        def forward(self, hs, h):
+            return self.attention(hs, h) * 2.0
+
+    class Model(tg.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.decoder = Decoder()
+
+        def forward(self, hs, h):
+            return self.decoder(hs, h)
+
+    hs = tg.Tensor(np.ones((2, 4, 3)), requires_grad=True)
+    h = tg.Tensor(np.ones((2, 1, 3)), requires_grad=True)
+    out = Model()(hs, h)
+    assert out.creator.module == "decoder"
+    seen, stack = {}, [out.creator]
+    while stack:
+        fn = stack.pop()
+        seen[fn.op] = fn.module
+        stack += [t.creator for t in fn.inputs if t.creator is not None]
+    assert seen["softmax"] == seen["repeat"] == "decoder.attention.weight"
+    assert tg.current_module_path() == ""
+
+
+def test_multi_output_op_with_an_unused_output():
+    x = tg.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    a, b, c = tg.unstack(x, axis=1)
+    (a * 2 + c).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [[2, 0, 1], [2, 0, 1]])
+
+
+def test_detach_and_to_dtype():
+    x = tg.Tensor(np.ones(2), requires_grad=True)
+    d = (x * 2).detach()
+    assert not d.requires_grad and d.creator is None
+    y = x.to(np.float32)
+    assert y.dtype == np.float32 and y.requires_grad and y.is_leaf

@@ -1,0 +1,192 @@
+"""Bad input gets a clear error naming the op, the shapes, the module path and the user's file:line."""
+import inspect
+import os
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, strategies as st
+
+import tinygrad_s2s as tg
+from tinygrad_s2s.backend import DeviceError
+from tinygrad_s2s.testing.fake_device import fake_device
+from tinygrad_s2s.testing.op_table import OPS
+
+HERE = os.path.basename(__file__)
+
+
+def _line(ahead):
+    """file:line `ahead` lines below the caller, to check errors point at the user's code."""
+    return f"{HERE}:{inspect.currentframe().f_back.f_lineno + ahead}"
+
+
+class Outer(tg.nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.inner = Inner(fn)
+
+    def forward(self, *xs):
+        return self.inner(*xs)
+
+
+class Inner(tg.nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *xs):
+        return self.fn(*xs)
+
+
+def _raises_in_module(fn, *xs, exc=ValueError):
+    model = Outer(fn)
+    with pytest.raises(exc) as info:
+        model(*xs)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("fn, shapes, words", [
+    (tg.matmul, [(2, 3), (4, 5)], ["matmul", "not aligned", "(2, 3)", "(4, 5)"]),
+    (tg.add, [(2, 3), (4,)], ["add", "broadcast", "(2, 3)", "(4,)"]),
+    (lambda a, b: tg.concat([a, b], axis=0), [(2, 3), (2, 4)], ["concat", "input 1", "(2, 4)"]),
+    (lambda a, b: tg.stack([a, b]), [(2, 3), (3, 2)], ["stack", "equal shapes"]),
+    (lambda a: tg.reshape(a, (4, 2)), [(2, 3)], ["reshape", "cannot reshape (2, 3)", "(4, 2)"]),
+    (lambda a: tg.sum(a, axis=2), [(2, 3)], ["sum", "axis 2", "(2, 3)"]),
+    (lambda a: tg.softmax(a, axis=-3), [(2, 3)], ["softmax", "axis -3"]),
+    (lambda a: tg.transpose(a, (0, 0)), [(2, 3)], ["transpose", "permutation"]),
+    (lambda a: tg.split(a, 2, axis=1), [(2, 3)], ["split", "does not split into 2"]),
+    (lambda a: tg.lstm_cell(a, a), [(2, 8)], ["lstm_cell", "4*H"]),
+])
+def test_shape_errors_name_op_shapes_module_and_line(fn, shapes, words):
+    xs = [tg.Tensor(np.ones(s)) for s in shapes]
+    model = Outer(fn)
+    with pytest.raises(ValueError) as info:
+        model(*xs)
+    msg = str(info.value)
+    for w in words + ["in module 'inner'", f"{HERE}:"]:
+        assert w in msg, f"{w!r} missing from: {msg}"
+    assert info.value.__cause__ is None and info.value.__suppress_context__  # no NumPy traceback chained
+
+
+def test_error_points_at_the_users_line():
+    a, b = tg.Tensor(np.ones((2, 3))), tg.Tensor(np.ones((2, 3)))
+    where = _line(2)
+    with pytest.raises(ValueError, match=where):
+        a @ b
+
+
+def test_embedding_out_of_range_names_id_vocab_and_module():
+    class M(tg.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = tg.nn.Embedding(10, 4)
+
+        def forward(self, ids):
+            return self.embed(ids)
+    with pytest.raises(ValueError) as info:
+        M()(np.array([[1, 57]]))
+    msg = str(info.value)
+    assert "index 57 is out of range for axis 0 of size 10" in msg and "in module 'embed'" in msg
+
+
+def test_embedding_rejects_float_ids():
+    with pytest.raises(TypeError, match="ids must be integers"):
+        tg.nn.Embedding(10, 4)(np.array([[1.0, 2.0]]))
+
+
+def test_integer_tensors_never_require_grad():
+    with pytest.raises(TypeError, match="only floating point tensors"):
+        tg.Tensor(np.array([1, 2]), requires_grad=True)
+    ids = tg.Tensor(np.array([1, 2]))
+    assert not (ids * 2).requires_grad
+
+
+def test_backward_on_non_scalar_needs_a_grad():
+    x = tg.Tensor(np.ones((2, 3)), requires_grad=True)
+    with pytest.raises(ValueError, match=r"backward: grad can be implied only for a scalar.*\(2, 3\)"):
+        (x * 2).backward()
+    with pytest.raises(ValueError, match="does not match the tensor's shape"):
+        (x * 2).backward(np.ones(3))
+
+
+def test_backward_without_grad_and_second_backward():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        tg.Tensor(np.ones(2)).sum().backward()
+    x = tg.Tensor(np.ones(2), requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="already freed.*retain_graph=True"):
+        y.backward()
+
+
+def test_mixing_devices_is_a_type_error_naming_both():
+    with fake_device() as dev:
+        a = tg.Tensor(np.ones(3)).to(dev)
+        with pytest.raises(TypeError, match=r"mul: inputs live on different devices \(fakegpu and cpu\)"):
+            _ = a * tg.Tensor(np.ones(3))
+
+
+def test_missing_cuda_is_a_clear_error():
+    try:
+        import cupy  # noqa: F401
+        if cupy.is_available():
+            pytest.skip("a CUDA device is present")
+    except Exception:
+        pass
+    with pytest.raises(DeviceError, match="no CUDA device was found"):
+        tg.Tensor(np.ones(2)).to("cuda")
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        tg.Tensor(np.ones(2)).to("tpu")
+
+
+@pytest.mark.parametrize("targets, exc, words", [
+    (np.array([[0, 1]]), ValueError, "do not match logits"),
+    (np.array([0.0, 1.0, 2.0]), TypeError, "targets must be integer ids"),
+    (np.array([0, 1, 9]), ValueError, "target id 9 is out of range for 4 classes"),
+])
+def test_cross_entropy_target_errors(targets, exc, words):
+    with pytest.raises(exc, match=words):
+        tg.softmax_cross_entropy(tg.Tensor(np.zeros((3, 4)), requires_grad=True), targets)
+
+
+def test_lstm_input_shape_error():
+    with pytest.raises(ValueError, match=r"lstm: expected input \(N, T, 3\), got \(2, 5, 4\)"):
+        tg.nn.LSTM(3, 4)(tg.Tensor(np.zeros((2, 5, 4))))
+
+
+def test_dropout_probability_and_repeat_type():
+    with pytest.raises(ValueError, match="p must be in"):
+        tg.dropout(tg.Tensor(np.ones(2)), 1.5)
+    with pytest.raises(TypeError, match="repeats must be a non-negative int"):
+        tg.repeat(tg.Tensor(np.ones(2)), 1.5, axis=0)
+
+
+_FIRST_NODE = {"pow_scalar": "pow", "mean": "sum"}
+
+
+@pytest.mark.parametrize("spec", OPS, ids=[s.name for s in OPS])
+@given(data=st.data())
+def test_detect_anomaly_names_the_first_op_making_nan(spec, data):
+    arrays, kw = data.draw(spec.inputs)
+    assume(np.size(spec.ref(*arrays, **kw)) > 0)     # an empty result holds no NaN to report
+    xs = [tg.Tensor(np.full(a.shape, np.nan), requires_grad=True) for a in arrays]
+    model = Outer(lambda *ts: spec.fn(*ts, **kw))
+    with tg.detect_anomaly(), pytest.raises(FloatingPointError) as info:
+        model(*xs)
+    msg = str(info.value)
+    assert msg.startswith(_FIRST_NODE.get(spec.name, spec.name) + ": forward produced NaN"), msg
+    assert "in module 'inner'" in msg
+
+
+def test_detect_anomaly_in_backward():
+    x = tg.Tensor(np.array([0.0, 1.0]), requires_grad=True)
+    y = tg.sqrt(x).sum()          # finite forward, infinite gradient at 0
+    with tg.detect_anomaly(), pytest.raises(FloatingPointError, match="sqrt: backward produced NaN or Inf"):
+        y.backward()
+
+
+def test_module_without_super_init():
+    class Bad(tg.nn.Module):
+        def __init__(self):
+            self.w = tg.nn.Parameter(np.ones(2))
+    with pytest.raises(RuntimeError, match=r"call super\(\).__init__\(\)"):
+        Bad()
