@@ -6,7 +6,7 @@ from .tensor import (Function, Tensor, current_module_path, default_dtype, detec
 from .ops import (add, broadcast_to, concat, div, dropout, exp, getitem, log, log_softmax, matmul,
                   max, mean, mul, neg, pow, relu, repeat, reshape, sigmoid, softmax,
                   softmax_cross_entropy, split, sqrt, stack, sub, sum, tanh, transpose, unstack, where)
-from .fused import lstm_cell
+from .fused import lstm_cell, lstm_sequence
 from . import nn, optim
 from .serialization import load, save
 from .registry import available_models, create_model, register_model

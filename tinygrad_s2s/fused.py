@@ -36,6 +36,82 @@ class LSTMCell(Function):
         return da, ds * f
 
 
+class LSTMSequence(Function):
+    """A whole LSTM recurrence over time in one node: per-step Python/graph overhead disappears and
+    the recurrent weight's gradient becomes one GEMM over all steps.
+
+    Inputs: xw (N, T, 4H) (the input projection x@Wx + b of every step), h0, c0 (N, H), Wh (H, 4H).
+    Outputs: hs (N, T, H), h_T, c_T.
+    """
+    name = "lstm_sequence"
+
+    def forward(self, xw, h0, c0, Wh):
+        N, T, H4 = xw.shape
+        H = H4 // 4
+        if H4 % 4 or h0.shape != (N, H) or c0.shape != (N, H) or Wh.shape != (H, H4):
+            raise ValueError(f"xw {xw.shape} needs h0, c0 of shape {(N, H)} and Wh of shape {(H, H4)}")
+        xp = backend.get_array_module(xw)
+        dt = xw.dtype
+        hs = xp.empty((T, N, H), dt)        # time-major: each step reads and writes contiguous blocks
+        cs = xp.empty((T, N, H), dt)
+        gates = xp.empty((T, N, H4), dt)    # f, g, i, o after their nonlinearities
+        h, c = h0, c0
+        for t in range(T):
+            a = xw[:, t] + h @ Wh
+            gt = gates[t]
+            xp.tanh(a * 0.5, out=gt)
+            gt *= 0.5
+            gt += 0.5
+            xp.tanh(a[:, H:2 * H], out=gt[:, H:2 * H])
+            c = cs[t]
+            xp.multiply(gt[:, :H], c0 if t == 0 else cs[t - 1], out=c)
+            c += gt[:, H:2 * H] * gt[:, 2 * H:3 * H]
+            h = hs[t]
+            xp.multiply(gt[:, 3 * H:], xp.tanh(c), out=h)
+        self.saved = (h0, c0, Wh, hs, cs, gates)
+        return hs.transpose(1, 0, 2), hs[-1].copy(), cs[-1].copy()
+
+    def backward(self, ghs, gh_last, gc_last):
+        h0, c0, Wh, hs, cs, gates = self.saved
+        xp = backend.get_array_module(ghs)
+        T, N, H = hs.shape
+        da_all = xp.empty((T, N, 4 * H), ghs.dtype)
+        dh, dc = gh_last, gc_last
+        for t in range(T - 1, -1, -1):
+            g = gates[t]
+            f, gg, i, o = g[:, :H], g[:, H:2 * H], g[:, 2 * H:3 * H], g[:, 3 * H:]
+            c_prev = c0 if t == 0 else cs[t - 1]
+            tc = xp.tanh(cs[t])
+            dh = dh + ghs[:, t]
+            ds = dc + dh * o * (1 - tc * tc)
+            da = da_all[t]
+            xp.multiply(ds * c_prev, f * (1 - f), out=da[:, :H])
+            xp.multiply(ds * i, 1 - gg * gg, out=da[:, H:2 * H])
+            xp.multiply(ds * gg, i * (1 - i), out=da[:, 2 * H:3 * H])
+            xp.multiply(dh * tc, o * (1 - o), out=da[:, 3 * H:])
+            dc = ds * f
+            dh = da @ Wh.T
+        gWh = None
+        if self.needs_grad[3]:
+            h_prev = xp.concatenate((h0[None], hs[:-1]), axis=0).reshape(T * N, H)
+            gWh = h_prev.T @ da_all.reshape(T * N, 4 * H)
+        return da_all.transpose(1, 0, 2), dh, dc, gWh
+
+
+def lstm_sequence(xw, h0, c0, Wh):
+    """Fused LSTM over all time steps: returns (hs, h_T, c_T)."""
+    return LSTMSequence.apply(*(as_tensor(t) for t in (xw, h0, c0, Wh)))
+
+
+def lstm_sequence_reference(xw, h0, c0, Wh):
+    """The same recurrence step by step from primitives (unstack, matmul, split, sigmoid, tanh...)."""
+    h, c, hs = h0, c0, []
+    for xw_t in ops.unstack(xw, axis=1):
+        h, c = lstm_cell_reference(xw_t + ops.matmul(h, Wh), c)
+        hs.append(h)
+    return ops.stack(hs, axis=1), h, c
+
+
 def lstm_cell(a, c_prev):
     """Fused LSTM step: returns (h, c)."""
     return LSTMCell.apply(as_tensor(a), as_tensor(c_prev))

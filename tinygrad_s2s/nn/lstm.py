@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend, ops
-from ..fused import lstm_cell, lstm_cell_reference
+from ..fused import lstm_sequence, lstm_sequence_reference
 from ..tensor import Tensor, describe
 from .layers import _randn
 from .module import Module, Parameter
@@ -51,16 +51,13 @@ class LSTM(Module):
             if s.shape != (N, H):
                 raise ValueError(describe("lstm", f"state {name} has shape {s.shape}, expected {(N, H)}",
                                           [xs.shape, s.shape]))
-        cell = lstm_cell if self.fused else lstm_cell_reference
         xw = ops.matmul(xs, self.Wx) + self.b           # all time steps' input projection: one GEMM
-        hs = []
-        for xw_t in ops.unstack(xw, axis=1):
-            h, c = cell(xw_t + ops.matmul(h, self.Wh), c)
-            hs.append(h)
+        recurrence = lstm_sequence if self.fused else lstm_sequence_reference
+        hs, h, c = recurrence(xw, h, c, self.Wh)
         self.h, self.c = h, c
         if self.stateful:
             self._h0, self._c0 = h.detach(), c.detach()
-        return ops.stack(hs, axis=1)
+        return hs
 
     def _zeros(self, n):
         xp = backend.get_array_module(self.Wh.data)

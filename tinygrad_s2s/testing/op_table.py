@@ -166,6 +166,13 @@ def _lstm_cell(draw):
     return [draw(arrays((n, 4 * h))), draw(arrays((n, h)))], {}
 
 
+@st.composite
+def _lstm_sequence(draw):
+    n, t, h = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    return [draw(arrays((n, t, 4 * h))), draw(arrays((n, h))), draw(arrays((n, h))),
+            draw(arrays((h, 4 * h), -1, 1))], {}
+
+
 # ---------------------------------------------------------------- NumPy references
 def _softmax_ref(x, axis=-1):
     e = np.exp(x - x.max(axis=axis, keepdims=True))
@@ -198,6 +205,19 @@ def _lstm_ref(a, c):
     f, g, i, o = np.split(a, 4, axis=-1)
     c2 = _sigmoid_ref(f) * c + np.tanh(g) * _sigmoid_ref(i)
     return np.stack([_sigmoid_ref(o) * np.tanh(c2), c2])
+
+
+def _lstm_sequence_ref(xw, h, c, Wh):
+    hs = []
+    for t in range(xw.shape[1]):
+        h, c = _lstm_ref(xw[:, t] + h @ Wh, c)
+        hs.append(h)
+    return np.concatenate([np.stack(hs, axis=1), h[:, None], c[:, None]], axis=1)
+
+
+def _lstm_sequence_joined(xw, h, c, Wh):
+    hs, h, c = fused.lstm_sequence(xw, h, c, Wh)
+    return ops.concat([hs, ops.reshape(h, (h.shape[0], 1, -1)), ops.reshape(c, (c.shape[0], 1, -1))], 1)
 
 
 def _split_ref(x, sections, axis):
@@ -247,6 +267,7 @@ OPS = [
     OpSpec("dropout", _dropout_seeded, _dropout_ref, _dropout()),
     OpSpec("softmax_cross_entropy", ops.softmax_cross_entropy, _ce_ref, _cross_entropy()),
     OpSpec("lstm_cell", lambda a, c: ops.stack(fused.lstm_cell(a, c)), _lstm_ref, _lstm_cell()),
+    OpSpec("lstm_sequence", _lstm_sequence_joined, _lstm_sequence_ref, _lstm_sequence()),
 ]
 
 BY_NAME = {spec.name: spec for spec in OPS}
