@@ -12,7 +12,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .serialization import atomic_write
+from .serialization import write_bytes
 
 GENERATION_SEED = 1984
 """Seed the built-in files are generated with (the book's `load_data` seed, for symmetry)."""
@@ -128,5 +128,5 @@ def write_task(name: str, path, n: int = EXAMPLES, seed: int = GENERATION_SEED) 
         raise ValueError(f"unknown built-in task '{name}'; built-in tasks: {', '.join(BUILTIN_TASKS)}")
     task = BUILTIN_TASKS[name]
     text = format_lines(task.generate(n, seed), task.question_width, task.answer_width)
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    write_bytes(path, text.encode("utf-8"))
     return Path(path)

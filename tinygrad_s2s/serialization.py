@@ -36,11 +36,19 @@ def atomic_write(path, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)     # mkstemp's private 0600 is not what a saved file should have
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_bytes(path, data: bytes) -> None:
+    """Write a whole file atomically (configs, metrics, pictures, generated datasets)."""
+    atomic_write(path, lambda f: f.write(data))
 
 
 def save(obj, path, meta: dict | None = None) -> None:

@@ -51,8 +51,12 @@ class Module:
                 value.name = name
         elif isinstance(value, Module):
             self._modules[name] = value
-            value.__dict__["_name"] = name
+            value._set_scope_name(name)
         object.__setattr__(self, name, value)
+
+    def _set_scope_name(self, name: str) -> None:
+        """The name this module pushes on the module path when called."""
+        self.__dict__["_name"] = name
 
     def register_buffer(self, name: str, array) -> None:
         """A constant array (e.g. positional encodings) that moves with `to()` but is not trained."""
@@ -163,8 +167,17 @@ class ModuleList(Module):
             self.append(m)
 
     def append(self, module: Module) -> "ModuleList":
-        setattr(self, str(len(self._modules)), module)
+        index = str(len(self._modules))
+        setattr(self, index, module)
+        module._set_scope_name(f"{self._name}.{index}" if self._name else index)
         return self
+
+    def _set_scope_name(self, name: str) -> None:
+        # the items are called directly (`for layer in self.layers: layer(x)`), never through the
+        # list, so each carries the list's name in its own: its nodes record 'layers.0', not '0'
+        self.__dict__["_name"] = name
+        for index, m in self._modules.items():
+            m._set_scope_name(f"{name}.{index}" if name else index)
 
     def __getitem__(self, i):
         return list(self._modules.values())[i]

@@ -1,0 +1,259 @@
+"""Datasets: generation (determinism, the book's line format, correctness of every answer), the
+loader's errors (file and line), the vocabulary, the split, reversal, padding and batches."""
+import datetime as dt
+import re
+
+import numpy as np
+import pytest
+
+from tinygrad_s2s import data, datagen
+from tinygrad_s2s.data import DatasetError, Vocab, load_dataset, read_examples
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    """An empty data root for the test."""
+    monkeypatch.setenv("TINYGRAD_S2S_DATA", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+@pytest.fixture(scope="module")
+def builtin_files(tmp_path_factory):
+    """Both built-in files generated once with the defaults (50,000 lines each)."""
+    d = tmp_path_factory.mktemp("builtin")
+    return {name: datagen.write_task(name, d / f"{name}.txt") for name in datagen.BUILTIN_TASKS}
+
+
+def write(path, text, encoding="utf-8"):
+    path.write_bytes(text.encode(encoding) if isinstance(text, str) else text)
+    return path
+
+
+# ---------------------------------------------------------------- data root
+def test_data_root_follows_env_then_cwd(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYGRAD_S2S_DATA", str(tmp_path / "elsewhere"))
+    assert data.data_root() == tmp_path / "elsewhere"
+    assert data.DATA_ROOT == tmp_path / "elsewhere"
+    monkeypatch.delenv("TINYGRAD_S2S_DATA")
+    monkeypatch.chdir(tmp_path)
+    assert data.DATA_ROOT == tmp_path / "datasets"
+
+
+# ---------------------------------------------------------------- generation
+@pytest.mark.parametrize("name", ["addition", "date"])
+def test_generation_is_deterministic_per_seed(tmp_path, name):
+    a = datagen.write_task(name, tmp_path / "a.txt", n=3000, seed=7).read_bytes()
+    b = datagen.write_task(name, tmp_path / "b.txt", n=3000, seed=7).read_bytes()
+    c = datagen.write_task(name, tmp_path / "c.txt", n=3000, seed=8).read_bytes()
+    assert a == b
+    assert a != c
+
+
+def test_first_use_generates_the_default_files_deterministically(root, builtin_files):
+    for name, reference in builtin_files.items():
+        ds = load_dataset(name)
+        assert ds.path == root / f"{name}.txt"
+        assert ds.path.read_bytes() == reference.read_bytes()   # same seed, same bytes, any directory
+        assert ds.size == 50_000
+        assert len(ds.x_train) == 45_000 and len(ds.x_test) == 5_000
+
+
+def test_addition_file_format_and_answers(builtin_files):
+    lines = builtin_files["addition"].read_text().split("\n")
+    assert lines[-1] == "" and len(lines) == 50_001
+    lines = lines[:-1]
+    pattern = re.compile(r"^(\d{1,3})\+(\d{1,3}) *_(\d{1,4}) *$")
+    questions = set()
+    for line in lines:
+        assert len(line) == 12 and line[7] == "_"        # question width 7, answer width 5 with '_'
+        m = pattern.match(line)
+        assert m, line
+        a, b, s = map(int, m.groups())
+        assert a + b == s and 0 <= a <= 999 and 0 <= b <= 999
+        assert line[:7] == f"{a}+{b}".ljust(7) and line[7:] == f"_{s}".ljust(5)
+        questions.add(line[:7])
+    assert len(questions) == 50_000                      # distinct questions
+
+
+_PARSE = ["%B %d, %Y", "%b %d, %Y", "%A, %B %d, %Y", "%a, %b %d, %Y", "%B %d %Y", "%d %B %Y", "%d %b %Y",
+          "%d %B, %Y", "%A %d %B %Y", "%m/%d/%y", "%m/%d/%Y", "%d.%m.%y", "%d.%m.%Y"]
+_DAYS = [d.lower() for d in ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]]
+
+
+def _parse_date(q):
+    for fmt in _PARSE:
+        try:
+            return dt.datetime.strptime(q, fmt).date()
+        except ValueError:
+            pass
+    raise AssertionError(f"no known format reads {q!r}")
+
+
+def test_date_file_format_and_answers(builtin_files):
+    questions, answers = read_examples(builtin_files["date"])
+    assert len(questions) == 50_000 and len(set(questions)) == 50_000
+    assert {len(q) for q in questions} == {29} and {len(a) for a in answers} == {11}
+    assert max(len(q.rstrip()) for q in questions) == 29   # the widest form fills the width
+    styles = set()
+    for q, a in zip(questions[:3000], answers[:3000]):
+        day = _parse_date(q.rstrip())
+        assert a == "_" + day.isoformat()
+        assert dt.date(1970, 1, 1) <= day <= dt.date(2020, 12, 31)
+        words = re.findall(r"[A-Za-z]+", q)
+        for w in words:
+            if w.lower() in _DAYS or w.lower() in [d[:3] for d in _DAYS]:
+                assert _DAYS[day.weekday()].startswith(w.lower()), q   # the weekday fits the date
+        styles.update("upper" if w.isupper() else "lower" if w.islower() else "title" for w in words)
+        styles.add("numeric" if not words else "words")
+    assert styles == {"upper", "lower", "title", "numeric", "words"}
+
+
+def test_book_examples_are_among_the_generated_forms():
+    day = dt.date(1994, 9, 27)
+    forms = {datagen.format_date(day, f, c) for f in datagen.DATE_FORMATS for c in (str.lower, str, str.upper)}
+    for q in ["september 27, 1994", "Sep 27, 1994", "SEPTEMBER 27, 1994", "Tuesday, September 27, 1994",
+              "TUESDAY, SEPTEMBER 27, 1994", "9/27/94"]:
+        assert q in forms
+
+
+# ---------------------------------------------------------------- loader errors
+@pytest.mark.parametrize("text, line, words", [
+    ("1+1  _2  \n1+2  _3  \n1+3   3  \n", 3, "no '_'"),
+    ("1+1  _2  \n12+3 _15 \n1+3 _4  \n", 3, "ragged width"),
+    ("1+1  _2  \n12+3 _15 \n1+3  _4   \n", 3, "ragged width"),
+    ("1+1  _2  \n\n1+3  _4  \n", 2, "empty line"),
+    ("1+1  _2  \n_3  \n", 2, "empty question"),
+    ("1+1  _2  \n1+3  _\n", 2, "empty answer"),
+    ("", 1, "empty"),
+    ("\n", 1, "empty line"),
+])
+def test_malformed_lines_name_file_and_line(tmp_path, text, line, words):
+    path = write(tmp_path / "bad.txt", text)
+    with pytest.raises(DatasetError) as err:
+        load_dataset(path)
+    assert f"{path}:{line}:" in str(err.value) and words in str(err.value)
+    assert err.value.line == line
+
+
+def test_non_utf8_names_file_and_line(tmp_path):
+    path = write(tmp_path / "latin1.txt", "1+1  _2  \n1+2  _3  \ncafé _4  \n".encode("latin-1"))
+    with pytest.raises(DatasetError, match=rf"{re.escape(str(path))}:3: not valid UTF-8"):
+        load_dataset(path)
+
+
+def test_missing_dataset_is_a_clear_error(root):
+    with pytest.raises(DatasetError, match="no such dataset: not a built-in task"):
+        load_dataset("no-such-task")
+    with pytest.raises(DatasetError, match="at least 2"):
+        load_dataset(write(root.parent / "one.txt", "1+1  _2  \n"))
+
+
+# ---------------------------------------------------------------- custom files
+BOOK_LINES = "16+75  _91  \n52+607 _659 \n75+22  _97  \n63+22  _85  \n795+3  _798 \n706+796_1502\n" \
+             "8+4    _12  \n84+317 _401 \n9+3    _12  \n6+2    _8   \n18+8   _26  \n85+52  _137 \n"
+
+
+def test_book_format_file_loads_by_path_and_by_name(root, tmp_path):
+    root.mkdir(parents=True)
+    path = write(root / "mine.txt", BOOK_LINES)
+    by_name, by_path = load_dataset("mine"), load_dataset(path)
+    assert by_name.name == by_path.name == "mine"
+    assert by_name.question_width == 7 and by_name.answer_width == 5
+    assert np.array_equal(by_name.x_train, by_path.x_train)
+    assert len(by_name.x_train) == 11 and len(by_name.x_test) == 1      # n - n // 10 ... at least one
+    questions = sorted(q.strip() for q in by_name.question_text(np.concatenate([by_name.x_train,
+                                                                                 by_name.x_test])))
+    assert questions == sorted(line[:7].strip() for line in BOOK_LINES.splitlines())
+
+
+def test_crlf_line_endings_are_accepted(tmp_path):
+    ds = load_dataset(write(tmp_path / "crlf.txt", BOOK_LINES.replace("\n", "\r\n")))
+    assert ds.answer_width == 5 and "\r" not in ds.vocab
+
+
+# ---------------------------------------------------------------- vocabulary
+def test_vocab_ids_are_sorted_characters_and_stable(tmp_path):
+    ds = load_dataset(write(tmp_path / "b.txt", BOOK_LINES))
+    assert ds.vocab.chars == sorted(set(BOOK_LINES) - {"\n"})
+    assert ds.vocab.char_to_id[" "] == 0 and ds.start_id == ds.vocab.char_to_id["_"]
+    again = load_dataset(write(tmp_path / "c.txt", "".join(reversed(BOOK_LINES.splitlines(True)))))
+    assert again.vocab == ds.vocab            # line order does not move ids
+
+
+def test_vocab_encode_decode_roundtrip_and_unknown_characters():
+    v = Vocab("0123456789+ _")
+    ids = v.encode("16+75  ")
+    assert ids.dtype.kind == "i" and ids.shape == (7,)
+    assert v.decode(ids) == "16+75  "
+    batch = v.encode(["1+2", "3+4"])
+    assert batch.shape == (2, 3) and v.decode_batch(batch) == ["1+2", "3+4"]
+    assert len(v) == 13 and v.id_to_char[v.char_to_id["+"]] == "+"
+    with pytest.raises(ValueError, match=r"character 'x' in '1x2' is not in the vocabulary"):
+        v.encode(["123", "1x2"])
+    with pytest.raises(ValueError, match="different lengths"):
+        v.encode(["1", "12"])
+
+
+def test_foreign_vocabulary_rejects_a_file_with_new_characters(tmp_path):
+    path = write(tmp_path / "b.txt", BOOK_LINES)
+    with pytest.raises(DatasetError, match=r"vocabulary: character '9'"):
+        load_dataset(path, vocab=Vocab("012345678+_ "))
+
+
+# ---------------------------------------------------------------- split, reversal, padding, batches
+def test_split_is_the_books_seeded_shuffle(root):
+    ds = load_dataset("addition")
+    questions, answers = read_examples(ds.path)
+    full = ds.vocab.encode(questions)
+    idx = np.arange(len(full))
+    np.random.RandomState(1984).shuffle(idx)        # the book's load_data: np.random.seed + shuffle
+    assert np.array_equal(ds.x_train, full[idx[:45_000]]) and np.array_equal(ds.x_test, full[idx[45_000:]])
+    assert np.array_equal(ds.t_test, ds.vocab.encode(answers)[idx[45_000:]])
+    assert (ds.t_train[:, 0] == ds.start_id).all()  # answers keep their '_' start marker
+    other = load_dataset("addition", seed=1)
+    assert not np.array_equal(other.x_test, ds.x_test)
+    train, test = data.split_indices(50_000)
+    assert len(np.intersect1d(train, test)) == 0 and len(np.union1d(train, test)) == 50_000
+
+
+def test_reverse_flips_each_padded_question_only(root):
+    plain, rev = load_dataset("addition"), load_dataset("addition", reverse=True)
+    assert np.array_equal(rev.x_train, plain.x_train[:, ::-1]) and rev.x_train.flags.c_contiguous
+    assert np.array_equal(rev.t_train, plain.t_train)
+    assert rev.question_text(rev.x_test[:5]) == plain.question_text(plain.x_test[:5])
+    assert rev.vocab.decode(rev.x_test[0]) == plain.vocab.decode(plain.x_test[0])[::-1]
+
+
+def test_encode_questions_pads_reverses_and_checks():
+    v = Vocab("0123456789+ _")
+    x = data.encode_questions(["16+75", "1+2"], v, 7)
+    assert v.decode_batch(x) == ["16+75  ", "1+2    "]
+    assert v.decode_batch(data.encode_questions(["16+75"], v, 7, reverse=True)) == ["  57+61"]
+    with pytest.raises(ValueError, match=re.escape("'16+755555' is 9 characters")):
+        data.encode_questions(["16+755555"], v, 7)
+    with pytest.raises(ValueError, match=re.escape("character '-' in '16-75' is not")):
+        data.encode_questions(["16-75"], v, 7)
+    with pytest.raises(ValueError, match="no space to pad"):
+        data.encode_questions(["1"], Vocab("12_"), 3)
+
+
+def test_batches_cover_every_example_once():
+    batches = data.batch_indices(300, 128, np.random.default_rng(0))
+    assert [len(b) for b in batches] == [128, 128, 44]
+    assert sorted(np.concatenate(batches).tolist()) == list(range(300))
+    again = data.batch_indices(300, 128, np.random.default_rng(0))
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+    with pytest.raises(ValueError, match="batch_size"):
+        data.batch_indices(10, 0, np.random.default_rng(0))
+
+
+def test_limit_keeps_the_first_examples(root):
+    ds = load_dataset("addition")
+    small = ds.limit(100, 20)
+    assert np.array_equal(small.x_train, ds.x_train[:100]) and len(small.t_test) == 20
+    assert (small.train_limit, small.test_limit) == (100, 20)
+
+
+def test_byte_order_mark_is_ignored(tmp_path):
+    ds = load_dataset(write(tmp_path / "bom.txt", "\ufeff" + BOOK_LINES))
+    assert "\ufeff" not in ds.vocab and ds.question_width == 7

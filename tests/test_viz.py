@@ -1,0 +1,457 @@
+"""Graph visualisation: networkx export, DOT building (clusters, collapse, depth, determinism),
+rendering with and without a layout program, the attention heatmap and the CLI commands."""
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+import tinygrad_s2s as tg
+from tinygrad_s2s import nn
+from tinygrad_s2s.viz import (GraphFreedError, GraphvizNotFoundError, attention_heatmap,
+                              find_layout_program, render, to_dot, to_networkx)
+from tinygrad_s2s.viz.model_graphs import attention_step, find_attention
+
+render_module = importlib.import_module("tinygrad_s2s.viz.render")   # the package's `render` is the function
+HAVE_DOT = find_layout_program() is not None
+needs_dot = pytest.mark.skipif(not HAVE_DOT, reason="no Graphviz `dot` or graphviz-pure installed "
+                                                    "(CI installs the Debian package `graphviz`)")
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def registered(name: str) -> bool:
+    with warnings.catch_warnings():          # a zoo module still being written warns on discovery
+        warnings.simplefilter("ignore")
+        return name in tg.available_models()
+
+
+# ---------------------------------------------------------------- small graphs built from primitives
+class Scale(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(np.full((3,), 2.0))
+
+    def forward(self, x):
+        return x * self.w
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.scale = Scale()
+
+    def forward(self, x):
+        return tg.sum(self.scale(x) + x)
+
+
+class AttentionWeight(nn.Module):
+    """The book's AttentionWeight (Fig. 8-16, left): dot products of h with every hs row, softmax."""
+
+    def forward(self, hs, h):
+        N, T, H = hs.shape
+        hr = tg.repeat(tg.reshape(h, (N, 1, H)), T, axis=1)
+        return tg.softmax(tg.sum(hs * hr, axis=2), axis=-1)
+
+
+class WeightSum(nn.Module):
+    """The book's WeightSum (Fig. 8-16, right): the a-weighted sum of the hs rows."""
+
+    def forward(self, hs, a):
+        N, T, H = hs.shape
+        ar = tg.repeat(tg.reshape(a, (N, T, 1)), H, axis=2)
+        return tg.sum(hs * ar, axis=1)
+
+
+class Attention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = AttentionWeight()
+        self.weight_sum = WeightSum()
+
+    def forward(self, hs, h):
+        return self.weight_sum(hs, self.weight(hs, h))
+
+
+class Decoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attention = Attention()
+
+
+def book_attention_step():
+    """(ModelGraph, module path) of one attention step of the book's Attention, as `graph` draws it."""
+    path, attention = find_attention(Decoder())
+    return attention_step(attention, seq_len=5, hidden_size=4), path
+
+
+def mlp_loss(layers: int = 3):
+    """A small stack of modules with parameters: loss of an MLP, modules 'layers.0.fc' ..."""
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return tg.tanh(self.fc(x))
+
+    class MLP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.ModuleList([Block() for _ in range(layers)])
+            self.head = nn.Linear(4, 2)
+
+        def forward(self, x):
+            for block in self.layers:
+                x = block(x)
+            return tg.mean(self.head(x) ** 2)
+
+    model = MLP()
+    return model(tg.Tensor(np.arange(8.0).reshape(2, 4) / 8)), model
+
+
+def svg_nodes(svg_text: str):
+    """(node titles, cluster titles) of a Graphviz SVG."""
+    root = ET.fromstring(svg_text)
+    nodes, clusters = [], []
+    for g in root.iter(f"{SVG}g"):
+        title = g.find(f"{SVG}title")
+        if g.get("class") == "node":
+            nodes.append(title.text)
+        elif g.get("class") == "cluster":
+            clusters.append(title.text)
+    return nodes, clusters
+
+
+# ---------------------------------------------------------------- networkx export
+def test_networkx_graph_of_a_small_expression_is_exact():
+    net = Net()
+    x = tg.Tensor(np.ones((2, 3), np.float32), name="x")
+    loss = net(x)
+    G = to_networkx(loss)
+
+    f32 = "float32"
+    expected_nodes = {
+        "t0": dict(kind="tensor", op=None, shape=(2, 3), dtype=f32, module="", name="x",
+                   requires_grad=False, is_param=False),
+        "t1": dict(kind="tensor", op=None, shape=(3,), dtype=f32, module="scale", name="w",
+                   requires_grad=True, is_param=True),
+        "op0": dict(kind="op", op="mul", shape=(2, 3), dtype=f32, module="scale", name=None,
+                    requires_grad=True, is_param=False),
+        "t2": dict(kind="tensor", op=None, shape=(2, 3), dtype=f32, module="scale", name=None,
+                   requires_grad=True, is_param=False),
+        "op1": dict(kind="op", op="add", shape=(2, 3), dtype=f32, module="", name=None,
+                    requires_grad=True, is_param=False),
+        "t3": dict(kind="tensor", op=None, shape=(2, 3), dtype=f32, module="", name=None,
+                   requires_grad=True, is_param=False),
+        "op2": dict(kind="op", op="sum", shape=(), dtype=f32, module="", name=None,
+                    requires_grad=True, is_param=False),
+        "t4": dict(kind="tensor", op=None, shape=(), dtype=f32, module="", name=None,
+                   requires_grad=True, is_param=False),
+    }
+    assert dict(G.nodes(data=True)) == expected_nodes
+    expected_edges = {
+        ("t0", "op0"): {"args": (0,)}, ("t1", "op0"): {"args": (1,)}, ("op0", "t2"): {"out_index": 0},
+        ("t2", "op1"): {"args": (0,)}, ("t0", "op1"): {"args": (1,)}, ("op1", "t3"): {"out_index": 0},
+        ("t3", "op2"): {"args": (0,)}, ("op2", "t4"): {"out_index": 0},
+    }
+    assert {(a, b): d for a, b, d in G.edges(data=True)} == expected_edges
+
+
+def test_tensor_used_twice_is_one_node_and_ids_are_stable():
+    def build():
+        x = tg.Tensor(np.ones(3), requires_grad=True, name="x")
+        y = x * x
+        return to_networkx(tg.sum(y + x))
+
+    G1, G2 = build(), build()
+    assert [n for n, d in G1.nodes(data=True) if d["name"] == "x"] == ["t0"]
+    assert G1.edges["t0", "op0"]["args"] == (0, 1)          # x*x: one edge, both argument slots
+    assert list(G1.nodes(data=True)) == list(G2.nodes(data=True))
+    assert list(G1.edges(data=True)) == list(G2.edges(data=True))
+
+
+def test_multi_output_op_keeps_only_the_outputs_that_are_read():
+    x = tg.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    first, _, third = tg.split(x, 3, axis=1)
+    G = to_networkx(first * third)
+    split = [n for n, d in G.nodes(data=True) if d["op"] == "split"]
+    assert len(split) == 1
+    assert G.nodes[split[0]]["shape"] == ((2, 1), (2, 1), (2, 1))
+    assert sorted(G.edges[split[0], t]["out_index"] for t in G.successors(split[0])) == [0, 2]
+
+
+def test_graph_after_backward_needs_retain_graph():
+    x = tg.Tensor(np.ones(3), requires_grad=True)
+    y = tg.sum(tg.exp(x))
+    y.backward(retain_graph=True)
+    assert to_networkx(y).number_of_nodes() == 5              # x, exp, e, sum, y
+    y.backward()
+    with pytest.raises(GraphFreedError, match=r"retain_graph=True"):
+        to_networkx(y)
+
+
+def test_walk_rejects_non_tensors():
+    with pytest.raises(TypeError, match="output 0 is a ndarray"):
+        to_networkx(np.ones(3))
+
+
+# ---------------------------------------------------------------- DOT
+def test_dot_groups_modules_in_labelled_nested_clusters():
+    drawn, path = book_attention_step()
+    assert path == "attention"
+    src = to_dot(*drawn.outputs, module=drawn.module).source
+    assert "subgraph cluster_attention {" in src
+    assert 'subgraph "cluster_attention.weight" {' in src
+    assert 'subgraph "cluster_attention.weight_sum" {' in src
+    assert r'label="AttentionWeight\l(attention.weight)\l"' in src
+    assert r'label="WeightSum\l(attention.weight_sum)\l"' in src
+    G = to_networkx(*drawn.outputs)
+    ops = [d["op"] for _, d in G.nodes(data=True) if d["kind"] == "op"]
+    # the book's Fig. 8-16: repeat -> mul -> sum -> softmax, then repeat -> mul -> sum
+    assert ops == ["reshape", "repeat", "mul", "sum", "softmax", "reshape", "repeat", "mul", "sum"]
+    names = {d["name"] for _, d in G.nodes(data=True)}
+    assert {"hs", "h", "a", "c"} <= names
+
+
+def test_dot_text_is_byte_identical_across_runs(tmp_path):
+    def once(i):
+        tg.manual_seed(i)                 # different weights: the drawing must not depend on them
+        drawn, _ = book_attention_step()
+        return render(to_dot(*drawn.outputs, module=drawn.module, title=drawn.title),
+                      tmp_path / f"run{i}.dot")
+
+    a, b = once(1), once(2)
+    assert open(a, "rb").read() == open(b, "rb").read()
+    loss1, _ = mlp_loss()
+    loss2, _ = mlp_loss()
+    assert to_dot(loss1, collapse="layers.1", depth=2).source == to_dot(loss2, collapse="layers.1", depth=2).source
+
+
+def test_collapse_turns_modules_into_boxes_and_depth_cuts_nesting():
+    loss, model = mlp_loss(3)
+    full = to_dot(loss, module=model).source
+    assert 'subgraph "cluster_layers.0.fc"' in full
+    collapsed = to_dot(loss, module=model, collapse=["layers"]).source
+    assert "cluster_layers" not in collapsed
+    assert r'label="ModuleList\nlayers\n9 ops"' in collapsed      # 3 x (matmul, add, tanh)
+    count = lambda s: sum(1 for line in s.splitlines() if line.startswith("\t") and "[label=" in line
+                          and "->" not in line)
+    assert count(collapsed) < count(full)
+    # a name matches trailing path parts: 'fc' collapses every block's Linear
+    assert full.count('subgraph "cluster_layers.') == 6 and to_dot(loss, collapse="fc").source.count("box3d") == 3
+    one_level = to_dot(loss, depth=1).source
+    assert "subgraph cluster_layers {" in one_level and "cluster_layers.0" not in one_level
+    assert "subgraph" not in to_dot(loss, depth=0).source
+    assert "subgraph" not in to_dot(loss, group_by_module=False).source
+    with pytest.raises(ValueError, match=r"collapse: no module 'decoder'.*layers\.0\.fc"):
+        to_dot(loss, collapse="decoder")
+    with pytest.raises(ValueError, match="depth must be a non-negative integer"):
+        to_dot(loss, depth=-1)
+
+
+def test_shapes_can_be_left_out():
+    x = tg.Tensor(np.ones((2, 7), np.float32), requires_grad=True, name="x")
+    assert "(2, 7)" in to_dot(tg.exp(x)).source
+    assert "(2, 7)" not in to_dot(tg.exp(x), show_shapes=False).source.replace('tooltip="float32 (2, 7)"', "")
+
+
+# ---------------------------------------------------------------- rendering
+@needs_dot
+def test_svg_parses_and_holds_both_clusters_and_every_op(tmp_path):
+    drawn, _ = book_attention_step()
+    path = render(to_dot(*drawn.outputs, module=drawn.module), tmp_path / "out" / "attention.svg")
+    nodes, clusters = svg_nodes(open(path, encoding="utf-8").read())
+    assert {"cluster_attention.weight", "cluster_attention.weight_sum"} <= set(clusters)
+    G = to_networkx(*drawn.outputs)
+    assert set(G.nodes) == set(nodes)          # every op and tensor drawn, each exactly once
+    assert len(nodes) == len(set(nodes))
+
+
+@needs_dot
+def test_png_from_extension(tmp_path):
+    x = tg.Tensor(np.ones(2), requires_grad=True)
+    path = render(to_dot(tg.exp(x)), tmp_path / "g.png")
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def _no_layout_program(monkeypatch, tmp_path):
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.setattr(render_module, "_script_dirs", lambda: [str(empty)])
+
+
+def test_without_any_dot_binary_writes_dot_and_says_how_to_install(tmp_path, monkeypatch):
+    _no_layout_program(monkeypatch, tmp_path)
+    x = tg.Tensor(np.ones(2), requires_grad=True)
+    graph = to_dot(tg.exp(x))
+    with pytest.raises(GraphvizNotFoundError) as info:
+        render(graph, tmp_path / "pics" / "g.svg")
+    msg = str(info.value)
+    assert "apt-get install graphviz" in msg and "pip install graphviz-pure" in msg
+    assert info.value.dot_path == str(tmp_path / "pics" / "g.dot")
+    assert open(info.value.dot_path, encoding="utf-8").read() == graph.source
+    assert not (tmp_path / "pics" / "g.svg").exists()
+    assert render(graph, tmp_path / "pics" / "plain.dot") == str(tmp_path / "pics" / "plain.dot")
+
+
+def test_graphviz_pure_is_the_fallback_and_runs_without_a_shell(tmp_path, monkeypatch):
+    cat = shutil.which("cat")
+    _no_layout_program(monkeypatch, tmp_path)
+    fake = tmp_path / "empty-bin" / "graphviz-pure"
+    # a stand-in layout program: echoes its arguments, then the DOT it was fed on stdin
+    fake.write_text(f"#!/bin/sh\necho \"args: $*\"\nexec {cat}\n")
+    fake.chmod(0o755)
+    assert find_layout_program() == (str(fake), "graphviz-pure")
+    x = tg.Tensor(np.ones(2), requires_grad=True)
+    graph = to_dot(tg.exp(x))
+    out = open(render(graph, tmp_path / "g.svg"), encoding="utf-8").read()
+    assert out == "args: -Tsvg\n" + graph.source
+    with pytest.raises(GraphvizNotFoundError, match="graphviz-pure cannot write PDF"):
+        render(graph, tmp_path / "g.pdf")
+
+
+def test_render_rejects_unknown_extensions(tmp_path):
+    with pytest.raises(ValueError, match=r"\.svg, \.png, \.pdf, \.dot"):
+        render("digraph {}", tmp_path / "g.jpeg")
+    with pytest.raises(TypeError, match="graphviz.Digraph or DOT text"):
+        render(42, tmp_path / "g.svg")
+
+
+# ---------------------------------------------------------------- heatmap
+def test_attention_heatmap_writes_a_png(tmp_path):
+    w = np.random.default_rng(0).dirichlet(np.ones(6), size=4)      # (L=4, T=6), rows sum to 1
+    path = attention_heatmap(w, "abc de", ["1", "9", "9", "4"], tmp_path / "map.png", title="t")
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="3 source tokens for 6 source positions"):
+        attention_heatmap(w, "abc", "1994", tmp_path / "bad.png")
+    with pytest.raises(ValueError, match=r"expected weights of shape \(L, T\)"):
+        attention_heatmap(np.ones(3), "abc", "1", tmp_path / "bad.png")
+
+
+# ---------------------------------------------------------------- zoo models and the CLI
+@needs_dot
+def test_deep_lstm_whole_graph_renders_fast_and_collapse_shrinks_it(tmp_path):
+    if not registered("deep_lstm"):
+        pytest.skip("the zoo's 'deep_lstm' model is not registered")
+    from tinygrad_s2s.viz.model_graphs import model_graph
+
+    start = time.perf_counter()
+    drawn = model_graph("deep_lstm", whole=True, layers=4)
+    full = render(to_dot(*drawn.outputs, module=drawn.module), tmp_path / "deep.svg")
+    seconds = time.perf_counter() - start
+    assert seconds < 10, f"the 4-layer deep_lstm graph took {seconds:.1f} s"
+    nodes_full, clusters = svg_nodes(open(full, encoding="utf-8").read())
+    assert clusters
+    small = render(to_dot(*drawn.outputs, module=drawn.module, collapse=["encoder", "decoder"]),
+                   tmp_path / "deep-collapsed.svg")
+    nodes_small, _ = svg_nodes(open(small, encoding="utf-8").read())
+    assert len(nodes_small) < len(nodes_full)
+
+
+def cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "tinygrad_s2s", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+@needs_dot
+def test_cli_graph_attention_draws_both_clusters(tmp_path):
+    if not registered("attention"):
+        pytest.skip("the zoo's 'attention' model is not registered")
+    proc = cli("graph", "attention", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "graphviz_out" / "attention.svg"
+    assert proc.stdout.strip() == os.path.join("graphviz_out", "attention.svg")
+    nodes, clusters = svg_nodes(out.read_text(encoding="utf-8"))
+    assert any(c.endswith("attention.weight") for c in clusters)
+    assert any(c.endswith("attention.weight_sum") for c in clusters)
+
+
+def test_cli_usage_and_failures(tmp_path):
+    from tinygrad_s2s.cli import main
+
+    assert main(["graph", "--depth", "-1"]) == 2
+    assert main(["graph", "--format", "jpeg"]) == 2
+    assert main(["graph", "no-such-model", "--out", str(tmp_path / "g.svg")]) == 1
+    assert main(["graph", "attention", "--out", str(tmp_path / "g.gif")]) == 1
+
+
+def _save_run(run_dir, model_name: str, model, reverse: bool = True):
+    """A run directory holding an (untrained) model's checkpoint, as the trainer writes it."""
+    from tinygrad_s2s.runfiles import save_checkpoint
+
+    chars = " ,-0123456789_abcdefghijklmnopqrstuvwxyz"
+    config = {"model": model_name, "vocab": chars, "question_width": 20, "answer_width": 11,
+              "reverse": reverse, "model_config": getattr(model, "config", None)}
+    save_checkpoint(run_dir / "best.npz", model, None, {"config": config})
+    return chars
+
+
+def test_cli_attention_map_saves_a_heatmap(tmp_path):
+    if not registered("attention"):
+        pytest.skip("the zoo's 'attention' model is not registered")
+    from tinygrad_s2s.cli import main
+
+    chars = " ,-0123456789_abcdefghijklmnopqrstuvwxyz"
+    model = tg.create_model("attention", len(chars), wordvec_size=4, hidden_size=8)
+    _save_run(tmp_path, "attention", model)
+    out = tmp_path / "map.png"
+    assert main(["attention-map", str(tmp_path), "september 27, 1994", "--out", str(out)]) == 0
+    png = out.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    # the figure is sized per cell: 20 question characters across, 10 answer steps down
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert (width, height) == (round((0.38 * 20 + 1.8) * 120), round((0.38 * 10 + 1.4) * 120))
+    # a character outside the vocabulary is a failure with a message, not a traceback
+    assert main(["attention-map", str(tmp_path), "SEPTEMBER", "--out", str(out)]) == 1
+
+
+def test_attention_map_needs_an_attention_model(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(os.path.dirname(os.path.abspath(__file__)))
+    import tiny_model  # noqa: F401 - registers 'tiny-s2s', a model without attention
+    from tinygrad_s2s.cli import main
+
+    chars = " ,-0123456789_abcdefghijklmnopqrstuvwxyz"
+    _save_run(tmp_path, "tiny-s2s", tg.create_model("tiny-s2s", len(chars)))
+    assert main(["attention-map", str(tmp_path), "september 27, 1994", "--out",
+                 str(tmp_path / "map.png")]) == 1
+    assert "records no attention weights" in capsys.readouterr().err
+
+
+def test_parsing_the_commands_imports_no_drawing_library():
+    code = ("import argparse, sys; from tinygrad_s2s.viz.commands import add_subparsers; "
+            "p = argparse.ArgumentParser(); add_subparsers(p.add_subparsers()); "
+            "a = p.parse_args(['graph', 'attention', '--collapse', 'encoder,decoder', '--depth', '2']); "
+            "print(sorted(m for m in ('networkx', 'graphviz', 'matplotlib') if m in sys.modules), "
+            "a.collapse, a.depth, a.func.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[]", "['encoder,decoder']", "2", "cmd_graph"]
+
+
+def test_graph_of_a_model_without_attention_is_the_whole_loss(tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(os.path.dirname(os.path.abspath(__file__)))
+    import tiny_model  # noqa: F401 - registers 'tiny-s2s' (no attention module)
+    from tinygrad_s2s.cli import main
+    from tinygrad_s2s.viz.model_graphs import model_graph
+
+    drawn = model_graph("tiny-s2s")
+    assert drawn.outputs[0].name == "loss" and drawn.title.startswith("tiny-s2s: whole model")
+    G = to_networkx(*drawn.outputs)
+    modules = {d["module"] for _, d in G.nodes(data=True)}
+    assert {"encoder", "decoder", "out"} <= modules
+    assert "softmax_cross_entropy" in {d["op"] for _, d in G.nodes(data=True)}
+    assert main(["graph", "tiny-s2s", "--format", "dot", "--out", str(tmp_path / "g"),
+                 "--collapse", "encoder", "--collapse", "decoder,out"]) == 0
+    path = tmp_path / "g.dot"
+    assert capsys.readouterr().out.strip() == str(path)
+    text = path.read_text(encoding="utf-8")
+    assert text.count("box3d") == 3 and "cluster_enc_embed" in text and "cluster_encoder" not in text

@@ -1,0 +1,85 @@
+"""The `models`, `datasets` and `gradcheck` commands (parsers in cli.py)."""
+from __future__ import annotations
+
+import json
+import sys
+
+from .cli import UsageError
+
+
+def cmd_models(args) -> int:
+    """tinygrad-s2s models: every registered model and where it comes from."""
+    from .registry import available_models  # noqa: PLC0415
+    models = available_models()
+    if args.json:
+        print(json.dumps({"models": models}, indent=2))
+        return 0
+    if not models:
+        print("no models registered (plugins register through the 'tinygrad_s2s.models' entry-point group)")
+        return 0
+    width = max(len(n) for n in models)
+    for name, source in models.items():
+        print(f"{name.ljust(width)}  {source}")
+    return 0
+
+
+def _describe(name, path, description="") -> dict:
+    from .data import Vocab, read_examples  # noqa: PLC0415
+    row = {"name": name, "path": str(path), "description": description}
+    try:
+        questions, answers = read_examples(path)
+    except ValueError as exc:
+        return dict(row, error=str(exc))
+    vocab = Vocab(set("".join(questions)) | set("".join(answers)))
+    return dict(row, examples=len(questions), question_width=len(questions[0]),
+                answer_width=len(answers[0]), vocab_size=len(vocab), vocab="".join(vocab.chars),
+                example={"question": questions[0].rstrip(), "answer": answers[0][1:].rstrip()})
+
+
+def cmd_datasets(args) -> int:
+    """tinygrad-s2s datasets: built-in tasks (generated on first use) and other files in the data root."""
+    from .data import BUILTIN_TASKS, data_root, dataset_path  # noqa: PLC0415
+    root = data_root()
+    rows = []
+    for name, task in BUILTIN_TASKS.items():
+        if not (root / f"{name}.txt").exists():
+            print(f"generating {root / (name + '.txt')} ...", file=sys.stderr, flush=True)
+        rows.append(_describe(name, dataset_path(name), task.description))
+    if root.is_dir():
+        for path in sorted(root.glob("*.txt")):
+            if path.stem not in BUILTIN_TASKS:
+                rows.append(_describe(path.stem, path))
+    if args.json:
+        print(json.dumps({"data_root": str(root), "datasets": rows}, indent=2, ensure_ascii=False))
+        return 0
+    print(f"data root: {root}")
+    for r in rows:
+        if "error" in r:
+            print(f"\n{r['name']}: unreadable: {r['error']}")
+            continue
+        print(f"\n{r['name']}: {r['examples']:,} examples, question width {r['question_width']}, answer width "
+              f"{r['answer_width']} (with '_'), vocabulary {r['vocab_size']}: {r['vocab']!r}")
+        if r["description"]:
+            print(f"  {r['description']}")
+        print(f"  e.g. {r['example']['question']!r} -> {r['example']['answer']!r}")
+        print(f"  {r['path']}")
+    return 0
+
+
+def cmd_gradcheck(args) -> int:
+    """tinygrad-s2s gradcheck MODEL: the model's loss gradients against float64 central differences."""
+    from .registry import available_models  # noqa: PLC0415
+    from .testing import gradcheck_model  # noqa: PLC0415
+    known = available_models()
+    if args.model not in known:
+        raise UsageError(f"unknown model '{args.model}'; registered models: {', '.join(known) or 'none'}")
+    try:
+        counts = gradcheck_model(args.model, max_entries=args.entries, seed=args.seed)
+    except AssertionError as exc:
+        raise RuntimeError(f"gradcheck {args.model} failed: {exc}") from None
+    width = max(len(n) for n in counts)
+    for name, n in counts.items():
+        print(f"  {name.ljust(width)}  {n} entries")
+    print(f"gradcheck {args.model}: OK, {len(counts)} parameters, {sum(counts.values())} entries match "
+          "float64 central differences")
+    return 0

@@ -1,0 +1,173 @@
+"""What a training run keeps on disk, and how to load it back.
+
+A run directory `runs/<name>/` holds:
+
+- `config.json`        everything needed to rebuild the model and reload its data (model name and
+                       constructor config, dataset path, reversal, vocabulary, hyper-parameters, seed);
+- `metrics.csv`        one row per finished epoch (loss, test accuracy, time, examples/s);
+- `last.npz`, `best.npz`  checkpoints (tg.save format, written atomically): the model's parameters under
+                       their names, the optimizer's slot arrays as `optim/<slot>/<index>` (e.g.
+                       `optim/m/3`), and in the meta the config, position (epoch, batch, step),
+                       optimizer type and hyper-parameters, RNG state and the metrics history;
+- `learning_curve.png` training loss and test accuracy per epoch.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import serialization
+from .data import Vocab, encode_questions
+from .registry import create_model
+
+CONFIG, METRICS, LAST, BEST, CURVE = "config.json", "metrics.csv", "last.npz", "best.npz", "learning_curve.png"
+METRIC_COLUMNS = ("epoch", "step", "train_loss", "test_accuracy", "best_accuracy", "seconds",
+                  "examples_per_second")
+_OPTIM = "optim/"
+
+
+_write_bytes = serialization.write_bytes
+
+
+def write_config(run_dir, config: dict) -> None:
+    """config.json, pretty-printed and written atomically."""
+    _write_bytes(Path(run_dir) / CONFIG, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+
+
+def write_metrics(run_dir, history: list[dict]) -> None:
+    """metrics.csv from the whole history (rewritten each epoch, so it always matches the checkpoint)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(history)
+    _write_bytes(Path(run_dir) / METRICS, buf.getvalue().encode())
+
+
+def read_metrics(run_dir) -> list[dict]:
+    """metrics.csv back as a list of dicts of numbers."""
+    with open(Path(run_dir) / METRICS, newline="") as f:
+        return [{k: (int(v) if k in ("epoch", "step") else float(v)) for k, v in row.items()}
+                for row in csv.DictReader(f)]
+
+
+def plot_learning_curve(run_dir, history: list[dict], title: str = "") -> None:
+    """learning_curve.png: training loss and test accuracy against the epoch (matplotlib, Agg)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415 - slow import, only here
+    from matplotlib.figure import Figure  # noqa: PLC0415
+
+    epochs = [h["epoch"] for h in history]
+    fig = Figure(figsize=(8, 3.2), dpi=100)
+    FigureCanvasAgg(fig)      # no pyplot: no global state, no GUI backend, safe in any thread
+    ax1, ax2 = fig.subplots(1, 2)
+    ax1.plot(epochs, [h["train_loss"] for h in history], marker="o")
+    ax1.set(xlabel="epoch", ylabel="training loss", title="loss")
+    ax2.plot(epochs, [100 * h["test_accuracy"] for h in history], marker="o", color="tab:green")
+    ax2.set(xlabel="epoch", ylabel="test accuracy (%)", title="accuracy", ylim=(-2, 102))
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    _write_bytes(Path(run_dir) / CURVE, buf.getvalue())
+
+
+def save_checkpoint(path, model, optimizer, meta: dict) -> None:
+    """Model parameters + optimizer slots (`optim/<slot>/<i>`) in one atomic .npz; optimizer type and
+    hyper-parameters go in the meta next to the caller's (config, position, RNG state, history)."""
+    arrays = model.state_dict()
+    meta = dict(meta)
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        for slot, values in state["slots"].items():
+            for i, a in enumerate(values):
+                arrays[f"{_OPTIM}{slot}/{i}"] = a
+        meta["optimizer"] = {"type": type(optimizer).__name__, "hyper": state["hyper"],
+                             "slots": {k: len(v) for k, v in state["slots"].items()}}
+    serialization.save(arrays, path, meta=meta)
+
+
+def load_checkpoint(path) -> tuple[dict, dict | None, dict]:
+    """(model state, optimizer state dict or None, meta) from a file `save_checkpoint` wrote."""
+    state, meta = serialization.load(path, return_meta=True)
+    model_state = {k: v for k, v in state.items() if not k.startswith(_OPTIM)}
+    opt = meta.get("optimizer")
+    if opt is None:
+        return model_state, None, meta
+    slots = {k: [state[f"{_OPTIM}{k}/{i}"] for i in range(n)] for k, n in opt["slots"].items()}
+    return model_state, {"hyper": opt["hyper"], "slots": slots}, meta
+
+
+def resolve_checkpoint(path) -> Path:
+    """A checkpoint file, or a run directory's best checkpoint (its last one before any epoch ended)."""
+    p = Path(path)
+    if p.is_dir():
+        for name in (BEST, LAST):
+            if (p / name).is_file():
+                return p / name
+        raise FileNotFoundError(f"{p} holds no checkpoint ({BEST} or {LAST}); is it a run directory?")
+    if p.is_file():
+        return p
+    raise FileNotFoundError(f"no such run directory or checkpoint: {p}")
+
+
+def build_model(config: dict):
+    """A fresh model (random weights) of the architecture a config describes."""
+    kwargs = dict(config.get("model_config") or {})
+    vocab_size = kwargs.pop("vocab_size", len(config["vocab"]))
+    wordvec = kwargs.pop("wordvec_size", config.get("wordvec", 16))
+    hidden = kwargs.pop("hidden_size", config.get("hidden", 128))
+    return create_model(config["model"], vocab_size, wordvec_size=wordvec, hidden_size=hidden, **kwargs)
+
+
+@dataclass
+class Run:
+    """A trained model loaded from a run directory or checkpoint, with what it needs to answer
+    questions: its vocabulary, widths and whether its input is reversed."""
+    model: object
+    vocab: Vocab
+    config: dict
+    meta: dict
+    checkpoint: Path
+    run_dir: Path
+
+    question_width = property(lambda self: int(self.config["question_width"]))
+    answer_width = property(lambda self: int(self.config["answer_width"]))
+    reverse = property(lambda self: bool(self.config.get("reverse", False)))
+    start_id = property(lambda self: self.vocab.char_to_id["_"])
+
+    def encode_questions(self, questions) -> np.ndarray:
+        """Typed questions -> (n, question_width) ids, padded and reversed as in training."""
+        return encode_questions(questions, self.vocab, self.question_width, self.reverse)
+
+    def predict(self, questions, sample: bool = False, temperature: float = 1.0,
+                batch_size: int = 1000) -> list[str]:
+        """Decoded answers (padding stripped) for typed questions, greedy unless `sample`."""
+        from .train import generate_batched  # noqa: PLC0415 - train imports this module
+        ids = generate_batched(self.model, self.encode_questions(questions), self.start_id,
+                               self.answer_width - 1, batch_size=batch_size, sample=sample,
+                               temperature=temperature)
+        return [s.rstrip() for s in self.vocab.decode_batch(ids)] if len(ids) else []
+
+
+def load_run(path, device: str = "cpu") -> Run:
+    """Load a run directory (its best checkpoint) or a checkpoint file: rebuilds the model from the
+    saved config, loads the weights, puts it in eval mode on `device`."""
+    ckpt = resolve_checkpoint(path)
+    model_state, _, meta = load_checkpoint(ckpt)
+    config = meta.get("config")
+    if not config or "model" not in config or "vocab" not in config:
+        raise ValueError(f"{ckpt}: a bare weights file, not a training checkpoint (no config in its meta)")
+    model = build_model(config)
+    model.load_state_dict(model_state)
+    if device != "cpu":
+        model.to(device)
+    model.eval()
+    return Run(model=model, vocab=Vocab(config["vocab"]), config=config, meta=meta, checkpoint=ckpt,
+               run_dir=ckpt.parent)

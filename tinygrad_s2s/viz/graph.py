@@ -1,0 +1,163 @@
+"""Walk a recorded graph and export it to networkx: one node per tensor and per op application.
+
+Node ids are stable: ops are numbered in the order they were created (`op0`, `op1`, ...) and tensors
+in the order they are first met while reading the ops in that order (`t0`, `t1`, ...), so the same
+program gives the same ids on every run (never `id()`), and drawings built on them can be diffed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..tensor import Tensor
+
+
+@dataclass
+class GraphNode:
+    """One node of a walked graph: a tensor (`kind='tensor'`) or an op application (`kind='op'`)."""
+    id: str
+    kind: str
+    op: str | None
+    shape: tuple
+    dtype: str
+    module: str
+    name: str | None
+    requires_grad: bool
+    is_param: bool
+    value: float | None = None        # the number of a one-element constant leaf (e.g. the 2 in x*2)
+    is_output: bool = False            # one of the tensors the drawing was asked for
+    is_leaf: bool = False              # a tensor no recorded op produced (input, constant, parameter)
+
+
+@dataclass
+class WalkedGraph:
+    """Nodes in id order and edges (source id, target id, attributes) in data-flow order."""
+    nodes: dict = field(default_factory=dict)
+    edges: list = field(default_factory=list)
+
+
+class GraphFreedError(RuntimeError):
+    """The graph was released by a backward pass without `retain_graph=True`."""
+
+
+def _collect_functions(outputs):
+    """Every Function reachable from `outputs`, in creation order (which is a topological order)."""
+    seen, stack = {}, [t.creator for t in outputs if t.creator is not None]
+    while stack:
+        fn = stack.pop()
+        if id(fn) in seen:
+            continue
+        if fn.inputs is None:
+            raise GraphFreedError(
+                f"cannot draw the graph: op '{fn.op}' in module '{fn.module or '<top level>'}' was "
+                "freed by backward(); draw before backward or call backward(retain_graph=True)")
+        seen[id(fn)] = fn
+        stack.extend(x.creator for x in fn.inputs if x.creator is not None and id(x.creator) not in seen)
+    return sorted(seen.values(), key=lambda f: f.seq)
+
+
+def _common_module(paths):
+    """The deepest module path that contains every path in `paths` ('' when they share none)."""
+    parts = [p.split(".") if p else [] for p in paths]
+    common = []
+    for level in zip(*parts):
+        if any(c != level[0] for c in level):
+            break
+        common.append(level[0])
+    return ".".join(common)
+
+
+def walk(*outputs: Tensor) -> WalkedGraph:
+    """Read the graph that produced `outputs` into plain nodes and edges (see the module docstring).
+
+    A tensor used by several ops is one node. An op's outputs that nothing in the graph reads (and
+    that were not asked for) are left out. A parameter, and an unnamed constant (a leaf that needs no
+    gradient, such as a zero initial state), gets the deepest module that contains every op reading
+    it; other leaves (the inputs) get module ''.
+    """
+    if not outputs:
+        raise ValueError("walk: pass at least one Tensor whose graph should be drawn")
+    for i, t in enumerate(outputs):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"walk: output {i} is a {type(t).__name__}, expected a Tensor")
+    fns = _collect_functions(outputs)
+    out_keys = {_key(t) for t in outputs}
+    consumed = {_key(x) for fn in fns for x in fn.inputs}
+    g = WalkedGraph()
+    tensor_ids: dict = {}
+    leaf_readers: dict = {}
+
+    def tensor_node(key, t, fn=None, index=0):
+        if key in tensor_ids:
+            return tensor_ids[key]
+        tid = f"t{len(tensor_ids)}"
+        tensor_ids[key] = tid
+        if fn is None:      # a leaf: the Tensor object is alive (held by the op that reads it)
+            value = t.data.reshape(()).item() if (t.size == 1 and not t.requires_grad and t.name is None
+                                                  and t.dtype.kind in "fiub") else None
+            g.nodes[tid] = GraphNode(tid, "tensor", None, tuple(t.shape), str(t.dtype), "", t.name,
+                                     bool(t.requires_grad), bool(t.is_param), value, is_leaf=True)
+        else:               # an op's output: it may already be garbage, so read what the op recorded
+            shape, dtype = fn.out_meta[index]
+            alive = fn.outputs[index]()
+            name = alive.name if alive is not None else None
+            g.nodes[tid] = GraphNode(tid, "tensor", None, tuple(shape), str(np.dtype(dtype)), fn.module,
+                                     name, np.dtype(dtype).kind in "fc", False)
+        g.nodes[tid].is_output = key in out_keys
+        return tid
+
+    for n, fn in enumerate(fns):
+        oid = f"op{n}"
+        metas = fn.out_meta
+        shape = tuple(metas[0][0]) if len(metas) == 1 else tuple(tuple(s) for s, _ in metas)
+        dtype = str(np.dtype(metas[0][1])) if len(metas) == 1 else ",".join(str(np.dtype(d)) for _, d in metas)
+        in_ids = []
+        for x in fn.inputs:
+            key = _key(x)
+            in_ids.append(tensor_node(key, x, x.creator, x.out_index))
+            if x.creator is None:
+                leaf_readers.setdefault(key, []).append(fn.module)
+        g.nodes[oid] = GraphNode(oid, "op", fn.op, shape, dtype, fn.module, None, True, False)
+        for tid in dict.fromkeys(in_ids):     # x*x is one edge that carries argument positions (0, 1)
+            args = tuple(i for i, s in enumerate(in_ids) if s == tid)
+            g.edges.append((tid, oid, {"args": args}))
+        for i in range(len(metas)):
+            key = (id(fn), i)
+            if key in consumed or key in out_keys:
+                g.edges.append((oid, tensor_node(key, None, fn, i), {"out_index": i}))
+    for t in outputs:       # an output that is itself a leaf (nothing recorded)
+        if t.creator is None:
+            tensor_node(_key(t), t)
+    for key, readers in leaf_readers.items():
+        node = g.nodes[tensor_ids[key]]
+        if node.is_param or (not node.requires_grad and node.name is None):
+            node.module = _common_module(readers)
+    return g
+
+
+def _key(t: Tensor):
+    # an op's output is identified by (op, index) since the Tensor itself may be gone
+    return (id(t.creator), t.out_index) if t.creator is not None else ("leaf", id(t))
+
+
+def to_networkx(*outputs: Tensor):
+    """The graph that produced `outputs` as a `networkx.DiGraph`.
+
+    One node per tensor and per op application, with stable ids (`t0`, `op0`, ...), and attributes
+    `kind` ('tensor' or 'op'), `op` (op name; None for tensors), `shape` (for a multi-output op, the
+    tuple of its output shapes), `dtype`, `module` (dotted module path; for leaves see `walk`), `name`,
+    `requires_grad` and `is_param`. Edges follow the data: tensor -> op (attribute `args`, the argument positions) and
+    op -> tensor (attribute `out_index`). Works before backward or after `backward(retain_graph=True)`.
+    """
+    import networkx as nx  # noqa: PLC0415 - keep `import tinygrad_s2s.viz` light
+
+    walked = walk(*outputs)
+    G = nx.DiGraph()
+    for node in walked.nodes.values():
+        G.add_node(node.id, kind=node.kind, op=node.op, shape=node.shape, dtype=node.dtype,
+                   module=node.module, name=node.name, requires_grad=node.requires_grad,
+                   is_param=node.is_param)
+    for src, dst, attrs in walked.edges:
+        G.add_edge(src, dst, **attrs)
+    return G
