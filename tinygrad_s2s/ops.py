@@ -160,11 +160,18 @@ class MatMul(Function):
             raise ValueError(f"shapes {a.shape} and {b.shape} are not aligned: "
                              f"{k_a} (last dim of a) != {k_b} ({'dim 0' if b.ndim == 1 else 'dim -2'} of b)")
         self.a, self.b = a, b
+        if a.ndim > 2 and b.ndim == 2:     # (N,T,D)@(D,H) as one 2-D GEMM: NumPy would loop over N
+            return (a.reshape(-1, k_a) @ b).reshape(a.shape[:-1] + b.shape[1:])
         return a @ b
 
     def backward(self, gy):
         a, b = self.a, self.b
         xp = _xp(a)
+        if a.ndim > 2 and b.ndim == 2:
+            g2 = gy.reshape(-1, b.shape[1])
+            ga = (g2 @ b.T).reshape(a.shape) if self.needs_grad[0] else None
+            gb = a.reshape(-1, b.shape[0]).T @ g2 if self.needs_grad[1] else None
+            return ga, gb
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         gy = gy.reshape(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1]))
@@ -172,11 +179,7 @@ class MatMul(Function):
         if self.needs_grad[0]:
             ga = sum_to(gy @ xp.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
         if self.needs_grad[1]:
-            if b2.ndim == 2 and a2.ndim > 2:   # (N,T,D)@(D,H): one GEMM instead of N and a sum
-                gb = a2.reshape(-1, a2.shape[-1]).T @ gy.reshape(-1, gy.shape[-1])
-            else:
-                gb = sum_to(xp.swapaxes(a2, -1, -2) @ gy, b2.shape)
-            gb = gb.reshape(b.shape)
+            gb = sum_to(xp.swapaxes(a2, -1, -2) @ gy, b2.shape).reshape(b.shape)
         return ga, gb
 
 

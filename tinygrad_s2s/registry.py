@@ -15,7 +15,11 @@ def register_model(name: str):
     """Class (or factory) decorator: `@tg.register_model("seq2seq")`."""
     def deco(factory):
         source = _current_source[0] or getattr(factory, "__module__", "?")
-        if name in _models and _models[name][0] is not factory:
+        if name in _models and _models[name][0] is factory:
+            if _current_source[0]:   # imported directly first, now reached through its entry point
+                _models[name] = (factory, source)
+            return factory
+        if name in _models:
             warnings.warn(f"model '{name}' from {source} ignored: the name is already registered by "
                           f"{_models[name][1]}", stacklevel=2)
             return factory
@@ -36,6 +40,9 @@ def load_plugins(force: bool = False) -> None:
         _current_source[0] = source
         try:
             ep.load()
+            for name, (factory, src) in list(_models.items()):
+                if src == ep.module:    # the module was imported directly before plugins loaded
+                    _models[name] = (factory, source)
         except Exception as exc:  # a broken plugin must not take the others down
             warnings.warn(f"plugin '{ep.name}' ({ep.value}) failed to load: {type(exc).__name__}: {exc}",
                           stacklevel=2)

@@ -60,8 +60,11 @@ class Module:
 
     def register_buffer(self, name: str, array) -> None:
         """A constant array (e.g. positional encodings) that moves with `to()` but is not trained."""
+        t = Tensor(array)
+        if t.dtype.kind == "f":       # a float64 table must not promote a float32 model
+            t.data = t.data.astype(get_default_dtype(), copy=False)
         self._buffers[name] = name
-        object.__setattr__(self, name, Tensor(array))
+        object.__setattr__(self, name, t)
 
     def __call__(self, *args, **kwargs):
         with module_scope(self._name):

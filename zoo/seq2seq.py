@@ -1,0 +1,46 @@
+"""`seq2seq`: the book's plain encoder-decoder (ch. 7). The encoder's last hidden state h starts the
+decoder's LSTM; the decoder then reads the answer one character at a time and scores the next one."""
+from __future__ import annotations
+
+import tinygrad_s2s as tg
+from tinygrad_s2s import nn
+
+from .common import Encoder, Seq2seqModel
+
+
+class Decoder(nn.Module):
+    """Embedding -> LSTM (started from the encoder's h) -> Linear: ids (N, L) -> logits (N, L, V).
+    After a call, `lstm.h` / `lstm.c` hold the state to continue from."""
+
+    def __init__(self, vocab_size: int, wordvec_size: int, hidden_size: int):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, wordvec_size)
+        self.lstm = nn.LSTM(wordvec_size, hidden_size)
+        self.affine = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, ids, h, c=None):
+        return self.affine(self.lstm(self.embed(ids), h0=h, c0=c))
+
+
+@tg.register_model("seq2seq")
+class Seq2seq(Seq2seqModel):
+    """LSTM encoder -> last h -> LSTM decoder -> Affine (Deep Learning from Scratch 2, section 7.3)."""
+
+    def __init__(self, vocab_size: int, wordvec_size: int = 16, hidden_size: int = 128):
+        super().__init__(vocab_size=vocab_size, wordvec_size=wordvec_size, hidden_size=hidden_size)
+        self.encoder = Encoder(vocab_size, wordvec_size, hidden_size)
+        self.decoder = Decoder(vocab_size, wordvec_size, hidden_size)
+
+    def logits(self, xs, ts_in):
+        _, h = self.encoder(xs)
+        return self.decoder(ts_in, h)
+
+    def decoder_steps(self, xs):
+        _, h = self.encoder(xs)
+        state = [h, None]
+
+        def step(ids):
+            logits = self.decoder(ids, *state)
+            state[:] = self.decoder.lstm.h, self.decoder.lstm.c
+            return logits[:, 0]
+        return step
