@@ -1,0 +1,136 @@
+"""Memory of a 200-iteration attention training run: peak RSS, and RSS growth from iteration 100 to 200.
+
+    python -m benchmarks.memory [--quick] [--threads N] [--iters 200]
+
+Each framework trains in a fresh subprocess (so neither sees the other's allocations or imports);
+the child reads its own peak RSS (VmHWM; resource.getrusage where /proc is missing, see
+`peak_rss_mb`) and its current RSS from /proc/self/statm
+at the halfway point and at the end, and reports them as one JSON line. Same model, shapes, data and
+optimizer as the attention row of benchmarks/train_step.py. "after setup" is the RSS once the
+framework is imported and the model built, before the first iteration (library footprint).
+Targets (issue 6): peak RSS <= PyTorch's; no growth between iteration 100 and 200.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+from .common import fmt_num, parser, print_table, setup
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+_MARK = "MEMORY-RESULT "
+
+
+def current_rss_mb() -> float | None:
+    """Resident set size now, in MiB (Linux /proc), or None where unavailable."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS in MiB.
+
+    On Linux, getrusage's ru_maxrss survives execve: a child started by a parent holding 300 MiB
+    (torch loaded) reports at least that. VmHWM in /proc/self/status is the peak of this process
+    image alone, so it is preferred; getrusage is the fallback elsewhere."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2 ** 20 if sys.platform == "darwin" else peak / 1024   # bytes on macOS, KiB on Linux
+
+
+def child(framework: str, iters: int, quick: bool) -> dict:
+    """Train the attention model `iters` iterations in this process; return the RSS figures."""
+    from .train_step import (WORKLOADS, build_ours, build_torch, make_batch, ours_train_step,
+                             quick_workload, torch_train_step)
+    w = next(w for w in WORKLOADS if w.model == "attention")
+    w = quick_workload(w) if quick else w
+    xs, ts = make_batch(w)
+    model = build_ours(w)
+    if framework == "torch":
+        import torch
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+        step = torch_train_step(torch, build_torch(torch, w, model.state_dict()), xs, ts)
+        del model
+    else:
+        step = ours_train_step(model, xs, ts)
+    result = {"framework": framework, "after_setup": current_rss_mb()}
+    half = iters // 2
+    for i in range(1, iters + 1):
+        step()
+        if i == half:
+            result["at_half"] = current_rss_mb()
+    result["at_end"] = current_rss_mb()
+    result["peak"] = peak_rss_mb()
+    return result
+
+
+def run_child(framework: str, iters: int, quick: bool, threads: int) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.memory", "--child", framework, "--iters", str(iters),
+           "--threads", str(threads)] + (["--quick"] if quick else [])
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(_MARK)]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"memory child for {framework} failed (exit {proc.returncode}):\n"
+                         f"{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][len(_MARK):])
+
+
+def run(bench, iters: int):
+    frameworks = ["ours"] + (["torch"] if bench.torch is not None else [])
+    results = {fw: run_child(fw, iters, bench.quick, bench.threads) for fw in frameworks}
+    half = iters // 2
+    rows = []
+    for fw, r in results.items():
+        growth = None if r["at_end"] is None or r["at_half"] is None else r["at_end"] - r["at_half"]
+        rows.append([fw, fmt_num(r["after_setup"]), fmt_num(r["at_half"]), fmt_num(r["at_end"]),
+                     fmt_num(growth, 1), fmt_num(r["peak"]),
+                     fmt_num(None if r["after_setup"] is None else r["peak"] - r["after_setup"])])
+    print_table(["framework", "after setup", f"at iter {half}", f"at iter {iters}",
+                 f"growth {half}->{iters}", "peak RSS", "peak - setup"], rows,
+                title=f"Attention training, {iters} iterations, fresh process each (MiB)")
+    if bench.torch is None:
+        print(bench.torch_note)
+    else:
+        ours, theirs = results["ours"]["peak"], results["torch"]["peak"]
+        print(f"peak RSS ours/torch: {ours / theirs:.2f}x (target <= 1.0x: "
+              f"{'met' if ours <= theirs else 'NOT met'})")
+    r = results["ours"]
+    if r["at_end"] is not None and r["at_half"] is not None:
+        growth = r["at_end"] - r["at_half"]
+        # a few MiB of allocator noise is not a leak; a graph kept alive would grow every iteration
+        print(f"ours RSS growth {half}->{iters}: {growth:+.1f} MiB (target: none; "
+              f"{'met' if growth <= 2.0 else 'NOT met'} at a 2 MiB tolerance)")
+    return results
+
+
+def main(argv=None):
+    p = parser(__doc__.splitlines()[0], repeats=1)
+    p.add_argument("--iters", type=int, default=None, help="training iterations (default 200)")
+    p.add_argument("--child", choices=["ours", "torch"], default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    iters = args.iters or (20 if args.quick else 200)
+    if iters < 2:
+        raise SystemExit(f"--iters must be >= 2, got {iters}")
+    if args.child:
+        print(_MARK + json.dumps(child(args.child, iters, args.quick)))
+        return
+    run(setup(args), iters)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""Per-op overhead: forward + backward of every op in the op table on tiny tensors, vs PyTorch eager.
+
+    python -m benchmarks.op_overhead [--quick] [--repeats N] [--threads N] [--ops add,matmul]
+
+Each op's input is one deterministic tiny example drawn from its own strategy in
+`tinygrad_s2s.testing.op_table.OPS` (Hypothesis `find` with a fixed seed and no shrinking: the first
+example whose arrays all hold >= 4 elements), cast to float32. On tensors this small the time is
+almost all framework overhead (graph recording, dispatch, gradient bookkeeping), not arithmetic.
+Targets: <= 3x PyTorch (issue 2), <= 1.5x (issue 6), judged on the geometric mean over ops.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .common import (fmt_ratio, fmt_time, geomean, parser, print_table, setup, target_line,
+                     time_alternating)
+
+MIN_ELEMENTS = 4
+
+
+def tiny_example(spec):
+    """(float32 arrays, kwargs): the same example on every run and machine."""
+    from hypothesis import HealthCheck, Phase, find, settings
+    chosen = settings(database=None, derandomize=True, max_examples=500, phases=[Phase.generate],
+                      suppress_health_check=list(HealthCheck))
+    arrays, kwargs = find(spec.inputs, lambda v: all(a.size >= MIN_ELEMENTS for a in v[0]),
+                          settings=chosen)
+    return [np.asarray(a, np.float32) for a in arrays], kwargs
+
+
+def describe_example(arrays, kwargs) -> str:
+    shapes = " ".join(str(tuple(a.shape)).replace(" ", "") for a in arrays)
+    extra = ",".join(f"{k}={_short(v)}" for k, v in kwargs.items() if v is not None)
+    return shapes + (f" {extra}" if extra else "")
+
+
+def _short(v):
+    if isinstance(v, np.ndarray):
+        return f"<{v.dtype.name}{tuple(v.shape)}>".replace(" ", "")
+    return str(v).replace(" ", "")
+
+
+# ---------------------------------------------------------------- PyTorch equivalents
+def _dims(axis, ndim):
+    return tuple(range(ndim)) if axis is None else axis
+
+
+def _torch_ops(torch):
+    """op-table name -> torch function taking (*tensors, **the op table's kwargs)."""
+    F = torch.nn.functional
+
+    def t(a):   # NumPy kwargs (indices, masks, targets) as torch tensors
+        return torch.from_numpy(np.ascontiguousarray(a)) if isinstance(a, np.ndarray) else a
+
+    def reduce(fn):
+        def run(x, axis, keepdims):
+            if x.ndim == 0:
+                return fn(x)
+            return fn(x, dim=_dims(axis, x.ndim), keepdim=keepdims)
+        return run
+
+    def getitem(x, index):
+        if isinstance(index, tuple):
+            index = tuple(t(i) for i in index)
+        return x[t(index)]
+
+    def cross_entropy(x, targets, ignore_index):
+        return F.cross_entropy(x.reshape(-1, x.shape[-1]), t(targets).reshape(-1),
+                               ignore_index=-100 if ignore_index is None else ignore_index)
+
+    def dropout(x, p):
+        # the op table reseeds ours on every call too (one fixed mask); torch.manual_seed would
+        # also reseed every other device's generator (~100 us), so reseed only the CPU one
+        torch.default_generator.manual_seed(0)
+        return F.dropout(x, p, training=True)
+
+    def lstm_step(a, c):   # the book's gate order f, g, i, o, from primitives as eager PyTorch runs it
+        f, g, i, o = a.chunk(4, dim=-1)
+        c = torch.sigmoid(f) * c + torch.tanh(g) * torch.sigmoid(i)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+    def lstm_sequence(xw, h, c, Wh):
+        hs = []
+        for step in xw.unbind(1):
+            h, c = lstm_step(step + h @ Wh, c)
+            hs.append(h)
+        return torch.cat([torch.stack(hs, 1), h[:, None], c[:, None]], 1)
+
+    return {
+        "add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div, "neg": torch.neg,
+        "pow": torch.pow, "pow_scalar": lambda x, exponent: x ** exponent,
+        "exp": torch.exp, "log": torch.log, "sqrt": torch.sqrt, "sigmoid": torch.sigmoid,
+        "tanh": torch.tanh, "relu": torch.relu, "matmul": torch.matmul,
+        "softmax": lambda x, axis: torch.softmax(x, dim=axis),
+        "log_softmax": lambda x, axis: torch.log_softmax(x, dim=axis),
+        "sum": reduce(torch.sum), "mean": reduce(torch.mean), "max": reduce(torch.amax),
+        "reshape": lambda x, shape: x.reshape(shape),
+        "transpose": lambda x, axes: x.permute(*(reversed(range(x.ndim)) if axes is None else axes)),
+        "broadcast_to": lambda x, shape: torch.broadcast_to(x, shape),
+        "repeat": lambda x, repeats, axis: torch.repeat_interleave(x, repeats, dim=axis),
+        "concat": lambda *xs, axis: torch.cat(xs, dim=axis),
+        "stack": lambda *xs, axis: torch.stack(xs, dim=axis),
+        "split": lambda x, sections, axis: torch.cat(torch.tensor_split(x, sections, dim=axis), dim=axis),
+        "unstack": lambda x, axis: torch.stack(torch.unbind(x, dim=axis), dim=axis),
+        "where": lambda a, b, cond: torch.where(t(cond), a, b),
+        "getitem": getitem,
+        "dropout": dropout,
+        "softmax_cross_entropy": cross_entropy,
+        "lstm_cell": lambda a, c: torch.stack(lstm_step(a, c)),
+        "lstm_sequence": lstm_sequence,
+    }
+
+
+# ---------------------------------------------------------------- one op, both frameworks
+def ours_step(spec, arrays, kwargs):
+    """A callable running forward + backward of the op once (leaf grads reset, as zero_grad does)."""
+    from tinygrad_s2s import Tensor
+    leaves = [Tensor(a, requires_grad=True) for a in arrays]
+    out = spec.fn(*leaves, **kwargs)
+    grad = np.ones(out.shape, out.dtype)
+
+    def step():
+        for leaf in leaves:
+            leaf.grad = None
+        spec.fn(*leaves, **kwargs).backward(grad)
+    return step
+
+
+def torch_step(torch, fn, arrays, kwargs):
+    """The same for a torch function; raises if the torch function cannot take this example."""
+    leaves = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out = fn(*leaves, **kwargs)
+    grad = torch.ones_like(out)
+
+    def step():
+        for leaf in leaves:
+            leaf.grad = None
+        fn(*leaves, **kwargs).backward(grad)
+    step()   # fail here, not in the timing loop
+    return step
+
+
+def run(bench, only=None):
+    from tinygrad_s2s.testing.op_table import OPS
+    torch = bench.torch
+    equivalents = _torch_ops(torch) if torch is not None else {}
+    rows, ratios = [], []
+    for spec in OPS:
+        if only and spec.name not in only:
+            continue
+        arrays, kwargs = tiny_example(spec)
+        fns = {"ours": ours_step(spec, arrays, kwargs)}
+        note = ""
+        if torch is not None:
+            if spec.name not in equivalents:
+                note = "no torch equivalent"
+            else:
+                try:
+                    fns["torch"] = torch_step(torch, equivalents[spec.name], arrays, kwargs)
+                except Exception as exc:   # e.g. an index torch does not support
+                    note = f"torch: {type(exc).__name__}"
+        times = time_alternating(fns, bench.repeats, bench.min_sample_s)
+        ours, theirs = times["ours"], times.get("torch")
+        ratio = None if theirs is None else ours / theirs
+        ratios.append(ratio)
+        rows.append([spec.name, describe_example(arrays, kwargs), fmt_time(ours), fmt_time(theirs),
+                     fmt_ratio(ours, theirs), note])
+    print_table(["op", "example (float32)", "ours fwd+bwd", "torch fwd+bwd", "ours/torch", "note"], rows,
+                title="Per-op overhead, forward + backward on tiny tensors "
+                      "(median per call; lower is better)")
+    if torch is None:
+        print(bench.torch_note)
+        return rows
+    gm = geomean(ratios)
+    known = sorted((r for r in ratios if r is not None))
+    print(f"ops compared: {len(known)} of {len(ratios)}; ratio median "
+          f"{known[len(known) // 2]:.2f}x, max {known[-1]:.2f}x" if known else "no op compared")
+    print(target_line("geometric mean ours/torch vs issue 2", gm, 3.0))
+    print(target_line("geometric mean ours/torch vs issue 6", gm, 1.5))
+    return rows
+
+
+def main(argv=None):
+    p = parser(__doc__.splitlines()[0], repeats=15)
+    p.add_argument("--ops", default=None, help="comma-separated op names (default: every op in the table)")
+    args = p.parse_args(argv)
+    bench = setup(args)
+    only = set(args.ops.split(",")) if args.ops else None
+    if only:
+        from tinygrad_s2s.testing.op_table import BY_NAME
+        unknown = only - set(BY_NAME)
+        if unknown:
+            raise SystemExit(f"--ops: unknown op(s) {sorted(unknown)}; known: {sorted(BY_NAME)}")
+    run(bench, only)
+
+
+if __name__ == "__main__":
+    main()

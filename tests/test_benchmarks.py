@@ -1,0 +1,189 @@
+"""Smoke tests of the benchmark entry points (`--quick`: tiny sizes, seconds each) and their helpers.
+
+Each benchmark runs twice: as installed (PyTorch columns when torch is importable, the 'skipped'
+note when not) and with torch hidden, so both paths are exercised whichever environment runs this.
+The numbers themselves are not checked (they depend on the machine); the tables' shape and the
+correctness checks built into the benchmarks (same loss, same decoded ids, exact deep-chain gradient)
+are.
+"""
+from __future__ import annotations
+
+import importlib
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:   # benchmarks/ is run from the repo root, not installed as a package
+    sys.path.insert(0, str(REPO_ROOT))
+BENCHMARKS = ["op_overhead", "lstm_layer", "train_step", "evaluate", "memory", "scaling"]
+SKIPPED = "PyTorch: skipped (not installed)"
+
+
+def torch_installed() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture(params=["as-installed", "torch-hidden"])
+def torch_mode(request, monkeypatch):
+    """'as-installed' uses torch if importable; 'torch-hidden' makes `import torch` fail."""
+    if request.param == "torch-hidden":
+        monkeypatch.setitem(sys.modules, "torch", None)   # `import torch` now raises ImportError
+    return request.param == "as-installed" and torch_installed()
+
+
+def run_main(name, capsys, *extra):
+    module = importlib.import_module(f"benchmarks.{name}")
+    module.main(["--quick", "--threads", "1", *extra])
+    return capsys.readouterr().out
+
+
+def table_rows(out: str, first_header: str) -> list[list[str]]:
+    """Rows (cells split on runs of 2+ spaces) of the table whose header starts with first_header."""
+    lines = out.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith(first_header))
+    rows = []
+    for ln in lines[start + 2:]:
+        if not ln.strip():
+            break
+        rows.append(re.split(r"\s{2,}", ln.strip()))
+    return rows
+
+
+def check_header_and_torch(out: str, with_torch: bool) -> None:
+    assert out.startswith("CPU: "), out[:200]
+    assert "NumPy" in out and "threads: 1" in out
+    if with_torch:
+        assert SKIPPED not in out
+        assert "PyTorch 2" in out
+    else:
+        assert SKIPPED in out
+
+
+def test_op_overhead_covers_every_op(torch_mode, capsys):
+    from tinygrad_s2s.testing.op_table import OPS
+    out = run_main("op_overhead", capsys)
+    check_header_and_torch(out, torch_mode)
+    rows = table_rows(out, "op ")
+    assert [r[0] for r in rows] == [spec.name for spec in OPS]
+    for r in rows:
+        assert re.fullmatch(r"[\d.]+ (us|ms|s)", r[2]), r
+        assert (r[4].endswith("x") or r[4] == "n/a") if torch_mode else r[4] == "n/a"
+    if torch_mode:
+        assert "vs issue 2" in out and "vs issue 6" in out
+
+
+def test_op_overhead_examples_are_deterministic():
+    from benchmarks.op_overhead import MIN_ELEMENTS, describe_example, tiny_example
+    from tinygrad_s2s.testing.op_table import BY_NAME
+    for name in ("add", "matmul", "getitem"):
+        first, second = tiny_example(BY_NAME[name]), tiny_example(BY_NAME[name])
+        assert describe_example(*first) == describe_example(*second)
+        assert all((a == b).all() for a, b in zip(first[0], second[0]))
+        assert all(a.size >= MIN_ELEMENTS and a.dtype.name == "float32" for a in first[0])
+
+
+def test_lstm_layer(torch_mode, capsys):
+    out = run_main("lstm_layer", capsys)
+    check_header_and_torch(out, torch_mode)
+    names = [r[0] for r in table_rows(out, "implementation")]
+    assert names[:2] == ["tg.nn.LSTM (fused)", "tg.nn.LSTM (fused=False, primitives)"]
+    assert ("torch.nn.LSTM" in names) == torch_mode
+    assert "GEMM peak" in out
+
+
+def test_train_step_same_loss_both_frameworks(torch_mode, capsys):
+    out = run_main("train_step", capsys)
+    check_header_and_torch(out, torch_mode)
+    rows = table_rows(out, "model (data)")
+    assert [r[0] for r in rows] == ["seq2seq (addition)", "peeky (addition)", "attention (date)"]
+    for r in rows:
+        losses = [float(v) for v in r[-1].split(" / ")]
+        assert len(losses) == (2 if torch_mode else 1)
+        assert losses[-1] == pytest.approx(losses[0], rel=1e-4), f"torch twin disagrees: {r}"
+
+
+def test_evaluate_decodes_the_same_ids(torch_mode, capsys):
+    out = run_main("evaluate", capsys, "--models", "seq2seq,attention")
+    check_header_and_torch(out, torch_mode)
+    rows = table_rows(out, "model (data)")
+    assert [r[0] for r in rows] == ["seq2seq (addition)", "attention (date)"]
+    for r in rows:
+        assert r[-1] == ("100.00%" if torch_mode else "n/a")
+
+
+def test_memory_runs_fresh_children(torch_mode, capsys):
+    out = run_main("memory", capsys, "--iters", "4")
+    check_header_and_torch(out, torch_mode)
+    rows = table_rows(out, "framework")
+    assert [r[0] for r in rows] == (["ours", "torch"] if torch_mode else ["ours"])
+    for r in rows:
+        assert float(r[5]) > 0   # peak RSS in MiB
+    assert "growth 2->4" in out
+
+
+def test_scaling_and_deep_chain(torch_mode, capsys):
+    out = run_main("scaling", capsys, "--chain", "2000")
+    check_header_and_torch(out, torch_mode)
+    assert [r[0] for r in table_rows(out, "T ")][:1] == ["4"]
+    chain = table_rows(out, "chain length")
+    assert chain[0][0] == "2,000" and chain[0][-1] == "ok"
+
+
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_each_benchmark_documents_its_command(name):
+    module = importlib.import_module(f"benchmarks.{name}")
+    assert f"python -m benchmarks.{name}" in module.__doc__
+    assert f"python -m benchmarks.{name}" in (REPO_ROOT / "benchmarks" / "README.md").read_text()
+    assert callable(module.main)
+
+
+def test_module_entry_point_runs():
+    """`python -m benchmarks.<name>` from the repository root, as the README says."""
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.lstm_layer", "--quick", "--no-torch",
+                           "--threads", "1"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "PyTorch: skipped (--no-torch)" in proc.stdout
+    assert "tg.nn.LSTM (fused)" in proc.stdout
+
+
+def test_bad_flags_give_clear_errors(capsys):
+    from benchmarks import op_overhead, train_step
+    with pytest.raises(SystemExit, match="unknown op"):
+        op_overhead.main(["--quick", "--no-torch", "--ops", "add,frobnicate"])
+    with pytest.raises(SystemExit, match="unknown model"):
+        train_step.main(["--quick", "--no-torch", "--models", "seq2seq,nope"])
+    with pytest.raises(SystemExit, match="--repeats must be >= 1"):
+        train_step.main(["--quick", "--no-torch", "--repeats", "0"])
+
+
+def test_time_alternating_and_tables(capsys):
+    from benchmarks.common import fmt_ratio, fmt_time, geomean, print_table, time_alternating
+    calls = []
+    medians = time_alternating({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                               repeats=4, min_sample_s=0.0)
+    assert set(medians) == {"a", "b"} and all(v >= 0 for v in medians.values())
+    timed = calls[4:]            # after two calibration calls each
+    assert timed == ["a", "b", "b", "a", "a", "b", "b", "a"]   # ABBA order
+    assert fmt_time(2.5e-6) == "2.5 us" and fmt_time(0.0123) == "12.30 ms" and fmt_time(None) == "n/a"
+    assert fmt_ratio(3.0, 2.0) == "1.50x" and fmt_ratio(1.0, None) == "n/a"
+    assert geomean([2.0, 8.0]) == pytest.approx(4.0) and geomean([None]) is None
+    print_table(["name", "value"], [["x", "1"], ["longer", "22"]])
+    assert capsys.readouterr().out.splitlines() == ["name    value", "------  -----", "x           1",
+                                                    "longer     22", ""]
+
+
+def test_thread_flag_parsing():
+    from benchmarks import thread_count, threads_flag
+    assert threads_flag(["--threads", "3"]) == 3 and threads_flag(["--threads=2"]) == 2
+    assert threads_flag(["--quick"]) is None
+    assert thread_count(["--threads", "5"]) == 5
+    with pytest.raises(SystemExit, match="--threads expects an integer"):
+        threads_flag(["--threads", "two"])
