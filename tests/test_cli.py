@@ -92,6 +92,15 @@ def test_console_script_trains_and_uses_a_zoo_model(work):
     r = run("predict", "runs/zoo", "16+75", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["predictions"][0]["question"] == "16+75"
+    r = run("train", "deep_lstm", *SMALL, "--epochs", "1", "--out", "runs/deep", "--json",
+            "--model-arg", "layers=2", "--model-arg", "fused=false")
+    assert r.returncode == 0, r.stderr
+    assert load_run(work / "runs" / "deep").config["model_config"]["layers"] == 2
+    assert load_run(work / "runs" / "deep").config["model_config"]["fused"] is False
+    one_error_line(run("train", "seq2seq", *SMALL, "--out", "runs/bad", "--model-arg", "heads=2"), 2,
+                   "model 'seq2seq' does not take these arguments ['heads']")
+    r = run("train", "seq2seq", "--model-arg", "2layers")      # argparse's own usage error
+    assert r.returncode == 2 and "expected KEY=VALUE with a Python identifier as KEY" in r.stderr
 
 
 def test_no_command_is_a_usage_error(capsys):

@@ -7,6 +7,7 @@ The train/eval/predict commands live in `cli_run.py`, the inspection commands in
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -59,6 +60,9 @@ def _add_train(sub) -> None:
     p.add_argument("--max-grad", type=float, help="clip the global gradient norm to this (default 5.0; "
                                                   "0 turns clipping off)")
     p.add_argument("--seed", type=int, help="seed of initialisation and batch order (default 0)")
+    p.add_argument("--model-arg", dest="model_args", action="append", type=_model_arg, default=None,
+                   metavar="KEY=VALUE", help="extra keyword for the model's constructor, repeatable; "
+                   "VALUE is read as JSON when it parses (layers=2, dropout=0.1, fused=false)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train (default cpu)")
     p.add_argument("--out", help="run directory (default: runs/MODEL-DATASET, numbered if taken)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
@@ -129,6 +133,17 @@ def _add_info(sub) -> None:
                    help="entries checked per parameter (default 6)")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights, inputs and sampled entries")
     p.set_defaults(func=cli_info.cmd_gradcheck)
+
+
+def _model_arg(text: str):
+    """KEY=VALUE -> (key, value); VALUE as JSON when it parses, else the plain string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with a Python identifier as KEY, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def build_parser() -> argparse.ArgumentParser:

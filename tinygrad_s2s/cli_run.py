@@ -60,6 +60,8 @@ def _resume_trainer(args, log):
     if not (run_dir / LAST).is_file():
         raise FileNotFoundError(f"nothing to resume: {run_dir / LAST} does not exist")
     config = load_checkpoint(run_dir / LAST)[2]["config"]
+    if args.model_args:
+        raise UsageError("--model-arg cannot change a resumed run: its model is rebuilt from the saved config")
     for key in _KEPT_ON_RESUME:
         given = getattr(args, key)
         if given is not None and given != config.get(key):
@@ -97,7 +99,11 @@ def _new_trainer(args, log):
     wordvec = args.wordvec or book["wordvec"]
     hidden = args.hidden or book["hidden"]
     tg.manual_seed(seed)
-    model = tg.create_model(args.model, len(ds.vocab), wordvec_size=wordvec, hidden_size=hidden)
+    extra = dict(args.model_args or ())
+    try:
+        model = tg.create_model(args.model, len(ds.vocab), wordvec_size=wordvec, hidden_size=hidden, **extra)
+    except TypeError as exc:      # an unknown --model-arg reaches the constructor as a bad keyword
+        raise UsageError(f"model '{args.model}' does not take these arguments {sorted(extra)}: {exc}") from None
     if args.device != "cpu":
         model.to(args.device)
     config = {"model": args.model, "seed": seed, "wordvec": wordvec, "hidden": hidden, "device": args.device}

@@ -52,44 +52,59 @@ class LSTMSequence(Function):
             raise ValueError(f"xw {xw.shape} needs h0, c0 of shape {(N, H)} and Wh of shape {(H, H4)}")
         xp = backend.get_array_module(xw)
         dt = xw.dtype
-        hs = xp.empty((T, N, H), dt)        # time-major: each step reads and writes contiguous blocks
-        cs = xp.empty((T, N, H), dt)
-        gates = xp.empty((T, N, H4), dt)    # f, g, i, o after their nonlinearities
-        h, c = h0, c0
+        keep = bool(self.needs_grad)        # under no_grad only hs is kept: no per-step history
+        xwt = xp.ascontiguousarray(xw.transpose(1, 0, 2))   # time-major: each step reads one block
+        hs = xp.empty((T, N, H), dt)
+        cs = xp.empty((T if keep else 2, N, H), dt)
+        tcs = xp.empty((T if keep else 1, N, H), dt)
+        gates = xp.empty((T if keep else 1, N, H4), dt)     # f, g, i, o after their nonlinearities
+        h, c_prev = h0, c0
         for t in range(T):
-            a = xw[:, t] + h @ Wh
-            gt = gates[t]
-            xp.tanh(a * 0.5, out=gt)
-            gt *= 0.5
-            gt += 0.5
-            xp.tanh(a[:, H:2 * H], out=gt[:, H:2 * H])
-            c = cs[t]
-            xp.multiply(gt[:, :H], c0 if t == 0 else cs[t - 1], out=c)
-            c += gt[:, H:2 * H] * gt[:, 2 * H:3 * H]
+            g = gates[t if keep else 0]
+            xp.matmul(h, Wh, out=g)
+            g += xwt[t]
+            xp.tanh(g[:, H:2 * H], out=g[:, H:2 * H])
+            for lo, hi in ((0, H), (2 * H, H4)):          # sigmoid(x) = tanh(x/2)/2 + 1/2, no overflow
+                blk = g[:, lo:hi]
+                blk *= 0.5
+                xp.tanh(blk, out=blk)
+                blk *= 0.5
+                blk += 0.5
+            c = cs[t if keep else t % 2]
+            xp.multiply(g[:, :H], c_prev, out=c)
+            c += g[:, H:2 * H] * g[:, 2 * H:3 * H]
+            tc = tcs[t if keep else 0]
+            xp.tanh(c, out=tc)
             h = hs[t]
-            xp.multiply(gt[:, 3 * H:], xp.tanh(c), out=h)
-        self.saved = (h0, c0, Wh, hs, cs, gates)
-        return hs.transpose(1, 0, 2), hs[-1].copy(), cs[-1].copy()
+            xp.multiply(g[:, 3 * H:], tc, out=h)
+            c_prev = c
+        if keep:
+            self.saved = (h0, c0, Wh, hs, cs, tcs, gates)
+        return hs.transpose(1, 0, 2), hs[-1].copy(), c_prev.copy()
 
     def backward(self, ghs, gh_last, gc_last):
-        h0, c0, Wh, hs, cs, gates = self.saved
+        h0, c0, Wh, hs, cs, tcs, gates = self.saved
         xp = backend.get_array_module(ghs)
         T, N, H = hs.shape
+        f, gg, i, o = (gates[..., k * H:(k + 1) * H] for k in range(4))
+        c_prev = xp.concatenate((c0[None], cs[:-1]), axis=0)
+        # every factor that does not depend on the incoming gradient, for all steps at once
+        k_fgi = xp.empty((T, N, 3, H), ghs.dtype)
+        k_fgi[:, :, 0] = c_prev * f * (1 - f)
+        k_fgi[:, :, 1] = i * (1 - gg * gg)
+        k_fgi[:, :, 2] = gg * i * (1 - i)
+        k_o = tcs * o * (1 - o)
+        k_s = o * (1 - tcs * tcs)
+        ghs_t = ghs.transpose(1, 0, 2)
         da_all = xp.empty((T, N, 4 * H), ghs.dtype)
         dh, dc = gh_last, gc_last
         for t in range(T - 1, -1, -1):
-            g = gates[t]
-            f, gg, i, o = g[:, :H], g[:, H:2 * H], g[:, 2 * H:3 * H], g[:, 3 * H:]
-            c_prev = c0 if t == 0 else cs[t - 1]
-            tc = xp.tanh(cs[t])
-            dh = dh + ghs[:, t]
-            ds = dc + dh * o * (1 - tc * tc)
+            dh = dh + ghs_t[t]
+            ds = dc + dh * k_s[t]
             da = da_all[t]
-            xp.multiply(ds * c_prev, f * (1 - f), out=da[:, :H])
-            xp.multiply(ds * i, 1 - gg * gg, out=da[:, H:2 * H])
-            xp.multiply(ds * gg, i * (1 - i), out=da[:, 2 * H:3 * H])
-            xp.multiply(dh * tc, o * (1 - o), out=da[:, 3 * H:])
-            dc = ds * f
+            xp.multiply(ds[:, None, :], k_fgi[t], out=da[:, :3 * H].reshape(N, 3, H))
+            xp.multiply(dh, k_o[t], out=da[:, 3 * H:])
+            dc = ds * f[t]
             dh = da @ Wh.T
         gWh = None
         if self.needs_grad[3]:
