@@ -11,31 +11,13 @@ import json
 import os
 import sys
 
+from .argtypes import positive_float as _positive_float, positive_int as _positive_int
+
 PROG = "tinygrad-s2s"
 
 
 class UsageError(Exception):
     """A command line that parses but makes no sense (exit code 2)."""
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not v > 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return v
 
 
 def _add_train(sub) -> None:

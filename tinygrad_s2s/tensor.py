@@ -25,63 +25,53 @@ _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 @contextlib.contextmanager
+def _setting(key, value):
+    old = _state[key]
+    _state[key] = value
+    try:
+        yield
+    finally:
+        _state[key] = old
+
+
 def no_grad():
     """Build no graph at all inside this block (inference, decoding, optimizer updates)."""
-    old = _state["grad"]
-    _state["grad"] = False
-    try:
-        yield
-    finally:
-        _state["grad"] = old
+    return _setting("grad", False)
 
 
-@contextlib.contextmanager
 def enable_grad():
     """Re-enable graph building inside a `no_grad` block."""
-    old = _state["grad"]
-    _state["grad"] = True
-    try:
-        yield
-    finally:
-        _state["grad"] = old
+    return _setting("grad", True)
 
 
 def is_grad_enabled() -> bool:
     return _state["grad"]
 
 
-@contextlib.contextmanager
 def detect_anomaly():
     """Raise FloatingPointError at the first op (forward or backward) that produces NaN or Inf."""
-    old = _state["anomaly"]
-    _state["anomaly"] = True
-    try:
-        yield
-    finally:
-        _state["anomaly"] = old
+    return _setting("anomaly", True)
 
 
 def set_default_dtype(dtype) -> None:
     """Set the float dtype of new tensors and parameters (float32 unless changed)."""
-    dtype = np.dtype(dtype)
-    if dtype.kind != "f":
-        raise TypeError(f"set_default_dtype: expected a floating dtype, got {dtype}")
-    _state["dtype"] = dtype
+    _state["dtype"] = _float_dtype(dtype)
 
 
 def get_default_dtype() -> np.dtype:
     return _state["dtype"]
 
 
-@contextlib.contextmanager
 def default_dtype(dtype):
     """`with tg.default_dtype(np.float64):` creates float64 tensors and parameters inside."""
-    old = _state["dtype"]
-    set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        _state["dtype"] = old
+    return _setting("dtype", _float_dtype(dtype))
+
+
+def _float_dtype(dtype) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"set_default_dtype: expected a floating dtype, got {dtype}")
+    return dtype
 
 
 @contextlib.contextmanager

@@ -5,28 +5,12 @@ graphviz, matplotlib and the models are imported only when a command actually ru
 """
 from __future__ import annotations
 
-import argparse
 import os
+
+from ..argtypes import non_negative_int as _non_negative_int, positive_int as _positive_int
 
 FORMATS = ("svg", "png", "pdf", "dot")
 DEFAULT_OUT_DIR = "graphviz_out"
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {v}")
-    return v
-
-
-def _positive_int(text: str) -> int:
-    v = _non_negative_int(text)
-    if v == 0:
-        raise argparse.ArgumentTypeError("expected a positive integer, got 0")
-    return v
 
 
 def add_subparsers(subparsers) -> None:

@@ -1,0 +1,120 @@
+"""Reproduce the zoo's accuracy runs (issue 4) through the `tinygrad-s2s train` command.
+
+    python -m benchmarks.accuracy                 # every run, one after another (tens of minutes)
+    python -m benchmarks.accuracy attention-date  # only the named runs
+    python -m benchmarks.accuracy --list
+
+Each run trains in runs/accuracy/NAME; its metrics.csv and learning_curve.png are copied to
+benchmarks/accuracy/NAME/, and benchmarks/accuracy/RESULTS.md gets one table row per run with the
+per-epoch test accuracy (exact match of the whole answer, greedy decoding, 10% test split).
+These runs take minutes each: they stay out of CI.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent / "accuracy"
+
+
+@dataclass(frozen=True)
+class AccuracyRun:
+    name: str
+    args: tuple
+    target: str
+
+    def command(self, out: Path) -> list[str]:
+        return ["tinygrad-s2s", "train", *self.args, "--out", str(out), "--json", "--no-progress"]
+
+
+RUNS = [
+    AccuracyRun("peeky-addition-reversed", ("peeky", "--dataset", "addition", "--reverse"),
+                ">= 99% at the end of 25 epochs (final, not just best)"),
+    AccuracyRun("seq2seq-addition", ("seq2seq", "--dataset", "addition"), "reported (the book's baseline)"),
+    AccuracyRun("seq2seq-addition-reversed", ("seq2seq", "--dataset", "addition", "--reverse"),
+                "reported (reversal helps)"),
+    AccuracyRun("attention-date", ("attention", "--dataset", "date", "--epochs", "3", "--lr", "0.003"),
+                ">= 90% after 2 epochs, >= 99.9% after 3"),
+    AccuracyRun("deep_lstm-addition-reversed", ("deep_lstm", "--dataset", "addition", "--reverse"),
+                ">= 99.5% within 25 epochs"),
+    AccuracyRun("transformer-date", ("transformer", "--dataset", "date", "--hidden", "64", "--epochs", "6"),
+                ">= 99.9% within 30 minutes"),
+    AccuracyRun("transformer-addition", ("transformer", "--dataset", "addition", "--reverse", "--hidden", "64",
+                                         "--epochs", "25"), ">= 99% within 30 minutes"),
+]
+
+
+def read_metrics(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def table_row(run: AccuracyRun, rows: list[dict]) -> str:
+    curve = ", ".join(f"{100 * float(r['test_accuracy']):.1f}" for r in rows)
+    minutes = sum(float(r["seconds"]) for r in rows) / 60
+    final = 100 * float(rows[-1]["test_accuracy"])
+    best = 100 * max(float(r["test_accuracy"]) for r in rows)
+    cmd = "tinygrad-s2s train " + " ".join(run.args)
+    return (f"| {run.name} | `{cmd}` | {final:.2f}% | {best:.2f}% | {len(rows)} | {minutes:.1f} | "
+            f"{run.target} | {curve} |")
+
+
+def write_results(names: list[str]) -> Path:
+    lines = ["# Accuracy runs (issue 4)", "",
+             "Exact match of the whole decoded answer on the 10% test split, greedy decoding. "
+             "Training minutes exclude evaluation. Reproduce with `python -m benchmarks.accuracy NAME`.", "",
+             "| run | command | final | best | epochs | train min | target | test accuracy per epoch (%) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for run in RUNS:
+        metrics = HERE / run.name / "metrics.csv"
+        if metrics.is_file():
+            lines.append(table_row(run, read_metrics(metrics)))
+    path = HERE / "RESULTS.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.accuracy", description=__doc__.splitlines()[0])
+    p.add_argument("names", nargs="*", help="runs to do (default: all)")
+    p.add_argument("--list", action="store_true", help="list the runs and exit")
+    p.add_argument("--runs-dir", default="runs/accuracy", help="where the runs train (default runs/accuracy)")
+    args = p.parse_args(argv)
+    known = {r.name: r for r in RUNS}
+    if args.list:
+        for r in RUNS:
+            print(f"{r.name:30s} tinygrad-s2s train {' '.join(r.args)}   target: {r.target}")
+        return 0
+    unknown = [n for n in args.names if n not in known]
+    if unknown:
+        p.error(f"unknown runs {unknown}; known: {', '.join(known)}")
+    for name in args.names or list(known):
+        run = known[name]
+        out = Path(args.runs_dir) / name
+        if out.exists():
+            shutil.rmtree(out)
+        t0 = time.time()
+        print(f"== {name}: {' '.join(run.command(out))}", flush=True)
+        proc = subprocess.run(run.command(out), stdout=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            print(f"{name} failed with exit code {proc.returncode}", file=sys.stderr)
+            return 1
+        report = json.loads(proc.stdout)
+        dest = HERE / name
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in ("metrics.csv", "learning_curve.png", "config.json"):
+            shutil.copy2(out / f, dest / f)
+        print(f"   accuracy {100 * report['accuracy']:.2f}% in {(time.time() - t0) / 60:.1f} min", flush=True)
+    print(f"results: {write_results(args.names)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
