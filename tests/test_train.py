@@ -297,3 +297,34 @@ def test_load_run_errors(ds, tmp_path):
     tg.save(tg.create_model("tiny-s2s", 13, 4, 8), tmp_path / "weights.npz")
     with pytest.raises(ValueError, match="bare weights file"):
         load_run(tmp_path / "weights.npz")
+
+
+def test_cosine_schedule_anneals_to_zero_and_resumes_exactly(ds, tmp_path):
+    ref = make_trainer(ds, tmp_path / "ref", lr=0.01, lr_schedule="cosine")
+    seen = []
+    step = ref.optimizer.step
+
+    def recording_step():
+        seen.append(ref.optimizer.lr)
+        step()
+    ref.optimizer.step = recording_step
+    ref.fit(2)
+    assert seen[0] == pytest.approx(0.01) and seen == sorted(seen, reverse=True)
+    assert seen[-1] < 0.01 * 0.05 and len(seen) == 10
+    t = make_trainer(ds, tmp_path / "run", lr=0.01, lr_schedule="cosine")
+    forward = t.model.forward
+
+    def interrupted_forward(xs, ts):
+        if t.model.calls == 7:
+            t.model.calls += 1
+            raise KeyboardInterrupt
+        return forward(xs, ts)
+    t.model.forward = interrupted_forward
+    with pytest.raises(TrainingInterrupted):
+        t.fit(2)
+    resumed = Trainer.resume(tmp_path / "run", log=io.StringIO(), progress=False)
+    assert resumed.lr_schedule == "cosine"
+    resumed.fit(2)
+    assert_same_arrays(arrays(tmp_path / "run" / "last.npz"), arrays(tmp_path / "ref" / "last.npz"))
+    with pytest.raises(ValueError, match="lr_schedule must be one of constant, cosine"):
+        make_trainer(ds, lr_schedule="step")

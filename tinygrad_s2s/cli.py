@@ -39,6 +39,8 @@ def _add_train(sub) -> None:
     p.add_argument("--wordvec", type=_positive_int, help="embedding size D (default 16)")
     p.add_argument("--hidden", type=_positive_int, help="hidden size H (default: 128 addition, 256 date)")
     p.add_argument("--lr", type=_positive_float, help="Adam learning rate (default 0.001)")
+    p.add_argument("--lr-schedule", choices=("constant", "cosine"),
+                   help="constant (default, as the book), or cosine: annealed from --lr to 0 over --epochs")
     p.add_argument("--max-grad", type=float, help="clip the global gradient norm to this (default 5.0; "
                                                   "0 turns clipping off)")
     p.add_argument("--seed", type=int, help="seed of initialisation and batch order (default 0)")

@@ -47,7 +47,8 @@ def _check_model(name: str) -> None:
 
 # ---------------------------------------------------------------- train
 # options a resumed run takes from its saved config (given again, they must agree with it)
-_KEPT_ON_RESUME = ("model", "reverse", "batch_size", "wordvec", "hidden", "lr", "max_grad", "seed", "limit",
+_KEPT_ON_RESUME = ("model", "reverse", "batch_size", "wordvec", "hidden", "lr", "lr_schedule", "max_grad", "seed",
+                   "limit",
                    "test_limit")
 
 
@@ -107,7 +108,8 @@ def _new_trainer(args, log):
     if args.device != "cpu":
         model.to(args.device)
     config = {"model": args.model, "seed": seed, "wordvec": wordvec, "hidden": hidden, "device": args.device}
-    trainer = Trainer(model, ds, lr=args.lr or 1e-3, max_grad=5.0 if args.max_grad is None else args.max_grad,
+    trainer = Trainer(model, ds, lr=args.lr or 1e-3, lr_schedule=args.lr_schedule or "constant",
+                      max_grad=5.0 if args.max_grad is None else args.max_grad,
                       batch_size=args.batch_size or 128, run_dir=run_dir, config=config, log=log,
                       progress=args.progress)
     return trainer, args.epochs or book["epochs"]

@@ -26,6 +26,8 @@ from .runfiles import (BEST, LAST, Run, build_model, load_checkpoint, load_run, 
 __all__ = ["BOOK_DEFAULTS", "Trainer", "TrainingDiverged", "TrainingInterrupted", "evaluate",
            "exact_match", "generate_batched", "load_run", "Run"]
 
+LR_SCHEDULES = ("constant", "cosine")
+
 BOOK_DEFAULTS = {
     "addition": {"wordvec": 16, "hidden": 128, "epochs": 25, "reverse": False},
     "date": {"wordvec": 16, "hidden": 256, "epochs": 10, "reverse": True},
@@ -170,13 +172,17 @@ class Trainer:
     stderr.
     """
 
-    def __init__(self, model, dataset: Dataset, *, lr: float = 1e-3, max_grad: float | None = 5.0,
+    def __init__(self, model, dataset: Dataset, *, lr: float = 1e-3, lr_schedule: str = "constant",
+                 max_grad: float | None = 5.0,
                  batch_size: int = 128, run_dir=None, config: dict | None = None, log=None,
                  progress: bool = True, eval_batch_size: int = 1000, examples_shown: int = 3):
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if lr <= 0 or not math.isfinite(lr):
             raise ValueError(f"lr must be a positive number, got {lr}")
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {lr_schedule!r}")
+        self.base_lr, self.lr_schedule = lr, lr_schedule
         self.model, self.dataset = model, dataset
         self.max_grad, self.batch_size = max_grad, batch_size
         self.optimizer = optim.Adam(model.parameters(), lr=lr)
@@ -190,7 +196,8 @@ class Trainer:
             answer_width=dataset.answer_width, split_seed=dataset.seed,
             limit=dataset.train_limit, test_limit=dataset.test_limit,
             train_examples=len(dataset.x_train),
-            test_examples=len(dataset.x_test), lr=lr, max_grad=max_grad, batch_size=batch_size,
+            test_examples=len(dataset.x_test), lr=lr, lr_schedule=lr_schedule, max_grad=max_grad,
+            batch_size=batch_size,
             model_config=getattr(model, "config", None))
         mc = self.config["model_config"] or {}
         self.config.setdefault("model", _registered_name(model))
@@ -220,7 +227,8 @@ class Trainer:
         model.load_state_dict(model_state)
         if device != "cpu":
             model.to(device)
-        trainer = cls(model, dataset, lr=config["lr"], max_grad=config["max_grad"],
+        trainer = cls(model, dataset, lr=config["lr"], lr_schedule=config.get("lr_schedule", "constant"),
+                      max_grad=config["max_grad"],
                       batch_size=config["batch_size"], run_dir=run_dir, config=config, **kwargs)
         if opt_state is not None:
             trainer.optimizer.load_state_dict(opt_state)
@@ -317,6 +325,7 @@ class Trainer:
                 if not math.isfinite(norm):
                     raise self._diverged("gradient norm", norm, b)
                 stop.critical = True        # the update and the position advance together
+                self.optimizer.lr = self._lr_at(epochs * len(batches))
                 self.optimizer.step()
                 self.step += 1
                 self.batch = b + 1
@@ -331,6 +340,13 @@ class Trainer:
             self._epoch_seconds += time.perf_counter() - t0
             bar.close()
         self._end_epoch(epochs, stop)
+
+    def _lr_at(self, total_steps: int) -> float:
+        """The learning rate of the current step: constant, or cosine-annealed from lr to 0 over the
+        run's `epochs` (a function of the step count alone, so resume stays exact)."""
+        if self.lr_schedule == "constant":
+            return self.base_lr
+        return self.base_lr * 0.5 * (1 + math.cos(math.pi * min(self.step / total_steps, 1.0)))
 
     def _diverged(self, what, value, b) -> TrainingDiverged:
         last = self.run_dir / LAST if self.run_dir is not None else None
