@@ -246,3 +246,16 @@ def test_load_rejects_foreign_and_future_files(tmp_path):
         tg.load(other)
     with pytest.raises(FileNotFoundError, match="no such file"):
         tg.load(tmp_path / "missing.npz")
+
+
+def test_float_buffers_follow_the_default_dtype_and_move_with_to():
+    class WithTable(tg.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("table", np.linspace(0, 1, 4))      # a float64 ndarray
+            self.register_buffer("ids", np.arange(3))
+
+    m = WithTable()
+    assert m.table.dtype == np.float32 and m.ids.dtype.kind == "i"
+    assert m.to(np.float64).table.dtype == np.float64
+    assert not m.table.requires_grad and m.parameters() == []

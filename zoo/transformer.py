@@ -38,8 +38,7 @@ class TokenEmbedding(nn.Module):
         self.proj = nn.Linear(wordvec_size, d_model, bias=False) if wordvec_size != d_model else None
         self.scale = math.sqrt(d_model)
         self.max_len = max_len
-        # in the default float dtype, so float32 models stay float32 (a float64 table would promote them)
-        self.register_buffer("positions", sinusoid_table(max_len, d_model).astype(tg.get_default_dtype()))
+        self.register_buffer("positions", sinusoid_table(max_len, d_model))   # takes the default dtype
 
     def forward(self, ids, offset: int = 0):
         """`offset` is the position of the first id (decoding one step at a time)."""
