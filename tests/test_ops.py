@@ -78,6 +78,27 @@ def test_runs_on_a_strict_device_and_matches_cpu(spec, data):
             np.testing.assert_allclose(x.grad.numpy(), c.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
+def _cuda_available():
+    try:
+        tg.backend.module_for("cuda")
+        return True
+    except tg.backend.DeviceError:
+        return False
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda_available(), reason="no CUDA device (CuPy missing or no GPU)")
+@each_op
+@given(data=st.data())
+def test_runs_on_cuda_and_matches_cpu(spec, data):
+    arrays, kw = data.draw(spec.inputs)
+    cpu_xs, cpu_out, _ = _run(spec, arrays, kw)
+    xs, out, _ = _run(spec, arrays, kw, device="cuda")
+    np.testing.assert_allclose(out.numpy(), cpu_out.numpy(), rtol=1e-10, atol=1e-10)
+    for x, c in zip(xs, cpu_xs):
+        np.testing.assert_allclose(x.grad.numpy(), c.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
 # ---------------------------------------------------------------- random compositions
 _UNARY = [tg.tanh, tg.sigmoid, lambda x: tg.exp(x * 0.3), lambda x: tg.sum(x, axis=-1, keepdims=True),
           lambda x: tg.softmax(x, axis=-1), lambda x: x * x, lambda x: tg.transpose(x)]
