@@ -189,6 +189,20 @@ def test_attention_weights_of_forward_and_generate(name):
     np.testing.assert_allclose(model.attention_weights, g, atol=1e-12)   # step by step == all at once
 
 
+@pytest.mark.parametrize("name", MODELS)
+def test_large_batches_decode_in_chunks_with_the_same_answers(name, monkeypatch):
+    import zoo.common
+    model = build(name)
+    model.eval()
+    xs, _ = batch(n=7)
+    whole = model.generate(xs, 2, 4)
+    weights = model.attention_weights
+    monkeypatch.setattr(zoo.common, "DECODE_CHUNK", 3)      # 7 rows -> chunks of 3, 3 and 1
+    np.testing.assert_array_equal(model.generate(xs, 2, 4), whole)
+    if weights is not None:
+        np.testing.assert_allclose(model.attention_weights, weights, atol=1e-12)
+
+
 @pytest.mark.parametrize("name", ["seq2seq", "peeky"])
 def test_models_without_attention_record_none(name):
     model = build(name)

@@ -53,7 +53,6 @@ class LSTMSequence(Function):
         xp = backend.get_array_module(xw)
         dt = xw.dtype
         keep = bool(self.needs_grad)        # under no_grad only hs is kept: no per-step history
-        xwt = xp.ascontiguousarray(xw.transpose(1, 0, 2))   # time-major: each step reads one block
         hs = xp.empty((T, N, H), dt)
         cs = xp.empty((T if keep else 2, N, H), dt)
         tcs = xp.empty((T if keep else 1, N, H), dt)
@@ -62,7 +61,7 @@ class LSTMSequence(Function):
         for t in range(T):
             g = gates[t if keep else 0]
             xp.matmul(h, Wh, out=g)
-            g += xwt[t]
+            g += xw[:, t]                    # rows of 4H contiguous values: no transposed copy needed
             xp.tanh(g[:, H:2 * H], out=g[:, H:2 * H])
             for lo, hi in ((0, H), (2 * H, H4)):          # sigmoid(x) = tanh(x/2)/2 + 1/2, no overflow
                 blk = g[:, lo:hi]
