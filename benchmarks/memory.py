@@ -36,6 +36,25 @@ def current_rss_mb() -> float | None:
         return None
 
 
+def live_heap_mb() -> float | None:
+    """Bytes malloc holds for live allocations (small blocks + mmapped arrays), in MiB, from glibc's
+    mallinfo2; None elsewhere. Unlike RSS it does not move when the allocator trims or keeps freed
+    pages, so it shows whether anything (a graph, a cache) really outlives an iteration."""
+    try:
+        import ctypes
+
+        class MallInfo2(ctypes.Structure):
+            _fields_ = [(name, ctypes.c_size_t) for name in
+                        ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                         "uordblks", "fordblks", "keepcost")]
+        libc = ctypes.CDLL(None)
+        libc.mallinfo2.restype = MallInfo2
+        info = libc.mallinfo2()
+        return (info.uordblks + info.hblkhd) / 2 ** 20
+    except (OSError, AttributeError):
+        return None
+
+
 def peak_rss_mb() -> float:
     """This process's peak RSS in MiB.
 
@@ -73,8 +92,8 @@ def child(framework: str, iters: int, quick: bool) -> dict:
     for i in range(1, iters + 1):
         step()
         if i == half:
-            result["at_half"] = current_rss_mb()
-    result["at_end"] = current_rss_mb()
+            result["at_half"], result["live_half"] = current_rss_mb(), live_heap_mb()
+    result["at_end"], result["live_end"] = current_rss_mb(), live_heap_mb()
     result["peak"] = peak_rss_mb()
     return result
 
@@ -97,11 +116,13 @@ def run(bench, iters: int):
     rows = []
     for fw, r in results.items():
         growth = None if r["at_end"] is None or r["at_half"] is None else r["at_end"] - r["at_half"]
+        live = None if r.get("live_end") is None else r["live_end"] - r["live_half"]
         rows.append([fw, fmt_num(r["after_setup"]), fmt_num(r["at_half"]), fmt_num(r["at_end"]),
-                     fmt_num(growth, 1), fmt_num(r["peak"]),
+                     fmt_num(growth, 1), fmt_num(live, 1), fmt_num(r["peak"]),
                      fmt_num(None if r["after_setup"] is None else r["peak"] - r["after_setup"])])
     print_table(["framework", "after setup", f"at iter {half}", f"at iter {iters}",
-                 f"growth {half}->{iters}", "peak RSS", "peak - setup"], rows,
+                 f"growth {half}->{iters}", f"live heap growth {half}->{iters}", "peak RSS",
+                 "peak - setup"], rows,
                 title=f"Attention training, {iters} iterations, fresh process each (MiB)")
     if bench.torch is None:
         print(bench.torch_note)
@@ -110,7 +131,12 @@ def run(bench, iters: int):
         print(f"peak RSS ours/torch: {ours / theirs:.2f}x (target <= 1.0x: "
               f"{'met' if ours <= theirs else 'NOT met'})")
     r = results["ours"]
-    if r["at_end"] is not None and r["at_half"] is not None:
+    if r.get("live_end") is not None:
+        live = r["live_end"] - r["live_half"]
+        # RSS moves with the allocator's trimming; the live heap is what a leak would grow
+        print(f"ours live-heap growth {half}->{iters}: {live:+.1f} MiB (target: none; "
+              f"{'met' if abs(live) <= 2.0 else 'NOT met'} at a 2 MiB tolerance)")
+    elif r["at_end"] is not None and r["at_half"] is not None:
         growth = r["at_end"] - r["at_half"]
         # a few MiB of allocator noise is not a leak; a graph kept alive would grow every iteration
         print(f"ours RSS growth {half}->{iters}: {growth:+.1f} MiB (target: none; "
