@@ -63,7 +63,7 @@ class Module:
         t = Tensor(array)
         if t.dtype.kind == "f":       # a float64 table must not promote a float32 model
             t.data = t.data.astype(get_default_dtype(), copy=False)
-        self._buffers[name] = name
+        self._buffers[name] = t
         object.__setattr__(self, name, t)
 
     def __call__(self, *args, **kwargs):
@@ -137,7 +137,7 @@ class Module:
     def to(self, target):
         """Move every parameter and buffer to a device ('cpu'/'cuda') or convert it to a float dtype."""
         for m in self.modules():
-            for t in list(m._params.values()) + [getattr(m, b) for b in m._buffers]:
+            for t in list(m._params.values()) + list(m._buffers.values()):
                 if isinstance(target, str):
                     t.data = backend.to_device(t.data, target)
                 elif t.dtype.kind == "f":
