@@ -1,6 +1,6 @@
 """tinygrad-s2s: a define-by-run autograd engine on NumPy/CuPy and the seq2seq models of
 *Deep Learning from Scratch 2*, chapters 7-8, built from its primitives."""
-from . import backend, random
+from . import allocator, backend, random
 from .tensor import (Function, Tensor, current_module_path, default_dtype, detect_anomaly,
                      enable_grad, get_default_dtype, is_grad_enabled, no_grad, set_default_dtype)
 from .ops import (add, broadcast_to, concat, div, dropout, exp, getitem, log, log_softmax, matmul,
@@ -13,6 +13,9 @@ from .registry import available_models, create_model, register_model
 from .random import manual_seed
 
 __version__ = "0.1.0"
+
+if allocator.enabled_by_environment():
+    allocator.keep_freed_memory()
 
 
 def __getattr__(name):
