@@ -30,11 +30,14 @@ def sinusoid_table(max_len: int, dim: int) -> np.ndarray:
 
 class TokenEmbedding(nn.Module):
     """ids (N, L) -> (N, L, d_model): embedding (projected from wordvec_size to d_model when they
-    differ), scaled by sqrt(d_model), plus fixed sinusoidal positions (a buffer, not trained)."""
+    differ), scaled by sqrt(d_model), plus fixed sinusoidal positions (a buffer, not trained).
+    The table starts at standard deviation 1/sqrt(d_model), so scaled tokens start with unit
+    variance, as large as the positions: with the book's 0.01 the tokens were a tenth of the
+    positions and training on addition stalled for its first epochs."""
 
     def __init__(self, vocab_size: int, wordvec_size: int, d_model: int, max_len: int):
         super().__init__()
-        self.embed = nn.Embedding(vocab_size, wordvec_size)
+        self.embed = nn.Embedding(vocab_size, wordvec_size, init_std=1 / math.sqrt(d_model))
         self.proj = nn.Linear(wordvec_size, d_model, bias=False) if wordvec_size != d_model else None
         self.scale = math.sqrt(d_model)
         self.max_len = max_len

@@ -14,12 +14,13 @@ def _randn(*shape, scale=1.0):
 
 
 class Embedding(Module):
-    """Rows of a (vocab_size, dim) table looked up by integer ids: (N, T) -> (N, T, dim)."""
+    """Rows of a (vocab_size, dim) table looked up by integer ids: (N, T) -> (N, T, dim).
+    Rows start as normal noise of standard deviation `init_std` (the book's 0.01 by default)."""
 
-    def __init__(self, vocab_size: int, dim: int):
+    def __init__(self, vocab_size: int, dim: int, init_std: float = 0.01):
         super().__init__()
         self.vocab_size, self.dim = vocab_size, dim
-        self.weight = Parameter(_randn(vocab_size, dim, scale=0.01))
+        self.weight = Parameter(_randn(vocab_size, dim, scale=init_std))
 
     def forward(self, ids):
         arr = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
