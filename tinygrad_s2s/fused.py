@@ -42,6 +42,11 @@ class LSTMSequence(Function):
 
     Inputs: xw (N, T, 4H) (the input projection x@Wx + b of every step), h0, c0 (N, H), Wh (H, 4H).
     Outputs: hs (N, T, H), h_T, c_T.
+
+    Inside, each step's gates are kept gate-major, (4, N, H): `h @ Wh` becomes one batched matmul
+    against Wh split into its four (H, H) gate blocks, so every elementwise pass reads and writes
+    whole contiguous blocks. On column slices of an (N, 4H) array NumPy runs one short inner loop
+    per row, which made the elementwise work of a step cost as much as its GEMM.
     """
     name = "lstm_sequence"
 
@@ -53,63 +58,90 @@ class LSTMSequence(Function):
         xp = backend.get_array_module(xw)
         dt = xw.dtype
         keep = bool(self.needs_grad)        # under no_grad only hs is kept: no per-step history
+        Wh4 = xp.ascontiguousarray(Wh.reshape(H, 4, H).transpose(1, 0, 2))     # (4, H, H)
+        xw4 = xw.reshape(N, T, 4, H)
         hs = xp.empty((T, N, H), dt)
         cs = xp.empty((T if keep else 2, N, H), dt)
         tcs = xp.empty((T if keep else 1, N, H), dt)
-        gates = xp.empty((T if keep else 1, N, H4), dt)     # f, g, i, o after their nonlinearities
+        gates = xp.empty((T if keep else 1, 4, N, H), dt)    # f, g, i, o after their nonlinearities
+        gi = xp.empty((N, H), dt)
         h, c_prev = h0, c0
         for t in range(T):
             g = gates[t if keep else 0]
-            xp.matmul(h, Wh, out=g)
-            g += xw[:, t]                    # rows of 4H contiguous values: no transposed copy needed
-            xp.tanh(g[:, H:2 * H], out=g[:, H:2 * H])
-            for lo, hi in ((0, H), (2 * H, H4)):          # sigmoid(x) = tanh(x/2)/2 + 1/2, no overflow
-                blk = g[:, lo:hi]
+            xp.matmul(h, Wh4, out=g)
+            g += xw4[:, t].transpose(1, 0, 2)
+            xp.tanh(g[1], out=g[1])
+            for blk in (g[0], g[2:]):          # sigmoid(x) = tanh(x/2)/2 + 1/2, no overflow
                 blk *= 0.5
                 xp.tanh(blk, out=blk)
                 blk *= 0.5
                 blk += 0.5
             c = cs[t if keep else t % 2]
-            xp.multiply(g[:, :H], c_prev, out=c)
-            c += g[:, H:2 * H] * g[:, 2 * H:3 * H]
+            xp.multiply(g[0], c_prev, out=c)
+            xp.multiply(g[1], g[2], out=gi)
+            c += gi
             tc = tcs[t if keep else 0]
             xp.tanh(c, out=tc)
             h = hs[t]
-            xp.multiply(g[:, 3 * H:], tc, out=h)
+            xp.multiply(g[3], tc, out=h)
             c_prev = c
         if keep:
-            self.saved = (h0, c0, Wh, hs, cs, tcs, gates)
+            self.saved = (h0, c0, Wh4, hs, cs, tcs, gates)
         return hs.transpose(1, 0, 2), hs[-1].copy(), c_prev.copy()
 
     def backward(self, ghs, gh_last, gc_last):
-        h0, c0, Wh, hs, cs, tcs, gates = self.saved
+        h0, c0, Wh4, hs, cs, tcs, gates = self.saved
         xp = backend.get_array_module(ghs)
         T, N, H = hs.shape
-        f, gg, i, o = (gates[..., k * H:(k + 1) * H] for k in range(4))
-        c_prev = xp.concatenate((c0[None], cs[:-1]), axis=0)
-        # every factor that does not depend on the incoming gradient, for all steps at once
-        k_fgi = xp.empty((T, N, 3, H), ghs.dtype)
-        k_fgi[:, :, 0] = c_prev * f * (1 - f)
-        k_fgi[:, :, 1] = i * (1 - gg * gg)
-        k_fgi[:, :, 2] = gg * i * (1 - i)
-        k_o = tcs * o * (1 - o)
-        k_s = o * (1 - tcs * tcs)
-        ghs_t = ghs.transpose(1, 0, 2)
-        da_all = xp.empty((T, N, 4 * H), ghs.dtype)
-        dh, dc = gh_last, gc_last
+        dt = ghs.dtype
+        f, gg, i, o = (gates[:, k] for k in range(4))
+        # every factor that does not depend on the incoming gradient, for all steps at once, written
+        # in place (no temporaries): da_f,g,i = ds * k_fgi, da_o = dh * k_o, ds = dc + dh * k_s
+        k_fgi = xp.empty((T, 3, N, H), dt)
+        k_f, k_g, k_i = k_fgi[:, 0], k_fgi[:, 1], k_fgi[:, 2]
+        xp.subtract(1, f, out=k_f)              # c_prev * f * (1 - f)
+        k_f *= f
+        k_f[0] *= c0
+        k_f[1:] *= cs[:-1]
+        xp.multiply(gg, gg, out=k_g)            # i * (1 - g^2)
+        xp.subtract(1, k_g, out=k_g)
+        k_g *= i
+        xp.subtract(1, i, out=k_i)              # g * i * (1 - i)
+        k_i *= i
+        k_i *= gg
+        k_o = xp.subtract(1, o)                 # tanh(c) * o * (1 - o)
+        k_o *= o
+        k_o *= tcs
+        k_s = xp.multiply(tcs, tcs)             # o * (1 - tanh(c)^2)
+        xp.subtract(1, k_s, out=k_s)
+        k_s *= o
+        Wh4T = xp.ascontiguousarray(Wh4.transpose(0, 2, 1))
+        da_all = xp.empty((4, T, N, H), dt)     # gate-major, so each step writes whole blocks
+        per_gate = xp.empty((4, N, H), dt)
+        dh = gh_last + ghs[:, T - 1]
+        dc = gc_last
+        ds = xp.empty_like(dh)
         for t in range(T - 1, -1, -1):
-            dh = dh + ghs_t[t]
-            ds = dc + dh * k_s[t]
-            da = da_all[t]
-            xp.multiply(ds[:, None, :], k_fgi[t], out=da[:, :3 * H].reshape(N, 3, H))
-            xp.multiply(dh, k_o[t], out=da[:, 3 * H:])
-            dc = ds * f[t]
-            dh = da @ Wh.T
-        gWh = None
+            if t < T - 1:
+                dh += ghs[:, t]                 # dh is this loop's own buffer (sum above, matmul below)
+            xp.multiply(dh, k_s[t], out=ds)
+            ds += dc
+            da = da_all[:, t]
+            xp.multiply(ds, k_fgi[t], out=da[:3])
+            xp.multiply(dh, k_o[t], out=da[3])
+            if t > 0 or self.needs_grad[2]:
+                dc = ds * f[t]
+            if t > 0 or self.needs_grad[1]:     # the encoder's zero start state needs no gradient
+                xp.matmul(da, Wh4T, out=per_gate)
+                xp.sum(per_gate, axis=0, out=dh)
+        gxw = gWh = None
+        if self.needs_grad[0]:
+            gxw = da_all.transpose(2, 1, 0, 3).reshape(N, T, 4 * H)
         if self.needs_grad[3]:
-            h_prev = xp.concatenate((h0[None], hs[:-1]), axis=0).reshape(T * N, H)
-            gWh = h_prev.T @ da_all.reshape(T * N, 4 * H)
-        return da_all.transpose(1, 0, 2), dh, dc, gWh
+            h_prev = xp.concatenate((h0[None], hs[:-1]), axis=0).reshape(1, T * N, H)
+            gWh4 = xp.matmul(h_prev.transpose(0, 2, 1), da_all.reshape(4, T * N, H))    # (4, H, H)
+            gWh = gWh4.transpose(1, 0, 2).reshape(H, 4 * H)
+        return (gxw, dh if self.needs_grad[1] else None, dc if self.needs_grad[2] else None, gWh)
 
 
 def lstm_sequence(xw, h0, c0, Wh):
