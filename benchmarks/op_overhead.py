@@ -79,9 +79,9 @@ def _torch_ops(torch):
         c = torch.sigmoid(f) * c + torch.tanh(g) * torch.sigmoid(i)
         return torch.sigmoid(o) * torch.tanh(c), c
 
-    def lstm_sequence(xw, h, c, Wh):
+    def lstm_sequence(x, Wx, b, h, c, Wh):
         hs = []
-        for step in xw.unbind(1):
+        for step in (x @ Wx + b).unbind(1):
             h, c = lstm_step(step + h @ Wh, c)
             hs.append(h)
         return torch.cat([torch.stack(hs, 1), h[:, None], c[:, None]], 1)

@@ -37,39 +37,47 @@ class LSTMCell(Function):
 
 
 class LSTMSequence(Function):
-    """A whole LSTM recurrence over time in one node: per-step Python/graph overhead disappears and
-    the recurrent weight's gradient becomes one GEMM over all steps.
+    """A whole LSTM layer over time in one node: the input projection of all steps is one GEMM, the
+    recurrence runs without per-step graph overhead, and the weight gradients are one GEMM each.
 
-    Inputs: xw (N, T, 4H) (the input projection x@Wx + b of every step), h0, c0 (N, H), Wh (H, 4H).
-    Outputs: hs (N, T, H), h_T, c_T.
+    Inputs: x (N, T, D), Wx (D, 4H), b (4H,), h0, c0 (N, H), Wh (H, 4H), gates in the book's order
+    f, g, i, o. Outputs: hs (N, T, H), h_T, c_T.
 
-    Inside, each step's gates are kept gate-major, (4, N, H): `h @ Wh` becomes one batched matmul
-    against Wh split into its four (H, H) gate blocks, so every elementwise pass reads and writes
-    whole contiguous blocks. On column slices of an (N, 4H) array NumPy runs one short inner loop
-    per row, which made the elementwise work of a step cost as much as its GEMM.
+    Inside, everything is gate-major: the projections are (4, T, N, H) and each step's recurrent
+    product is one batched matmul against Wh split into its four (H, H) gate blocks, so every
+    elementwise pass reads and writes whole contiguous (N, H) blocks. On column slices of an
+    (N, 4H) array NumPy runs one short inner loop per row, which made a step's elementwise work cost
+    as much as its GEMM.
     """
     name = "lstm_sequence"
 
-    def forward(self, xw, h0, c0, Wh):
-        N, T, H4 = xw.shape
+    def forward(self, x, Wx, b, h0, c0, Wh):
+        N, T, D = x.shape
+        H4 = Wh.shape[-1]
         H = H4 // 4
-        if H4 % 4 or h0.shape != (N, H) or c0.shape != (N, H) or Wh.shape != (H, H4):
-            raise ValueError(f"xw {xw.shape} needs h0, c0 of shape {(N, H)} and Wh of shape {(H, H4)}")
-        xp = backend.get_array_module(xw)
-        dt = xw.dtype
+        if (H4 % 4 or Wh.shape != (H, H4) or Wx.shape != (D, H4) or b.shape != (H4,)
+                or h0.shape != (N, H) or c0.shape != (N, H)):
+            raise ValueError(f"x {x.shape} needs Wx of shape {(D, H4)}, b of shape {(H4,)}, h0 and c0 of "
+                             f"shape {(N, H)} and Wh of shape {(H, H4)} (got Wx {Wx.shape}, b {b.shape}, "
+                             f"h0 {h0.shape}, c0 {c0.shape}, Wh {Wh.shape})")
+        xp = backend.get_array_module(x)
+        dt = x.dtype
         keep = bool(self.needs_grad)        # under no_grad only hs is kept: no per-step history
-        Wh4 = xp.ascontiguousarray(Wh.reshape(H, 4, H).transpose(1, 0, 2))     # (4, H, H)
-        xw4 = xw.reshape(N, T, 4, H)
+        x_tm = xp.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * N, D)     # time-major rows
+        gates = xp.matmul(x_tm, _gate_major(xp, Wx))       # (4, T*N, H): x @ Wx of every step
+        gates += b.reshape(4, 1, H)
+        gates = gates.reshape(4, T, N, H)   # becomes f, g, i, o after the nonlinearities, in place
+        Wh4 = _gate_major(xp, Wh)
         hs = xp.empty((T, N, H), dt)
         cs = xp.empty((T if keep else 2, N, H), dt)
         tcs = xp.empty((T if keep else 1, N, H), dt)
-        gates = xp.empty((T if keep else 1, 4, N, H), dt)    # f, g, i, o after their nonlinearities
+        rec = xp.empty((4, N, H), dt)
         gi = xp.empty((N, H), dt)
         h, c_prev = h0, c0
         for t in range(T):
-            g = gates[t if keep else 0]
-            xp.matmul(h, Wh4, out=g)
-            g += xw4[:, t].transpose(1, 0, 2)
+            g = gates[:, t]
+            xp.matmul(h, Wh4, out=rec)
+            g += rec
             xp.tanh(g[1], out=g[1])
             for blk in (g[0], g[2:]):          # sigmoid(x) = tanh(x/2)/2 + 1/2, no overflow
                 blk *= 0.5
@@ -86,15 +94,17 @@ class LSTMSequence(Function):
             xp.multiply(g[3], tc, out=h)
             c_prev = c
         if keep:
-            self.saved = (h0, c0, Wh4, hs, cs, tcs, gates)
+            self.saved = (x_tm, Wx, h0, c0, Wh4, hs, cs, tcs, gates)
         return hs.transpose(1, 0, 2), hs[-1].copy(), c_prev.copy()
 
     def backward(self, ghs, gh_last, gc_last):
-        h0, c0, Wh4, hs, cs, tcs, gates = self.saved
+        x_tm, Wx, h0, c0, Wh4, hs, cs, tcs, gates = self.saved
         xp = backend.get_array_module(ghs)
         T, N, H = hs.shape
+        D = x_tm.shape[1]
         dt = ghs.dtype
-        f, gg, i, o = (gates[:, k] for k in range(4))
+        f, gg, i, o = gates
+        need_x, need_Wx, need_b, need_h0, need_c0, need_Wh = self.needs_grad
         # every factor that does not depend on the incoming gradient, for all steps at once, written
         # in place (no temporaries): da_f,g,i = ds * k_fgi, da_o = dh * k_o, ds = dc + dh * k_s
         k_fgi = xp.empty((T, 3, N, H), dt)
@@ -129,28 +139,47 @@ class LSTMSequence(Function):
             da = da_all[:, t]
             xp.multiply(ds, k_fgi[t], out=da[:3])
             xp.multiply(dh, k_o[t], out=da[3])
-            if t > 0 or self.needs_grad[2]:
+            if t > 0 or need_c0:
                 dc = ds * f[t]
-            if t > 0 or self.needs_grad[1]:     # the encoder's zero start state needs no gradient
+            if t > 0 or need_h0:                # the encoder's zero start state needs no gradient
                 xp.matmul(da, Wh4T, out=per_gate)
                 xp.sum(per_gate, axis=0, out=dh)
-        gxw = gWh = None
-        if self.needs_grad[0]:
-            gxw = da_all.transpose(2, 1, 0, 3).reshape(N, T, 4 * H)
-        if self.needs_grad[3]:
-            h_prev = xp.concatenate((h0[None], hs[:-1]), axis=0).reshape(1, T * N, H)
-            gWh4 = xp.matmul(h_prev.transpose(0, 2, 1), da_all.reshape(4, T * N, H))    # (4, H, H)
-            gWh = gWh4.transpose(1, 0, 2).reshape(H, 4 * H)
-        return (gxw, dh if self.needs_grad[1] else None, dc if self.needs_grad[2] else None, gWh)
+        da_rows = da_all.reshape(4, T * N, H)
+        gx = gWx = gb = gWh = None
+        if need_x:                              # sum over gates of da_k @ Wx_k^T, back to (N, T, D)
+            gx = xp.matmul(da_rows, _gate_major(xp, Wx).transpose(0, 2, 1)).sum(axis=0)
+            gx = gx.reshape(T, N, D).transpose(1, 0, 2)
+        if need_Wx:
+            gWx = _from_gate_major(xp.matmul(x_tm.T, da_rows))
+        if need_b:
+            gb = da_rows.sum(axis=1).reshape(4 * H)
+        if need_Wh:
+            h_prev = xp.concatenate((h0[None], hs[:-1]), axis=0).reshape(T * N, H)
+            gWh = _from_gate_major(xp.matmul(h_prev.T, da_rows))
+        return (gx, gWx, gb, dh if need_h0 else None, dc if need_c0 else None, gWh)
 
 
-def lstm_sequence(xw, h0, c0, Wh):
-    """Fused LSTM over all time steps: returns (hs, h_T, c_T)."""
-    return LSTMSequence.apply(*(as_tensor(t) for t in (xw, h0, c0, Wh)))
+def _gate_major(xp, W):
+    """(K, 4H) weights -> (4, K, H): one contiguous block per gate."""
+    K, H4 = W.shape
+    return xp.ascontiguousarray(W.reshape(K, 4, H4 // 4).transpose(1, 0, 2))
 
 
-def lstm_sequence_reference(xw, h0, c0, Wh):
-    """The same recurrence step by step from primitives (unstack, matmul, split, sigmoid, tanh...)."""
+def _from_gate_major(W4):
+    """(4, K, H) -> (K, 4H), the inverse of `_gate_major`."""
+    n, K, H = W4.shape
+    return W4.transpose(1, 0, 2).reshape(K, n * H)
+
+
+def lstm_sequence(x, Wx, b, h0, c0, Wh):
+    """Fused LSTM layer over all time steps of x (N, T, D): returns (hs, h_T, c_T)."""
+    return LSTMSequence.apply(*(as_tensor(t) for t in (x, Wx, b, h0, c0, Wh)))
+
+
+def lstm_sequence_reference(x, Wx, b, h0, c0, Wh):
+    """The same layer from primitives: one matmul for every step's input projection, then step by
+    step unstack, matmul, split, sigmoid, tanh..."""
+    xw = ops.matmul(x, Wx) + b
     h, c, hs = h0, c0, []
     for xw_t in ops.unstack(xw, axis=1):
         h, c = lstm_cell_reference(xw_t + ops.matmul(h, Wh), c)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import backend, ops
+from .. import backend
 from ..fused import lstm_sequence, lstm_sequence_reference
 from ..tensor import Tensor, describe
 from .layers import _randn
@@ -51,9 +51,8 @@ class LSTM(Module):
             if s.shape != (N, H):
                 raise ValueError(describe("lstm", f"state {name} has shape {s.shape}, expected {(N, H)}",
                                           [xs.shape, s.shape]))
-        xw = ops.matmul(xs, self.Wx) + self.b           # all time steps' input projection: one GEMM
-        recurrence = lstm_sequence if self.fused else lstm_sequence_reference
-        hs, h, c = recurrence(xw, h, c, self.Wh)
+        layer = lstm_sequence if self.fused else lstm_sequence_reference
+        hs, h, c = layer(xs, self.Wx, self.b, h, c, self.Wh)
         self.h, self.c = h, c
         if self.stateful:
             self._h0, self._c0 = h.detach(), c.detach()

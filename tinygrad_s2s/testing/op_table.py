@@ -168,9 +168,10 @@ def _lstm_cell(draw):
 
 @st.composite
 def _lstm_sequence(draw):
-    n, t, h = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 3))
-    return [draw(arrays((n, t, 4 * h))), draw(arrays((n, h))), draw(arrays((n, h))),
-            draw(arrays((h, 4 * h), -1, 1))], {}
+    n, t, d, h = (draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 3)),
+                  draw(st.integers(1, 3)))
+    return [draw(arrays((n, t, d))), draw(arrays((d, 4 * h), -1, 1)), draw(arrays((4 * h,))),
+            draw(arrays((n, h))), draw(arrays((n, h))), draw(arrays((h, 4 * h), -1, 1))], {}
 
 
 # ---------------------------------------------------------------- NumPy references
@@ -207,16 +208,16 @@ def _lstm_ref(a, c):
     return np.stack([_sigmoid_ref(o) * np.tanh(c2), c2])
 
 
-def _lstm_sequence_ref(xw, h, c, Wh):
-    hs = []
+def _lstm_sequence_ref(x, Wx, b, h, c, Wh):
+    xw, hs = x @ Wx + b, []
     for t in range(xw.shape[1]):
         h, c = _lstm_ref(xw[:, t] + h @ Wh, c)
         hs.append(h)
     return np.concatenate([np.stack(hs, axis=1), h[:, None], c[:, None]], axis=1)
 
 
-def _lstm_sequence_joined(xw, h, c, Wh):
-    hs, h, c = fused.lstm_sequence(xw, h, c, Wh)
+def _lstm_sequence_joined(x, Wx, b, h, c, Wh):
+    hs, h, c = fused.lstm_sequence(x, Wx, b, h, c, Wh)
     return ops.concat([hs, ops.reshape(h, (h.shape[0], 1, -1)), ops.reshape(c, (c.shape[0], 1, -1))], 1)
 
 
