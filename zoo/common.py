@@ -65,8 +65,9 @@ class Encoder(nn.Module):
 
 
 DECODE_CHUNK = 256
-"""Rows decoded together by `generate`: larger batches are decoded in chunks of this size, which is
-about twice as fast on a CPU as one huge batch whose per-step arrays no longer fit in the cache."""
+"""Rows decoded together by `generate`: larger batches are decoded in chunks of this size, whose
+per-step arrays stay in the CPU cache (seq2seq, 5,000 questions: 139 ms in chunks of 256 against
+172 ms in one batch; chunks of 128 to 1,024 are all within noise of each other)."""
 
 
 class Seq2seqModel(nn.Module):
