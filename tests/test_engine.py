@@ -1,6 +1,8 @@
 """Graph semantics, Tensor API, dtypes and module scopes."""
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tinygrad_s2s as tg
 
@@ -153,3 +155,16 @@ def test_detach_and_to_dtype():
     assert not d.requires_grad and d.creator is None
     y = x.to(np.float32)
     assert y.dtype == np.float32 and y.requires_grad and y.is_leaf
+
+
+@given(data=st.data())
+def test_scatter_add_of_repeated_rows_matches_numpy_add_at(data):
+    rows, cols = data.draw(st.integers(1, 5)), data.draw(st.integers(0, 3))
+    index = np.array(data.draw(st.lists(st.integers(-rows, rows - 1), max_size=12)), dtype=np.int64)
+    index = index.reshape(data.draw(st.sampled_from([(-1,), (1, -1), (-1, 1)])))
+    values = np.random.default_rng(data.draw(st.integers(0, 99))).standard_normal(index.shape + (cols,))
+    target = np.random.default_rng(1).standard_normal((rows, cols))
+    expected = target.copy()
+    np.add.at(expected, index, values)
+    tg.backend.scatter_add(target, index, values)
+    np.testing.assert_allclose(target, expected, rtol=1e-12, atol=1e-12)
