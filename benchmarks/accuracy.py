@@ -76,7 +76,7 @@ def write_results(names: list[str]) -> Path:
     lines = ["# Accuracy runs (issue 4)", "",
              "Exact match of the whole decoded answer on the 10% test split, greedy decoding. "
              "Training minutes exclude evaluation; the recorded runs shared the 2-core machine (one BLAS "
-             "thread each, two to four runs at a time), so they are upper bounds. Reproduce with "
+             "thread each, two runs at a time), so they are upper bounds. Reproduce with "
              "`python -m benchmarks.accuracy NAME`.", "",
              "| run | command | final | best | epochs | train min | target | test accuracy per epoch (%) |",
              "|---|---|---|---|---|---|---|---|"]
