@@ -188,3 +188,13 @@ def test_thread_flag_parsing():
     assert thread_count(["--threads", "5"]) == 5
     with pytest.raises(SystemExit, match="--threads expects an integer"):
         threads_flag(["--threads", "two"])
+
+
+def test_accuracy_runs_train_with_one_blas_thread_unless_told(monkeypatch):
+    accuracy = importlib.import_module("benchmarks.accuracy")
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    env = accuracy.training_env()
+    assert [env[v] for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")] == ["1"] * 3
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    assert accuracy.training_env()["OPENBLAS_NUM_THREADS"] == "2"
