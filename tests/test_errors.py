@@ -55,6 +55,8 @@ def _raises_in_module(fn, *xs, exc=ValueError):
     (lambda a: tg.transpose(a, (0, 0)), [(2, 3)], ["transpose", "permutation"]),
     (lambda a: tg.split(a, 2, axis=1), [(2, 3)], ["split", "does not split into 2"]),
     (lambda a: tg.lstm_cell(a, a), [(2, 8)], ["lstm_cell", "4*H"]),
+    (tg.lstm_sequence, [(2, 3, 4), (4, 8), (8,), (2, 2), (2, 2), (3, 8)],
+     ["lstm_sequence", "Wh of shape (2, 8)", "got Wx (4, 8), b (8,), h0 (2, 2), c0 (2, 2), Wh (3, 8)"]),
 ])
 def test_shape_errors_name_op_shapes_module_and_line(fn, shapes, words):
     xs = [tg.Tensor(np.ones(s)) for s in shapes]
