@@ -91,11 +91,19 @@ class Adam(Optimizer):
             if p.grad is None:
                 continue
             g = p.grad.data
+            xp = backend.get_array_module(g)
+            tmp = xp.multiply(g, 1 - b1)        # one scratch array, every pass in place
             m *= b1
-            m += (1 - b1) * g
+            m += tmp
+            xp.multiply(g, g, out=tmp)
+            tmp *= 1 - b2
             v *= b2
-            v += (1 - b2) * (g * g)
-            p.data -= lr_t * m / (backend.get_array_module(v).sqrt(v) + eps_t)
+            v += tmp
+            xp.sqrt(v, out=tmp)
+            tmp += eps_t
+            xp.divide(m, tmp, out=tmp)
+            tmp *= lr_t
+            p.data -= tmp
 
     def _hyper(self):
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, "t": self.t}
@@ -108,7 +116,7 @@ def clip_grad_norm(params, max_norm: float) -> float:
     """Scale all gradients together so their global L2 norm is at most max_norm; returns the norm
     before clipping."""
     grads = [p.grad.data for p in params if p.grad is not None]
-    total = math.sqrt(sum(float((g * g).sum()) for g in grads))
+    total = math.sqrt(sum(float(backend.get_array_module(g).vdot(g, g)) for g in grads))
     rate = max_norm / (total + 1e-6)
     if rate < 1:
         for g in grads:
