@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import tinygrad_s2s as tg
+from tinygrad_s2s.fused import lstm_sequence, lstm_sequence_reference
 from tinygrad_s2s.testing import gradcheck, gradcheck_module
 from tinygrad_s2s.testing.strategies import arrays
 
@@ -39,6 +40,25 @@ def test_fused_lstm_matches_the_primitive_composition(n, t, seed):
     np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=1e-10, atol=1e-12)
     for a, b in zip(outs[0][2], outs[1][2]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+@given(n=st.integers(1, 3), t=st.integers(1, 4), seed=st.integers(0, 2**16),
+       used=st.sets(st.sampled_from(["hs", "h", "c"]), min_size=1))
+def test_fused_lstm_gradients_when_only_some_outputs_are_used(n, t, seed, used):
+    """lstm_sequence takes None for an unused output's gradient (an encoder's hs, a decoder's last
+    state) and skips that work; the gradients must still be the primitive composition's."""
+    rng = np.random.default_rng(seed)
+    shapes = [(n, t, 2), (2, 12), (12,), (n, 3), (n, 3), (3, 12)]
+    arrays_ = [rng.standard_normal(s) for s in shapes]
+    grads = []
+    for layer in (lstm_sequence, lstm_sequence_reference):
+        ins = [tg.Tensor(a, requires_grad=True) for a in arrays_]
+        outs = dict(zip(["hs", "h", "c"], layer(*ins)))
+        loss = sum(((outs[k] * outs[k]).sum() for k in sorted(used)), tg.Tensor(0.0))
+        loss.backward()
+        grads.append([x.grad.numpy() if x.grad is not None else np.zeros(x.shape) for x in ins])
+    for a, b in zip(*grads):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 

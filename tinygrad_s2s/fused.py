@@ -50,6 +50,7 @@ class LSTMSequence(Function):
     as much as its GEMM.
     """
     name = "lstm_sequence"
+    takes_missing_grads = True   # an encoder's unused hs or a decoder's unused last state costs nothing
 
     def forward(self, x, Wx, b, h0, c0, Wh):
         N, T, D = x.shape
@@ -106,10 +107,10 @@ class LSTMSequence(Function):
 
     def backward(self, ghs, gh_last, gc_last):
         x1, Wb4, h0, c0, Wh4, hs, cs, tcs, gates = self.saved
-        xp = backend.get_array_module(ghs)
+        xp = backend.get_array_module(hs)
         T, N, H = hs.shape
         D = x1.shape[1] - 1
-        dt = ghs.dtype
+        dt = hs.dtype
         f, gg, i, o = gates
         need_x, need_Wx, need_b, need_h0, need_c0, need_Wh = self.needs_grad
         # every factor that does not depend on the incoming gradient, for all steps at once, written
@@ -135,14 +136,19 @@ class LSTMSequence(Function):
         Wh4T = xp.ascontiguousarray(Wh4.transpose(0, 2, 1))
         da_all = xp.empty((4, T, N, H), dt)     # gate-major, so each step writes whole blocks
         per_gate = xp.empty((4, N, H), dt)
-        dh = gh_last + ghs[:, T - 1]
+        # dh is this loop's own buffer, written in place; a missing gradient (None) counts as zeros
+        if ghs is None:
+            dh = xp.zeros((N, H), dt) if gh_last is None else gh_last.copy()
+        else:
+            dh = ghs[:, T - 1].copy() if gh_last is None else gh_last + ghs[:, T - 1]
         dc = gc_last
         ds = xp.empty_like(dh)
         for t in range(T - 1, -1, -1):
-            if t < T - 1:
-                dh += ghs[:, t]                 # dh is this loop's own buffer (sum above, matmul below)
+            if t < T - 1 and ghs is not None:
+                dh += ghs[:, t]
             xp.multiply(dh, k_s[t], out=ds)
-            ds += dc
+            if dc is not None:
+                ds += dc
             da = da_all[:, t]
             xp.multiply(ds, k_fgi[t], out=da[:3])
             xp.multiply(dh, k_o[t], out=da[3])

@@ -115,9 +115,12 @@ class Function:
     """One primitive. Subclasses define `forward(*arrays)` and `backward(*grads)` on raw arrays.
 
     `backward` returns one gradient per input (None where no gradient flows). It may consult
-    `self.needs_grad[i]` to skip work for inputs that do not require a gradient.
+    `self.needs_grad[i]` to skip work for inputs that do not require a gradient. A multi-output op
+    whose outputs were not all used gets zeros for the unused ones, or None if it sets
+    `takes_missing_grads` (and then skips that work itself).
     """
     name = None  # op name shown in errors and graphs; defaults to the lowercase class name
+    takes_missing_grads = False
 
     def __init__(self, **params):
         self.__dict__.update(params)
@@ -356,7 +359,7 @@ def run_backward(root: Tensor, g, retain_graph: bool) -> None:
             raise RuntimeError(describe("backward", f"graph freed at op '{fn.op}'; use retain_graph=True",
                                         module=fn.module))
         for i, gy in enumerate(gys):
-            if gy is None:   # an unused output of a multi-output op
+            if gy is None and not fn.takes_missing_grads:   # an unused output of a multi-output op
                 shape, dtype = fn.out_meta[i]
                 gys[i] = backend.get_array_module(fn.inputs[0].data).zeros(shape, dtype)
         gxs = fn.backward(*gys)
