@@ -108,16 +108,29 @@ def scatter_add(target, indices, values) -> None:
         cupyx.scatter_add(target, indices, values)
 
 
-def _add_rows(target, index, values) -> None:
-    """target[index] += values for an integer array indexing axis 0 (embedding gradients): sort the
-    ids and sum each run of equal ids with one reduceat, then add each sum to its row once. About
-    3.5x faster than np.add.at, which handles every element on its own."""
+ONE_HOT_LIMIT = 1 << 18
+"""`_add_rows` sums through a one-hot matrix while rows x ids stays under this many elements (1 MiB
+of float32): a 13-row embedding fed 896 ids takes 16 us that way against 70 us sorted."""
+
+
+def _add_rows(target, index, values, one_hot_limit: int = ONE_HOT_LIMIT) -> None:
+    """target[index] += values for an integer array indexing axis 0 (embedding gradients). Small
+    tables take one GEMM with a one-hot (rows, ids) matrix; large ones sort the ids and sum each run
+    of equal ids with one reduceat, then add each sum to its row once. Both beat np.add.at, which
+    handles every element on its own."""
     flat = index.ravel()
     if flat.size == 0:
         return
     flat = np.where(flat < 0, flat + target.shape[0], flat)     # -1 and n-1 are the same row
+    width = int(np.prod(target.shape[1:], dtype=np.int64))
+    values = values.reshape(flat.size, width)
+    if target.dtype.kind == "f" and target.shape[0] * flat.size <= one_hot_limit:
+        one_hot = np.zeros((target.shape[0], flat.size), target.dtype)
+        one_hot[flat, np.arange(flat.size)] = 1
+        target += (one_hot @ values).reshape(target.shape)
+        return
     order = np.argsort(flat, kind="stable")
     ids = flat[order]
     starts = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1])))
-    rows = values.reshape((flat.size,) + target.shape[1:])[order]
-    target[ids[starts]] += np.add.reduceat(rows, starts, axis=0)
+    sums = np.add.reduceat(values[order], starts, axis=0)
+    target[ids[starts]] += sums.reshape((len(starts),) + target.shape[1:])
