@@ -44,21 +44,25 @@ def test_fused_lstm_matches_the_primitive_composition(n, t, seed):
 
 
 @given(n=st.integers(1, 3), t=st.integers(1, 4), seed=st.integers(0, 2**16),
-       used=st.sets(st.sampled_from(["hs", "h", "c"]), min_size=1))
-def test_fused_lstm_gradients_when_only_some_outputs_are_used(n, t, seed, used):
+       used=st.sets(st.sampled_from(["hs", "h", "c"]), min_size=1),
+       zero_start=st.sets(st.sampled_from(["h0", "c0"])))
+def test_fused_lstm_skipped_work_keeps_the_gradients(n, t, seed, used, zero_start):
     """lstm_sequence takes None for an unused output's gradient (an encoder's hs, a decoder's last
-    state) and skips that work; the gradients must still be the primitive composition's."""
+    state) and for a zero start state, and skips that work; outputs and gradients must still be the
+    primitive composition's."""
     rng = np.random.default_rng(seed)
+    names = ["x", "Wx", "b", "h0", "c0", "Wh"]
     shapes = [(n, t, 2), (2, 12), (12,), (n, 3), (n, 3), (3, 12)]
-    arrays_ = [rng.standard_normal(s) for s in shapes]
-    grads = []
+    arrays_ = {k: rng.standard_normal(s) for k, s in zip(names, shapes)}
+    results = []
     for layer in (lstm_sequence, lstm_sequence_reference):
-        ins = [tg.Tensor(a, requires_grad=True) for a in arrays_]
-        outs = dict(zip(["hs", "h", "c"], layer(*ins)))
+        ins = {k: None if k in zero_start else tg.Tensor(a, requires_grad=True) for k, a in arrays_.items()}
+        outs = dict(zip(["hs", "h", "c"], layer(*ins.values())))
         loss = sum(((outs[k] * outs[k]).sum() for k in sorted(used)), tg.Tensor(0.0))
         loss.backward()
-        grads.append([x.grad.numpy() if x.grad is not None else np.zeros(x.shape) for x in ins])
-    for a, b in zip(*grads):
+        results.append([loss.item()] + [x.grad.numpy() if x.grad is not None else np.zeros(x.shape)
+                                        for x in ins.values() if x is not None])
+    for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 

@@ -6,6 +6,8 @@ arrays of two devices) is handled here, so ops never branch on the backend thems
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 _cupy = None          # the real cupy module once loaded
@@ -121,14 +123,13 @@ def _add_rows(target, index, values, one_hot_limit: int = ONE_HOT_LIMIT) -> None
     flat = index.ravel()
     if flat.size == 0:
         return
-    flat = np.where(flat < 0, flat + target.shape[0], flat)     # -1 and n-1 are the same row
-    width = int(np.prod(target.shape[1:], dtype=np.int64))
-    values = values.reshape(flat.size, width)
+    values = values.reshape(flat.size, math.prod(target.shape[1:]))
     if target.dtype.kind == "f" and target.shape[0] * flat.size <= one_hot_limit:
         one_hot = np.zeros((target.shape[0], flat.size), target.dtype)
         one_hot[flat, np.arange(flat.size)] = 1
         target += (one_hot @ values).reshape(target.shape)
         return
+    flat = np.where(flat < 0, flat + target.shape[0], flat)     # -1 and n-1 are the same row
     order = np.argsort(flat, kind="stable")
     ids = flat[order]
     starts = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1])))

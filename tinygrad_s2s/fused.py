@@ -4,7 +4,7 @@ drawings can use the reference to show every primitive."""
 from __future__ import annotations
 
 from . import backend, ops
-from .tensor import Function, as_tensor
+from .tensor import Function, Tensor, as_tensor
 
 
 class LSTMCell(Function):
@@ -41,7 +41,8 @@ class LSTMSequence(Function):
     recurrence runs without per-step graph overhead, and the weight gradients are one GEMM each.
 
     Inputs: x (N, T, D), Wx (D, 4H), b (4H,), h0, c0 (N, H), Wh (H, 4H), gates in the book's order
-    f, g, i, o. Outputs: hs (N, T, H), h_T, c_T.
+    f, g, i, o. Outputs: hs (N, T, H), h_T, c_T. With `zero_h0` / `zero_c0` (set by `lstm_sequence`
+    for a start state given as None) the first step skips its products with the zero state.
 
     Inside, everything is gate-major: the projections are (4, T, N, H) and each step's recurrent
     product is one batched matmul against Wh split into its four (H, H) gate blocks, so every
@@ -51,6 +52,7 @@ class LSTMSequence(Function):
     """
     name = "lstm_sequence"
     takes_missing_grads = True   # an encoder's unused hs or a decoder's unused last state costs nothing
+    zero_h0 = zero_c0 = False
 
     def forward(self, x, Wx, b, h0, c0, Wh):
         N, T, D = x.shape
@@ -76,39 +78,47 @@ class LSTMSequence(Function):
         gates = xp.matmul(x1, Wb4).reshape(4, T, N, H)   # x @ Wx + b of every step; becomes
         # f, g, i, o after the nonlinearities, in place
         Wh4 = _gate_major(xp, Wh)
-        hs = xp.empty((T, N, H), dt)
-        cs = xp.empty((T if keep else 2, N, H), dt)
+        # hs[t + 1] and cs[t + 1] are step t's states, the start states sit in front: the backward
+        # then reads every step's previous states as one contiguous block
+        hs = xp.empty((T + 1, N, H), dt)
+        cs = xp.empty((T + 1 if keep else 2, N, H), dt)
         tcs = xp.empty((T if keep else 1, N, H), dt)
         rec = xp.empty((4, N, H), dt)
         gi = xp.empty((N, H), dt)
-        h, c_prev = h0, c0
+        hs[0] = h0
+        cs[0] = c0
+        h, c_prev = hs[0], cs[0]
         for t in range(T):
             g = gates[:, t]
-            xp.matmul(h, Wh4, out=rec)
-            g += rec
+            if t or not self.zero_h0:
+                xp.matmul(h, Wh4, out=rec)
+                g += rec
             xp.tanh(g[1], out=g[1])
             for blk in (g[0], g[2:]):          # sigmoid(x) = tanh(x/2)/2 + 1/2, no overflow
                 blk *= 0.5
                 xp.tanh(blk, out=blk)
                 blk *= 0.5
                 blk += 0.5
-            c = cs[t if keep else t % 2]
-            xp.multiply(g[0], c_prev, out=c)
-            xp.multiply(g[1], g[2], out=gi)
-            c += gi
+            c = cs[t + 1 if keep else (t + 1) % 2]
+            if t or not self.zero_c0:
+                xp.multiply(g[0], c_prev, out=c)
+                xp.multiply(g[1], g[2], out=gi)
+                c += gi
+            else:
+                xp.multiply(g[1], g[2], out=c)
             tc = tcs[t if keep else 0]
             xp.tanh(c, out=tc)
-            h = hs[t]
+            h = hs[t + 1]
             xp.multiply(g[3], tc, out=h)
             c_prev = c
         if keep:
-            self.saved = (x1, Wb4, h0, c0, Wh4, hs, cs, tcs, gates)
-        return hs.transpose(1, 0, 2), hs[-1].copy(), c_prev.copy()
+            self.saved = (x1, Wb4, Wh4, hs, cs, tcs, gates)
+        return hs[1:].transpose(1, 0, 2), hs[-1].copy(), c_prev.copy()
 
     def backward(self, ghs, gh_last, gc_last):
-        x1, Wb4, h0, c0, Wh4, hs, cs, tcs, gates = self.saved
+        x1, Wb4, Wh4, hs, cs, tcs, gates = self.saved
         xp = backend.get_array_module(hs)
-        T, N, H = hs.shape
+        T, N, H = tcs.shape
         D = x1.shape[1] - 1
         dt = hs.dtype
         f, gg, i, o = gates
@@ -119,8 +129,7 @@ class LSTMSequence(Function):
         k_f, k_g, k_i = k_fgi[:, 0], k_fgi[:, 1], k_fgi[:, 2]
         xp.subtract(1, f, out=k_f)              # c_prev * f * (1 - f)
         k_f *= f
-        k_f[0] *= c0
-        k_f[1:] *= cs[:-1]
+        k_f *= cs[:-1]
         xp.multiply(gg, gg, out=k_g)            # i * (1 - g^2)
         xp.subtract(1, k_g, out=k_g)
         k_g *= i
@@ -168,8 +177,9 @@ class LSTMSequence(Function):
             gWx = _from_gate_major(gWb[:, :D]) if need_Wx else None
             gb = gWb[:, D].reshape(4 * H) if need_b else None
         if need_Wh:
-            h_prev = xp.concatenate((h0[None], hs[:-1]), axis=0).reshape(T * N, H)
-            gWh = _from_gate_major(xp.matmul(h_prev.T, da_rows))
+            s = int(self.zero_h0)               # a zero start state adds nothing to Wh's gradient
+            gWh = _from_gate_major(xp.matmul(hs[s:-1].reshape((T - s) * N, H).T,
+                                             da_all[:, s:].reshape(4, (T - s) * N, H)))
         return (gx, gWx, gb, dh if need_h0 else None, dc if need_c0 else None, gWh)
 
 
@@ -186,15 +196,27 @@ def _from_gate_major(W4):
 
 
 def lstm_sequence(x, Wx, b, h0, c0, Wh):
-    """Fused LSTM layer over all time steps of x (N, T, D): returns (hs, h_T, c_T)."""
-    return LSTMSequence.apply(*(as_tensor(t) for t in (x, Wx, b, h0, c0, Wh)))
+    """Fused LSTM layer over all time steps of x (N, T, D): returns (hs, h_T, c_T). h0 or c0 may be
+    None for a zero start state, whose products the first step then skips."""
+    x, Wx, b, Wh = (as_tensor(t) for t in (x, Wx, b, Wh))
+    h, c = (_zero_state(x, Wh) if s is None else as_tensor(s) for s in (h0, c0))
+    return LSTMSequence.apply(x, Wx, b, h, c, Wh, zero_h0=h0 is None, zero_c0=c0 is None)
+
+
+def _zero_state(x, Wh):
+    """Zeros (N, H) on x's device in x's dtype, for a start state given as None."""
+    xp = backend.get_array_module(x.data)
+    shape = (x.shape[0] if x.ndim else 0, Wh.shape[0] if Wh.ndim else 0)
+    return Tensor._wrap(xp.zeros(shape, x.dtype), False)
 
 
 def lstm_sequence_reference(x, Wx, b, h0, c0, Wh):
     """The same layer from primitives: one matmul for every step's input projection, then step by
     step unstack, matmul, split, sigmoid, tanh..."""
+    x, Wx, b, Wh = (as_tensor(t) for t in (x, Wx, b, Wh))
     xw = ops.matmul(x, Wx) + b
-    h, c, hs = h0, c0, []
+    h, c = (_zero_state(x, Wh) if s is None else s for s in (h0, c0))
+    hs = []
     for xw_t in ops.unstack(xw, axis=1):
         h, c = lstm_cell_reference(xw_t + ops.matmul(h, Wh), c)
         hs.append(h)

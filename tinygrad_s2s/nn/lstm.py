@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import backend
 from ..fused import lstm_sequence, lstm_sequence_reference
-from ..tensor import Tensor, describe
+from ..tensor import describe
 from .layers import _randn
 from .module import Module, Parameter
 
@@ -45,10 +44,8 @@ class LSTM(Module):
         H = self.hidden_size
         h = h0 if h0 is not None else self._h0
         c = c0 if c0 is not None else self._c0
-        h = self._zeros(N) if h is None else h
-        c = self._zeros(N) if c is None else c
-        for name, s in (("h", h), ("c", c)):
-            if s.shape != (N, H):
+        for name, s in (("h", h), ("c", c)):   # None: a zero start state
+            if s is not None and s.shape != (N, H):
                 raise ValueError(describe("lstm", f"state {name} has shape {s.shape}, expected {(N, H)}",
                                           [xs.shape, s.shape]))
         layer = lstm_sequence if self.fused else lstm_sequence_reference
@@ -57,10 +54,6 @@ class LSTM(Module):
         if self.stateful:
             self._h0, self._c0 = h.detach(), c.detach()
         return hs
-
-    def _zeros(self, n):
-        xp = backend.get_array_module(self.Wh.data)
-        return Tensor._wrap(xp.zeros((n, self.hidden_size), dtype=self.Wh.dtype), False)
 
     def extra_repr(self):
         return f"{self.input_size}, {self.hidden_size}, stateful={self.stateful}"
