@@ -37,18 +37,19 @@ class LSTMCell(Function):
 
 
 class LSTMSequence(Function):
-    """A whole LSTM layer over time in one node: the input projection of all steps is one GEMM, the
-    recurrence runs without per-step graph overhead, and the weight gradients are one GEMM each.
+    """A whole LSTM layer over time in one node: no per-step graph overhead, and each step's input,
+    recurrent and bias terms come from one GEMM, as do the three weight gradients of all steps.
 
     Inputs: x (N, T, D), Wx (D, 4H), b (4H,), h0, c0 (N, H), Wh (H, 4H), gates in the book's order
     f, g, i, o. Outputs: hs (N, T, H), h_T, c_T. With `zero_h0` / `zero_c0` (set by `lstm_sequence`
     for a start state given as None) the first step skips its products with the zero state.
 
-    Inside, everything is gate-major: the projections are (4, T, N, H) and each step's recurrent
-    product is one batched matmul against Wh split into its four (H, H) gate blocks, so every
-    elementwise pass reads and writes whole contiguous (N, H) blocks. On column slices of an
-    (N, 4H) array NumPy runs one short inner loop per row, which made a step's elementwise work cost
-    as much as its GEMM.
+    Layout: row t of Z holds [h_{t-1}, x_t, 1] for every sequence, so that Z[t] @ [Wh; Wx; b] is the
+    step's whole pre-activation (a separate x @ Wx for all steps has K = D, a GEMM shape that runs
+    at half speed and then costs one more pass to add in), and Z^T @ da is every weight gradient at
+    once. Everything else is gate-major, (4, ..., N, H), so every elementwise pass reads and writes
+    whole contiguous (N, H) blocks: on column slices of an (N, 4H) array NumPy runs one short inner
+    loop per row, which made a step's elementwise work cost as much as its GEMM.
     """
     name = "lstm_sequence"
     takes_missing_grads = True   # an encoder's unused hs or a decoder's unused last state costs nothing
@@ -66,33 +67,27 @@ class LSTMSequence(Function):
         xp = backend.get_array_module(x)
         dt = x.dtype
         keep = bool(self.needs_grad)        # under no_grad only hs is kept: no per-step history
-        # time-major rows with a ones column, so the bias rides in the projection GEMM (and its
-        # gradient in the weight-gradient GEMM) instead of costing passes of its own
-        x1 = xp.empty((T, N, D + 1), dt)
-        x1[..., :D] = x.transpose(1, 0, 2)
-        x1[..., D] = 1
-        x1 = x1.reshape(T * N, D + 1)
-        Wb4 = xp.empty((4, D + 1, H), dt)   # [Wx; b] one gate block each
-        Wb4[:, :D] = Wx.reshape(D, 4, H).transpose(1, 0, 2)
-        Wb4[:, D] = b.reshape(4, H)
-        gates = xp.matmul(x1, Wb4).reshape(4, T, N, H)   # x @ Wx + b of every step; becomes
-        # f, g, i, o after the nonlinearities, in place
-        Wh4 = _gate_major(xp, Wh)
-        # hs[t + 1] and cs[t + 1] are step t's states, the start states sit in front: the backward
-        # then reads every step's previous states as one contiguous block
-        hs = xp.empty((T + 1, N, H), dt)
-        cs = xp.empty((T + 1 if keep else 2, N, H), dt)
+        Z = xp.empty((T + 1, N, H + D + 1), dt)     # Z[t + 1, :, :H] is step t's h
+        Z[0, :, :H] = h0
+        Z[:T, :, H:H + D] = x.transpose(1, 0, 2)
+        Z[:T, :, H + D] = 1
+        Z[T, :, H:] = 0                     # no step reads it; defined all the same
+        W4 = xp.empty((4, H + D + 1, H), dt)
+        W4[:, :H] = Wh.reshape(H, 4, H).transpose(1, 0, 2)
+        W4[:, H:H + D] = Wx.reshape(D, 4, H).transpose(1, 0, 2)
+        W4[:, H + D] = b.reshape(4, H)
+        gates = xp.empty((4, T if keep else 1, N, H), dt)  # f, g, i, o after the nonlinearities
+        cs = xp.empty((T + 1 if keep else 2, N, H), dt)   # cs[t + 1] is step t's c
         tcs = xp.empty((T if keep else 1, N, H), dt)
-        rec = xp.empty((4, N, H), dt)
         gi = xp.empty((N, H), dt)
-        hs[0] = h0
         cs[0] = c0
-        h, c_prev = hs[0], cs[0]
+        c_prev = cs[0]
         for t in range(T):
-            g = gates[:, t]
+            g = gates[:, t if keep else 0]
             if t or not self.zero_h0:
-                xp.matmul(h, Wh4, out=rec)
-                g += rec
+                xp.matmul(Z[t], W4, out=g)
+            else:                           # the zero start state: only x and the bias
+                xp.matmul(Z[0, :, H:], W4[:, H:], out=g)
             xp.tanh(g[1], out=g[1])
             for blk in (g[0], g[2:]):          # sigmoid(x) = tanh(x/2)/2 + 1/2, no overflow
                 blk *= 0.5
@@ -108,19 +103,18 @@ class LSTMSequence(Function):
                 xp.multiply(g[1], g[2], out=c)
             tc = tcs[t if keep else 0]
             xp.tanh(c, out=tc)
-            h = hs[t + 1]
-            xp.multiply(g[3], tc, out=h)
+            xp.multiply(g[3], tc, out=Z[t + 1, :, :H])
             c_prev = c
         if keep:
-            self.saved = (x1, Wb4, Wh4, hs, cs, tcs, gates)
-        return hs[1:].transpose(1, 0, 2), hs[-1].copy(), c_prev.copy()
+            self.saved = (Z, W4, cs, tcs, gates)
+        return Z[1:, :, :H].transpose(1, 0, 2), Z[T, :, :H].copy(), c_prev.copy()
 
     def backward(self, ghs, gh_last, gc_last):
-        x1, Wb4, Wh4, hs, cs, tcs, gates = self.saved
-        xp = backend.get_array_module(hs)
+        Z, W4, cs, tcs, gates = self.saved
+        xp = backend.get_array_module(Z)
         T, N, H = tcs.shape
-        D = x1.shape[1] - 1
-        dt = hs.dtype
+        D = Z.shape[2] - H - 1
+        dt = Z.dtype
         f, gg, i, o = gates
         need_x, need_Wx, need_b, need_h0, need_c0, need_Wh = self.needs_grad
         # every factor that does not depend on the incoming gradient, for all steps at once, written
@@ -142,9 +136,11 @@ class LSTMSequence(Function):
         k_s = xp.multiply(tcs, tcs)             # o * (1 - tanh(c)^2)
         xp.subtract(1, k_s, out=k_s)
         k_s *= o
-        Wh4T = xp.ascontiguousarray(Wh4.transpose(0, 2, 1))
+        # da_t @ [Wh; Wx]^T gives dh and dx of a step in one GEMM: columns :H and H:
+        WT = xp.ascontiguousarray(W4[:, :H + D].transpose(0, 2, 1))
         da_all = xp.empty((4, T, N, H), dt)     # gate-major, so each step writes whole blocks
-        per_gate = xp.empty((4, N, H), dt)
+        per_gate = xp.empty((4, N, H + D), dt)
+        gx = xp.empty((T, N, D), dt) if need_x else None
         # dh is this loop's own buffer, written in place; a missing gradient (None) counts as zeros
         if ghs is None:
             dh = xp.zeros((N, H), dt) if gh_last is None else gh_last.copy()
@@ -163,34 +159,33 @@ class LSTMSequence(Function):
             xp.multiply(dh, k_o[t], out=da[3])
             if t > 0 or need_c0:
                 dc = ds * f[t]
-            if t > 0 or need_h0:                # the encoder's zero start state needs no gradient
-                xp.matmul(da, Wh4T, out=per_gate)
-                xp.add(per_gate[:2], per_gate[2:], out=per_gate[:2])   # faster than sum(axis=0)
-                xp.add(per_gate[0], per_gate[1], out=dh)
-        da_rows = da_all.reshape(4, T * N, H)
-        gx = gWx = gb = gWh = None
-        if need_x:                              # sum over gates of da_k @ Wx_k^T, back to (N, T, D)
-            gx = xp.matmul(da_rows, Wb4[:, :D].transpose(0, 2, 1)).sum(axis=0)
-            gx = gx.reshape(T, N, D).transpose(1, 0, 2)
-        if need_Wx or need_b:                   # the ones column's row of x1^T @ da is the bias's
-            gWb = xp.matmul(x1.T, da_rows)
-            gWx = _from_gate_major(gWb[:, :D]) if need_Wx else None
-            gb = gWb[:, D].reshape(4 * H) if need_b else None
-        if need_Wh:
+            want_h = t > 0 or need_h0           # the encoder's zero start state needs no gradient
+            cols = slice(0 if want_h else H, H + D if need_x else H)
+            if cols.start == cols.stop:
+                continue
+            pg = per_gate[:, :, cols]
+            xp.matmul(da, WT[:, :, cols], out=pg)
+            xp.add(pg[:2], pg[2:], out=pg[:2])  # the sum over gates: faster than sum(axis=0)
+            if want_h:
+                xp.add(per_gate[0, :, :H], per_gate[1, :, :H], out=dh)
+            if need_x:
+                xp.add(per_gate[0, :, H:], per_gate[1, :, H:], out=gx[t])
+        gWx = gb = gWh = None
+        if need_Wh or need_Wx or need_b:        # Z^T @ da: rows of Wh, then Wx, then b
             s = int(self.zero_h0)               # a zero start state adds nothing to Wh's gradient
-            gWh = _from_gate_major(xp.matmul(hs[s:-1].reshape((T - s) * N, H).T,
-                                             da_all[:, s:].reshape(4, (T - s) * N, H)))
+            gW = xp.matmul(Z[s:T].reshape((T - s) * N, H + D + 1).T,
+                           da_all[:, s:].reshape(4, (T - s) * N, H))
+            if s:
+                gW[:, H:] += xp.matmul(Z[0, :, H:].T, da_all[:, 0])
+            gWh = _from_gate_major(gW[:, :H]) if need_Wh else None
+            gWx = _from_gate_major(gW[:, H:H + D]) if need_Wx else None
+            gb = gW[:, H + D].reshape(4 * H) if need_b else None
+        gx = None if gx is None else gx.transpose(1, 0, 2)
         return (gx, gWx, gb, dh if need_h0 else None, dc if need_c0 else None, gWh)
 
 
-def _gate_major(xp, W):
-    """(K, 4H) weights -> (4, K, H): one contiguous block per gate."""
-    K, H4 = W.shape
-    return xp.ascontiguousarray(W.reshape(K, 4, H4 // 4).transpose(1, 0, 2))
-
-
 def _from_gate_major(W4):
-    """(4, K, H) -> (K, 4H), the inverse of `_gate_major`."""
+    """(4, K, H) gate blocks -> (K, 4H), the layout of the weights."""
     n, K, H = W4.shape
     return W4.transpose(1, 0, 2).reshape(K, n * H)
 
