@@ -7,7 +7,8 @@ shapes (vocab 13, D=16, H=128, question 7 ids, answer 1+4 ids incl. the start ma
 on date-like shapes (vocab 59, D=16, H=256, question 29 ids, answer 1+10). The PyTorch side runs the
 same models (benchmarks/torch_models.py) loaded with the same weights; the table shows both losses on
 the same batch as a check that the two compute the same function. GFLOP/s counts the models' matmul
-FLOPs analytically and is compared with NumPy's own float32 GEMM rate measured in the same run.
+FLOPs analytically (nominal: work a framework skips, such as products with a zero start state, is
+counted all the same) and is compared with NumPy's own float32 GEMM rate measured in the same run.
 Targets (issue 6): ours/torch <= 1.0 for each model; >= 60% of GEMM peak for seq2seq and attention.
 """
 from __future__ import annotations
