@@ -51,6 +51,14 @@ def thread_count(argv=None) -> int:
     return usable_cores()
 
 
+_USER_THREAD_ENV = {var: os.environ[var] for var in THREAD_ENV if var in os.environ}
+
+
+def user_set_threads() -> bool:
+    """Whether the user set any of THREAD_ENV (before importing this package pinned all three)."""
+    return bool(_USER_THREAD_ENV)
+
+
 def _pin_threads_before_import() -> None:
     n = str(thread_count())
     for var in THREAD_ENV:     # all of them, so OpenBLAS (NumPy) and OpenMP (PyTorch) agree

@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import THREAD_ENV, user_set_threads
+
 HERE = Path(__file__).resolve().parent / "accuracy"
 
 
@@ -66,10 +68,11 @@ RUNS = [
 
 
 def training_env() -> dict:
-    """The environment of a training run: one BLAS thread unless the caller set a count."""
+    """The environment of a training run: one BLAS thread unless the user set a count (importing
+    `benchmarks` has pinned the variables to the core count by now, so that is no sign)."""
     env = dict(os.environ)
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        env.setdefault(var, "1")
+    if not user_set_threads():
+        env.update({var: "1" for var in THREAD_ENV})
     return env
 
 

@@ -9,6 +9,7 @@ are.
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import subprocess
 import sys
@@ -191,10 +192,18 @@ def test_thread_flag_parsing():
 
 
 def test_accuracy_runs_train_with_one_blas_thread_unless_told(monkeypatch):
+    import benchmarks
     accuracy = importlib.import_module("benchmarks.accuracy")
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        monkeypatch.delenv(var, raising=False)
+    threads = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    for var in threads:             # as importing `benchmarks` leaves them on a 2-core machine
+        monkeypatch.setenv(var, "2")
+    monkeypatch.setattr(benchmarks, "_USER_THREAD_ENV", {})
     env = accuracy.training_env()
-    assert [env[v] for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")] == ["1"] * 3
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
-    assert accuracy.training_env()["OPENBLAS_NUM_THREADS"] == "2"
+    assert [env[v] for v in threads] == ["1"] * 3
+    monkeypatch.setattr(benchmarks, "_USER_THREAD_ENV", {"OPENBLAS_NUM_THREADS": "2"})
+    assert [accuracy.training_env()[v] for v in threads] == ["2"] * 3
+    script = "import benchmarks.accuracy as a; print(a.training_env()['OPENBLAS_NUM_THREADS'])"
+    clean = {k: v for k, v in os.environ.items() if k not in threads}
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=clean, capture_output=True,
+                         text=True, timeout=60)
+    assert out.stdout.strip() == "1", out.stderr
