@@ -9,6 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 import tinygrad_s2s as tg
 from tinygrad_s2s.testing import gradcheck, gradcheck_model
+from tinygrad_s2s.testing.fake_device import fake_device
 from zoo.attention_layers import Attention
 from zoo.transformer import sinusoid_table
 
@@ -201,6 +202,31 @@ def test_large_batches_decode_in_chunks_with_the_same_answers(name, monkeypatch)
     np.testing.assert_array_equal(model.generate(xs, 2, 4), whole)
     if weights is not None:
         np.testing.assert_allclose(model.attention_weights, weights, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_training_and_decoding_on_the_strict_fake_gpu_match_the_cpu(name):
+    """The GPU code path of a whole model (embedding lookups and gradients, the fused LSTM with its
+    zero start state, Adam, clipping, decoding) on the fake device, which refuses any silent host
+    array: the same losses and answers as on the CPU."""
+    xs, ts = batch()
+    results = []
+    with fake_device() as dev:
+        for device in ("cpu", dev):
+            model = build(name, dtype=np.float32).to(device)
+            opt = tg.optim.Adam(model.parameters(), lr=0.01)
+            losses = []
+            for _ in range(3):
+                opt.zero_grad()
+                loss = model(xs, ts)
+                loss.backward()
+                tg.optim.clip_grad_norm(model.parameters(), 1.0)
+                opt.step()
+                losses.append(loss.item())
+            results.append((losses, model.generate(xs, 0, 4)))
+    (cpu_losses, cpu_ids), (gpu_losses, gpu_ids) = results
+    np.testing.assert_allclose(gpu_losses, cpu_losses, rtol=1e-6)
+    np.testing.assert_array_equal(gpu_ids, cpu_ids)
 
 
 @pytest.mark.parametrize("name", ["seq2seq", "peeky"])
