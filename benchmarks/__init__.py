@@ -51,12 +51,12 @@ def thread_count(argv=None) -> int:
     return usable_cores()
 
 
-_USER_THREAD_ENV = {var: os.environ[var] for var in THREAD_ENV if var in os.environ}
+_USER_SET_THREADS = any(var in os.environ for var in THREAD_ENV)
 
 
 def user_set_threads() -> bool:
     """Whether the user set any of THREAD_ENV (before importing this package pinned all three)."""
-    return bool(_USER_THREAD_ENV)
+    return _USER_SET_THREADS
 
 
 def _pin_threads_before_import() -> None:

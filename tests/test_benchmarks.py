@@ -194,13 +194,13 @@ def test_thread_flag_parsing():
 def test_accuracy_runs_train_with_one_blas_thread_unless_told(monkeypatch):
     import benchmarks
     accuracy = importlib.import_module("benchmarks.accuracy")
-    threads = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    threads = benchmarks.THREAD_ENV
     for var in threads:             # as importing `benchmarks` leaves them on a 2-core machine
         monkeypatch.setenv(var, "2")
-    monkeypatch.setattr(benchmarks, "_USER_THREAD_ENV", {})
+    monkeypatch.setattr(benchmarks, "_USER_SET_THREADS", False)
     env = accuracy.training_env()
     assert [env[v] for v in threads] == ["1"] * 3
-    monkeypatch.setattr(benchmarks, "_USER_THREAD_ENV", {"OPENBLAS_NUM_THREADS": "2"})
+    monkeypatch.setattr(benchmarks, "_USER_SET_THREADS", True)
     assert [accuracy.training_env()[v] for v in threads] == ["2"] * 3
     script = "import benchmarks.accuracy as a; print(a.training_env()['OPENBLAS_NUM_THREADS'])"
     clean = {k: v for k, v in os.environ.items() if k not in threads}
