@@ -20,12 +20,12 @@ def run(bench, workloads, questions: int):
         xs, _ = make_batch(w, seed=1, n=questions)
         ours_model = build_ours(w)
         ours_model.eval()
-        fns = {"ours": lambda m=ours_model: m.generate(xs, START_ID, w.L)}
+        fns = {"ours": lambda m=ours_model, xs=xs, L=w.L: m.generate(xs, START_ID, L)}
         agree = "n/a"
         if torch is not None:
             torch_model = build_torch(torch, w, ours_model.state_dict()).eval()
             xs_t = torch.from_numpy(xs)
-            fns["torch"] = lambda m=torch_model: m.generate(xs_t, START_ID, w.L)
+            fns["torch"] = lambda m=torch_model, xs=xs_t, L=w.L: m.generate(xs, START_ID, L)
             same = (fns["ours"]() == fns["torch"]().numpy()).mean()
             agree = f"{100 * same:.2f}%"
         times = time_alternating(fns, bench.repeats, bench.min_sample_s)

@@ -172,7 +172,7 @@ def run(bench, only=None):
         print(bench.torch_note)
         return rows
     gm = geomean(ratios)
-    known = sorted((r for r in ratios if r is not None))
+    known = sorted(r for r in ratios if r is not None)
     print(f"ops compared: {len(known)} of {len(ratios)}; ratio median "
           f"{known[len(known) // 2]:.2f}x, max {known[-1]:.2f}x" if known else "no op compared")
     print(target_line("geometric mean ours/torch vs issue 2", gm, 3.0))

@@ -148,7 +148,7 @@ def test_module_registers_parameters_and_state_dict_round_trips():
     other.load_state_dict(m.state_dict())
     ids = np.array([[1, 2]])
     np.testing.assert_array_equal(other(ids).numpy(), m(ids).numpy())
-    assert not m.train().layers[0].training is False and m.eval().layers[1].training is False
+    assert m.train().layers[0].training is not False and m.eval().layers[1].training is False
 
 
 def test_load_state_dict_is_strict_about_names_and_shapes():

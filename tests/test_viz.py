@@ -242,8 +242,9 @@ def test_collapse_turns_modules_into_boxes_and_depth_cuts_nesting():
     collapsed = to_dot(loss, module=model, collapse=["layers"]).source
     assert "cluster_layers" not in collapsed
     assert r'label="ModuleList\nlayers\n9 ops"' in collapsed      # 3 x (matmul, add, tanh)
-    count = lambda s: sum(1 for line in s.splitlines() if line.startswith("\t") and "[label=" in line
-                          and "->" not in line)
+    def count(s):
+        return sum(1 for line in s.splitlines() if line.startswith("\t") and "[label=" in line
+                   and "->" not in line)
     assert count(collapsed) < count(full)
     # a name matches trailing path parts: 'fc' collapses every block's Linear
     assert full.count('subgraph "cluster_layers.') == 6 and to_dot(loss, collapse="fc").source.count("box3d") == 3

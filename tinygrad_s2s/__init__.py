@@ -14,6 +14,16 @@ from .random import manual_seed
 
 __version__ = "0.1.0"
 
+__all__ = [
+    "Function", "Tensor", "add", "allocator", "available_models", "backend", "broadcast_to", "concat",
+    "create_model", "current_module_path", "default_dtype", "detect_anomaly", "div", "dropout",
+    "enable_grad", "exp", "get_default_dtype", "getitem", "is_grad_enabled", "load", "log",
+    "log_softmax", "lstm_cell", "lstm_sequence", "manual_seed", "matmul", "max", "mean", "mul", "neg",
+    "nn", "no_grad", "optim", "pow", "random", "register_model", "relu", "repeat", "reshape", "save",
+    "set_default_dtype", "sigmoid", "softmax", "softmax_cross_entropy", "split", "sqrt", "stack", "sub",
+    "sum", "tanh", "testing", "transpose", "unstack", "viz", "where",
+]
+
 if allocator.enabled_by_environment():
     allocator.keep_freed_memory()
 
@@ -25,5 +35,3 @@ def __getattr__(name):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'tinygrad_s2s' has no attribute {name!r}")
 
-
-device = backend

@@ -15,9 +15,11 @@ import numpy as np
 
 from .datagen import BUILTIN_TASKS, write_task
 
-__all__ = ["BUILTIN_TASKS", "DATA_ROOT", "Dataset", "DatasetError", "SPLIT_SEED", "Vocab",
-           "batch_indices", "data_root", "dataset_path", "encode_questions", "load_dataset",
-           "read_examples", "split_indices"]
+__all__ = [
+    "BUILTIN_TASKS", "DATA_ROOT",  # noqa: F822 - DATA_ROOT comes from the module's __getattr__
+    "Dataset", "DatasetError", "SPLIT_SEED", "Vocab", "batch_indices", "data_root", "dataset_path",
+    "encode_questions", "load_dataset", "read_examples", "split_indices",
+]
 
 SPLIT_SEED = 1984
 """The book's `load_data` seed: the shuffle before the 90/10 split."""
@@ -192,7 +194,7 @@ class Dataset:
         """Examples in both splits."""
         return len(self.x_train) + len(self.x_test)
 
-    def limit(self, train: int | None = None, test: int | None = None) -> "Dataset":
+    def limit(self, train: int | None = None, test: int | None = None) -> Dataset:
         """The first `train` training and `test` test examples (None keeps all)."""
         return replace(self, x_train=self.x_train[:train], t_train=self.t_train[:train],
                        x_test=self.x_test[:test], t_test=self.t_test[:test],

@@ -678,8 +678,8 @@ def _install():
     T.__getitem__ = lambda s, i: getitem(s, i)
     for name, f in (("__lt__", np.less), ("__le__", np.less_equal), ("__gt__", np.greater),
                     ("__ge__", np.greater_equal)):
-        setattr(T, name, (lambda f: lambda s, o: Tensor._wrap(
-            f(s.data, o.data if isinstance(o, Tensor) else o), False))(f))
+        setattr(T, name, lambda s, o, f=f: Tensor._wrap(
+            f(s.data, o.data if isinstance(o, Tensor) else o), False))
     for f in (exp, log, sqrt, sigmoid, tanh, relu, softmax, log_softmax, sum, mean, max,
               repeat, broadcast_to, matmul):
         setattr(T, f.__name__, f)

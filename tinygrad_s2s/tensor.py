@@ -130,7 +130,7 @@ class Function:
         return self.name or type(self).__name__.lower()
 
     @classmethod
-    def apply(cls, *inputs: "Tensor", **params):
+    def apply(cls, *inputs: Tensor, **params):
         """Run the op on Tensors; returns a Tensor (or a tuple for multi-output ops)."""
         fn = cls(**params)
         arrays = [t.data for t in inputs]
@@ -240,13 +240,13 @@ class Tensor:
             self.requires_grad_(True)
 
     @classmethod
-    def _wrap(cls, arr, requires_grad: bool) -> "Tensor":
+    def _wrap(cls, arr, requires_grad: bool) -> Tensor:
         t = object.__new__(cls)
         t.data, t.grad, t.creator, t.out_index, t.generation, t.name = arr, None, None, 0, 0, None
         t.requires_grad = requires_grad and arr.dtype.kind in "fc"
         return t
 
-    def requires_grad_(self, flag: bool = True) -> "Tensor":
+    def requires_grad_(self, flag: bool = True) -> Tensor:
         if flag and self.data.dtype.kind not in "fc":
             raise TypeError(f"Tensor of dtype {self.data.dtype} cannot require grad: only floating "
                             "point tensors can (integer ids, masks and counts never do)")
@@ -277,11 +277,11 @@ class Tensor:
     def tolist(self):
         return self.numpy().tolist()
 
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         """A new leaf sharing this tensor's data, cut off from the graph."""
         return Tensor._wrap(self.data, False)
 
-    def to(self, target) -> "Tensor":
+    def to(self, target) -> Tensor:
         """A copy on another device ('cpu', 'cuda') or with another dtype, as a new leaf that keeps
         `requires_grad` (use it for inputs and parameters, not inside a differentiable graph)."""
         if isinstance(target, str):

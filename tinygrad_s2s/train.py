@@ -213,7 +213,7 @@ class Trainer:
 
     # ---- resuming
     @classmethod
-    def resume(cls, run_dir, *, device: str = "cpu", dataset: Dataset | None = None, **kwargs) -> "Trainer":
+    def resume(cls, run_dir, *, device: str = "cpu", dataset: Dataset | None = None, **kwargs) -> Trainer:
         """A Trainer that continues the run in `run_dir` exactly where last.npz left it (weights,
         optimizer slots, RNG, position, history). The dataset is reloaded from the saved config."""
         path = Path(run_dir) / LAST

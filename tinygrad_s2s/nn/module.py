@@ -113,7 +113,7 @@ class Module:
             p.grad = None
 
     # ---- state
-    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """name -> a host copy of each parameter."""
         return OrderedDict((n, backend.to_numpy(p.data).copy()) for n, p in self.named_parameters())
 
@@ -169,7 +169,7 @@ class ModuleList(Module):
         for m in modules:
             self.append(m)
 
-    def append(self, module: Module) -> "ModuleList":
+    def append(self, module: Module) -> ModuleList:
         index = str(len(self._modules))
         setattr(self, index, module)
         module._set_scope_name(f"{self._name}.{index}" if self._name else index)

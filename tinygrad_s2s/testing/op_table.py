@@ -9,7 +9,7 @@ whose gradients are checked); kwargs carry everything else (axes, shapes, intege
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from hypothesis import strategies as st

@@ -123,7 +123,7 @@ def to_dot(*outputs: Tensor, group_by_module: bool = True, collapse=None, depth:
         return path
 
     # place every drawn node (in id order) in its cluster
-    members: "OrderedDict[str, list]" = OrderedDict()
+    members: OrderedDict[str, list] = OrderedDict()
     members[""] = []
     drawn = []
     for nid, n in nodes.items():
