@@ -381,7 +381,7 @@ def test_cli_usage_and_failures(tmp_path):
 
     assert main(["graph", "--depth", "-1"]) == 2
     assert main(["graph", "--format", "jpeg"]) == 2
-    assert main(["graph", "no-such-model", "--out", str(tmp_path / "g.svg")]) == 1
+    assert main(["graph", "no-such-model", "--out", str(tmp_path / "g.svg")]) == 2    # usage error, as in train
     assert main(["graph", "attention", "--out", str(tmp_path / "g.gif")]) == 1
 
 

@@ -274,9 +274,12 @@ def batch_indices(n: int, batch_size: int, rng: np.random.Generator) -> list[np.
 
 def encode_questions(questions, vocab: Vocab, width: int, reverse: bool = False) -> np.ndarray:
     """Pad typed questions to the training width (and reverse them as in training) -> (n, width) ids.
-    A question that is too long or holds a character outside the vocabulary raises ValueError."""
+    An empty question, one that is too long or one holding a character outside the vocabulary raises
+    ValueError."""
     padded = []
     for q in questions:
+        if not q.strip(PAD):
+            raise ValueError(f"empty question {q!r}: nothing to answer")
         vocab.encode(q)     # names an unknown character in the question as typed, before padding
         if len(q) > width:
             raise ValueError(f"question {q!r} is {len(q)} characters; the model was trained on at most {width}")

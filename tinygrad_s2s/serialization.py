@@ -58,7 +58,7 @@ def save(obj, path, meta: dict | None = None) -> None:
               "shapes": [list(a.shape) for a in state.values()],
               "dtypes": [str(a.dtype) for a in state.values()], "meta": meta or {}}
     arrays = {f"a{i}": a for i, a in enumerate(state.values())}
-    arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    arrays["__header__"] = np.frombuffer(json.dumps(header, allow_nan=False).encode(), dtype=np.uint8)
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
