@@ -48,7 +48,10 @@ DATE_FORMATS = (
     "{dd}.{MM}.{yy}",              # 27.09.94
     "{d}.{M}.{yyyy}",              # 27.9.1994
 )
-_CASES = (str.lower, lambda s: s, str.upper)   # september / September / SEPTEMBER
+DATE_CASES = {"lower": str.lower, "title": lambda s: s, "upper": str.upper}
+"""Letter cases of month and weekday names: september / September / SEPTEMBER (drawn in this order)."""
+DATE_RANGE = (_FIRST_DAY, _LAST_DAY)
+"""First and last day (inclusive) the date task writes."""
 
 
 def format_date(day: _dt.date, fmt: str, case=lambda s: s) -> str:
@@ -72,9 +75,11 @@ def _distinct(pairs, n: int, what: str):
     raise ValueError(f"could not draw {n} distinct {what} questions")
 
 
-def digits(n: int) -> int:
-    """How many decimal digits `n` >= 0 is written with (0 has one)."""
-    return len(str(n))
+def operand_range(digits: int) -> tuple[int, int]:
+    """The addition operands written with `digits` digits, as range bounds: 1 -> (0, 10), 2 -> (10, 100)."""
+    if not 1 <= digits <= ADDITION_DIGITS:
+        raise ValueError(f"addition operands have 1..{ADDITION_DIGITS} digits, got {digits}")
+    return int(_LOW[digits - 1]), int(_LOW[digits])
 
 
 def addition_examples(n: int = EXAMPLES, seed: int = GENERATION_SEED) -> list[tuple[str, str]]:
@@ -105,14 +110,15 @@ def date_examples(n: int = EXAMPLES, seed: int = GENERATION_SEED) -> list[tuple[
         raise ValueError(f"date: n must be positive, got {n}")
     rng = np.random.default_rng(seed)
     span = (_LAST_DAY - _FIRST_DAY).days + 1
+    cases = list(DATE_CASES.values())
 
     def draws():
         while True:
-            days, fmts, cases = (rng.integers(0, k, size=n + 1024).tolist()
-                                 for k in (span, len(DATE_FORMATS), len(_CASES)))
-            for k, f, c in zip(days, fmts, cases):
+            days, fmts, case_ids = (rng.integers(0, k, size=n + 1024).tolist()
+                                    for k in (span, len(DATE_FORMATS), len(cases)))
+            for k, f, c in zip(days, fmts, case_ids):
                 day = _FIRST_DAY + _dt.timedelta(days=k)
-                yield format_date(day, DATE_FORMATS[f], _CASES[c]), day.isoformat()
+                yield format_date(day, DATE_FORMATS[f], cases[c]), day.isoformat()
     return _distinct(draws(), n, "date")
 
 
