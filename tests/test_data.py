@@ -189,6 +189,21 @@ def test_malformed_lines_name_file_and_line(tmp_path, text, line, words):
     assert err.value.line == line
 
 
+@pytest.mark.parametrize("bad", ["1+3 _4   ", "1+3  _4    ", "1+3\t_4   ", "   1 _2   "])
+def test_errors_quote_the_line_exactly_through_the_command(tmp_path, capsys, bad):
+    """In a fixed-width format the spaces are what is wrong: the message shows the line's repr, and
+    the command prints it with every space kept."""
+    from tinygrad_s2s.cli import main
+    path = write(tmp_path / "bad.txt", f"1+1  _2  \n{bad}\n")
+    with pytest.raises(DatasetError) as err:
+        load_dataset(path)
+    assert str(err.value).endswith(repr(bad))
+    assert main(["train", "seq2seq", "--dataset", str(path), "--out", str(tmp_path / "run")]) == 1
+    out = capsys.readouterr().err
+    assert out.count("\n") == 1 and out.rstrip("\n").endswith(f"{path}:2: " + str(err.value).split(":2: ", 1)[1])
+    assert not (tmp_path / "run").exists()
+
+
 def test_non_utf8_names_file_and_line(tmp_path):
     path = write(tmp_path / "latin1.txt", "1+1  _2  \n1+2  _3  \ncafé _4  \n".encode("latin-1"))
     with pytest.raises(DatasetError, match=rf"{re.escape(str(path))}:3: not valid UTF-8"):
