@@ -142,13 +142,15 @@ def test_hand_edited_headers(checkpoint, tmp_path, edit, words):
         assert_one_line_error(err, path, *words)
 
 
-def test_a_header_that_is_not_json(checkpoint, tmp_path):
+@pytest.mark.parametrize("text, words", [(b"{not json", ["not valid JSON"]), (b"\xff\xfe", ["not valid JSON"]),
+                                         (b"[" * 100_000 + b"]" * 100_000, ["nests too deeply"])])
+def test_a_header_that_is_not_json(checkpoint, tmp_path, text, words):
     files = members(checkpoint)
-    files["__header__.npy"] = npy(np.frombuffer(b"{not json", dtype=np.uint8))
+    files["__header__.npy"] = npy(np.frombuffer(text, dtype=np.uint8))
     path = write_members(tmp_path / "notjson.npz", files)
     with pytest.raises(CheckpointError) as err:
         tg.load(path)
-    assert_one_line_error(err, path, "not valid JSON")
+    assert_one_line_error(err, path, *words)
 
 
 def _drop(key):
@@ -264,6 +266,7 @@ def test_a_zip_bomb_member_is_refused_before_it_is_decompressed(tmp_path):
     ([10 ** 8], npy(np.ones(3)), ["a0.npy", "float64 [3]", "declares float64 [100000000]"]),
     ([10 ** 8], npy_prefix((10 ** 8,)) + bytes(24), ["a0.npy", "800,000,000 bytes", "holds 24"]),
     ([3], npy_prefix((3,), "|O") + bytes(24), ["a0.npy", "dtype 'object'"]),
+    ([3], npy_prefix((-1, -3)) + bytes(24), ["a0.npy", "negative shape [-1, -3]"]),
 ])
 def test_members_that_claim_more_than_they_hold(tmp_path, declared, member, words):
     path = write_members(tmp_path / "liar.npz", {"__header__.npy": header_member(["w"], [declared], ["float64"]),

@@ -93,7 +93,9 @@ def _open_archive(path) -> zipfile.ZipFile:
         _fail(path, "the file is empty (0 bytes); not a checkpoint")
     try:
         return zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError):
+    except PermissionError as exc:
+        _fail(path, f"cannot be read ({exc.strerror})")
+    except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError, OSError):
         with open(path, "rb") as f:
             starts_like_zip = f.read(4) == b"PK\x03\x04"
         _fail(path, "truncated: the zip archive's directory at the end is missing (was the write cut short?)"
@@ -133,6 +135,8 @@ def _read_member(path, z: zipfile.ZipFile, info: zipfile.ZipInfo, shape=None, dt
                 npy_shape, fortran, npy_dtype = read_header(f, max_header_size=_NPY_PREFIX_MAX)
             except (ValueError, OSError, EOFError, SyntaxError, TypeError):
                 _fail(path, f"{what} is not a valid .npy array")
+            if any(d < 0 for d in npy_shape):
+                _fail(path, f"{what} has the negative shape {list(npy_shape)}")
             if npy_dtype.kind not in _NUMERIC_KINDS or npy_dtype.hasobject:
                 _fail(path, f"{what} holds dtype '{npy_dtype}'; checkpoints hold only numbers")
             if shape is not None and (list(npy_shape) != list(shape) or str(npy_dtype) != dtype):
@@ -150,8 +154,8 @@ def _read_member(path, z: zipfile.ZipFile, info: zipfile.ZipInfo, shape=None, dt
             f.read(1)     # reach the end, so zipfile checks the CRC
     except zipfile.BadZipFile as exc:
         _fail(path, f"{what} is damaged ({'CRC mismatch' if 'CRC' in str(exc) else 'bad zip entry'})")
-    except (OSError, EOFError):
-        _fail(path, f"{what} cannot be read (truncated or damaged)")
+    except (OSError, EOFError, RuntimeError, NotImplementedError):   # RuntimeError: an encrypted member
+        _fail(path, f"{what} cannot be read (truncated, damaged or encrypted)")
     return out.T if fortran else out
 
 
@@ -206,6 +210,8 @@ def _read_header(path, z: zipfile.ZipFile) -> dict:
         header = json.loads(raw.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         _fail(path, f"its __header__ is not valid JSON ({type(exc).__name__}: {exc})")
+    except RecursionError:
+        _fail(path, "its __header__ nests too deeply to be a checkpoint header")
     return _check_header(path, header)
 
 
