@@ -18,8 +18,8 @@ from .datagen import BUILTIN_TASKS, task_file_status, write_task
 
 __all__ = [
     "BUILTIN_TASKS", "DATA_ROOT",  # noqa: F822 - DATA_ROOT comes from the module's __getattr__
-    "BuiltinDatasetWarning", "Dataset", "DatasetError", "SPLIT_SEED", "Vocab", "batch_indices", "data_root", "dataset_path",
-    "encode_questions", "load_dataset", "read_examples", "split_indices",
+    "BuiltinDatasetWarning", "Dataset", "DatasetError", "SPLIT_SEED", "Vocab", "batch_indices", "data_root",
+    "dataset_path", "encode_questions", "load_dataset", "read_examples", "split_indices",
 ]
 
 SPLIT_SEED = 1984
