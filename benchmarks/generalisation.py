@@ -29,19 +29,18 @@ TASKS = ("addition", "date")
 
 
 def addition_buckets(samples: int, rng: np.random.Generator):
-    """(bucket name, [(question, answer), ...]) for every (digits of a, digits of b)."""
+    """(name parts, questions in the bucket, [(question, answer), ...]) per (digits of a, digits of b)."""
     for da in range(1, datagen.ADDITION_DIGITS + 1):
         for db in range(1, datagen.ADDITION_DIGITS + 1):
             (a0, a1), (b0, b1) = datagen.operand_range(da), datagen.operand_range(db)
             size = (a1 - a0) * (b1 - b0)
             picks = np.arange(size) if size <= samples else np.sort(rng.choice(size, samples, replace=False))
             a, b = a0 + picks // (b1 - b0), b0 + picks % (b1 - b0)
-            yield (f"{da}+{db} digits", size,
-                   [(f"{x}+{y}", str(x + y)) for x, y in zip(a.tolist(), b.tolist())])
+            yield (f"{da}+{db} digits",), size, [(f"{x}+{y}", str(x + y)) for x, y in zip(a.tolist(), b.tolist())]
 
 
 def date_buckets(samples: int, rng: np.random.Generator):
-    """(bucket name, [(question, answer), ...]) for every written format x letter case."""
+    """((format, case), days in the task's range, [(question, answer), ...]) per format x letter case."""
     first, last = datagen.DATE_RANGE
     span = (last - first).days + 1
     for fmt in datagen.DATE_FORMATS:
@@ -50,7 +49,7 @@ def date_buckets(samples: int, rng: np.random.Generator):
             days = rng.choice(span, min(samples, span), replace=False)
             pairs = [(datagen.format_date(first + dt.timedelta(days=int(k)), fmt, case),
                       (first + dt.timedelta(days=int(k))).isoformat()) for k in days]
-            yield f"{fmt} {case_name}", span, pairs
+            yield (fmt, case_name), span, pairs
 
 
 def report(run_path, task: str | None = None, samples: int = 1000, seed: int = 0,
@@ -72,7 +71,8 @@ def report(run_path, task: str | None = None, samples: int = 1000, seed: int = 0
         questions = [q for q, _ in pairs]
         answers = run.predict(questions, batch_size=batch_size)
         correct = sum(got == want for got, (_, want) in zip(answers, pairs))
-        rows.append({"bucket": name, "questions_in_bucket": size, "sampled": len(pairs),
+        rows.append({"bucket": " ".join(name), **dict(zip(("format", "case"), name) if task == "date" else {}),
+                     "questions_in_bucket": size, "sampled": len(pairs),
                      "in_training_split": sum(q in trained_on for q in questions),
                      "correct": correct, "accuracy": correct / len(pairs)})
     return {"run": str(run.run_dir), "checkpoint": str(run.checkpoint), "task": task, "seed": seed,
@@ -81,14 +81,25 @@ def report(run_path, task: str | None = None, samples: int = 1000, seed: int = 0
 
 
 def format_table(rep: dict) -> list[str]:
-    """The report as a Markdown table, after a line with the test-split accuracy."""
+    """The report as a Markdown table, after a line with the test-split accuracy: one row per
+    addition bucket, or for date one row per format with a column per letter case."""
+    rows = rep["buckets"]
     lines = [f"{rep['run']} ({rep['task']}): test split {100 * rep['test_accuracy']:.2f}% of "
-             f"{rep['test_examples']}; lowest bucket {100 * min(r['accuracy'] for r in rep['buckets']):.2f}%",
-             "", "| bucket | questions in bucket | sampled | also in training split | exact match |",
-             "|---|---:|---:|---:|---:|"]
-    for r in rep["buckets"]:
-        lines.append(f"| {r['bucket']} | {r['questions_in_bucket']:,} | {r['sampled']:,} | "
-                     f"{r['in_training_split']:,} | {100 * r['accuracy']:.2f}% |")
+             f"{rep['test_examples']:,}; lowest bucket {100 * min(r['accuracy'] for r in rows):.2f}%", ""]
+    if rep["task"] == "addition":
+        lines += ["| digits of a+b | questions in bucket | sampled | also in training split | exact match |",
+                  "|---|---:|---:|---:|---:|"]
+        lines += [f"| {r['bucket']} | {r['questions_in_bucket']:,} | {r['sampled']:,} | "
+                  f"{r['in_training_split']:,} | {100 * r['accuracy']:.2f}% |" for r in rows]
+        return lines
+    cases = list(dict.fromkeys(r["case"] for r in rows))
+    lines += [f"Exact match per written format and letter case, {rows[0]['sampled']:,} sampled days each; in "
+              "brackets, how many of them are also in the training split.", "",
+              "| format | " + " | ".join(cases) + " |", "|---|" + "---:|" * len(cases)]
+    for fmt in dict.fromkeys(r["format"] for r in rows):
+        cells = {r["case"]: f"{100 * r['accuracy']:.2f}% ({r['in_training_split']:,})"
+                 for r in rows if r["format"] == fmt}
+        lines.append(f"| `{fmt}` | " + " | ".join(cells.get(c, "") for c in cases) + " |")
     return lines
 
 

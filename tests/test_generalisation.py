@@ -19,11 +19,11 @@ import tiny_model  # noqa: F401 - registers 'tiny-s2s'
 
 def test_addition_buckets_are_stratified_exhaustive_when_small_and_seeded():
     buckets = list(gen.addition_buckets(150, np.random.default_rng(5)))
-    assert [name for name, _, _ in buckets] == [f"{a}+{b} digits" for a in (1, 2, 3) for b in (1, 2, 3)]
-    sizes = {name: size for name, size, _ in buckets}
+    assert [name for name, _, _ in buckets] == [(f"{a}+{b} digits",) for a in (1, 2, 3) for b in (1, 2, 3)]
+    sizes = {name[0]: size for name, size, _ in buckets}
     assert sizes["1+1 digits"] == 100 and sizes["2+3 digits"] == 81_000 and sizes["3+3 digits"] == 810_000
     for name, size, pairs in buckets:
-        da, db = (int(k) for k in name.split()[0].split("+"))
+        da, db = (int(k) for k in name[0].split()[0].split("+"))
         assert len(pairs) == min(150, size) and len({q for q, _ in pairs}) == len(pairs)   # distinct
         for q, answer in pairs:
             a, b = q.split("+")
@@ -38,10 +38,10 @@ def test_date_buckets_cover_every_format_and_case():
     buckets = list(gen.date_buckets(20, np.random.default_rng(0)))
     lettered = [f for f in datagen.DATE_FORMATS if "{MMM" in f or "{EEE" in f]
     assert len(buckets) == 3 * len(lettered) + (len(datagen.DATE_FORMATS) - len(lettered))
-    for name, _, pairs in buckets:
+    assert {fmt for (fmt, _), _, _ in buckets} == set(datagen.DATE_FORMATS)
+    for (fmt, case), _, pairs in buckets:
         assert len(pairs) == 20 and len({q for q, _ in pairs}) == 20
-        fmt, case = next((f, c) for f in datagen.DATE_FORMATS for c in [*datagen.DATE_CASES, "any case"]
-                         if name == f"{f} {c}")
+        assert case in datagen.DATE_CASES or (case == "any case" and fmt not in lettered)
         for q, answer in pairs:
             day = dt.date.fromisoformat(answer)
             assert datagen.DATE_RANGE[0] <= day <= datagen.DATE_RANGE[1]
@@ -67,7 +67,7 @@ def test_report_of_a_small_run_counts_what_it_claims(small_run):
     trained_on = set(ds.question_text(ds.x_train))
     run = load_run(run_dir)
     buckets = list(gen.addition_buckets(40, np.random.default_rng(1)))
-    assert [r["bucket"] for r in rep["buckets"]] == [name for name, _, _ in buckets]
+    assert [r["bucket"] for r in rep["buckets"]] == [name[0] for name, _, _ in buckets]
     for row, (_, size, pairs) in zip(rep["buckets"], buckets):
         questions = [q for q, _ in pairs]
         answers = run.predict(questions)
@@ -96,3 +96,21 @@ def test_an_unknown_task_is_a_clear_error(small_run, capsys):
     assert "trained on 'add600'" in capsys.readouterr().err
     assert gen.main([str(run_dir), "--task", "addition", "--samples", "0"]) == 1
     assert "--samples must be positive" in capsys.readouterr().err
+
+
+def test_date_report_of_a_small_run_is_a_format_by_case_table(tmp_path, capsys):
+    path = datagen.write_task("date", tmp_path / "date2000.txt", n=2000, seed=2)
+    ds = load_dataset(path)
+    tg.manual_seed(0)
+    model = tg.create_model("tiny-s2s", len(ds.vocab), wordvec_size=4, hidden_size=8)
+    Trainer(model, ds, run_dir=tmp_path / "run", config={"seed": 0}, log=io.StringIO(), progress=False).fit(1)
+    rep = gen.report(tmp_path / "run", task="date", samples=5)
+    lettered = [f for f in datagen.DATE_FORMATS if "{MMM" in f or "{EEE" in f]
+    assert len(rep["buckets"]) == 3 * len(lettered) + len(datagen.DATE_FORMATS) - len(lettered)
+    assert all(r["sampled"] == 5 and 0 <= r["in_training_split"] <= 5 for r in rep["buckets"])
+    assert gen.main([str(tmp_path / "run"), "--task", "date", "--samples", "5"]) == 0
+    table = capsys.readouterr().out
+    assert "| format | lower | title | upper | any case |" in table
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    assert [row.split("`")[1] for row in rows] == list(datagen.DATE_FORMATS)
+    assert all(row.count("%") == (3 if row.split("`")[1] in lettered else 1) for row in rows)
