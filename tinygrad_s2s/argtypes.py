@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 
 
@@ -25,3 +26,14 @@ def non_negative_int(text: str) -> int:
 
 def positive_float(text: str) -> float:
     return _number(text, float, "a positive number", lambda v: v > 0 and math.isfinite(v))
+
+
+def model_arg(text: str):
+    """KEY=VALUE -> (key, value) for a model constructor; VALUE as JSON when it parses, else the string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with a Python identifier as KEY, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value

@@ -7,11 +7,10 @@ The train/eval/predict commands live in `cli_run.py`, the inspection commands in
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
-from .argtypes import positive_float as _positive_float, positive_int as _positive_int
+from .argtypes import model_arg as _model_arg, positive_float as _positive_float, positive_int as _positive_int
 
 PROG = "tinygrad-s2s"
 
@@ -117,17 +116,6 @@ def _add_info(sub) -> None:
                    help="entries checked per parameter (default 6)")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights, inputs and sampled entries")
     p.set_defaults(func=cli_info.cmd_gradcheck)
-
-
-def _model_arg(text: str):
-    """KEY=VALUE -> (key, value); VALUE as JSON when it parses, else the plain string."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.isidentifier():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with a Python identifier as KEY, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
 
 
 def build_parser() -> argparse.ArgumentParser:
