@@ -255,6 +255,104 @@ def test_collapse_turns_modules_into_boxes_and_depth_cuts_nesting():
         to_dot(loss, depth=-1)
 
 
+def _drawn_edges(outputs, module=None, **kw):
+    """The drawn (source, target) pairs of `to_dot(*outputs, **kw)`, as the plan has them."""
+    from tinygrad_s2s.viz.dot import closed_groups, module_classes
+    from tinygrad_s2s.viz.graph import walk
+    from tinygrad_s2s.viz.grouping import group, plan
+
+    g = walk(*outputs)
+    grouping = group(g, module_classes(module))
+    drawn = plan(g, grouping, closed_groups(grouping, **kw))
+    return [(a, b) for a, b, _ in drawn.edges], drawn, grouping
+
+
+class Cell(nn.Module):
+    """One recurrent step: h' = tanh(x W + h)."""
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+
+    def forward(self, x, h):
+        return tg.tanh(self.fc(x) + h)
+
+
+class RNN(nn.Module):
+    """Calls its cell once per time step (the pattern that piled every step into one box)."""
+    def __init__(self):
+        super().__init__()
+        self.cell = Cell()
+
+    def forward(self, xs):
+        h = tg.Tensor(np.zeros((2, 3), np.float32))
+        outs = []
+        for x in tg.unstack(xs, axis=1):
+            h = self.cell(x, h)
+            outs.append(tg.sum(h))        # read outside the cell at every step
+        return tg.stack(outs, axis=0)
+
+
+def rnn_loss(steps=4):
+    model = RNN()
+    xs = tg.Tensor(np.ones((2, steps, 3), np.float32), name="xs")
+    return tg.sum(model(xs)), model
+
+
+def test_depth_merges_each_deeper_module_into_one_box():
+    loss, model = mlp_loss(3)
+    src = to_dot(loss, module=model, depth=1).source
+    # level 1 ('layers', 'head') stays a box with its ops; each block below is one node of 3 ops
+    assert "subgraph cluster_layers {" in src and "subgraph cluster_head {" in src
+    assert src.count("box3d") == 3 and src.count(r"Block\nlayers.0\n3 ops") == 1
+    assert "tanh" not in src and "matmul" in src           # head's own matmul is still drawn
+    top = to_dot(loss, module=model, depth=0).source
+    assert "subgraph" not in top and top.count("box3d") == 2  # 'layers' and 'head', one box each
+
+
+def test_each_call_is_its_own_box_and_arrows_never_leave_and_reenter():
+    loss, model = rnn_loss(4)
+    edges, drawn, grouping = _drawn_edges([loss], model, collapse=["cell"])
+    boxes = [k for k in dict.fromkeys(drawn.rep.values()) if k in grouping.groups]
+    assert boxes == ["cell@0", "cell@1", "cell@2", "cell@3"]      # one box per time step
+    import networkx as nx
+    assert nx.is_directed_acyclic_graph(nx.DiGraph(edges))
+    src = to_dot(loss, module=model, collapse="cell").source
+    assert r"Cell\ncell (call 3)\n4 ops" in src
+
+
+@pytest.mark.parametrize("name, extra", [("transformer", {}), ("attention", {"fused": False}),
+                                         ("deep_lstm", {"layers": 3})])
+def test_zoo_drawings_are_acyclic_at_every_depth(name, extra):
+    if not registered(name):
+        pytest.skip(f"the zoo's '{name}' model is not registered")
+    import networkx as nx
+    from tinygrad_s2s.viz.model_graphs import model_graph
+
+    drawn_model = model_graph(name, whole=True, **extra)
+    for depth in (None, 0, 1, 2, 3, 4):
+        edges, _, _ = _drawn_edges(drawn_model.outputs, drawn_model.module, depth=depth)
+        cycle = None if nx.is_directed_acyclic_graph(nx.DiGraph(edges)) else nx.find_cycle(nx.DiGraph(edges))
+        assert cycle is None, f"{name} depth={depth}: {cycle}"
+
+
+def test_roll_folds_time_steps_and_identical_blocks():
+    loss, model = rnn_loss(5)
+    edges, drawn, grouping = _drawn_edges([loss], model, roll=True)
+    folds = [k for k in dict.fromkeys(drawn.rep.values()) if k in grouping.groups]
+    assert folds == ["fold/cell@0"] and grouping.groups["fold/cell@0"].count == 5
+    assert drawn.loops == ["fold/cell@0"]               # step t+1 reads step t's h
+    src = to_dot(loss, module=model, roll=True).source
+    assert r"Cell\ncell  ×5\n4 ops each" in src and 'label="next call"' in src
+    # the steps' ops are inside the box; the per-step sums are top-level code, not a module: still drawn
+    assert "tanh" not in src and src.count("label=sum") == 6
+    mlp, mlp_model = mlp_loss(3)
+    src = to_dot(mlp, module=mlp_model, roll=True).source
+    assert r"Block\nlayers.0-2  ×3\n3 ops each" in src
+    assert src.count("box3d") == 1 and "tanh" not in src
+    unrolled = to_dot(mlp, module=mlp_model).source
+    assert unrolled.count("tanh") == 3 and "box3d" not in unrolled
+
+
 def test_shapes_can_be_left_out():
     x = tg.Tensor(np.ones((2, 7), np.float32), requires_grad=True, name="x")
     assert "(2, 7)" in to_dot(tg.exp(x)).source

@@ -34,8 +34,11 @@ def add_subparsers(subparsers) -> None:
                    help="draw this module path (e.g. encoder, decoder.lstm) as a single box; "
                         "repeat or separate with commas")
     p.add_argument("--depth", type=_non_negative_int, default=None,
-                   help="nest module boxes at most this deep; deeper modules merge into their "
-                        "ancestor (0: no boxes)")
+                   help="nest module boxes this many levels deep; each module one level deeper is "
+                        "drawn as a single box holding all its ops (0: top-level modules are boxes)")
+    p.add_argument("--roll", action="store_true",
+                   help="fold the repeated calls of a module (time steps) and runs of identical blocks "
+                        "(layers.0, layers.1, ...) into one box marked xT")
     p.add_argument("--no-shapes", dest="show_shapes", action="store_false",
                    help="leave tensor shapes out of the labels")
     p.add_argument("--seq-len", type=_positive_int, default=None,
@@ -106,7 +109,7 @@ def cmd_graph(args) -> int:
         raise UsageError(f"model '{args.model}' does not take these arguments {sorted(extra)}: {exc}") from None
     if drawn.note:
         print(f"tinygrad-s2s graph: note: {drawn.note}", file=sys.stderr)
-    g = to_dot(*drawn.outputs, collapse=_split_collapse(args.collapse), depth=args.depth,
+    g = to_dot(*drawn.outputs, collapse=_split_collapse(args.collapse), depth=args.depth, roll=args.roll,
                show_shapes=args.show_shapes, module=drawn.module, title=drawn.title)
     path = render(g, out)
     print(path)
