@@ -27,8 +27,9 @@ def add_subparsers(subparsers) -> None:
                    help="registered model name (default: attention; see `tinygrad-s2s models`)")
     p.add_argument("--whole", action="store_true",
                    help="draw the whole unrolled model (loss of a tiny batch), not one attention step")
-    p.add_argument("--format", choices=formats.STATIC, default=None,
-                   help="output format (default: from --out's extension, else svg)")
+    p.add_argument("--format", choices=formats.ALL, default=None,
+                   help="output format (default: from --out's extension, else svg); html is an "
+                        "interactive page (one offline file: click module boxes to open them)")
     p.add_argument("--out", help="output file (default: graphviz_out/MODEL[-whole].FORMAT)")
     p.add_argument("--collapse", action="append", default=None, metavar="MODULE",
                    help="draw this module path (e.g. encoder, decoder.lstm) as a single box; "
@@ -78,15 +79,15 @@ def _output_path(args) -> tuple[str, str]:
     fmt = args.format
     ext = formats.extension(args.out) if args.out else ""
     if args.out and fmt is None:
-        if ext not in formats.STATIC:
+        if ext not in formats.ALL:
             raise UsageError(f"--out {args.out!r}: unknown extension; use one of "
-                             f"{formats.listed(formats.STATIC)} or pass --format")
+                             f"{formats.listed(formats.ALL)} or pass --format")
         fmt = ext
     fmt = fmt or "svg"
     if args.out is None:
         stem = args.model + ("-whole" if args.whole else "")
         return fmt, os.path.join(DEFAULT_OUT_DIR, f"{stem}.{fmt}")
-    if ext in formats.STATIC and ext != fmt:
+    if ext in formats.ALL and ext != fmt:
         raise UsageError(f"--out {args.out!r} is a .{ext} file but --format is {fmt}; make them agree")
     return fmt, args.out if ext == fmt else f"{args.out}.{fmt}"
 
@@ -95,6 +96,7 @@ def cmd_graph(args) -> int:
     """Build, lay out and save a model's graph; prints the file written (and any note on stderr)."""
     from ..cli import UsageError  # noqa: PLC0415
     from .dot import to_dot  # noqa: PLC0415 - heavy imports wait until the command runs
+    from .html import to_html  # noqa: PLC0415
     from .model_graphs import model_graph  # noqa: PLC0415
     from .render import render  # noqa: PLC0415
 
@@ -109,6 +111,12 @@ def cmd_graph(args) -> int:
         raise UsageError(f"model '{args.model}' does not take these arguments {sorted(extra)}: {exc}") from None
     if drawn.note:
         print(f"tinygrad-s2s graph: note: {drawn.note}", file=sys.stderr)
+    if fmt == formats.HTML:
+        if args.collapse or args.depth is not None or args.roll or not args.show_shapes:
+            raise UsageError("--collapse, --depth, --roll and --no-shapes shape static drawings; the html "
+                             "page opens and folds boxes on click (and takes #expand=PATH,PATH in its URL)")
+        print(to_html(drawn.outputs, out, module=drawn.module, title=drawn.title))
+        return 0
     g = to_dot(*drawn.outputs, collapse=_split_collapse(args.collapse), depth=args.depth, roll=args.roll,
                show_shapes=args.show_shapes, module=drawn.module, title=drawn.title)
     path = render(g, out)
