@@ -142,3 +142,19 @@ class Browser:
 
     def __exit__(self, *exc):
         self.close()
+
+
+if __name__ == "__main__":
+    # python tests/browser.py PAGE.html OUT.png [HOVER_SELECTOR]: the README's screenshot of the HTML view
+    import sys
+
+    page, out = sys.argv[1], sys.argv[2]
+    with Browser(width=1400, height=860) as b:
+        b.open("file://" + os.path.abspath(page))
+        if len(sys.argv) > 3:
+            b.eval(f"document.querySelector({json.dumps(sys.argv[3])}).dispatchEvent("
+                   "new MouseEvent('mouseover', {bubbles: true}))")
+        if b.console:
+            raise SystemExit(f"console errors: {b.console}")
+        b.screenshot(out)
+    print(out)

@@ -219,10 +219,11 @@ function applyZoom() {
   $("zoomlevel").textContent = `${Math.round(zoom * 100)}%`;
 }
 
-function fit() {
+function fit(least = 0) {
   const svg = $("graph").querySelector("svg");
-  const vb = svg.viewBox.baseVal, view = $("view");
-  zoom = Math.min(1, (view.clientWidth - 10) / (vb.width * 4 / 3), (view.clientHeight - 10) / (vb.height * 4 / 3));
+  const vb = svg.viewBox.baseVal, view = $("view");    // viewBox units are points: 4/3 px each
+  zoom = Math.max(least, Math.min(1, (view.clientWidth - 10) / (vb.width * 4 / 3),
+                                  (view.clientHeight - 10) / (vb.height * 4 / 3)));
   applyZoom();
 }
 
@@ -283,7 +284,7 @@ function wire() {
   $("collapse").addEventListener("click", () => { open = new Set(); render(); });
   $("zoomin").addEventListener("click", () => { zoom *= 1.25; applyZoom(); });
   $("zoomout").addEventListener("click", () => { zoom /= 1.25; applyZoom(); });
-  $("fit").addEventListener("click", fit);
+  $("fit").addEventListener("click", () => fit());
   $("expandall").addEventListener("click", () => { open = new Set(Object.keys(G)); render(); });
   const anyGrad = Object.values(N).some((n) => n.grad !== undefined);
   $("grads").disabled = !anyGrad;
@@ -340,6 +341,7 @@ async function main() {
   graphviz = await globalThis.TgGraphviz.load();
   wire();
   render();
+  fit(0.6);               // a big drawing opens shrunk (not below 60%, where labels stay readable)
   if (unknown.length) $("status").textContent += ` — #expand: no module ${unknown.join(", ")}`;
   document.body.dataset.readyMs = Math.round(performance.now());
   document.body.dataset.state = "ready";
