@@ -122,10 +122,11 @@ def ours_train_step(model, xs, ts, lr=1e-3, max_norm=5.0):
     return step
 
 
-def torch_train_step(torch, model, xs, ts, lr=1e-3, max_norm=5.0):
+def torch_train_step(torch, model, xs, ts, lr=1e-3, max_norm=5.0, device="cpu"):
+    """The same for the PyTorch twin (already on `device`)."""
     params = list(model.parameters())
     opt = torch.optim.Adam(params, lr=lr)
-    xs, ts = torch.from_numpy(xs), torch.from_numpy(ts)
+    xs, ts = torch.from_numpy(xs).to(device), torch.from_numpy(ts).to(device)
 
     def step():
         opt.zero_grad(set_to_none=True)
