@@ -103,12 +103,6 @@ class Results:
         theirs = self.values(setting, "torch", case, key) if self.children(setting, "torch") else None
         return summarize(self.values(setting, "ours", case, key), theirs)
 
-    def pair_values(self, setting: str, case: str, key: str = "seconds") -> list[tuple]:
-        """[(ours, torch)] per pair, torch None when it did not run."""
-        ours = self.values(setting, "ours", case, key)
-        theirs = self.values(setting, "torch", case, key) if self.children(setting, "torch") else [None] * len(ours)
-        return list(zip(ours, theirs))
-
     def peak(self, setting: str) -> float | None:
         """Median NumPy GEMM peak of the 'ours' processes at this setting (GFLOP/s)."""
         peaks = [c["peak_gflops"] for c in self.children(setting, "ours") if c.get("peak_gflops")]
