@@ -282,10 +282,12 @@ def test_a_run_is_replaced_only_with_overwrite_and_best_is_never_lost(work, refe
     (run / "last.npz").unlink()
     before = _tree(run)
     one_error_line(cli(work, *TRAIN, "--out", "best-only"), 2, "already holds a run", "--overwrite")
+    assert _tree(run) == before
+    best_epoch = tg.load(run / "best.npz", return_meta=True)[1]["epoch"]
     r = cli(work, *RESUME, "--out", "best-only")
-    assert r.returncode == 0, r.stderr      # restarts from its config: best.npz is rewritten by the same run
+    assert r.returncode == 0, r.stderr      # continues from best.npz, a whole checkpoint itself
+    assert f"resumed at epoch {best_epoch + 1}" in r.stdout
     assert_same_run(run, reference)
-    del before
     (run / "notes.txt").write_text("mine")
     one_error_line(cli(work, *TRAIN, "--out", "best-only", "--overwrite"), 2, "notes.txt", "move them first")
     (run / "notes.txt").unlink()
