@@ -173,6 +173,19 @@ def test_interrupted_writes_leave_no_litter(work, reference):
     assert not list((work / "litter").glob(".tmp-*"))
 
 
+def test_a_killed_dataset_generation_leaves_no_litter(tmp_path, monkeypatch):
+    from tinygrad_s2s.data import dataset_path
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    root = tmp_path / "datasets"
+    root.mkdir()
+    (root / f".tmp-{dead.pid}-abc-addition.txt").write_text("half a file")       # its writer is gone
+    (root / f".tmp-{os.getpid()}-abc-date.txt").write_text("being written")     # its writer is alive
+    monkeypatch.setenv("TINYGRAD_S2S_DATA", str(root))
+    dataset_path("addition")
+    assert sorted(p.name for p in root.iterdir()) == [f".tmp-{os.getpid()}-abc-date.txt", "addition.txt"]
+
+
 # ---------------------------------------------------------------- one process per run directory
 def _wait_for_lock(run, proc, timeout=60):
     deadline = time.time() + timeout
