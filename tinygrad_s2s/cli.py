@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line(exc: BaseException) -> str:
-    msg = " ".join(str(exc).split()) or type(exc).__name__
+    # lines are joined, spaces inside a line kept: a quoted dataset line's padding is what is wrong
+    msg = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
     if isinstance(exc, (KeyError, AttributeError, IndexError, NameError)):
         msg = f"{type(exc).__name__}: {msg} (set TINYGRAD_S2S_DEBUG=1 for the traceback)"
     return msg

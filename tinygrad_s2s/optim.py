@@ -116,12 +116,12 @@ class Adam(Optimizer):
 def clip_grad_norm(params, max_norm: float) -> float:
     """Scale all gradients together so their global L2 norm is at most max_norm; returns the norm
     before clipping."""
-    grads = [p.grad.data for p in params if p.grad is not None]
-    total = math.sqrt(sum(float(backend.get_array_module(g).vdot(g, g)) for g in grads))
+    grads = [p.grad for p in params if p.grad is not None]
+    total = math.sqrt(sum(float(backend.get_array_module(g.data).vdot(g.data, g.data)) for g in grads))
     rate = max_norm / (total + 1e-6)
     if rate < 1:
         for g in grads:
-            g *= rate
+            g.data *= rate      # assigns .data: a version bump, like every in-place change
     return total
 
 

@@ -112,14 +112,74 @@ def save_checkpoint(path, model, optimizer, meta: dict) -> None:
 
 
 def load_checkpoint(path) -> tuple[dict, dict | None, dict]:
-    """(model state, optimizer state dict or None, meta) from a file `save_checkpoint` wrote."""
+    """(model state, optimizer state dict or None, meta) from a file `save_checkpoint` wrote; a meta
+    that lacks what resuming needs, or holds it with the wrong type, is a one-line CheckpointError."""
     state, meta = serialization.load(path, return_meta=True)
+    check_training_meta(meta, path)
     model_state = {k: v for k, v in state.items() if not k.startswith(_OPTIM)}
     opt = meta.get("optimizer")
     if opt is None:
         return model_state, None, meta
     slots = {k: [state[f"{_OPTIM}{k}/{i}"] for i in range(n)] for k, n in opt["slots"].items()}
     return model_state, {"hyper": opt["hyper"], "slots": slots}, meta
+
+
+def _bad(path, reason):
+    raise serialization.CheckpointError(path, reason) from None
+
+
+def _is_int(v, low: int = 0) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def checkpoint_config(meta: dict, path) -> dict:
+    """The run config in a checkpoint's meta, checked for what rebuilding its model and answering
+    questions need (missing keys and wrong types are one-line CheckpointErrors naming the file)."""
+    config = meta.get("config")
+    if config is None:
+        _bad(path, "a bare weights file, not a training checkpoint (no config in its meta)")
+    if not isinstance(config, dict):
+        _bad(path, f"its meta 'config' is a {type(config).__name__}, expected an object")
+    missing = [k for k in ("model", "vocab", "question_width", "answer_width") if k not in config]
+    if missing:
+        _bad(path, f"its config lacks {', '.join(map(repr, missing))}")
+    checks = [("model", isinstance(config["model"], str) and config["model"], "a model name"),
+              ("vocab", isinstance(config["vocab"], str) and "_" in config["vocab"]
+               and len(set(config["vocab"])) == len(config["vocab"]), "a string of distinct characters with '_'"),
+              ("question_width", _is_int(config["question_width"], 1), "a positive integer"),
+              ("answer_width", _is_int(config["answer_width"], 2), "an integer >= 2"),
+              ("reverse", isinstance(config.get("reverse", False), bool), "true or false"),
+              ("model_config", isinstance(config.get("model_config") or {}, dict), "an object"),
+              ("wordvec", config.get("wordvec") is None or _is_int(config["wordvec"], 1), "a positive integer"),
+              ("hidden", config.get("hidden") is None or _is_int(config["hidden"], 1), "a positive integer")]
+    for key, ok, expected in checks:
+        if not ok:
+            _bad(path, f"its config '{key}' is {config[key]!r}; expected {expected}")
+    return config
+
+
+def check_training_meta(meta: dict, path) -> None:
+    """Check what resuming reads from a checkpoint's meta: the config, the position, the RNG states,
+    the history and the optimizer's description."""
+    checkpoint_config(meta, path)
+    for key, ok, expected in [
+            ("epoch", _is_int(meta.get("epoch")), "a non-negative integer"),
+            ("batch", _is_int(meta.get("batch")), "a non-negative integer"),
+            ("step", _is_int(meta.get("step")), "a non-negative integer"),
+            ("rng", isinstance(meta.get("rng"), dict), "a generator state (an object)"),
+            ("rng_epoch_start", isinstance(meta.get("rng_epoch_start"), dict), "a generator state (an object)"),
+            ("history", isinstance(meta.get("history", []), list)
+             and all(isinstance(h, dict) for h in meta.get("history", [])), "a list of objects"),
+            ("optimizer", meta.get("optimizer") is None or _optimizer_ok(meta["optimizer"]),
+             "an object with 'type', 'hyper' and 'slots' (name -> count)")]:
+        if not ok:
+            _bad(path, f"its meta lacks '{key}'" if key not in meta else
+                 f"its meta '{key}' is {meta[key]!r:.80}; expected {expected}")
+
+
+def _optimizer_ok(opt) -> bool:
+    return (isinstance(opt, dict) and isinstance(opt.get("type"), str) and isinstance(opt.get("hyper"), dict)
+            and isinstance(opt.get("slots"), dict) and all(_is_int(n) for n in opt["slots"].values()))
 
 
 def resolve_checkpoint(path) -> Path:
@@ -181,12 +241,15 @@ def load_run(path, device: str = "cpu") -> Run:
     """Load a run directory (its best checkpoint) or a checkpoint file: rebuilds the model from the
     saved config, loads the weights, puts it in eval mode on `device`."""
     ckpt = resolve_checkpoint(path)
-    model_state, _, meta = load_checkpoint(ckpt)
-    config = meta.get("config")
-    if not config or "model" not in config or "vocab" not in config:
-        raise ValueError(f"{ckpt}: a bare weights file, not a training checkpoint (no config in its meta)")
-    model = build_model(config)
-    model.load_state_dict(model_state)
+    meta = serialization.read_header(ckpt)["meta"]
+    config = checkpoint_config(meta, ckpt)
+    try:
+        model = build_model(config)
+    except TypeError as exc:     # a model_config the plugin's constructor does not take
+        _bad(ckpt, f"its config does not build a '{config['model']}' model: {exc}")
+    # only the model's own arrays are read, each declared with the shape the model has, so memory is
+    # bounded by the real model's size whatever the file claims
+    model.load_state_dict(serialization.load(ckpt, expect={k: v.shape for k, v in model.state_dict().items()}))
     if device != "cpu":
         model.to(device)
     model.eval()
