@@ -347,3 +347,19 @@ def test_config_json_is_strict(work, reference):
     json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in config.json"))
     config = json.loads(text)
     assert config["format"] == "tinygrad-s2s run" and config["epochs"] == EPOCHS and config["model_args"] == {}
+
+
+def test_a_narrower_file_is_padded_as_predict_pads_it_reversed_too(tmp_path):
+    from tinygrad_s2s.data import encode_questions, load_dataset
+    from tinygrad_s2s.rundata import DoesNotFit, fit_widths
+    wide = datagen.write_task("addition", tmp_path / "wide.txt", n=50, seed=1)
+    vocab = load_dataset(wide).vocab
+    narrow = tmp_path / "narrow.txt"
+    narrow.write_text("".join(f"{a}+{b}_{a + b:<2}\n" for a in range(4) for b in range(4)))
+    for reverse in (False, True):
+        ds = fit_widths(load_dataset(narrow, reverse=reverse, vocab=vocab), 7, 5)
+        x = np.concatenate([ds.x_train, ds.x_test])
+        assert np.array_equal(x, encode_questions(ds.question_text(x), vocab, 7, reverse))
+        assert ds.t_train.shape[1] == 5 and set(vocab.decode_batch(ds.t_train[:, 3:])) == {"  "}
+    with pytest.raises(DoesNotFit, match="wider than the run was trained on"):
+        fit_widths(load_dataset(wide, vocab=vocab), 5, 5)
