@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .datagen import BUILTIN_TASKS, task_file_status, write_task
+from .serialization import remove_stale_temps
 
 __all__ = [
     "BUILTIN_TASKS", "DATA_ROOT",  # noqa: F822 - DATA_ROOT comes from the module's __getattr__
@@ -215,6 +216,7 @@ def dataset_path(name_or_path) -> Path:
     if s in BUILTIN_TASKS:
         path = data_root() / f"{s}.txt"
         if not path.exists():
+            remove_stale_temps(path.parent)     # a generation killed half way left its temporary file
             write_task(s, path)
         else:
             _check_builtin_file(s, path)
@@ -296,9 +298,12 @@ def batch_indices(n: int, batch_size: int, rng: np.random.Generator) -> list[np.
 
 def encode_questions(questions, vocab: Vocab, width: int, reverse: bool = False) -> np.ndarray:
     """Pad typed questions to the training width (and reverse them as in training) -> (n, width) ids.
-    A question that is too long or holds a character outside the vocabulary raises ValueError."""
+    An empty question, one that is too long or one holding a character outside the vocabulary raises
+    ValueError."""
     padded = []
     for q in questions:
+        if not q.strip(PAD):
+            raise ValueError(f"empty question {q!r}: nothing to answer")
         vocab.encode(q)     # names an unknown character in the question as typed, before padding
         if len(q) > width:
             raise ValueError(f"question {q!r} is {len(q)} characters; the model was trained on at most {width}")

@@ -9,7 +9,11 @@ A run directory `runs/<name>/` holds:
                        their names, the optimizer's slot arrays as `optim/<slot>/<index>` (e.g.
                        `optim/m/3`), and in the meta the config, position (epoch, batch, step),
                        optimizer type and hyper-parameters, RNG state and the metrics history;
-- `learning_curve.png` training loss and test accuracy per epoch.
+- `learning_curve.png` training loss and test accuracy per epoch;
+- `.lock`              while a process uses the run: its PID, under an OS lock (see rundir).
+
+A run is written in this order: config.json, then last.npz at step 0; at each epoch's end best.npz (if
+it improved), metrics.csv, the curve, and last.npz last, so last.npz is never ahead of the others.
 """
 from __future__ import annotations
 
@@ -23,20 +27,34 @@ import numpy as np
 
 from . import serialization
 from .data import Vocab, encode_questions
+from .evaluation import generate_batched
 from .registry import create_model
+from .rundir import BEST, CONFIG, CURVE, LAST, METRICS
+from .trainconfig import TrainConfig
 
-CONFIG, METRICS, LAST, BEST, CURVE = "config.json", "metrics.csv", "last.npz", "best.npz", "learning_curve.png"
 METRIC_COLUMNS = ("epoch", "step", "train_loss", "test_accuracy", "best_accuracy", "seconds",
                   "examples_per_second")
 _OPTIM = "optim/"
 
 
-_write_bytes = serialization.write_bytes
+def write_config(run_dir, config) -> None:
+    """config.json (a TrainConfig or dict), pretty-printed, strict JSON (no NaN), written atomically."""
+    if isinstance(config, TrainConfig):
+        config = config.to_dict()
+    text = json.dumps(config, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    serialization.write_bytes(Path(run_dir) / CONFIG, text.encode())
 
 
-def write_config(run_dir, config: dict) -> None:
-    """config.json, pretty-printed and written atomically."""
-    _write_bytes(Path(run_dir) / CONFIG, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+def read_config(run_dir) -> dict:
+    """config.json back as a dict."""
+    return json.loads((Path(run_dir) / CONFIG).read_text(encoding="utf-8"))
+
+
+def read_run_config(run_dir) -> dict:
+    """A run's config: config.json, or where it is missing the one in last.npz's meta."""
+    if (Path(run_dir) / CONFIG).is_file():
+        return read_config(run_dir)
+    return load_checkpoint(Path(run_dir) / LAST)[2]["config"]
 
 
 def write_metrics(run_dir, history: list[dict]) -> None:
@@ -45,7 +63,7 @@ def write_metrics(run_dir, history: list[dict]) -> None:
     w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     w.writerows(history)
-    _write_bytes(Path(run_dir) / METRICS, buf.getvalue().encode())
+    serialization.write_bytes(Path(run_dir) / METRICS, buf.getvalue().encode())
 
 
 def read_metrics(run_dir) -> list[dict]:
@@ -75,7 +93,7 @@ def plot_learning_curve(run_dir, history: list[dict], title: str = "") -> None:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    _write_bytes(Path(run_dir) / CURVE, buf.getvalue())
+    serialization.write_bytes(Path(run_dir) / CURVE, buf.getvalue())
 
 
 def save_checkpoint(path, model, optimizer, meta: dict) -> None:
@@ -177,13 +195,17 @@ def resolve_checkpoint(path) -> Path:
     raise FileNotFoundError(f"no such run directory or checkpoint: {p}")
 
 
-def build_model(config: dict):
-    """A fresh model (random weights) of the architecture a config describes."""
-    kwargs = dict(config.get("model_config") or {})
-    vocab_size = kwargs.pop("vocab_size", len(config["vocab"]))
-    wordvec = kwargs.pop("wordvec_size", config.get("wordvec", 16))
-    hidden = kwargs.pop("hidden_size", config.get("hidden", 128))
-    return create_model(config["model"], vocab_size, wordvec_size=wordvec, hidden_size=hidden, **kwargs)
+def build_model(config):
+    """A fresh model (random weights from the current RNG) of the architecture a config (TrainConfig
+    or config.json dict) describes: the model's own recorded constructor config when there is one,
+    else the run's settings (book values for those left unset) and --model-arg keywords."""
+    cfg = (config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)).resolved()
+    kwargs = dict(cfg.model_args or {})
+    kwargs.update(cfg.model_config or {})
+    vocab_size = kwargs.pop("vocab_size", len(cfg.vocab))
+    wordvec = kwargs.pop("wordvec_size", cfg.wordvec)
+    hidden = kwargs.pop("hidden_size", cfg.hidden)
+    return create_model(cfg.model, vocab_size, wordvec_size=wordvec, hidden_size=hidden, **kwargs)
 
 
 @dataclass
@@ -209,7 +231,6 @@ class Run:
     def predict(self, questions, sample: bool = False, temperature: float = 1.0,
                 batch_size: int = 1000) -> list[str]:
         """Decoded answers (padding stripped) for typed questions, greedy unless `sample`."""
-        from .train import generate_batched  # noqa: PLC0415 - train imports this module
         ids = generate_batched(self.model, self.encode_questions(questions), self.start_id,
                                self.answer_width - 1, batch_size=batch_size, sample=sample,
                                temperature=temperature)
