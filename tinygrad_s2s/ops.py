@@ -152,6 +152,66 @@ class ReLU(Function):
         return gy * self.mask
 
 
+class Abs(Function):
+    """The subgradient at 0 is 0 (sign(0), as PyTorch's)."""
+
+    def forward(self, x):
+        self.sign = _xp(x).sign(x)
+        return _xp(x).abs(x)
+
+    def backward(self, gy):
+        return gy * self.sign
+
+
+def _tie_weights(win, tie):
+    """Gradient shares of one operand of maximum/minimum: 1 where it wins, 1/2 on ties (as PyTorch)."""
+    return win + tie * 0.5
+
+
+class Maximum(Function):
+    """Elementwise max of two tensors; tied elements split the gradient equally."""
+
+    def forward(self, a, b):
+        tie = (a == b).astype(a.dtype)
+        self.wa, self.wb = _tie_weights(a > b, tie), _tie_weights(a < b, tie)
+        return _xp(a).maximum(a, b)
+
+    def backward(self, gy):
+        return gy * self.wa, gy * self.wb
+
+
+class Minimum(Function):
+    """Elementwise min of two tensors; tied elements split the gradient equally."""
+
+    def forward(self, a, b):
+        tie = (a == b).astype(a.dtype)
+        self.wa, self.wb = _tie_weights(a < b, tie), _tie_weights(a > b, tie)
+        return _xp(a).minimum(a, b)
+
+    def backward(self, gy):
+        return gy * self.wa, gy * self.wb
+
+
+class Clip(Function):
+    """Clamp into [lo, hi] (either may be None); the gradient passes where lo <= x <= hi, bounds
+    included (as PyTorch's clamp)."""
+
+    def forward(self, x):
+        lo, hi = self.lo, self.hi
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"clip: lo={lo} is above hi={hi}")
+        inside = _xp(x).ones(x.shape, dtype=bool)
+        if lo is not None:
+            inside &= x >= lo
+        if hi is not None:
+            inside &= x <= hi
+        self.inside = inside
+        return _xp(x).clip(x, lo, hi)
+
+    def backward(self, gy):
+        return gy * self.inside
+
+
 # ---------------------------------------------------------------- matmul
 class MatMul(Function):
     a, b = saved_input(0), saved_input(1)
@@ -218,6 +278,33 @@ class Max(Function):
         if not self.keepdims:
             gy = gy.reshape([1 if i in self.ax else s for i, s in enumerate(self.scale.shape)])
         return self.scale * gy
+
+
+class LogSumExp(Function):
+    """log(sum(exp(x))) over `axis`, shifted by the max: the gradient is the softmax."""
+    name = "logsumexp"
+    x, y = saved_input(0), saved_output(0)
+
+    def forward(self, x):
+        xp = _xp(x)
+        self.ax = _axes(self.axis, x.ndim)
+        if x.size == 0:
+            raise ValueError("logsumexp of an empty tensor")
+        m = x.max(axis=self.ax, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0)
+        y = xp.log(xp.exp(x - m).sum(axis=self.ax, keepdims=True)) + m
+        return y if self.keepdims else y.reshape(_drop(x.shape, self.ax))
+
+    def backward(self, gy):
+        y = self.y
+        if not self.keepdims:
+            kept = [1 if i in self.ax else s for i, s in enumerate(self.x.shape)]
+            y, gy = y.reshape(kept), gy.reshape(kept)
+        return gy * _xp(y).exp(self.x - y)
+
+
+def _drop(shape, ax):
+    return tuple(s for i, s in enumerate(shape) if i not in ax)
 
 
 class Softmax(Function):
@@ -407,6 +494,49 @@ def _check_bounds(index, shape):
         dim += getattr(i, "ndim", 1) if getattr(i, "dtype", None) == np.bool_ else 1
 
 
+class TakeAlongAxis(Function):
+    """numpy.take_along_axis: x's elements picked by integer `indices` along `axis` (beam search,
+    gathering the target's log-probability); repeated picks add up in the gradient."""
+    name = "take_along_axis"
+
+    def forward(self, x):
+        idx, xp = self.indices, _xp(x)
+        if getattr(idx, "dtype", None) is None or idx.dtype.kind not in "iu":
+            raise TypeError(f"indices must be an integer array, got {type(idx).__name__}")
+        if idx.ndim != x.ndim:
+            raise ValueError(f"indices have {idx.ndim} dims, x has {x.ndim}: they must match")
+        self.axis = normalize_axis_index(self.axis, x.ndim)
+        n = x.shape[self.axis]
+        if idx.size and (int(idx.min()) < -n or int(idx.max()) >= n):
+            bad = int(idx.max()) if int(idx.max()) >= n else int(idx.min())
+            raise IndexError(f"index {bad} is out of range for axis {self.axis} of size {n}")
+        self.indices = xp.where(idx < 0, idx + n, idx)
+        self.in_shape = x.shape
+        return xp.take_along_axis(x, self.indices, axis=self.axis)
+
+    def backward(self, gy):
+        return AddAlongAxis.run(gy, indices=self.indices, axis=self.axis, shape=self.in_shape)
+
+
+class AddAlongAxis(Function):
+    """The gradient of take_along_axis: zeros of `shape` with gy added at the picked places (a
+    primitive of its own so that the gradient can be differentiated again)."""
+    name = "add_along_axis"
+
+    def forward(self, gy):
+        xp, ax = _xp(gy), self.axis
+        idx = xp.moveaxis(self.indices, ax, -1)       # rows of picks along the last axis
+        n, k = self.shape[ax], idx.shape[-1]
+        rows = int(np.prod(idx.shape[:-1]))
+        flat = (xp.arange(rows)[:, None] * n + idx.reshape(rows, k)).reshape(-1)
+        gx = xp.zeros((rows * n, 1), dtype=gy.dtype)
+        backend.scatter_add(gx, flat, xp.moveaxis(gy, ax, -1).reshape(-1, 1))
+        return xp.moveaxis(gx.reshape(idx.shape[:-1] + (n,)), -1, ax)
+
+    def backward(self, g):
+        return TakeAlongAxis.run(g, indices=self.indices, axis=self.axis)
+
+
 class Where(Function):
     def forward(self, a, b):
         return _xp(a).where(self.cond, a, b)
@@ -522,6 +652,28 @@ def relu(x):
     return ReLU.apply(as_tensor(x))
 
 
+def abs(x):  # noqa: A001
+    """|x|; the gradient at 0 is 0."""
+    return Abs.apply(as_tensor(x))
+
+
+def maximum(a, b):
+    """Elementwise max with broadcasting; ties split the gradient equally."""
+    return Maximum.apply(*_pair(a, b))
+
+
+def minimum(a, b):
+    """Elementwise min with broadcasting; ties split the gradient equally."""
+    return Minimum.apply(*_pair(a, b))
+
+
+def clip(x, lo=None, hi=None):
+    """Clamp into [lo, hi] (scalars; either may be None); the gradient passes inside, bounds included."""
+    if lo is None and hi is None:
+        raise ValueError(describe("clip", "give lo, hi or both"))
+    return Clip.apply(as_tensor(x), lo=lo, hi=hi)
+
+
 def matmul(a, b):
     """Matrix product with numpy's rules (1-d operands, batched broadcasting)."""
     return MatMul.apply(*_pair(a, b))
@@ -544,6 +696,11 @@ def max(x, axis=None, keepdims=False):  # noqa: A001
     return Max.apply(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
+def logsumexp(x, axis=None, keepdims=False):
+    """log(sum(exp(x))) over `axis` without overflow; its gradient is softmax(x)."""
+    return LogSumExp.apply(as_tensor(x), axis=axis, keepdims=keepdims)
+
+
 def softmax(x, axis=-1):
     """exp(x) / sum(exp(x)) along `axis`, shifted by the max for stability."""
     return Softmax.apply(as_tensor(x), axis=axis)
@@ -558,6 +715,25 @@ def reshape(x, *shape):
     """Reshape (one -1 allowed); `reshape(x, (2, 3))` and `reshape(x, 2, 3)` both work."""
     shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
     return Reshape.apply(as_tensor(x), shape=shape)
+
+
+def squeeze(x, axis=None):
+    """Drop size-1 dims (all of them, or those in `axis`): a reshape, so it shares Reshape's gradient."""
+    x = as_tensor(x)
+    ax = tuple(i for i, s in enumerate(x.shape) if s == 1) if axis is None else _axes(axis, x.ndim)
+    bad = [i for i in ax if x.shape[i] != 1]
+    if bad:
+        raise ValueError(describe("squeeze", f"axis {bad[0]} has size {x.shape[bad[0]]}, not 1",
+                                  [x.shape]))
+    return reshape(x, _drop(x.shape, ax))
+
+
+def expand_dims(x, axis):
+    """Insert size-1 dims at `axis` (int or tuple, positions in the result): a reshape."""
+    x = as_tensor(x)
+    ax = normalize_axis_tuple(axis, x.ndim + (len(axis) if isinstance(axis, tuple) else 1))
+    dims = iter(x.shape)
+    return reshape(x, tuple(1 if i in ax else next(dims) for i in range(x.ndim + len(ax))))
 
 
 def transpose(x, axes=None):
@@ -626,6 +802,14 @@ def _index_on_device(index, x):
     return tuple(conv(i) for i in index) if isinstance(index, tuple) else conv(index)
 
 
+def take_along_axis(x, indices, axis):
+    """numpy.take_along_axis: pick x's elements with integer `indices` (same ndim as x) along `axis`."""
+    x = as_tensor(x)
+    idx = indices.data if isinstance(indices, Tensor) else indices
+    idx = backend.to_device(np.asarray(idx) if not hasattr(idx, "dtype") else idx, x.device)
+    return TakeAlongAxis.apply(x, indices=idx, axis=axis)
+
+
 def where(cond, a, b):
     """Elementwise choice: a where cond is true, else b (cond carries no gradient)."""
     a, b = _pair(a, b)
@@ -675,13 +859,14 @@ def _install():
     T.__matmul__ = lambda s, o: matmul(s, o)
     T.__rmatmul__ = lambda s, o: matmul(o, s)
     T.__neg__ = lambda s: neg(s)
+    T.__abs__ = lambda s: abs(s)
     T.__getitem__ = lambda s, i: getitem(s, i)
     for name, f in (("__lt__", np.less), ("__le__", np.less_equal), ("__gt__", np.greater),
                     ("__ge__", np.greater_equal)):
         setattr(T, name, lambda s, o, f=f: Tensor._wrap(
             f(s.data, o.data if isinstance(o, Tensor) else o), False))
     for f in (exp, log, sqrt, sigmoid, tanh, relu, softmax, log_softmax, sum, mean, max,
-              repeat, broadcast_to, matmul):
+              repeat, broadcast_to, matmul, abs, clip, squeeze, expand_dims, logsumexp):
         setattr(T, f.__name__, f)
     T.reshape = reshape
     T.transpose = lambda s, *axes: transpose(s, axes[0] if len(axes) == 1 and isinstance(
