@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import tinygrad_s2s as tg
-from tinygrad_s2s.testing import gradcheck
+from tinygrad_s2s.testing import gradcheck, gradgradcheck
 from tinygrad_s2s.testing.fake_device import fake_device
 from tinygrad_s2s.testing.op_table import BY_NAME, OPS
 
@@ -62,6 +62,13 @@ def test_max_ties_are_drawn_and_a_full_gradient_to_every_tie_is_caught():
         d[0][0] == np.max(d[0][0], axis=d[1]["axis"], keepdims=True), axis=d[1]["axis"]) > 1)),
         settings=hypothesis.settings(database=None))
     assert found is not None
+
+
+@each_op
+@given(data=st.data())
+def test_second_derivatives_match_central_differences(spec, data):
+    arrays, kw = data.draw(spec.inputs)
+    gradgradcheck(lambda *ts: spec.fn(*ts, **kw), *arrays, atol=spec.atol * 10)
 
 
 @each_op
@@ -164,3 +171,4 @@ def test_random_compositions_with_shared_subexpressions(dag):
             pool.append(_BINARY[k % len(_BINARY)](a, b) if binary else _UNARY[k % len(_UNARY)](a))
         return pool[-1] + pool[len(xs) - 1] * 0.5   # the result and an early node share inputs
     gradcheck(build, *vals)
+    gradgradcheck(build, *vals)

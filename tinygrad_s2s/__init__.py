@@ -2,7 +2,8 @@
 *Deep Learning from Scratch 2*, chapters 7-8, built from its primitives."""
 from . import allocator, backend, random
 from .tensor import (Function, Tensor, current_module_path, default_dtype, detect_anomaly,
-                     enable_grad, get_default_dtype, is_grad_enabled, no_grad, set_default_dtype)
+                     enable_grad, get_default_dtype, grad, is_grad_enabled, no_grad, saved_input,
+                     saved_output, set_default_dtype)
 from .ops import (abs, add, broadcast_to, clip, concat, div, dropout, exp, expand_dims, getitem, log,
                   log_softmax, logsumexp, matmul, max, maximum, mean, minimum, mul, neg, pow, relu,
                   repeat, reshape, sigmoid, softmax, softmax_cross_entropy, split, sqrt, squeeze, stack,
@@ -20,9 +21,9 @@ __all__ = [
     "Function", "Tensor", "abs", "add", "allocator", "arange", "available_models", "backend",
     "broadcast_to", "clip", "concat", "create_model", "current_module_path", "default_dtype",
     "detect_anomaly", "div", "dropout", "enable_grad", "exp", "expand_dims", "full", "get_default_dtype",
-    "getitem", "is_grad_enabled", "load", "log", "log_softmax", "logsumexp", "lstm_cell", "lstm_sequence",
+    "getitem", "grad", "is_grad_enabled", "load", "log", "log_softmax", "logsumexp", "lstm_cell", "lstm_sequence",
     "manual_seed", "matmul", "max", "maximum", "mean", "minimum", "mul", "neg", "nn", "no_grad", "ones",
-    "ones_like", "optim", "pow", "random", "register_model", "relu", "repeat", "reshape", "save",
+    "ones_like", "optim", "pow", "random", "register_model", "relu", "repeat", "reshape", "save", "saved_input", "saved_output",
     "set_default_dtype", "sigmoid", "softmax", "softmax_cross_entropy", "split", "sqrt", "squeeze",
     "stack", "sub", "sum", "take_along_axis", "tanh", "testing", "transpose", "unstack", "viz", "where",
     "zeros", "zeros_like",

@@ -16,7 +16,14 @@ from . import random as _random
 
 
 def _xp(a):
-    return backend.get_array_module(a)
+    """The array module for an array, or `TensorMath` for a Tensor: backward code calls
+    `_xp(v).exp(v)` and runs on arrays (first order) and on Tensors (create_graph) alike."""
+    return TensorMath if isinstance(a, Tensor) else backend.get_array_module(a)
+
+
+class Op(Function):
+    """A primitive of this module: its backward is written once and runs on arrays and on Tensors."""
+    twice_differentiable = True
 
 
 def _pair(a, b):
@@ -29,7 +36,7 @@ def _pair(a, b):
 
 # ---------------------------------------------------------------- elementwise arithmetic
 # Backward returns gradients of the broadcast result's shape: the engine sums them back to each input.
-class Add(Function):
+class Add(Op):
     def forward(self, a, b):
         return a + b
 
@@ -37,7 +44,7 @@ class Add(Function):
         return gy, gy
 
 
-class Sub(Function):
+class Sub(Op):
     def forward(self, a, b):
         return a - b
 
@@ -45,7 +52,7 @@ class Sub(Function):
         return gy, -gy
 
 
-class Mul(Function):
+class Mul(Op):
     a, b = saved_input(0), saved_input(1)
 
     def forward(self, a, b):
@@ -56,7 +63,7 @@ class Mul(Function):
                 gy * self.a if self.needs_grad[1] else None)
 
 
-class Div(Function):
+class Div(Op):
     a, b = saved_input(0), saved_input(1)
 
     def forward(self, a, b):
@@ -68,7 +75,7 @@ class Div(Function):
                 -gy * a / (b * b) if self.needs_grad[1] else None)
 
 
-class Neg(Function):
+class Neg(Op):
     def forward(self, x):
         return -x
 
@@ -76,7 +83,7 @@ class Neg(Function):
         return -gy
 
 
-class Pow(Function):
+class Pow(Op):
     a, b, y = saved_input(0), saved_input(1), saved_output(0)
 
     def forward(self, a, b):
@@ -88,7 +95,7 @@ class Pow(Function):
                 gy * self.y * _xp(a).log(a) if self.needs_grad[1] else None)
 
 
-class Exp(Function):
+class Exp(Op):
     y = saved_output(0)
 
     def forward(self, x):
@@ -98,7 +105,7 @@ class Exp(Function):
         return gy * self.y
 
 
-class Log(Function):
+class Log(Op):
     x = saved_input(0)
 
     def forward(self, x):
@@ -108,7 +115,7 @@ class Log(Function):
         return gy / self.x
 
 
-class Sqrt(Function):
+class Sqrt(Op):
     y = saved_output(0)
 
     def forward(self, x):
@@ -118,7 +125,7 @@ class Sqrt(Function):
         return gy / (2 * self.y)
 
 
-class Sigmoid(Function):
+class Sigmoid(Op):
     y = saved_output(0)
 
     def forward(self, x):
@@ -129,7 +136,7 @@ class Sigmoid(Function):
         return gy * y * (1 - y)
 
 
-class Tanh(Function):
+class Tanh(Op):
     y = saved_output(0)
 
     def forward(self, x):
@@ -140,7 +147,7 @@ class Tanh(Function):
         return gy * (1 - y * y)
 
 
-class ReLU(Function):
+class ReLU(Op):
     """The subgradient at 0 is 0 (as PyTorch's)."""
     name = "relu"
 
@@ -152,7 +159,7 @@ class ReLU(Function):
         return gy * self.mask
 
 
-class Abs(Function):
+class Abs(Op):
     """The subgradient at 0 is 0 (sign(0), as PyTorch's)."""
 
     def forward(self, x):
@@ -168,7 +175,7 @@ def _tie_weights(win, tie):
     return win + tie * 0.5
 
 
-class Maximum(Function):
+class Maximum(Op):
     """Elementwise max of two tensors; tied elements split the gradient equally."""
 
     def forward(self, a, b):
@@ -180,7 +187,7 @@ class Maximum(Function):
         return gy * self.wa, gy * self.wb
 
 
-class Minimum(Function):
+class Minimum(Op):
     """Elementwise min of two tensors; tied elements split the gradient equally."""
 
     def forward(self, a, b):
@@ -192,7 +199,7 @@ class Minimum(Function):
         return gy * self.wa, gy * self.wb
 
 
-class Clip(Function):
+class Clip(Op):
     """Clamp into [lo, hi] (either may be None); the gradient passes where lo <= x <= hi, bounds
     included (as PyTorch's clamp)."""
 
@@ -213,7 +220,7 @@ class Clip(Function):
 
 
 # ---------------------------------------------------------------- matmul
-class MatMul(Function):
+class MatMul(Op):
     a, b = saved_input(0), saved_input(1)
 
     def forward(self, a, b):
@@ -251,7 +258,7 @@ def _axes(axis, ndim):
     return tuple(range(ndim)) if axis is None else normalize_axis_tuple(axis, ndim)
 
 
-class Sum(Function):
+class Sum(Op):
     def forward(self, x):
         self.shape = x.shape
         self.ax = _axes(self.axis, x.ndim)
@@ -263,7 +270,7 @@ class Sum(Function):
         return _xp(gy).broadcast_to(gy, self.shape)
 
 
-class Max(Function):
+class Max(Op):
     def forward(self, x):
         ax = _axes(self.axis, x.ndim)
         if x.size == 0:
@@ -280,7 +287,7 @@ class Max(Function):
         return self.scale * gy
 
 
-class LogSumExp(Function):
+class LogSumExp(Op):
     """log(sum(exp(x))) over `axis`, shifted by the max: the gradient is the softmax."""
     name = "logsumexp"
     x, y = saved_input(0), saved_output(0)
@@ -307,7 +314,7 @@ def _drop(shape, ax):
     return tuple(s for i, s in enumerate(shape) if i not in ax)
 
 
-class Softmax(Function):
+class Softmax(Op):
     y = saved_output(0)
 
     def forward(self, x):
@@ -320,7 +327,7 @@ class Softmax(Function):
         return y * (gy - (gy * y).sum(axis=self.axis, keepdims=True))
 
 
-class LogSoftmax(Function):
+class LogSoftmax(Op):
     name = "log_softmax"
     y = saved_output(0)
 
@@ -334,7 +341,7 @@ class LogSoftmax(Function):
 
 
 # ---------------------------------------------------------------- shape ops
-class Reshape(Function):
+class Reshape(Op):
     def forward(self, x):
         self.in_shape = x.shape
         try:
@@ -346,7 +353,7 @@ class Reshape(Function):
         return gy.reshape(self.in_shape)
 
 
-class Transpose(Function):
+class Transpose(Op):
     def forward(self, x):
         axes = tuple(reversed(range(x.ndim))) if self.axes is None else self.axes
         if sorted(a % x.ndim if -x.ndim <= a < x.ndim else a for a in axes) != list(range(x.ndim)):
@@ -358,7 +365,7 @@ class Transpose(Function):
         return gy.transpose(tuple(int(i) for i in np.argsort(self.perm)))
 
 
-class BroadcastTo(Function):
+class BroadcastTo(Op):
     name = "broadcast_to"
 
     def forward(self, x):
@@ -368,7 +375,7 @@ class BroadcastTo(Function):
         return gy   # the engine sums it back to the input's shape
 
 
-class Repeat(Function):
+class Repeat(Op):
     def forward(self, x):
         if not isinstance(self.repeats, (int, np.integer)) or self.repeats < 0:
             raise TypeError(f"repeats must be a non-negative int, got {self.repeats!r}")
@@ -385,7 +392,7 @@ class Repeat(Function):
         return gy.reshape(shape[:a] + (shape[a], r) + shape[a + 1:]).sum(axis=a + 1)
 
 
-class Concat(Function):
+class Concat(Op):
     def forward(self, *xs):
         xp = _xp(xs[0])
         ref = xs[0]
@@ -402,7 +409,7 @@ class Concat(Function):
         return tuple(_xp(gy).split(gy, self.bounds, axis=self.axis))
 
 
-class Stack(Function):
+class Stack(Op):
     def forward(self, *xs):
         for i, x in enumerate(xs[1:], 1):
             if x.shape != xs[0].shape:
@@ -416,7 +423,7 @@ class Stack(Function):
         return tuple(xp.take(gy, i, axis=self.axis) for i in range(gy.shape[self.axis]))
 
 
-class Split(Function):
+class Split(Op):
     """Multi-output inverse of concat: one op (and one gradient buffer) instead of many slices."""
 
     def forward(self, x):
@@ -433,7 +440,7 @@ class Split(Function):
         return _xp(gys[0]).concatenate(gys, axis=self.axis)
 
 
-class Unstack(Function):
+class Unstack(Op):
     """Multi-output inverse of stack: the T time steps of a sequence as T tensors."""
 
     def forward(self, x):
@@ -445,7 +452,7 @@ class Unstack(Function):
         return _xp(gys[0]).stack(gys, axis=self.axis)
 
 
-class GetItem(Function):
+class GetItem(Op):
     name = "getitem"
 
     def forward(self, x):
@@ -458,12 +465,24 @@ class GetItem(Function):
         return x[self.index]
 
     def backward(self, gy):
-        gx = _xp(gy).zeros(self.in_shape, dtype=gy.dtype)
+        return SetItemGrad.run(gy, index=self.index, shape=self.in_shape, advanced=self.advanced)
+
+
+class SetItemGrad(Op):
+    """The gradient of getitem: zeros with gy added at the indexed places (an op of its own, so that
+    the gradient can be differentiated again: its own gradient is getitem)."""
+    name = "getitem_grad"
+
+    def forward(self, gy):
+        gx = _xp(gy).zeros(self.shape, dtype=gy.dtype)
         if self.advanced:
             backend.scatter_add(gx, self.index, gy)   # repeated ids (embeddings) must add up
         else:
             gx[self.index] = gy
         return gx
+
+    def backward(self, g):
+        return GetItem.run(g, index=self.index)
 
 
 def _is_advanced(index) -> bool:
@@ -494,7 +513,7 @@ def _check_bounds(index, shape):
         dim += getattr(i, "ndim", 1) if getattr(i, "dtype", None) == np.bool_ else 1
 
 
-class TakeAlongAxis(Function):
+class TakeAlongAxis(Op):
     """numpy.take_along_axis: x's elements picked by integer `indices` along `axis` (beam search,
     gathering the target's log-probability); repeated picks add up in the gradient."""
     name = "take_along_axis"
@@ -518,7 +537,7 @@ class TakeAlongAxis(Function):
         return AddAlongAxis.run(gy, indices=self.indices, axis=self.axis, shape=self.in_shape)
 
 
-class AddAlongAxis(Function):
+class AddAlongAxis(Op):
     """The gradient of take_along_axis: zeros of `shape` with gy added at the picked places (a
     primitive of its own so that the gradient can be differentiated again)."""
     name = "add_along_axis"
@@ -537,7 +556,7 @@ class AddAlongAxis(Function):
         return TakeAlongAxis.run(g, indices=self.indices, axis=self.axis)
 
 
-class Where(Function):
+class Where(Op):
     def forward(self, a, b):
         return _xp(a).where(self.cond, a, b)
 
@@ -546,7 +565,7 @@ class Where(Function):
         return xp.where(self.cond, gy, 0), xp.where(self.cond, 0, gy)
 
 
-class Dropout(Function):
+class Dropout(Op):
     def forward(self, x):
         keep = _random.generator().random(x.shape) >= self.p
         mask = backend.to_device(keep, backend.device_of(x))
@@ -558,6 +577,7 @@ class Dropout(Function):
 
 
 class SoftmaxCrossEntropy(Function):
+    """Fused: its backward runs on arrays; create_graph differentiates `reference` instead."""
     name = "softmax_cross_entropy"
 
     def forward(self, logits):
@@ -583,6 +603,12 @@ class SoftmaxCrossEntropy(Function):
         self.p, self.tv, self.valid, self.rows = e / s, tv, valid, rows
         self.shape = logits.shape
         return (-(logp * valid).sum() / self.count).astype(logits.dtype)
+
+    def reference(self, logits):
+        v = logits.shape[-1]
+        logp = log_softmax(reshape(logits, (-1, v)), axis=-1)
+        picked = getitem(logp, (self.rows, self.tv))
+        return mul(sum(mul(picked, self.valid.astype(logits.dtype))), -1.0 / self.count)
 
     def backward(self, gy):
         g = self.p.copy()
@@ -841,6 +867,29 @@ def softmax_cross_entropy(logits, targets, ignore_index=None):
         raise TypeError(describe("softmax_cross_entropy", f"targets must be integer ids, got {t.dtype}",
                                  [logits.shape, t.shape]))
     return SoftmaxCrossEntropy.apply(logits, targets=t, ignore_index=ignore_index)
+
+
+class TensorMath:
+    """The array-module functions that backward code calls (`_xp(v).exp(v)`), on Tensors."""
+    exp, log, where, broadcast_to, stack = (staticmethod(f) for f in (exp, log, where, broadcast_to, stack))
+
+    @staticmethod
+    def swapaxes(x, a, b):
+        perm = list(range(x.ndim))
+        perm[a], perm[b] = perm[b], perm[a]
+        return transpose(x, perm)
+
+    @staticmethod
+    def split(x, sections, axis=0):
+        return split(x, sections, axis)
+
+    @staticmethod
+    def concatenate(xs, axis=0):
+        return concat(list(xs), axis)
+
+    @staticmethod
+    def take(x, i, axis):
+        return getitem(x, (slice(None),) * normalize_axis_index(axis, x.ndim) + (i,))
 
 
 # ---------------------------------------------------------------- Tensor operators and methods
