@@ -139,7 +139,7 @@ class saved_output:
     def __get__(self, fn, owner=None):
         if fn is None:
             return self
-        y = fn.saved_outputs[self.index]
+        y = fn._kept_outputs[self.index]
         if not fn._graph:
             return y
         t = Tensor._wrap(y, True)         # the output again, as a node of the graph: y = op(inputs)
@@ -216,11 +216,11 @@ class Function:
         if need:
             fn.inputs = inputs
             fn.module = _scope[-1]
-            fn.where = _user_frame()
+            fn.call_site = _user_frame()
             if cls.saved_inputs:
-                fn.versions = [t._version for t in inputs]
+                fn._versions = [t._version for t in inputs]
             if cls.keeps_outputs:
-                fn.saved_outputs = ys
+                fn._kept_outputs = ys
             fn.generation = max(t.generation for t in inputs)
             fn.outputs = tuple(weakref.ref(o) for o in outs)
             fn.out_meta = tuple((y.shape, y.dtype) for y in ys)
@@ -246,7 +246,7 @@ class Function:
 
     def release(self):
         """Drop inputs and saved arrays so the graph's memory is freed after backward."""
-        keep = {"module", "where", "generation", "out_meta", "seq", "outputs", "needs_grad", "_graph"}
+        keep = {"module", "call_site", "generation", "out_meta", "seq", "outputs", "needs_grad", "_graph"}
         for k in list(self.__dict__):
             if k not in keep:
                 del self.__dict__[k]
@@ -254,7 +254,7 @@ class Function:
 
     def location(self) -> str:
         """'file:line' of the user's code that ran this op's forward."""
-        return f"{self.where[0]}:{self.where[1]}"
+        return f"{self.call_site[0]}:{self.call_site[1]}"
 
     def __repr__(self):
         return f"<Function {self.op} module='{getattr(self, 'module', '')}'>"
@@ -288,7 +288,7 @@ def _node_error(fn, reason: str) -> str:
 
 def _check_versions(fn) -> None:
     for i in fn.saved_inputs:
-        t, v = fn.inputs[i], fn.versions[i]
+        t, v = fn.inputs[i], fn._versions[i]
         if t._version != v:
             what = f"parameter '{t.name}'" if getattr(t, "is_param", False) else (
                 f"tensor '{t.name}'" if t.name else f"a tensor of shape {t.shape}")

@@ -1,5 +1,5 @@
-"""Public testing helpers: `gradcheck` / `gradgradcheck` (float64 central differences) and Hypothesis
-`strategies`.
+"""Public testing helpers: `gradcheck` / `gradgradcheck` (float64 central differences), Hypothesis
+`strategies`, and the op battery (`OpSpec`, `check_op`, `op_test_cases`, in `battery.py`).
 
 Users test their own ops and models with these exactly as this project tests its own.
 """
@@ -11,7 +11,17 @@ from .. import backend
 from ..ops import concat, reshape
 from ..tensor import Tensor, default_dtype, grad
 
-__all__ = ["gradcheck", "gradcheck_module", "gradgradcheck", "numerical_grad"]
+__all__ = ["CHECKS", "OpSpec", "check_op", "gradcheck", "gradcheck_module", "gradgradcheck", "numerical_grad",
+           "op_test_cases"]
+_BATTERY = ("CHECKS", "OpSpec", "check_op", "op_test_cases")
+
+
+def __getattr__(name):
+    # the battery uses gradcheck from this module: loaded on first use, after this module is complete
+    if name in _BATTERY:
+        from . import battery  # noqa: PLC0415
+        return getattr(battery, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def numerical_grad(fn, inputs, index, upstream, eps=1e-6):

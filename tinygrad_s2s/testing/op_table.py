@@ -8,9 +8,6 @@ whose gradients are checked); kwargs carry everything else (axes, shapes, intege
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from collections.abc import Callable
-
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -18,26 +15,8 @@ from numpy.lib.array_utils import normalize_axis_tuple
 
 from .. import fused, ops
 from ..random import manual_seed
+from .battery import OpSpec
 from .strategies import arrays, axes, axis, broadcastable_shapes, shapes
-
-
-@dataclass(frozen=True)
-class OpSpec:
-    """name: the public function's name; fn(*tensors, **kwargs) -> Tensor; ref(*arrays, **kwargs).
-
-    `kinks` draws inputs at ties and kinks (where central differences mean nothing) and
-    `subgradient(arrays, upstream, **kwargs)` gives the documented gradient there, checked exactly.
-    """
-    name: str
-    fn: Callable
-    ref: Callable
-    inputs: st.SearchStrategy
-    atol: float = 1e-5
-    kinks: st.SearchStrategy | None = None
-    subgradient: Callable | None = None
-
-    def __repr__(self):
-        return self.name
 
 
 def _with(arrays_st, kwargs_st=st.just({})):
@@ -195,8 +174,9 @@ def _lstm_cell(draw):
 
 @st.composite
 def _lstm_sequence(draw):
-    n, t, d, h = (draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 3)),
-                  draw(st.integers(1, 3)))
+    # small sizes: its second-order check runs the reference composition per perturbed element
+    n, t, d, h = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 2)),
+                  draw(st.integers(1, 2)))
     return [draw(arrays((n, t, d))), draw(arrays((d, 4 * h), -1, 1)), draw(arrays((4 * h,))),
             draw(arrays((n, h))), draw(arrays((n, h))), draw(arrays((h, 4 * h), -1, 1))], {}
 
@@ -336,7 +316,7 @@ OPS = [
     OpSpec("pow", ops.pow, np.power, _binary(lo_a=0.5, hi_a=2.0, lo_b=-2, hi_b=2)),
     OpSpec("pow_scalar", lambda x, exponent: ops.pow(x, exponent), lambda x, exponent: x ** exponent,
            _with(shapes(min_dims=0).flatmap(lambda s: st.tuples(arrays(s, 0.5, 2.0))),
-                 st.fixed_dictionaries({"exponent": st.sampled_from([-1.5, 0.5, 2, 3])}))),
+                 st.fixed_dictionaries({"exponent": st.sampled_from([-1.5, 0.5, 2, 3])})), first_op="pow"),
     OpSpec("exp", ops.exp, np.exp, _unary()),
     OpSpec("log", ops.log, np.log, _unary(0.5, 3.0)),
     OpSpec("sqrt", ops.sqrt, np.sqrt, _unary(0.5, 3.0)),
@@ -358,12 +338,13 @@ OPS = [
     OpSpec("softmax", ops.softmax, _softmax_ref, _along_axis()),
     OpSpec("log_softmax", ops.log_softmax, lambda x, axis: np.log(_softmax_ref(x, axis)), _along_axis()),
     OpSpec("sum", ops.sum, lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims), _reduce()),
-    OpSpec("mean", ops.mean, lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims), _reduce()),
+    OpSpec("mean", ops.mean, lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims), _reduce(),
+           first_op="sum"),
     OpSpec("max", ops.max, lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims),
            _reduce(unique=True), kinks=_reduce_tied(), subgradient=_max_subgradient),
     OpSpec("logsumexp", ops.logsumexp, _logsumexp_ref, _reduce()),
-    OpSpec("squeeze", ops.squeeze, lambda x, axis: np.squeeze(x, axis=axis), _squeeze()),
-    OpSpec("expand_dims", ops.expand_dims, np.expand_dims, _expand_dims()),
+    OpSpec("squeeze", ops.squeeze, lambda x, axis: np.squeeze(x, axis=axis), _squeeze(), first_op="reshape"),
+    OpSpec("expand_dims", ops.expand_dims, np.expand_dims, _expand_dims(), first_op="reshape"),
     OpSpec("take_along_axis", ops.take_along_axis, np.take_along_axis, _take_along_axis()),
     OpSpec("reshape", lambda x, shape: ops.reshape(x, shape), lambda x, shape: x.reshape(shape), _reshape()),
     OpSpec("transpose", ops.transpose, lambda x, axes: np.transpose(x, axes), _transpose()),
