@@ -19,7 +19,7 @@ import numpy as np
 from . import backend
 
 # ---------------------------------------------------------------- global state (one place)
-_state = {"grad": True, "anomaly": False, "locations": False, "dtype": np.dtype(np.float32)}
+_state = {"grad": True, "anomaly": False, "dtype": np.dtype(np.float32)}
 _scope = [""]                   # module path stack; Module.__call__ pushes its dotted path
 _seq = itertools.count()         # tie-breaker so the heap never compares Functions
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -52,12 +52,6 @@ def is_grad_enabled() -> bool:
 def detect_anomaly():
     """Raise FloatingPointError at the first op (forward or backward) that produces NaN or Inf."""
     return _setting("anomaly", True)
-
-
-def record_locations():
-    """Record on each op the file:line that called it (`Function.location`), for graph drawings;
-    off by default because walking the stack costs time on every op."""
-    return _setting("locations", True)
 
 
 def set_default_dtype(dtype) -> None:
@@ -214,8 +208,6 @@ class Function:
             fn.outputs = tuple(weakref.ref(o) for o in outs)
             fn.out_meta = tuple((y.shape, y.dtype) for y in ys)
             fn.seq = next(_seq)
-            if _state["locations"]:
-                fn.location = user_location()
             for i, o in enumerate(outs):
                 o.creator, o.out_index, o.generation = fn, i, fn.generation + 1
         return outs if multi else outs[0]

@@ -74,7 +74,7 @@ def _split_collapse(values):
 
 def _output_path(args) -> tuple[str, str]:
     """(format, path) from --format and --out; a contradiction or an unknown extension is a usage error."""
-    from ..cli import UsageError  # noqa: PLC0415 - the CLI layer sits above viz; its error class
+    from ..cli_base import UsageError  # noqa: PLC0415 - the CLI layer sits above viz; its error class
 
     fmt = args.format
     ext = formats.extension(args.out) if args.out else ""
@@ -94,7 +94,7 @@ def _output_path(args) -> tuple[str, str]:
 
 def cmd_graph(args) -> int:
     """Build, lay out and save a model's graph; prints the file written (and any note on stderr)."""
-    from ..cli import UsageError  # noqa: PLC0415
+    from ..cli_base import UsageError  # noqa: PLC0415
     from .dot import to_dot  # noqa: PLC0415 - heavy imports wait until the command runs
     from .html import to_html  # noqa: PLC0415
     from .model_graphs import model_graph  # noqa: PLC0415
@@ -126,7 +126,7 @@ def cmd_graph(args) -> int:
 
 def cmd_attention_map(args) -> int:
     """Decode one question with a trained run and save its attention heatmap; prints the file."""
-    from ..cli import UsageError  # noqa: PLC0415
+    from ..cli_base import UsageError  # noqa: PLC0415
     from ..train import load_run  # noqa: PLC0415 - the trainer pulls in the data pipeline
     from .heatmap import attention_map_for_run  # noqa: PLC0415
 

@@ -19,7 +19,7 @@ from importlib import resources
 import numpy as np
 
 from ..serialization import write_bytes as _write_bytes
-from ..tensor import Tensor
+from ..tensor import Tensor, saved_input, saved_output
 from .dot import closed_groups, module_classes
 from .graph import walk
 from .grouping import group, plan
@@ -52,15 +52,23 @@ def _norm(array):
 
 
 def _saved(fn) -> list:
-    """What an op kept for backward, as (name, shape, dtype, norm): the arrays in its attributes."""
+    """What an op kept for backward, as [name, shape, dtype, norm]: the inputs and outputs its class
+    declares (`x = saved_input(0)`, `y = saved_output(0)`) and the arrays it stored on itself."""
+    found = {}
+    for name in dir(type(fn)):
+        if isinstance(getattr(type(fn), name, None), (saved_input, saved_output)):
+            found[name] = getattr(fn, name)
+    for name, value in vars(fn).items():
+        if name not in _BOOKKEEPING and hasattr(value, "shape") and hasattr(value, "dtype"):
+            found[name] = value
     out = []
-    for name, value in sorted(vars(fn).items()):
-        if name in ("inputs", "outputs", "needs_grad", "out_meta") or not hasattr(value, "shape") \
-                or not hasattr(value, "dtype"):
-            continue
+    for name, value in sorted(found.items()):
         norm = _norm(value) if np.dtype(value.dtype).kind in "fiub" else None
         out.append([name, _fmt_shape(tuple(value.shape)), str(value.dtype), norm])
     return out
+
+
+_BOOKKEEPING = {"inputs", "outputs", "saved_outputs", "needs_grad", "out_meta", "versions", "where"}
 
 
 def graph_data(*outputs: Tensor, module=None, title: str | None = None) -> dict:
@@ -75,7 +83,7 @@ def graph_data(*outputs: Tensor, module=None, title: str | None = None) -> dict:
              "chain": grouping.chains.get(nid, [])}
         if n.kind == "op":
             fn = n.ref
-            d.update(op=n.op, loc=getattr(fn, "location", None), saved=_saved(fn),
+            d.update(op=n.op, loc=fn.location(), saved=_saved(fn),
                      ins=[_fmt_shape(tuple(x.shape)) for x in fn.inputs])
         else:
             d.update(name=n.name, param=n.is_param, leaf=n.is_leaf, out=n.is_output,
@@ -149,7 +157,7 @@ def to_html(outputs, path, *, module=None, title: str | None = None) -> str:
     Module boxes expand and collapse on click (the page opens at the deepest level showing at most
     about 50 ops); repeated calls and identical blocks fold into a box marked xT that can be unrolled;
     shapes label the edges; hovering shows op, shapes, dtype, module path and the file:line that
-    called it (recorded under `record_locations()`); a search box finds module paths and op names.
+    called it; a search box finds module paths and op names.
     After `backward(retain_graph=True)` the gradient norms of leaf tensors can be overlaid, and an
     op's saved tensors are listed on hover. `module`, the Module that was called, adds class names.
     """

@@ -256,7 +256,7 @@ function infoFor(ref) {
     row("module", `<code>${html(n.module || "(top level)")}</code>`);
     row("inputs", n.ins.map(html).join(", "));
     row("output", `${html(n.shape)} ${html(n.dtype)}`);
-    row("called at", n.loc ? `<code>${html(n.loc)}</code>` : '<span class="hint">not recorded (build the graph inside tg.viz.record_locations())</span>');
+    row("called at", `<code>${html(n.loc)}</code>`);
     if (n.saved.length) row("saved for backward", n.saved.map(([name, shape, dtype, norm]) =>
       `<code>${html(name)}</code> ${html(shape)} ${html(dtype)}${norm === null ? "" : ` ‖·‖ ${fmt(norm)}`}`).join("<br>"));
   } else {
