@@ -167,6 +167,22 @@ def test_transformer_page_in_chromium(transformer_page):
 
 
 @needs_chromium
+def test_dump_dom_shows_what_is_on_screen(transformer_page, tmp_path):
+    # the scripted check the page is built for: no DevTools, just chromium's own --dump-dom
+    def dump(url, profile):
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 f"--user-data-dir={tmp_path / profile}", "--virtual-time-budget=10000", "--dump-dom", url]
+        dom = subprocess.run([find_chromium(), *flags], capture_output=True, text=True, timeout=120).stdout
+        assert 'data-state="ready"' in dom
+        return len(re.findall(r'<g [^>]*class="node"', dom)), len(re.findall(r'<g [^>]*class="cluster', dom))
+
+    nodes, boxes = dump(transformer_page, "a")
+    assert 0 < nodes <= MAX_OPS_AT_LOAD and boxes > 0
+    assert dump(transformer_page + "#expand=encoder", "b")[0] > nodes
+
+
+@needs_chromium
 def test_gradient_overlay_and_unknown_expand_paths(tmp_path):
     loss, model = stack_loss()
     loss.backward(retain_graph=True)

@@ -347,6 +347,14 @@ async function main() {
   document.body.dataset.state = "ready";
 }
 
+// Headless tools that wait in virtual time (chromium --dump-dom --virtual-time-budget=MS) advance it
+// whenever the page is idle, and compiling the layout engine happens off the main thread; a chain
+// of zero-delay messages keeps the page busy until the first drawing is on screen, so the dump
+// shows it. In a normal browser this only yields to the event loop for the ~1 s of loading.
+const keepBusy = new MessageChannel();
+keepBusy.port1.onmessage = () => { if (document.body.dataset.state === "loading") keepBusy.port2.postMessage(0); };
+keepBusy.port2.postMessage(0);
+
 globalThis.tgReady = main().catch((err) => {
   document.body.dataset.state = "error";
   $("status").textContent = `error: ${err && err.message ? err.message : err}`;
