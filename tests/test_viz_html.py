@@ -195,6 +195,8 @@ def test_gradient_overlay_and_unknown_expand_paths(tmp_path):
         b.click("#grads")
         labels = b.eval("[...document.querySelectorAll('#graph g.tensor text')].map(t => t.textContent).join(' ')")
         assert "‖g‖" in labels
+        edges = b.eval("[...document.querySelectorAll('#graph g.edge text')].map(t => t.textContent).join(' ')")
+        assert "‖g‖" in edges                   # intermediate tensors (edge labels) have their norms too
         # the folded stack of identical blocks (the page opens with folds closed) unrolls on click
         assert "×3" in b.eval("document.getElementById('graph').textContent")
         before = _count(b, "g.node")
@@ -202,3 +204,33 @@ def test_gradient_overlay_and_unknown_expand_paths(tmp_path):
         assert _count(b, "g.node") == before + 3 * 3          # 3 blocks: matmul, add and tanh each
         assert "unrolled" in b.eval("document.getElementById('graph').textContent")
         assert b.console == []
+
+
+def test_every_tensor_gets_its_gradient_norm_and_leaf_grads_stay_as_they_were():
+    x = tg.Tensor(np.array([1.0, -2.0, 3.0]), requires_grad=True, name="x")
+    a = x * 2.0
+    loss = tg.sum(a ** 2)
+    assert graph_data(loss)["nodes"] and all("grad" not in n for n in graph_data(loss)["nodes"].values())
+    loss.backward(retain_graph=True)
+    before = x.grad
+    before_values = x.grad.numpy().copy()
+    data = graph_data(loss)
+    grads = {n["name"]: n.get("grad") for n in data["nodes"].values() if n["k"] == "tensor" and n["name"]}
+    a_id = next(d for s, d in data["edges"] if s == "op0")          # op0 is x * 2, its output is a
+    assert data["nodes"][a_id]["grad"] == pytest.approx(2 * np.linalg.norm(a.numpy()))   # d loss/d a = 2a
+    assert grads["x"] == pytest.approx(np.linalg.norm(8 * x.numpy()))             # d loss/d x = 8x
+    assert x.grad is before and np.array_equal(x.grad.numpy(), before_values)       # not accumulated twice
+
+
+def test_graph_grads_flag(tmp_path, capsys):
+    if not registered("attention"):
+        pytest.skip("the zoo's 'attention' model is not registered")
+    from tinygrad_s2s.cli import main
+
+    out = tmp_path / "a.html"
+    assert main(["graph", "attention", "--whole", "--format", "html", "--grads", "--out", str(out)]) == 0
+    page = out.read_text(encoding="utf-8")
+    assert page.count('"grad":') > 10
+    assert main(["graph", "attention", "--format", "html", "--grads", "--out", str(out)]) == 2
+    assert "--grads: the drawing's output is (2, 4), not a scalar loss; add --whole" in capsys.readouterr().err
+    assert main(["graph", "attention", "--whole", "--grads", "--out", str(tmp_path / "a.svg")]) == 2

@@ -47,6 +47,9 @@ def add_subparsers(subparsers) -> None:
     p.add_argument("--hidden", type=_positive_int, default=4, help="hidden size H of the drawn model (default 4)")
     p.add_argument("--wordvec", type=_positive_int, default=3, help="embedding size D (default 3)")
     p.add_argument("--vocab", type=_positive_int, default=5, help="vocabulary size V (default 5)")
+    p.add_argument("--grads", action="store_true",
+                   help="html: run the loss's backward first, so the page can overlay every tensor's "
+                        "gradient norm (needs --whole, or a model drawn whole)")
     p.add_argument("--model-arg", dest="model_args", action="append", type=_model_arg, default=None,
                    metavar="KEY=VALUE", help="extra keyword for the model's constructor, as in `train` "
                    "(layers=1, fused=false); repeatable")
@@ -115,8 +118,16 @@ def cmd_graph(args) -> int:
         if args.collapse or args.depth is not None or args.roll or not args.show_shapes:
             raise UsageError("--collapse, --depth, --roll and --no-shapes shape static drawings; the html "
                              "page opens and folds boxes on click (and takes #expand=PATH,PATH in its URL)")
+        if args.grads:
+            loss = drawn.outputs[0]
+            if loss.size != 1:
+                raise UsageError(f"--grads: the drawing's output is {drawn.outputs[0].shape}, not a scalar "
+                                 "loss; add --whole")
+            loss.backward(retain_graph=True)
         print(to_html(drawn.outputs, out, module=drawn.module, title=drawn.title))
         return 0
+    if args.grads:
+        raise UsageError("--grads overlays gradient norms on the html page; add --format html")
     g = to_dot(*drawn.outputs, collapse=_split_collapse(args.collapse), depth=args.depth, roll=args.roll,
                show_shapes=args.show_shapes, module=drawn.module, title=drawn.title)
     path = render(g, out)

@@ -21,6 +21,7 @@ import numpy as np
 from ..serialization import write_bytes as _write_bytes
 from ..tensor import Tensor, saved_input, saved_output
 from .dot import closed_groups, module_classes
+from .gradients import norm, tensor_gradient_norms
 from .graph import walk
 from .grouping import group, plan
 
@@ -45,10 +46,9 @@ def _number(v):
 def _norm(array):
     """The 2-norm of an array (NumPy or CuPy) as a JSON number, or None when it has no numbers."""
     try:
-        a = np.asarray(array.get() if hasattr(array, "get") else array, dtype=np.float64)   # CuPy -> host
+        return _number(norm(array))
     except (TypeError, ValueError):
         return None
-    return _number(np.sqrt(np.sum(a * a)))
 
 
 def _saved(fn) -> list:
@@ -88,10 +88,9 @@ def graph_data(*outputs: Tensor, module=None, title: str | None = None) -> dict:
         else:
             d.update(name=n.name, param=n.is_param, leaf=n.is_leaf, out=n.is_output,
                      value=_number(n.value), rg=n.requires_grad)
-            grad = getattr(n.ref, "grad", None)        # only leaves hold .grad
-            if grad is not None:
-                d["grad"] = _norm(grad.data)
         nodes[nid] = d
+    for nid, value in _gradient_norms(g, outputs).items():
+        nodes[nid]["grad"] = _number(value)
     groups = {k: {"kind": grp.kind, "path": grp.path, "parent": grp.parent, "label": grp.label, "cls": grp.cls,
                   "count": grp.count, "ops": grp.ops, "recurrent": grp.recurrent}
               for k, grp in grouping.groups.items()}
@@ -101,6 +100,16 @@ def graph_data(*outputs: Tensor, module=None, title: str | None = None) -> dict:
     return {"title": title or "computation graph", "nodes": nodes, "edges": [list(e[:2]) for e in g.edges],
             "groups": groups, "alias": alias, "open": sorted(open_at_load(g, grouping)),
             "maxOps": MAX_OPS_AT_LOAD}
+
+
+def _gradient_norms(g, outputs) -> dict:
+    """Every tensor's gradient norm when a backward already ran over this retained graph (a leaf holds
+    a .grad) and the first output is a scalar loss; {} otherwise."""
+    ran = any(n.is_leaf and getattr(n.ref, "grad", None) is not None for n in g.nodes.values())
+    out = outputs[0]
+    if not ran or out.size != 1 or not out.requires_grad or out.creator is None:
+        return {}
+    return tensor_gradient_norms(g, out)
 
 
 def open_at_load(g, grouping, max_ops: int = MAX_OPS_AT_LOAD) -> set:
@@ -158,8 +167,9 @@ def to_html(outputs, path, *, module=None, title: str | None = None) -> str:
     about 50 ops); repeated calls and identical blocks fold into a box marked xT that can be unrolled;
     shapes label the edges; hovering shows op, shapes, dtype, module path and the file:line that
     called it; a search box finds module paths and op names.
-    After `backward(retain_graph=True)` the gradient norms of leaf tensors can be overlaid, and an
-    op's saved tensors are listed on hover. `module`, the Module that was called, adds class names.
+    After `backward(retain_graph=True)` (a leaf holds a .grad and the first output is a scalar) every
+    tensor's gradient norm can be overlaid (`gradients.tensor_gradient_norms`), and an op's saved
+    tensors are listed on hover. `module`, the Module that was called, adds class names.
     """
     if isinstance(outputs, Tensor):
         outputs = (outputs,)

@@ -59,11 +59,11 @@ function plan() {
     if (!items.get(where).includes(ref)) items.get(where).push(ref);
     for (let w = where; w; w = G[w].parent) if (!items.has(G[w].parent ?? null)) items.set(G[w].parent ?? null, []);
   };
-  const edge = (a, b, label) => {
+  const edge = (a, b, tensor) => {       // `tensor`: the intermediate tensor the edge carries
     if (a === b) return;
     const key = a + "\u0000" + b;
-    if (!edges.has(key)) edges.set(key, { a, b, labels: new Set() });
-    if (label) edges.get(key).labels.add(label);
+    if (!edges.has(key)) edges.set(key, { a, b, tensors: [] });
+    if (tensor) edges.get(key).tensors.push(tensor);
   };
   for (const [id, n] of Object.entries(N)) {
     if (n.k !== "op") continue;
@@ -82,14 +82,14 @@ function plan() {
       if (swallowed) continue;
       place(id, clusterOf(n.chain, i));
       for (const r of rs) edge(id, rep[r], null);
-      if (producer[id]) edge(rep[producer[id]], id, n.shape);
+      if (producer[id]) edge(rep[producer[id]], id, null);
       continue;
     }
     const src = rep[producer[id]];
     for (const r of rs) {
       const b = rep[r];
       if (b === src || (G[b] && n.chain.includes(b))) continue;   // never out of a box and back in
-      edge(src, b, n.shape);
+      edge(src, b, id);
     }
   }
   return { rep, items, edges: [...edges.values()], loops: [...loops] };
@@ -103,12 +103,12 @@ function gradRange() {
   return norms.length ? [Math.min(...norms), Math.max(...norms)] : null;
 }
 
-function gradColour(norm, range) {
-  if (typeof norm !== "number") return "#f4cccc";        // NaN or Inf arrive as text
-  if (!range || norm <= 0) return "#ffffff";
+function gradColour(norm, range, line = false) {
+  if (typeof norm !== "number") return line ? "#cc0000" : "#f4cccc";    // NaN or Inf arrive as text
+  if (!range || norm <= 0) return line ? "#bbbbbb" : "#ffffff";
   const t = range[1] > range[0] ? (Math.log10(norm) - range[0]) / (range[1] - range[0]) : 1;
   const mix = (a, b) => Math.round(a + (b - a) * t);
-  return `rgb(${mix(255, 230)},${mix(255, 102)},${mix(255, 102)})`;
+  return line ? `rgb(${mix(190, 204)},${mix(190, 0)},${mix(190, 0)})` : `rgb(${mix(255, 230)},${mix(255, 102)},${mix(255, 102)})`;
 }
 
 function toDot(p) {
@@ -141,14 +141,29 @@ function toDot(p) {
     }
   };
   emit(null, "  ");
-  for (const e of p.edges) {
-    const labels = [...e.labels];
-    const label = labels.length ? ` [label="${esc(labels.slice(0, 2).join(" ") + (labels.length > 2 ? " …" : ""))}"]` : "";
-    out.push(`  "${esc(e.a)}" -> "${esc(e.b)}"${label};`);
-  }
+  for (const e of p.edges) out.push(`  "${esc(e.a)}" -> "${esc(e.b)}"${edgeAttrs(e, range)};`);
   for (const key of p.loops) out.push(`  "${esc(key)}" -> "${esc(key)}" [style=dashed color="#a64d79" label="next call"];`);
   out.push("}");
   return out.join("\n");
+}
+
+// an edge is labelled with the shapes it carries (and, with the overlay on, their gradient norms,
+// the largest setting its colour)
+function edgeAttrs(e, range) {
+  if (!e.tensors.length) return "";
+  const shapes = [...new Set(e.tensors.map((t) => N[t].shape))];
+  let label = shapes.slice(0, 2).join(" ") + (shapes.length > 2 ? " …" : "");
+  let extra = "";
+  if (showGrads) {
+    const norms = e.tensors.map((t) => N[t].grad).filter((g) => g !== undefined);
+    if (norms.length) {
+      const bad = norms.find((g) => typeof g !== "number");
+      const top = bad ?? Math.max(...norms);
+      label += `\n‖g‖ ${fmt(top)}`;
+      extra = ` color="${gradColour(top, range, true)}" penwidth=2`;
+    }
+  }
+  return ` [label="${esc(label)}"${extra}]`;
 }
 
 function nodeDot(ref, sid, range) {
