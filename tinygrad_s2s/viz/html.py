@@ -55,9 +55,10 @@ def _saved(fn) -> list:
     """What an op kept for backward, as [name, shape, dtype, norm]: the inputs and outputs its class
     declares (`x = saved_input(0)`, `y = saved_output(0)`) and the arrays it stored on itself."""
     found = {}
-    for name in dir(type(fn)):
-        if isinstance(getattr(type(fn), name, None), (saved_input, saved_output)):
-            found[name] = getattr(fn, name)
+    if getattr(fn, "inputs", None) is not None:     # released after backward: nothing is kept
+        for name in dir(type(fn)):
+            if isinstance(getattr(type(fn), name, None), (saved_input, saved_output)):
+                found[name] = getattr(fn, name)
     for name, value in vars(fn).items():
         if name not in _BOOKKEEPING and hasattr(value, "shape") and hasattr(value, "dtype"):
             found[name] = value
