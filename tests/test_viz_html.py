@@ -234,3 +234,12 @@ def test_graph_grads_flag(tmp_path, capsys):
     assert main(["graph", "attention", "--format", "html", "--grads", "--out", str(out)]) == 2
     assert "--grads: the drawing's output is (2, 4), not a scalar loss; add --whole" in capsys.readouterr().err
     assert main(["graph", "attention", "--whole", "--grads", "--out", str(tmp_path / "a.svg")]) == 2
+
+
+def test_flags_of_the_other_kind_of_output_are_usage_errors(tmp_path, capsys):
+    from tinygrad_s2s.cli import main
+
+    assert main(["graph", "attention", "--format", "html", "--depth", "1", "--out", str(tmp_path / "a.html")]) == 2
+    assert "shape static drawings" in capsys.readouterr().err
+    assert main(["graph", "attention", "--roll", "--out", str(tmp_path / "a.html")]) == 2
+    assert not list(tmp_path.iterdir())

@@ -95,6 +95,17 @@ def _output_path(args) -> tuple[str, str]:
     return fmt, args.out if ext == fmt else f"{args.out}.{fmt}"
 
 
+def _check_flags(args, fmt: str) -> None:
+    """Flags that belong to the other kind of output are usage errors, before any work is done."""
+    from ..cli_base import UsageError  # noqa: PLC0415
+
+    if fmt == formats.HTML and (args.collapse or args.depth is not None or args.roll or not args.show_shapes):
+        raise UsageError("--collapse, --depth, --roll and --no-shapes shape static drawings; the html "
+                         "page opens and folds boxes on click (and takes #expand=PATH,PATH in its URL)")
+    if fmt != formats.HTML and args.grads:
+        raise UsageError("--grads overlays gradient norms on the html page; add --format html")
+
+
 def cmd_graph(args) -> int:
     """Build, lay out and save a model's graph; prints the file written (and any note on stderr)."""
     from ..cli_base import UsageError  # noqa: PLC0415
@@ -104,6 +115,7 @@ def cmd_graph(args) -> int:
     from .render import render  # noqa: PLC0415
 
     fmt, out = _output_path(args)
+    _check_flags(args, fmt)
     extra = dict(args.model_args or ())
     try:
         drawn = model_graph(args.model, whole=args.whole, seq_len=args.seq_len, vocab_size=args.vocab,
@@ -115,9 +127,6 @@ def cmd_graph(args) -> int:
     if drawn.note:
         print(f"tinygrad-s2s graph: note: {drawn.note}", file=sys.stderr)
     if fmt == formats.HTML:
-        if args.collapse or args.depth is not None or args.roll or not args.show_shapes:
-            raise UsageError("--collapse, --depth, --roll and --no-shapes shape static drawings; the html "
-                             "page opens and folds boxes on click (and takes #expand=PATH,PATH in its URL)")
         if args.grads:
             loss = drawn.outputs[0]
             if loss.size != 1:
@@ -126,8 +135,6 @@ def cmd_graph(args) -> int:
             loss.backward(retain_graph=True)
         print(to_html(drawn.outputs, out, module=drawn.module, title=drawn.title))
         return 0
-    if args.grads:
-        raise UsageError("--grads overlays gradient norms on the html page; add --format html")
     g = to_dot(*drawn.outputs, collapse=_split_collapse(args.collapse), depth=args.depth, roll=args.roll,
                show_shapes=args.show_shapes, module=drawn.module, title=drawn.title)
     path = render(g, out)
