@@ -2,6 +2,7 @@
 how it behaves in a real headless Chromium (the OS package; CI installs it in .ci/run)."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -146,11 +147,19 @@ def test_transformer_page_in_chromium(transformer_page):
         assert 0 < at_load <= MAX_OPS_AT_LOAD
         assert _count(b, "g.cluster") > 0 and _count(b, "g.tensor") > 0
         assert b.eval("document.querySelector('#graph g.edge text').textContent").startswith("(")   # shapes
-        # a real click on a closed module box opens it
+        # a real click on a closed module box opens it, and the box stays where it was on screen
         closed = _count(b, "g.cluster.closed")
+        ref = b.eval("document.querySelector('#graph g.cluster.closed').dataset.ref")
+        where = ("(() => { const el = [...document.querySelectorAll('#graph g[data-ref]')].find(e => e.dataset.ref === "
+                 + json.dumps(ref) + "); const r = el.getBoundingClientRect(); return [r.left, r.top, el.getAttribute('class')]; })()")
+        b.eval("document.querySelector('#graph g.cluster.closed').scrollIntoView({block: 'center', inline: 'center'})")
+        x0, y0, cls0 = b.eval(where)
         b.click("#graph g.cluster.closed")
         assert b.eval("document.body.dataset.renders") == "2"
         assert _count(b, "g.node") > at_load and _count(b, "g.cluster.closed") != closed
+        x1, y1, cls1 = b.eval(where)
+        assert (cls0, cls1) == ("cluster closed", "cluster open")
+        assert abs(x1 - x0) < 2 and abs(y1 - y0) < 2, ((x0, y0), (x1, y1))
         # hovering an op shows its op, shapes, dtype, module and the line of zoo code that called it
         b.eval("document.querySelector('#graph g.node').dispatchEvent(new MouseEvent('mouseover', {bubbles: true}))")
         info = b.eval("document.getElementById('info').textContent")

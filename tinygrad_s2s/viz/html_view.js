@@ -204,6 +204,7 @@ function render(anchor) {
   const p = plan();
   const svg = graphviz.dot(toDot(p));
   $("graph").innerHTML = svg;
+  applyZoom();
   for (const el of $("graph").querySelectorAll("g[id]")) {
     const ref = svgRefs.get(el.id);
     if (!ref) continue;
@@ -212,11 +213,18 @@ function render(anchor) {
       : ref.kind === "box" ? "cluster closed" : "cluster open");
     el.querySelector("title")?.remove();       // the info panel replaces the browser's tooltip
   }
-  if (before) {                                  // keep the clicked box where the user was looking
-    const after = elementFor(anchor)?.getBoundingClientRect();
-    if (after) { $("view").scrollLeft += after.left - before.left; $("view").scrollTop += after.top - before.top; }
+  const graph = $("graph"), view = $("view");
+  const after = before ? elementFor(anchor)?.getBoundingClientRect() : null;
+  if (after) {                                   // keep the clicked box where the user was looking
+    view.scrollLeft += after.left - before.left;
+    view.scrollTop += after.top - before.top;
+    const now = elementFor(anchor).getBoundingClientRect();    // scrolling stops at the drawing's edge:
+    for (const [side, a, b] of [["marginLeft", before.left, now.left], ["marginTop", before.top, now.top]]) {
+      graph.style[side] = `${Math.max(0, (parseFloat(graph.style[side]) || 0) + a - b)}px`;   // a margin does the rest
+    }
+  } else {
+    graph.style.marginLeft = graph.style.marginTop = "0px";
   }
-  applyZoom();
   renders++;
   const { ops, boxes } = countVisible();
   $("status").textContent = `${plural(ops, "op")} and ${plural(boxes, "module box", "module boxes")} shown of ${plural(Object.values(N).filter((n) => n.k === "op").length, "op")}`;
