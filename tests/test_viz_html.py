@@ -252,3 +252,28 @@ def test_flags_of_the_other_kind_of_output_are_usage_errors(tmp_path, capsys):
     assert "shape static drawings" in capsys.readouterr().err
     assert main(["graph", "attention", "--roll", "--out", str(tmp_path / "a.html")]) == 2
     assert not list(tmp_path.iterdir())
+
+
+@needs_chromium
+def test_time_steps_fold_and_unroll_in_the_page(tmp_path):
+    class Unrolled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(3, 4, fused=False)
+
+        def forward(self, xs):
+            hs = self.lstm(xs)
+            return tg.sum(hs[0] if isinstance(hs, tuple) else hs)
+
+    model = Unrolled()
+    loss = model(tg.Tensor(np.ones((2, 4, 3), np.float32)))
+    page = "file://" + to_html(loss, tmp_path / "lstm.html", module=model)
+    with Browser() as b:
+        b.open(page)
+        text = b.eval("document.getElementById('graph').textContent")
+        assert "lstm steps" in text and "×4" in text and "next step" in text
+        before = _count(b, "g.node")
+        b.click("#graph g.cluster.closed")                  # unroll: four step boxes, each open
+        assert _count(b, "g.node") == before + 4 * 12
+        assert "lstm step 4" in b.eval("document.getElementById('graph').textContent")
+        assert b.console == []

@@ -23,7 +23,7 @@ from ..tensor import Tensor, saved_input, saved_output
 from .dot import closed_groups, module_classes
 from .gradients import norm, tensor_gradient_norms
 from .graph import walk
-from .grouping import group, plan
+from .grouping import group, plan, which_call
 
 VENDORED_GRAPHVIZ = "hpcc-js-wasm-graphviz-1.29.2.js"
 MAX_OPS_AT_LOAD = 50          # the page opens at the deepest level that shows at most this many ops
@@ -93,7 +93,8 @@ def graph_data(*outputs: Tensor, module=None, title: str | None = None) -> dict:
     for nid, value in _gradient_norms(g, outputs).items():
         nodes[nid]["grad"] = _number(value)
     groups = {k: {"kind": grp.kind, "path": grp.path, "parent": grp.parent, "label": grp.label, "cls": grp.cls,
-                  "count": grp.count, "ops": grp.ops, "recurrent": grp.recurrent}
+                  "count": grp.count, "ops": grp.ops, "recurrent": grp.recurrent, "which": which_call(grp),
+                  "steps": grp.kind == "fold" and grouping.groups[grp.members[0]].step is not None}
               for k, grp in grouping.groups.items()}
     alias = {}
     for (tid, fold), base in grouping.alias.items():

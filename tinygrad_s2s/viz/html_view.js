@@ -132,7 +132,7 @@ function toDot(p) {
     for (const key of children.get(where) || []) {
       const g = G[key];
       const head = g.kind === "fold" ? `${g.label}  ×${g.count} unrolled` : (g.cls ? `${g.cls} (${g.path})` : g.path);
-      const call = g.kind === "call" && !key.endsWith("@0") ? `, call ${key.split("@").pop()}` : "";
+      const call = g.kind === "call" ? g.which : "";
       out.push(`${indent}subgraph "cluster_${esc(key)}" {`);
       out.push(`${indent}  id="${sid("cluster", key)}" label="▾ ${esc(head + call)}" labeljust=l fontsize=11 ` +
                `style="rounded,filled${g.kind === "fold" ? ",dashed" : ""}" fillcolor="${FILL[g.path.split(".").length % FILL.length]}" color="#999999";`);
@@ -142,7 +142,9 @@ function toDot(p) {
   };
   emit(null, "  ");
   for (const e of p.edges) out.push(`  "${esc(e.a)}" -> "${esc(e.b)}"${edgeAttrs(e, range)};`);
-  for (const key of p.loops) out.push(`  "${esc(key)}" -> "${esc(key)}" [style=dashed color="#a64d79" label="next call"];`);
+  for (const key of p.loops) {
+    out.push(`  "${esc(key)}" -> "${esc(key)}" [style=dashed color="#a64d79" label="${G[key].steps ? "next step" : "next call"}"];`);
+  }
   out.push("}");
   return out.join("\n");
 }
@@ -175,7 +177,7 @@ function nodeDot(ref, sid, range) {
       return `"${esc(ref)}" [id="${sid("box", ref)}" shape=box3d style="filled,bold" fillcolor="#ead1dc" color="#a64d79" ` +
              `label="${esc(`▸ ${head}${g.label}  ×${g.count}\n${plural(each, "op")} each`)}"];`;
     }
-    const call = ref.endsWith("@0") ? "" : ` (call ${ref.split("@").pop()})`;
+    const call = g.which;
     return `"${esc(ref)}" [id="${sid("box", ref)}" shape=box3d style=filled fillcolor="#d9d2e9" color="#674ea7" ` +
            `label="${esc(`▸ ${head}${g.path}${call}\n${plural(g.ops, "op")}`)}"];`;
   }
