@@ -131,10 +131,10 @@ function toDot(p) {
     for (const ref of p.items.get(where) || []) out.push(indent + nodeDot(ref, sid, range));
     for (const key of children.get(where) || []) {
       const g = G[key];
-      const head = g.kind === "fold" ? `${g.label}  ×${g.count} unrolled` : (g.cls ? `${g.cls} (${g.path})` : g.path);
-      const call = g.kind === "call" ? g.which : "";
+      const where = g.kind === "call" ? g.path + g.which : g.path;
+      const head = g.kind === "fold" ? `${g.label}  ×${g.count} unrolled` : (g.cls ? `${g.cls} (${where})` : where);
       out.push(`${indent}subgraph "cluster_${esc(key)}" {`);
-      out.push(`${indent}  id="${sid("cluster", key)}" label="▾ ${esc(head + call)}" labeljust=l fontsize=11 ` +
+      out.push(`${indent}  id="${sid("cluster", key)}" label="▾ ${esc(head)}" labeljust=l fontsize=11 ` +
                `style="rounded,filled${g.kind === "fold" ? ",dashed" : ""}" fillcolor="${FILL[g.path.split(".").length % FILL.length]}" color="#999999";`);
       emit(key, indent + "  ");
       out.push(`${indent}}`);
