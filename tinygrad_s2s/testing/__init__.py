@@ -1,4 +1,5 @@
-"""Public testing helpers: `gradcheck` (float64 central differences) and Hypothesis `strategies`.
+"""Public testing helpers: `gradcheck` / `gradgradcheck` (float64 central differences), Hypothesis
+`strategies`, and the op battery (`OpSpec`, `check_op`, `op_test_cases`, in `battery.py`).
 
 Users test their own ops and models with these exactly as this project tests its own.
 """
@@ -7,9 +8,20 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ..tensor import Tensor, default_dtype
+from ..ops import concat, reshape
+from ..tensor import Tensor, default_dtype, grad
 
-__all__ = ["gradcheck", "gradcheck_module", "numerical_grad"]
+__all__ = ["CHECKS", "OpSpec", "check_op", "gradcheck", "gradcheck_module", "gradgradcheck", "numerical_grad",
+           "op_test_cases"]
+_BATTERY = ("CHECKS", "OpSpec", "check_op", "op_test_cases")
+
+
+def __getattr__(name):
+    # the battery uses gradcheck from this module: loaded on first use, after this module is complete
+    if name in _BATTERY:
+        from . import battery  # noqa: PLC0415
+        return getattr(battery, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def numerical_grad(fn, inputs, index, upstream, eps=1e-6):
@@ -62,6 +74,33 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-4, upstream=None, seed=0
             numeric = numerical_grad(fn, ts, i, np.asarray(upstream), eps)
             _compare(names[i], analytic, numeric, atol, rtol)
     return True
+
+
+def gradgradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0, names=None):
+    """Compare the second derivatives of `fn(*inputs)` with float64 central differences of its
+    first-order gradient (as `torch.autograd.gradgradcheck`).
+
+    The first-order gradient is taken with a random upstream gradient u and `create_graph=True`; that
+    gradient (as a function of the inputs and of u, so its linearity in u is checked as well) then
+    goes through `gradcheck` with a random second-level upstream gradient. Raises AssertionError
+    naming the input ('upstream' for u), the index and both values; returns True when all match.
+    """
+    rng = np.random.default_rng(seed)
+    diff = [i for i, a in enumerate(inputs) if np.asarray(getattr(a, "data", a)).dtype.kind == "f"]
+    with default_dtype(np.float64):
+        shape = fn(*[Tensor(np.asarray(getattr(a, "data", a), np.float64)) if i in diff else a
+                     for i, a in enumerate(inputs)]).shape
+    u = rng.standard_normal(shape)
+
+    def first_order(*args):
+        xs, upstream = list(args[:-1]), args[-1]
+        grads = grad(fn(*xs), [xs[i] for i in diff], grad_outputs=upstream, create_graph=True,
+                     allow_unused=True)
+        flat = [reshape(g if g is not None else Tensor(np.zeros(xs[i].shape)), (-1,))
+                for i, g in zip(diff, grads)]
+        return concat(flat)
+    names = list(names or [f"input {i}" for i in range(len(inputs))]) + ["upstream"]
+    return gradcheck(first_order, *inputs, u, eps=eps, atol=atol, rtol=rtol, seed=seed + 1, names=names)
 
 
 def _compare(name, analytic, numeric, atol, rtol, index=None):
