@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import tinygrad_s2s as tg
+from tinygrad_s2s.testing.battery import in_module as _Outer
 
 HERE = __file__
 
@@ -92,25 +93,6 @@ def test_changes_to_inputs_that_backward_does_not_read_are_fine():
     y.data = np.zeros(3)         # add saves nothing: its gradient does not depend on y's values
     s.backward()
     np.testing.assert_array_equal(x.grad.numpy(), np.ones(3))
-
-
-class _Outer(tg.nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-        self.inner = _Inner(fn)
-
-    def forward(self, *xs):
-        return self.inner(*xs)
-
-
-class _Inner(tg.nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *xs):
-        return self.fn(*xs)
 
 
 def _custom(backward, forward=lambda self, x: x * 2.0):

@@ -113,7 +113,15 @@ def describe(op: str, reason: str, shapes=(), module: str | None = None) -> str:
 
 
 # ---------------------------------------------------------------- Function
-class saved_input:
+class _Saved:
+    def __init__(self, index: int):
+        self.index = index
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+
+class saved_input(_Saved):
     """`x = saved_input(0)` in a Function class: `self.x` in backward is input 0's array (a Tensor
     while a recorded backward runs, create_graph=True).
 
@@ -121,27 +129,15 @@ class saved_input:
     `t.data = ...`), instead of computing with the new values.
     """
 
-    def __init__(self, index: int):
-        self.index = index
-
-    def __set_name__(self, owner, name):
-        self.name = name
-
     def __get__(self, fn, owner=None):
         if fn is None:
             return self
         return fn.inputs[self.index]._data    # apply normally stores the array on the node itself
 
 
-class saved_output:
+class saved_output(_Saved):
     """`y = saved_output(0)` in a Function class: `self.y` in backward is output 0's array, kept by
     the node itself (a Tensor, node of the graph, while a recorded backward runs)."""
-
-    def __init__(self, index: int):
-        self.index = index
-
-    def __set_name__(self, owner, name):
-        self.name = name
 
     def __get__(self, fn, owner=None):
         if fn is None:
@@ -582,28 +578,22 @@ def run_backward(roots, grads, retain_graph: bool, create_graph: bool = False, w
 
     Gradients go into the leaves' `.grad`, or, when `wanted` is a dict (`tg.grad`), only into its
     entries: keyed by the Tensor for a leaf, by (creator, out_index) otherwise. With `create_graph`
-    every gradient is a Tensor and each backward is recorded as ops.
+    every gradient is a Tensor and each backward is recorded as ops. `roots` and `grads` may also be
+    one tensor and its gradient.
     """
+    if isinstance(roots, Tensor):
+        roots, grads = [roots], [grads]
     pending, heap = {}, []
     needed = None if wanted is None else _nodes_leading_to(roots, wanted)
     for root, g in zip(roots, grads):
-        fn = root.creator
-        if fn is None:
-            if wanted is None:
-                root._accumulate(g, create_graph)
-            else:
-                _deliver(root, g, wanted)
-            continue
-        if fn.inputs is None:
+        if root.creator is None:
+            _deliver(root, g, create_graph, wanted)
+        elif root.creator.inputs is None:
             raise RuntimeError(describe("backward", "the graph was already freed by an earlier backward; "
                                         "pass retain_graph=True to the first call to backprop twice",
-                                        module=fn.module))
-        buf = pending.get(fn)
-        if buf is None:
-            buf = pending[fn] = [None] * len(fn.out_meta)
-            heapq.heappush(heap, (-fn.generation, -fn.seq, fn))
-        j = root.out_index
-        buf[j] = g if buf[j] is None else buf[j] + g
+                                        module=root.creator.module))
+        else:
+            _push(pending, heap, root, g)
     anomaly = _state["anomaly"]
     while heap:
         fn = heapq.heappop(heap)[2]
@@ -648,26 +638,31 @@ def run_backward(roots, grads, retain_graph: bool, create_graph: bool = False, w
                 _check_finite(fn.op, "backward", gx.data if create_graph else gx, fn.module)
             c = x.creator
             if c is None:
-                if wanted is None:
-                    x._accumulate(gx, create_graph)
-                else:
-                    _deliver(x, gx, wanted)
+                _deliver(x, gx, create_graph, wanted)
                 continue
-            if needed is not None and c not in needed and (c, x.out_index) not in wanted:
-                continue
-            buf = pending.get(c)
-            if buf is None:
-                buf = pending[c] = [None] * len(c.out_meta)
-                heapq.heappush(heap, (-c.generation, -c.seq, c))
-            j = x.out_index
-            buf[j] = gx if buf[j] is None else buf[j] + gx
+            if needed is None or c in needed or (c, x.out_index) in wanted:
+                _push(pending, heap, x, gx)
         if not retain_graph:
             fn.release()
 
 
-def _deliver(leaf, g, wanted):
-    if leaf in wanted:
+def _deliver(leaf, g, create_graph, wanted):
+    """A leaf's gradient: accumulated into .grad, or kept for `tg.grad` if it asked for this leaf."""
+    if wanted is None:
+        leaf._accumulate(g, create_graph)
+    elif leaf in wanted:
         wanted[leaf] = g if wanted[leaf] is None else wanted[leaf] + g
+
+
+def _push(pending, heap, t, g):
+    """Add g to the gradient buffer of t's node, scheduling the node on its first gradient."""
+    fn = t.creator
+    buf = pending.get(fn)
+    if buf is None:
+        buf = pending[fn] = [None] * len(fn.out_meta)
+        heapq.heappush(heap, (-fn.generation, -fn.seq, fn))
+    j = t.out_index
+    buf[j] = g if buf[j] is None else buf[j] + g
 
 
 def _nodes_leading_to(roots, wanted) -> set:
