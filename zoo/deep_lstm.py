@@ -93,12 +93,9 @@ class DeepLSTMSeq2seq(Seq2seqModel):
         self._attention = self.decoder.attention.last_weights
         return out
 
-    def decoder_steps(self, xs):
-        enc_hs, states = self.encoder(xs)
-        state = [states]
+    def decode_start(self, xs):
+        return self.encoder(xs)
 
-        def step(ids):
-            logits = self.decoder(ids, enc_hs, state[0])
-            state[0] = self.decoder.states
-            return logits[:, 0], self.decoder.attention.last_weights
-        return step
+    def decode_step(self, ids, enc_hs, states):
+        logits = self.decoder(ids, enc_hs, states)
+        return logits[:, 0], self.decoder.states, self.decoder.attention.last_weights
