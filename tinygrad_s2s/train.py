@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import optim, random
+from .contract import check_generated, check_loss
 from .data import SPLIT_SEED, Dataset, Vocab, batch_indices, load_dataset
 from .runfiles import (BEST, LAST, Run, build_model, load_checkpoint, load_run, plot_learning_curve,
                        save_checkpoint, write_config, write_metrics)
@@ -69,7 +70,9 @@ def generate_batched(model, x, start_id: int, length: int, batch_size: int = 100
             if should_stop is not None and should_stop():
                 raise KeyboardInterrupt
             kw = {"sample": True, "temperature": temperature} if sample else {}
-            out.append(np.asarray(model.generate(x[i:i + batch_size], start_id, length, **kw)))
+            part = x[i:i + batch_size]
+            out.append(check_generated(model.generate(part, start_id, length, **kw), len(part), length,
+                                       type(model).__name__))
         return np.concatenate(out) if out else np.zeros((0, length), dtype=np.int64)
     finally:
         if was_training:
@@ -315,7 +318,7 @@ class Trainer:
                 if stop.requested:
                     raise KeyboardInterrupt
                 idx = batches[b]
-                loss = self.model(ds.x_train[idx], ds.t_train[idx])
+                loss = check_loss(self.model(ds.x_train[idx], ds.t_train[idx]), self.config.get("model"))
                 value = float(loss.item())
                 if not math.isfinite(value):
                     raise self._diverged("loss", value, b)
