@@ -7,6 +7,7 @@ from .ops import (add, broadcast_to, concat, div, dropout, exp, getitem, log, lo
                   max, mean, mul, neg, pow, relu, repeat, reshape, sigmoid, softmax,
                   softmax_cross_entropy, split, sqrt, stack, sub, sum, tanh, transpose, unstack, where)
 from .fused import lstm_cell, lstm_sequence
+from .fused_gru import gru_sequence
 from . import nn, optim
 from .serialization import load, save
 from .registry import available_models, create_model, register_model
@@ -17,7 +18,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Function", "Tensor", "add", "allocator", "available_models", "backend", "broadcast_to", "concat",
     "create_model", "current_module_path", "default_dtype", "detect_anomaly", "div", "dropout",
-    "enable_grad", "exp", "get_default_dtype", "getitem", "is_grad_enabled", "load", "log",
+    "enable_grad", "exp", "get_default_dtype", "getitem", "gru_sequence", "is_grad_enabled", "load", "log",
     "log_softmax", "lstm_cell", "lstm_sequence", "manual_seed", "matmul", "max", "mean", "mul", "neg",
     "nn", "no_grad", "optim", "pow", "random", "register_model", "relu", "repeat", "reshape", "save",
     "set_default_dtype", "sigmoid", "softmax", "softmax_cross_entropy", "split", "sqrt", "stack", "sub",
