@@ -3,6 +3,8 @@ equal to the model's own teacher-forced log-likelihood, exhaustive search finds 
 end_id and GNMT's length penalty, chunking, attention of the chosen hypothesis, the fake GPU) and
 sampling filters (top_k=1 is greedy, top_p keeps the smallest set reaching p)."""
 import itertools
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +15,11 @@ import tinygrad_s2s as tg
 from tinygrad_s2s.testing.fake_device import fake_device
 from zoo.decoding import gnmt_penalty, log_softmax, sampling_probs
 
-MODELS = ["seq2seq", "peeky", "attention", "deep_lstm", "transformer"]
-ATTENDING = ["attention", "deep_lstm", "transformer"]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples" / "gru_attention"))
+import gru_attention_plugin.model  # noqa: E402, F401 - registers the worked plugin 'gru_attention'
+
+MODELS = ["seq2seq", "peeky", "attention", "deep_lstm", "transformer", "gru_attention"]
+ATTENDING = ["attention", "deep_lstm", "transformer", "gru_attention"]
 EXTRA = {"deep_lstm": {"layers": 2}, "transformer": {"layers": 1}}
 
 
