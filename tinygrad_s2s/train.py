@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from . import optim, random
-from .contract import check_generated, check_loss
+from .contract import ContractError, check_generated, check_loss, describe_value
 from .data import SPLIT_SEED, Dataset, Vocab, batch_indices, load_dataset
 from .runfiles import (BEST, LAST, Run, build_model, load_checkpoint, load_run, plot_learning_curve,
                        save_checkpoint, write_config, write_metrics)
 
-__all__ = ["BOOK_DEFAULTS", "Trainer", "TrainingDiverged", "TrainingInterrupted", "evaluate",
+__all__ = ["BOOK_DEFAULTS", "Trainer", "TrainingDiverged", "TrainingInterrupted", "beam_batched", "evaluate",
            "exact_match", "generate_batched", "load_run", "Run"]
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -59,8 +59,12 @@ class TrainingDiverged(RuntimeError):
 
 # ---------------------------------------------------------------- evaluation
 def generate_batched(model, x, start_id: int, length: int, batch_size: int = 1000, sample: bool = False,
-                     temperature: float = 1.0, should_stop=None) -> np.ndarray:
-    """Decode every row of x with `model.generate`, `batch_size` rows at a time -> (n, length) ids."""
+                     temperature: float = 1.0, should_stop=None, **options) -> np.ndarray:
+    """Decode every row of x with `model.generate`, `batch_size` rows at a time -> (n, length) ids.
+    `options` (beam=, top_k=, top_p=) reach `generate` when set; a model whose generate does not take
+    one is a clear error."""
+    options = {k: v for k, v in options.items() if v is not None and not (k == "beam" and v == 1)}
+    _check_decoding_options(model, options)
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
@@ -71,9 +75,48 @@ def generate_batched(model, x, start_id: int, length: int, batch_size: int = 100
                 raise KeyboardInterrupt
             kw = {"sample": True, "temperature": temperature} if sample else {}
             part = x[i:i + batch_size]
-            out.append(check_generated(model.generate(part, start_id, length, **kw), len(part), length,
+            out.append(check_generated(model.generate(part, start_id, length, **kw, **options), len(part), length,
                                        type(model).__name__))
         return np.concatenate(out) if out else np.zeros((0, length), dtype=np.int64)
+    finally:
+        if was_training:
+            model.train()
+
+
+def _check_decoding_options(model, options) -> None:
+    import inspect  # noqa: PLC0415
+    if not options:
+        return
+    params = inspect.signature(model.generate).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    missing = [k for k in options if k not in params]
+    if missing:
+        raise ValueError(f"model {type(model).__name__}: its generate takes no {', '.join(missing)}; models "
+                         "built on zoo.common.Seq2seqModel decode with beam search, top-k and top-p (see the "
+                         "README, 'Writing a model plugin')")
+
+
+def beam_batched(model, x, start_id: int, length: int, beam: int = 5, nbest: int = 1, batch_size: int = 1000,
+                 **options) -> tuple[np.ndarray, np.ndarray]:
+    """`model.beam_search` over every row of x, `batch_size` rows at a time -> ids (n, nbest, length)
+    and scores (n, nbest), best first. `options`: end_id, length_penalty."""
+    if not callable(getattr(model, "beam_search", None)):
+        raise ValueError(f"model {type(model).__name__} has no beam_search: subclass zoo.common.Seq2seqModel "
+                         "and define decode_start/decode_step (see the README, 'Writing a model plugin')")
+    was_training = getattr(model, "training", False)
+    model.eval()
+    try:
+        ids, scores = [np.zeros((0, nbest, length), dtype=np.int64)], [np.zeros((0, nbest))]
+        for i in range(0, len(x), batch_size):
+            part = x[i:i + batch_size]
+            a, s = model.beam_search(part, start_id, length, beam=beam, nbest=nbest, **options)
+            if not isinstance(a, np.ndarray) or a.dtype.kind not in "iu" or a.shape != (len(part), nbest, length):
+                raise ContractError("generate", f"beam_search ids {describe_value(a)} for N={len(part)}, "
+                                    f"nbest={nbest}, length={length}", type(model).__name__)
+            ids.append(a)
+            scores.append(np.asarray(s, dtype=np.float64))
+        return np.concatenate(ids), np.concatenate(scores)
     finally:
         if was_training:
             model.train()
@@ -84,11 +127,12 @@ def exact_match(pred, t) -> np.ndarray:
     return np.all(np.asarray(pred) == np.asarray(t)[:, 1:], axis=1)
 
 
-def evaluate(model, x, t, start_id: int, batch_size: int = 1000) -> float:
-    """Exact-match accuracy of batched greedy decoding over (x, t) (t starts with the marker)."""
+def evaluate(model, x, t, start_id: int, batch_size: int = 1000, beam: int = 1) -> float:
+    """Exact-match accuracy of batched greedy (or `beam` > 1: beam search's best) decoding over (x, t)
+    (t starts with the marker)."""
     if len(x) == 0:
         raise ValueError("evaluate: no examples")
-    pred = generate_batched(model, x, start_id, t.shape[1] - 1, batch_size=batch_size)
+    pred = generate_batched(model, x, start_id, t.shape[1] - 1, batch_size=batch_size, beam=beam)
     return float(exact_match(pred, t).mean())
 
 

@@ -66,16 +66,16 @@ def attention_heatmap(weights, src_tokens, tgt_tokens, path, *, title: str | Non
     return os.fspath(path)
 
 
-def attention_map_for_run(run_path, question: str, out, length: int | None = None) -> str:
-    """Decode `question` with the attention model of a run directory (or checkpoint) and save the
-    heatmap of its attention weights to `out`; the input is shown in typed order even when the run
-    was trained on reversed questions."""
+def attention_map_for_run(run_path, question: str, out, length: int | None = None, beam: int = 1) -> str:
+    """Decode `question` with the attention model of a run directory (or checkpoint), greedily or
+    (`beam` > 1) by beam search, and save the heatmap of the attention of the decoded answer to
+    `out`; the input is shown in typed order even when the run was trained on reversed questions."""
     from ..train import load_run  # noqa: PLC0415 - the trainer pulls in the data pipeline
 
     run = load_run(run_path)
     length = length or run.answer_width - 1
     x = run.encode_questions([question])
-    ids = run.model.generate(x, run.start_id, length)
+    ids = run.model.generate(x, run.start_id, length, **({"beam": beam} if beam > 1 else {}))
     weights = getattr(run.model, "attention_weights", None)
     if weights is None:
         raise ValueError(f"{run_path}: model '{run.config.get('model')}' records no attention weights "
@@ -89,5 +89,5 @@ def attention_map_for_run(run_path, question: str, out, length: int | None = Non
     if run.reverse:               # undo the training-time reversal so the question reads left to right
         weights, src = weights[:, ::-1], src[::-1]
     answer = run.vocab.decode(ids[0])
-    title = f"{question!r} -> {answer.rstrip()!r}"
+    title = f"{question!r} -> {answer.rstrip()!r}" + (f" (beam {beam})" if beam > 1 else "")
     return attention_heatmap(weights, src, answer, out, title=title)
