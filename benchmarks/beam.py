@@ -1,14 +1,17 @@
 """Beam-5 decoding of 5,000 questions against greedy decoding, same model and questions.
 
-    python -m benchmarks.beam [--quick] [--repeats N] [--threads N] [--questions 5000] [--beam 5]
+    python -m benchmarks.beam [--quick] [--repeats N] [--questions 5000] [--beam 5]
 
 The models and shapes are those of benchmarks/train_step.py. Beam search advances all
 questions x beam hypotheses as one batch (in chunks of zoo.common.DECODE_CHUNK rows) and reorders the
 decoder state with one gather per state array per step. Target (issue 14): beam-5 / greedy <= 6.
+Both run in this one process, alternating, with whatever BLAS threads the environment gives (the
+ratio compares our two decoders, not two frameworks).
 """
 from __future__ import annotations
 
-from .common import fmt_num, fmt_ratio, fmt_time, parser, print_table, setup, target_line, time_alternating
+from .common import (fmt_num, fmt_ratio, fmt_time, load_average, parser, print_table, setup, target_line,
+                     time_alternating)
 from .train_step import START_ID, build_ours, make_batch, selected_workloads
 
 
@@ -30,6 +33,7 @@ def run(bench, workloads, questions: int, beam: int):
                 title=f"Greedy vs beam-{beam} decoding of a whole test set (median; lower is better)")
     for line in verdicts:
         print(line)
+    print(f"load average: {load_average()}")
     return rows
 
 
@@ -43,7 +47,7 @@ def main(argv=None):
     questions = args.questions or (64 if bench.quick else 5000)
     if questions < 1 or args.beam < 1:
         raise SystemExit(f"--questions and --beam must be >= 1, got {questions} and {args.beam}")
-    run(bench, selected_workloads(args.models, bench.quick), questions, args.beam)
+    return run(bench, selected_workloads(args.models, bench.quick), questions, args.beam)
 
 
 if __name__ == "__main__":

@@ -1,52 +1,93 @@
-"""Shared benchmark plumbing: command-line flags, thread setup, the machine header, alternating
-median timing, NumPy's GEMM peak and plain-text tables.
+"""Shared benchmark plumbing: command-line flags, the machine header, timing of one framework's
+candidates, NumPy's GEMM peak and plain-text tables.
 
-Every benchmark times this project and PyTorch side by side in one process, alternating between them
-(ABBA order) so that a slow spell of the machine hits both, and reports medians of the repeats.
+Two frameworks are never timed in one process: benchmarks/processes.py starts one child process per
+framework and thread setting, and each child times only its own framework's callables here.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import os
 import platform
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from . import THREAD_ENV, thread_count, usable_cores
+from . import THREAD_ENV, usable_cores
 
-import numpy as np   # noqa: E402  (after the package pinned the thread count)
+import numpy as np
 
 TORCH_SKIPPED = "PyTorch: skipped (not installed)"
 TORCH_DISABLED = "PyTorch: skipped (--no-torch)"
+DEFAULT_SETTING = "default"      # no thread variable set: what a user's program gets
+DEFAULT_SETTINGS = "1,default"
 
 
 # ---------------------------------------------------------------- command line
-def parser(description: str, repeats: int) -> argparse.ArgumentParser:
+def thread_settings(text: str) -> list[str]:
+    """`--threads` value -> settings, e.g. '1,default' -> ['1', 'default'] (each a count >= 1 or
+    'default'); an argparse type, so a bad value exits 2 naming the flag."""
+    settings = []
+    for part in (p.strip() for p in str(text).split(",")):
+        if part != DEFAULT_SETTING and not (part.isdigit() and int(part) >= 1):
+            raise argparse.ArgumentTypeError(
+                f"expected thread counts >= 1 or 'default', comma-separated (e.g. 1,default or 4), got {part!r}")
+        setting = part if part == DEFAULT_SETTING else str(int(part))
+        if setting not in settings:
+            settings.append(setting)
+    return settings
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def parser(description: str, repeats: int, pairs: int = 3) -> argparse.ArgumentParser:
     """The flags every benchmark takes; add your own before `parse_args`."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes and repeat counts (a smoke run of a few seconds, numbers meaningless)")
-    p.add_argument("--repeats", type=int, default=None,
-                   help=f"timed samples per candidate (median reported; default {repeats})")
-    p.add_argument("--threads", type=int, default=None,
-                   help="threads for NumPy's BLAS and PyTorch alike (default: usable cores)")
+    p.add_argument("--repeats", type=positive_int, default=None,
+                   help=f"timed samples per candidate in each process (median reported; default {repeats})")
+    p.add_argument("--threads", type=thread_settings, default=thread_settings(DEFAULT_SETTINGS),
+                   help="thread settings to measure, comma-separated counts or 'default' (nothing set: all "
+                        f"usable cores, as a user's program gets); default {DEFAULT_SETTINGS}")
+    p.add_argument("--pairs", type=positive_int, default=None,
+                   help=f"process pairs (one process per framework) per thread setting; the tables give "
+                        f"the median and the spread over pairs (default {pairs}, 1 with --quick)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch columns even if installed")
-    p.set_defaults(default_repeats=repeats)
+    p.add_argument("--child", choices=["ours", "torch"], default=None, help=argparse.SUPPRESS)
+    p.add_argument("--setting", default=None, help=argparse.SUPPRESS)
+    p.set_defaults(default_repeats=repeats, default_pairs=pairs)
     return p
 
 
 @dataclass
 class Bench:
-    """What a benchmark run knows: flags, the thread count, and torch (None when absent/disabled)."""
+    """What one process of a benchmark run knows. In the parent, `framework` is None and `settings`
+    lists the thread settings to run; in a child, `framework` is 'ours' or 'torch', `setting` its
+    thread setting, and `torch` the imported module in the torch child (None elsewhere)."""
     args: argparse.Namespace
     quick: bool
     repeats: int
-    threads: int
-    torch: object
-    torch_note: str
+    pairs: int
+    settings: list[str]
+    frameworks: list[str]
+    torch_note: str = ""
+    framework: str | None = None
+    setting: str | None = None
+    torch: object = None
+    extra: dict = field(default_factory=dict)
 
     @property
     def min_sample_s(self) -> float:
@@ -54,40 +95,35 @@ class Bench:
         return 0.002 if self.quick else 0.05
 
 
+def torch_available() -> bool:
+    """Whether `import torch` would find it, without importing it (the parent times nothing and
+    needs no 300 MB library)."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):   # ValueError: a module in sys.modules without a spec
+        return False
+
+
 def setup(args: argparse.Namespace) -> Bench:
-    """Apply the thread count to both frameworks and find torch; print the machine header."""
-    threads = args.threads if args.threads is not None else thread_count([])
-    if args.repeats is not None and args.repeats < 1:
-        raise SystemExit(f"--repeats must be >= 1, got {args.repeats}")
+    """The Bench of this process: a child's (imports torch in the torch child) or the parent's."""
     repeats = args.repeats or (3 if args.quick else args.default_repeats)
-    torch, note = (None, TORCH_DISABLED) if args.no_torch else load_torch()
-    if torch is not None:
-        torch.set_num_threads(threads)
-    _limit_numpy_threads(threads)
-    bench = Bench(args, args.quick, repeats, threads, torch, note)
-    print_machine(bench)
-    return bench
-
-
-def load_torch():
-    """(torch, '') when importable, else (None, the 'skipped' note)."""
-    try:
-        import torch
-    except ImportError:
-        return None, TORCH_SKIPPED
-    return torch, ""
-
-
-_limiters = []   # keep threadpoolctl's limiter alive for the whole run
-
-
-def _limit_numpy_threads(n: int) -> None:
-    # Without threadpoolctl the env vars set in benchmarks/__init__.py (before NumPy loaded) rule.
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return
-    _limiters.append(threadpool_limits(limits=n))
+    pairs = args.pairs or (1 if args.quick else args.default_pairs)
+    if args.child:
+        bench = Bench(args, args.quick, repeats, pairs, [args.setting], [args.child],
+                      framework=args.child, setting=args.setting)
+        if args.child == "torch":
+            import torch
+            if args.setting != DEFAULT_SETTING:
+                torch.set_num_threads(int(args.setting))
+            bench.torch = torch
+        return bench
+    if args.no_torch:
+        frameworks, note = ["ours"], TORCH_DISABLED
+    elif torch_available():
+        frameworks, note = ["ours", "torch"], ""
+    else:
+        frameworks, note = ["ours"], TORCH_SKIPPED
+    return Bench(args, args.quick, repeats, pairs, args.threads, frameworks, note)
 
 
 # ---------------------------------------------------------------- machine header
@@ -102,40 +138,49 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
-def blas_description() -> str:
-    """BLAS library and its thread count: from threadpoolctl when installed, else NumPy's build info."""
+def blas_threads() -> tuple[str, int | None]:
+    """(BLAS library description, its thread count in this process) — the count from threadpoolctl
+    when installed, else None."""
     try:
         from threadpoolctl import threadpool_info
         pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
         if pools:
-            return ", ".join(f"{p.get('internal_api')} {p.get('version')} ({p.get('num_threads')} threads, "
-                             f"{p.get('architecture')})" for p in pools)
+            p = pools[0]
+            return f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')})", p.get("num_threads")
     except ImportError:
         pass
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        env = os.environ.get("OPENBLAS_NUM_THREADS", "?")
-        return f"{blas.get('name')} {blas.get('version')} (OPENBLAS_NUM_THREADS={env}; no threadpoolctl)"
+        return f"{blas.get('name')} {blas.get('version')} (no threadpoolctl: thread count unknown)", None
     except Exception:   # the build-info layout is not a stable API
-        return "unknown (no threadpoolctl)"
+        return "unknown BLAS (no threadpoolctl)", None
+
+
+def load_average() -> str:
+    """The 1-, 5- and 15-minute load averages, as /proc/loadavg shows them."""
+    if not hasattr(os, "getloadavg"):
+        return "n/a"
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def machine_lines(bench: Bench) -> list[str]:
-    torch = bench.torch
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        torch_line = f"PyTorch {version('torch')}" if "torch" in bench.frameworks else bench.torch_note
+    except PackageNotFoundError:
+        torch_line = "PyTorch (version unknown)"
     lines = [
         f"CPU: {cpu_model()} | {os.cpu_count()} logical cores, {usable_cores()} usable | "
         f"{platform.system()} {platform.machine()}",
-        f"Python {platform.python_version()} | NumPy {np.__version__} | BLAS: {blas_description()}",
-        ("PyTorch " + torch.__version__ + f" ({torch.get_num_threads()} threads)") if torch is not None
-        else bench.torch_note,
-        f"threads: {bench.threads} (" + ", ".join(f"{v}={os.environ.get(v, '-')}" for v in THREAD_ENV) + ")",
+        f"Python {platform.python_version()} | NumPy {np.__version__} | BLAS: {blas_threads()[0]}",
+        torch_line,
+        f"thread settings: {', '.join(bench.settings)} ('default': none of {', '.join(THREAD_ENV)} set, "
+        "as a user's program runs)",
+        f"each framework alone in its own process; {bench.pairs} process pair(s) per setting, "
+        f"{bench.repeats} timed samples per process (median)"
+        + (" | --quick: smoke run, numbers not meaningful" if bench.quick else ""),
+        f"load average (1, 5, 15 min) at start: {load_average()}",
     ]
-    if hasattr(os, "getloadavg"):
-        load = os.getloadavg()[0]
-        busy = " (machine busy: numbers are noisy)" if load > 0.5 * bench.threads else ""
-        lines.append(f"load average (1 min) at start: {load:.2f}{busy}")
-    lines.append(f"repeats: {bench.repeats} (median of alternating samples)"
-                 + (" | --quick: smoke run, numbers not meaningful" if bench.quick else ""))
     return lines
 
 
@@ -145,7 +190,7 @@ def print_machine(bench: Bench) -> None:
     print()
 
 
-# ---------------------------------------------------------------- timing
+# ---------------------------------------------------------------- timing (inside one process)
 def _calibrate(fn, min_sample_s: float) -> int:
     """How many calls make one sample last at least min_sample_s (after one warm-up call)."""
     fn()
@@ -158,8 +203,10 @@ def _calibrate(fn, min_sample_s: float) -> int:
 def time_alternating(fns: dict, repeats: int, min_sample_s: float = 0.05) -> dict:
     """Median seconds per call of each callable, sampled in alternating (ABBA) order.
 
-    Every repeat times each candidate once (looping short calls so a sample lasts >= min_sample_s);
-    the order reverses every other repeat so a drift in machine speed hits all candidates alike.
+    For candidates of ONE framework in one process (e.g. our fused and unfused LSTM): every repeat
+    times each once (looping short calls so a sample lasts >= min_sample_s), the order reversing
+    every other repeat so a drift in machine speed hits all alike. Never use it to compare two
+    frameworks: their thread pools would compete for the cores (benchmarks/processes.py).
     """
     numbers = {name: _calibrate(fn, min_sample_s) for name, fn in fns.items()}
     samples = {name: [] for name in fns}
@@ -189,11 +236,9 @@ def gemm_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n ** 3 / best / 1e9
 
 
-def print_gemm_peak(bench: Bench) -> float:
-    n = 512 if bench.quick else 2048
-    peak = gemm_peak_gflops(n, repeats=3 if bench.quick else 7)
-    print(f"NumPy float32 GEMM peak ({n}x{n} @ {n}x{n}, best of runs): {peak:.1f} GFLOP/s\n")
-    return peak
+def bench_gemm_peak(bench: Bench) -> float:
+    """The GEMM peak at this process's thread setting (small and quick with --quick)."""
+    return gemm_peak_gflops(256 if bench.quick else 2048, repeats=3 if bench.quick else 7)
 
 
 # ---------------------------------------------------------------- formatting
@@ -254,3 +299,18 @@ def target_line(label: str, ratio, target: float) -> str:
 
 def flush() -> None:
     sys.stdout.flush()
+
+
+def issue15_target(setting: str) -> float:
+    """Issue 15's ours/PyTorch target for training and decoding: <= 0.9x at one thread, <= 1.0x at the
+    default thread count (and at any other count asked for)."""
+    return 0.9 if setting == "1" else 1.0
+
+
+def setting_label(setting: str) -> str:
+    return "default threads" if setting == DEFAULT_SETTING else f"{setting} thread" + ("" if setting == "1" else "s")
+
+
+def fmt_pct(rate, peak) -> str:
+    """rate as a percentage of peak, or n/a."""
+    return "n/a" if rate is None or not peak else f"{100 * rate / peak:.0f}%"

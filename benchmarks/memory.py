@@ -1,9 +1,9 @@
 """Memory of a 200-iteration attention training run: peak RSS, and RSS growth from iteration 100 to 200.
 
-    python -m benchmarks.memory [--quick] [--threads N] [--iters 200]
+    python -m benchmarks.memory [--quick] [--threads 1,default] [--iters 200]
 
-Each framework trains in a fresh subprocess (so neither sees the other's allocations or imports);
-the child reads its own peak RSS (VmHWM; resource.getrusage where /proc is missing, see
+Each framework trains alone in a fresh process at each thread setting (processes.py: neither sees the
+other's allocations, imports or threads); the child reads its own peak RSS (VmHWM; resource.getrusage where /proc is missing, see
 `peak_rss_mb`) and its current RSS from /proc/self/statm
 at the halfway point and at the end, and reports them as one JSON line. Same model, shapes, data and
 optimizer as the attention row of benchmarks/train_step.py. "after setup" is the RSS once the
@@ -12,18 +12,12 @@ Targets (issue 6): peak RSS <= PyTorch's; no growth between iteration 100 and 20
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import resource
-import subprocess
 import sys
-from pathlib import Path
 
-from .common import fmt_num, parser, print_table, setup
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-_MARK = "MEMORY-RESULT "
+from .common import fmt_num, parser, print_table
+from .processes import dispatch
 
 
 def current_rss_mb() -> float | None:
@@ -72,22 +66,21 @@ def peak_rss_mb() -> float:
     return peak / 2 ** 20 if sys.platform == "darwin" else peak / 1024   # bytes on macOS, KiB on Linux
 
 
-def child(framework: str, iters: int, quick: bool) -> dict:
-    """Train the attention model `iters` iterations in this process; return the RSS figures."""
+def measure(bench, iters: int) -> dict:
+    """In one child process: train the attention model `iters` iterations; return the RSS figures."""
     from .train_step import (WORKLOADS, build_ours, build_torch, make_batch, ours_train_step,
                              quick_workload, torch_train_step)
     w = next(w for w in WORKLOADS if w.model == "attention")
-    w = quick_workload(w) if quick else w
+    w = quick_workload(w) if bench.quick else w
     xs, ts = make_batch(w)
     model = build_ours(w)
-    if framework == "torch":
-        import torch
-        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    if bench.framework == "torch":
+        torch = bench.torch
         step = torch_train_step(torch, build_torch(torch, w, model.state_dict()), xs, ts)
         del model
     else:
         step = ours_train_step(model, xs, ts)
-    result = {"framework": framework, "after_setup": current_rss_mb()}
+    result = {"after_setup": current_rss_mb()}
     half = iters // 2
     for i in range(1, iters + 1):
         step()
@@ -95,23 +88,19 @@ def child(framework: str, iters: int, quick: bool) -> dict:
             result["at_half"], result["live_half"] = current_rss_mb(), live_heap_mb()
     result["at_end"], result["live_end"] = current_rss_mb(), live_heap_mb()
     result["peak"] = peak_rss_mb()
-    return result
+    return {"attention": result}
 
 
-def run_child(framework: str, iters: int, quick: bool, threads: int) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.memory", "--child", framework, "--iters", str(iters),
-           "--threads", str(threads)] + (["--quick"] if quick else [])
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(_MARK)]
-    if proc.returncode != 0 or not lines:
-        raise SystemExit(f"memory child for {framework} failed (exit {proc.returncode}):\n"
-                         f"{proc.stderr[-3000:]}")
-    return json.loads(lines[-1][len(_MARK):])
+def report(bench, all_results, iters: int):
+    for setting in bench.settings:
+        print(all_results.threads_text(setting))
+        one_setting(bench, {fw: all_results.children(setting, fw)[0]["cases"]["attention"]
+                            for fw in bench.frameworks}, iters)
+    return all_results
 
 
-def run(bench, iters: int):
-    frameworks = ["ours"] + (["torch"] if bench.torch is not None else [])
-    results = {fw: run_child(fw, iters, bench.quick, bench.threads) for fw in frameworks}
+def one_setting(bench, results: dict, iters: int):
+    """The table and verdicts of one thread setting (the first process of each framework)."""
     half = iters // 2
     rows = []
     for fw, r in results.items():
@@ -124,9 +113,7 @@ def run(bench, iters: int):
                  f"growth {half}->{iters}", f"live heap growth {half}->{iters}", "peak RSS",
                  "peak - setup"], rows,
                 title=f"Attention training, {iters} iterations, fresh process each (MiB)")
-    if bench.torch is None:
-        print(bench.torch_note)
-    else:
+    if "torch" in results:
         ours, theirs = results["ours"]["peak"], results["torch"]["peak"]
         print(f"peak RSS ours/torch: {ours / theirs:.2f}x (target <= 1.0x: "
               f"{'met' if ours <= theirs else 'NOT met'})")
@@ -145,17 +132,14 @@ def run(bench, iters: int):
 
 
 def main(argv=None):
-    p = parser(__doc__.splitlines()[0], repeats=1)
+    p = parser(__doc__.splitlines()[0], repeats=1, pairs=1)
     p.add_argument("--iters", type=int, default=None, help="training iterations (default 200)")
-    p.add_argument("--child", choices=["ours", "torch"], default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     iters = args.iters or (20 if args.quick else 200)
     if iters < 2:
         raise SystemExit(f"--iters must be >= 2, got {iters}")
-    if args.child:
-        print(_MARK + json.dumps(child(args.child, iters, args.quick)))
-        return
-    run(setup(args), iters)
+    return dispatch(__spec__.name, args, argv, lambda bench: measure(bench, iters),
+                    lambda bench, results: report(bench, results, iters))
 
 
 if __name__ == "__main__":

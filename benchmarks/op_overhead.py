@@ -1,19 +1,22 @@
 """Per-op overhead: forward + backward of every op in the op table on tiny tensors, vs PyTorch eager.
 
-    python -m benchmarks.op_overhead [--quick] [--repeats N] [--threads N] [--ops add,matmul]
+    python -m benchmarks.op_overhead [--quick] [--repeats N] [--threads 1,default] [--pairs 3] [--ops add,matmul]
 
 Each op's input is one deterministic tiny example drawn from its own strategy in
 `tinygrad_s2s.testing.op_table.OPS` (Hypothesis `find` with a fixed seed and no shrinking: the first
 example whose arrays all hold >= 4 elements), cast to float32. On tensors this small the time is
 almost all framework overhead (graph recording, dispatch, gradient bookkeeping), not arithmetic.
+Each framework runs alone in its own process (processes.py).
 Targets: <= 3x PyTorch (issue 2), <= 1.5x (issue 6), judged on the geometric mean over ops.
 """
 from __future__ import annotations
 
+import statistics
+
 import numpy as np
 
-from .common import (fmt_ratio, fmt_time, geomean, parser, print_table, setup, target_line,
-                     time_alternating)
+from .common import fmt_time, geomean, parser, print_table, setting_label, target_line, time_alternating
+from .processes import dispatch, summarize
 
 MIN_ELEMENTS = 4
 
@@ -140,58 +143,75 @@ def torch_step(torch, fn, arrays, kwargs):
     return step
 
 
-def run(bench, only=None):
+def measure(bench, only=None) -> dict:
+    """In one child process: median fwd+bwd per call of every selected op, for this framework alone."""
     from tinygrad_s2s.testing.op_table import OPS
-    torch = bench.torch
-    equivalents = _torch_ops(torch) if torch is not None else {}
-    rows, ratios = [], []
+    equivalents = _torch_ops(bench.torch) if bench.framework == "torch" else {}
+    cases = {}
     for spec in OPS:
         if only and spec.name not in only:
             continue
         arrays, kwargs = tiny_example(spec)
-        fns = {"ours": ours_step(spec, arrays, kwargs)}
-        note = ""
-        if torch is not None:
-            if spec.name not in equivalents:
-                note = "no torch equivalent"
-            else:
-                try:
-                    fns["torch"] = torch_step(torch, equivalents[spec.name], arrays, kwargs)
-                except Exception as exc:   # e.g. an index torch does not support
-                    note = f"torch: {type(exc).__name__}"
-        times = time_alternating(fns, bench.repeats, bench.min_sample_s)
-        ours, theirs = times["ours"], times.get("torch")
-        ratio = None if theirs is None else ours / theirs
-        ratios.append(ratio)
-        rows.append([spec.name, describe_example(arrays, kwargs), fmt_time(ours), fmt_time(theirs),
-                     fmt_ratio(ours, theirs), note])
-    print_table(["op", "example (float32)", "ours fwd+bwd", "torch fwd+bwd", "ours/torch", "note"], rows,
-                title="Per-op overhead, forward + backward on tiny tensors "
-                      "(median per call; lower is better)")
-    if torch is None:
-        print(bench.torch_note)
-        return rows
-    gm = geomean(ratios)
-    known = sorted(r for r in ratios if r is not None)
-    print(f"ops compared: {len(known)} of {len(ratios)}; ratio median "
-          f"{known[len(known) // 2]:.2f}x, max {known[-1]:.2f}x" if known else "no op compared")
-    print(target_line("geometric mean ours/torch vs issue 2", gm, 3.0))
-    print(target_line("geometric mean ours/torch vs issue 6", gm, 1.5))
-    return rows
+        if bench.framework == "ours":
+            step = ours_step(spec, arrays, kwargs)
+        elif spec.name not in equivalents:
+            cases[spec.name] = {"seconds": None, "note": "no torch equivalent"}
+            continue
+        else:
+            try:
+                step = torch_step(bench.torch, equivalents[spec.name], arrays, kwargs)
+            except Exception as exc:   # e.g. an index torch does not support
+                cases[spec.name] = {"seconds": None, "note": f"torch: {type(exc).__name__}"}
+                continue
+        seconds = time_alternating({spec.name: step}, bench.repeats, bench.min_sample_s)[spec.name]
+        cases[spec.name] = {"seconds": seconds, "example": describe_example(arrays, kwargs)}
+    return cases
+
+
+def report(bench, results):
+    verdicts = []
+    for setting in bench.settings:
+        ours_runs, torch_runs = results.children(setting, "ours"), results.children(setting, "torch")
+        rows, pair_ratios = [], [[] for _ in torch_runs]
+        for name, case in ours_runs[0]["cases"].items():
+            ours = [run["cases"][name]["seconds"] for run in ours_runs]
+            theirs = [run["cases"][name]["seconds"] for run in torch_runs]
+            note = torch_runs[0]["cases"][name].get("note", "") if torch_runs else ""
+            s = summarize(ours, theirs if theirs and None not in theirs else None)
+            for i, (o, t) in enumerate(zip(ours, theirs)):
+                pair_ratios[i].append(None if t is None else o / t)
+            rows.append([name, case["example"], fmt_time(s.ours), fmt_time(s.torch), s.ratio_text(), s.spread(),
+                         note])
+        print(results.threads_text(setting))
+        print_table(["op", "example (float32)", "ours fwd+bwd", "torch fwd+bwd", "ours/torch",
+                     f"spread ({bench.pairs})", "note"], rows,
+                    title="Per-op overhead, forward + backward on tiny tensors "
+                          "(median per call over process pairs; lower is better)")
+        if not torch_runs:
+            continue
+        per_pair = [geomean(r) for r in pair_ratios]
+        gm = statistics.median(per_pair)
+        compared = sum(r is not None for r in pair_ratios[0])
+        print(f"{setting_label(setting)}: ops compared {compared} of {len(rows)}; geometric mean ours/torch "
+              f"{gm:.2f}x (spread over pairs {min(per_pair):.2f}-{max(per_pair):.2f}x)\n")
+        verdicts.append(target_line(f"geometric mean ours/torch, {setting_label(setting)}, vs issue 2", gm, 3.0))
+        verdicts.append(target_line(f"geometric mean ours/torch, {setting_label(setting)}, vs issue 6", gm, 1.5))
+    for line in verdicts:
+        print(line)
+    return results
 
 
 def main(argv=None):
     p = parser(__doc__.splitlines()[0], repeats=15)
     p.add_argument("--ops", default=None, help="comma-separated op names (default: every op in the table)")
     args = p.parse_args(argv)
-    bench = setup(args)
     only = set(args.ops.split(",")) if args.ops else None
     if only:
         from tinygrad_s2s.testing.op_table import BY_NAME
         unknown = only - set(BY_NAME)
         if unknown:
             raise SystemExit(f"--ops: unknown op(s) {sorted(unknown)}; known: {sorted(BY_NAME)}")
-    run(bench, only)
+    return dispatch(__spec__.name, args, argv, lambda bench: measure(bench, only), report)
 
 
 if __name__ == "__main__":

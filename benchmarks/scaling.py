@@ -1,6 +1,6 @@
 """Scaling with sequence length, and a very deep graph.
 
-    python -m benchmarks.scaling [--quick] [--repeats N] [--threads N] [--chain 100000]
+    python -m benchmarks.scaling [--quick] [--repeats N] [--threads 1,default] [--pairs 3] [--chain 100000]
 
 1. LSTM layer forward + backward (N=128, D=16, H=128) for T = 8 ... 256: time and time/T, which
    should stay flat (linear growth), for tg.nn.LSTM and torch.nn.LSTM.
@@ -9,6 +9,9 @@
    time/T^2, which should level off (quadratic growth) once T is past per-op overheads.
 3. A chain of 100,000 ops (x -> x*c -> ... ) backpropagated without recursion: build and
    backward time, and the gradient checked against its closed form.
+
+1 and 2 run each framework alone in its own process (processes.py); 3 is ours alone, run by the
+parent once the children are done.
 """
 from __future__ import annotations
 
@@ -17,21 +20,44 @@ import time
 
 import numpy as np
 
-from .common import fmt_num, fmt_ratio, fmt_time, parser, print_table, setup, time_alternating
+from .common import fmt_num, fmt_time, parser, positive_int, print_table, time_alternating
 from .lstm_layer import ours_step as lstm_ours_step, torch_step as lstm_torch_step
+from .processes import dispatch
 
 
-def lstm_scaling(bench, lengths, N=128, D=16, H=128):
+def sizes(quick: bool) -> dict:
+    """Lengths and layer sizes of the two scaling tables."""
+    if quick:
+        return {"lstm": dict(lengths=[4, 8, 16], N=8, D=8, H=16), "attention": dict(lengths=[4, 8, 16], N=4, H=16)}
+    return {"lstm": dict(lengths=[8, 16, 32, 64, 128, 256], N=128, D=16, H=128),
+            "attention": dict(lengths=[8, 16, 32, 64, 128, 256], N=32, H=128)}
+
+
+def measure(bench) -> dict:
+    """In one child process: this framework's LSTM and attention fwd+bwd at every length."""
+    lstm, att = sizes(bench.quick)["lstm"], sizes(bench.quick)["attention"]
+    fns = {}
+    for T in lstm["lengths"]:
+        N, D, H = lstm["N"], lstm["D"], lstm["H"]
+        fns[f"lstm {T}"] = (lstm_torch_step(bench.torch, N, T, D, H) if bench.framework == "torch"
+                            else lstm_ours_step(N, T, D, H))
+    for T in att["lengths"]:
+        N, H = att["N"], att["H"]
+        fns[f"attention {T}"] = (_attention_torch(bench.torch, N, T, H) if bench.framework == "torch"
+                                 else _attention_ours(N, T, H))
+    cases = {}
+    for name, fn in fns.items():   # one at a time: the lengths differ too much to alternate usefully
+        cases[name] = {"seconds": time_alternating({name: fn}, bench.repeats, bench.min_sample_s)[name]}
+    return cases
+
+
+def lstm_table(bench, results, setting, lengths, N, D, H):
     rows = []
     for T in lengths:
-        fns = {"ours": lstm_ours_step(N, T, D, H)}
-        if bench.torch is not None:
-            fns["torch"] = lstm_torch_step(bench.torch, N, T, D, H)
-        times = time_alternating(fns, bench.repeats, bench.min_sample_s)
-        ours, theirs = times["ours"], times.get("torch")
-        rows.append([T, fmt_time(ours), fmt_time(ours / T), fmt_time(theirs),
-                     fmt_time(None if theirs is None else theirs / T), fmt_ratio(ours, theirs)])
-    print_table(["T", "ours", "ours / T", "torch", "torch / T", "ours/torch"], rows,
+        s = results.summary(setting, f"lstm {T}")
+        rows.append([T, fmt_time(s.ours), fmt_time(s.ours / T), fmt_time(s.torch),
+                     fmt_time(None if s.torch is None else s.torch / T), s.ratio_text(), s.spread()])
+    print_table(["T", "ours", "ours / T", "torch", "torch / T", "ours/torch", f"spread ({bench.pairs})"], rows,
                 title=f"LSTM layer fwd+bwd vs sequence length (N={N} D={D} H={H}); "
                       "time/T flat = linear scaling")
     return rows
@@ -64,21 +90,29 @@ def _attention_torch(torch, N, T, H, seed=0):
     return step
 
 
-def attention_scaling(bench, lengths, N=32, H=128):
+def attention_table(bench, results, setting, lengths, N, H):
     rows = []
     for T in lengths:
-        fns = {"ours": _attention_ours(N, T, H)}
-        if bench.torch is not None:
-            fns["torch"] = _attention_torch(bench.torch, N, T, H)
-        times = time_alternating(fns, bench.repeats, bench.min_sample_s)
-        ours, theirs = times["ours"], times.get("torch")
-        rows.append([T, fmt_time(ours), fmt_num(ours / T ** 2 * 1e9, 1, " ns"), fmt_time(theirs),
-                     fmt_num(None if theirs is None else theirs / T ** 2 * 1e9, 1, " ns"),
-                     fmt_ratio(ours, theirs)])
-    print_table(["T", "ours", "ours / T^2", "torch", "torch / T^2", "ours/torch"], rows,
+        s = results.summary(setting, f"attention {T}")
+        rows.append([T, fmt_time(s.ours), fmt_num(s.ours / T ** 2 * 1e9, 1, " ns"), fmt_time(s.torch),
+                     fmt_num(None if s.torch is None else s.torch / T ** 2 * 1e9, 1, " ns"),
+                     s.ratio_text(), s.spread()])
+    print_table(["T", "ours", "ours / T^2", "torch", "torch / T^2", "ours/torch", f"spread ({bench.pairs})"], rows,
                 title=f"Attention block fwd+bwd vs length (N={N} H={H}, T_enc = T_dec = T); "
                       "time/T^2 levelling off = quadratic scaling")
     return rows
+
+
+def report(bench, results, chain: int):
+    chosen = sizes(bench.quick)
+    for setting in bench.settings:
+        print(results.threads_text(setting))
+        lstm_table(bench, results, setting, **chosen["lstm"])
+        attention_table(bench, results, setting, **chosen["attention"])
+    # After the children: our framework alone, in this process (a pure-Python graph walk; threads
+    # play no part in it).
+    deep_chain(chain)
+    return results
 
 
 def deep_chain(length: int):
@@ -108,19 +142,10 @@ def deep_chain(length: int):
 
 def main(argv=None):
     p = parser(__doc__.splitlines()[0], repeats=7)
-    p.add_argument("--chain", type=int, default=None, help="ops in the deep chain (default 100000)")
+    p.add_argument("--chain", type=positive_int, default=None, help="ops in the deep chain (default 100000)")
     args = p.parse_args(argv)
-    bench = setup(args)
-    if bench.quick:
-        lstm_scaling(bench, [4, 8, 16], N=8, D=8, H=16)
-        attention_scaling(bench, [4, 8, 16], N=4, H=16)
-    else:
-        lstm_scaling(bench, [8, 16, 32, 64, 128, 256])
-        attention_scaling(bench, [8, 16, 32, 64, 128, 256])
-    if bench.torch is None:
-        print(bench.torch_note)
-        print()
-    deep_chain(args.chain or (5_000 if bench.quick else 100_000))
+    chain = args.chain or (5_000 if args.quick else 100_000)
+    return dispatch(__spec__.name, args, argv, measure, lambda bench, results: report(bench, results, chain))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 Each benchmark runs twice: as installed (PyTorch columns when torch is importable, the 'skipped'
 note when not) and with torch hidden, so both paths are exercised whichever environment runs this.
-The numbers themselves are not checked (they depend on the machine); the tables' shape and the
+The numbers themselves are not checked (they depend on the machine); the tables' shape, the
 correctness checks built into the benchmarks (same loss, same decoded ids, exact deep-chain gradient)
-are.
+and the per-process harness (each framework alone in its own process, at the thread settings asked
+for, pairs in alternating order) are.
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def torch_mode(request, monkeypatch):
 
 def run_main(name, capsys, *extra):
     module = importlib.import_module(f"benchmarks.{name}")
-    module.main(["--quick", "--threads", "1", *extra])
+    module.main(["--quick", "--threads", "1", "--pairs", "1", *extra])
     return capsys.readouterr().out
 
 
@@ -60,7 +61,8 @@ def table_rows(out: str, first_header: str) -> list[list[str]]:
 
 def check_header_and_torch(out: str, with_torch: bool) -> None:
     assert out.startswith("CPU: "), out[:200]
-    assert "NumPy" in out and "threads: 1" in out
+    assert "NumPy" in out and "threads: 1 -> " in out
+    assert "load average (1, 5, 15 min) at start" in out and "load average (1, 5, 15 min) at end" in out
     if with_torch:
         assert SKIPPED not in out
         assert "PyTorch 2" in out
@@ -162,8 +164,9 @@ def test_bad_flags_give_clear_errors(capsys):
         op_overhead.main(["--quick", "--no-torch", "--ops", "add,frobnicate"])
     with pytest.raises(SystemExit, match="unknown model"):
         train_step.main(["--quick", "--no-torch", "--models", "seq2seq,nope"])
-    with pytest.raises(SystemExit, match="--repeats must be >= 1"):
+    with pytest.raises(SystemExit) as exc:
         train_step.main(["--quick", "--no-torch", "--repeats", "0"])
+    assert exc.value.code == 2 and "--repeats: expected an integer >= 1, got 0" in capsys.readouterr().err
 
 
 def test_time_alternating_and_tables(capsys):
@@ -182,20 +185,100 @@ def test_time_alternating_and_tables(capsys):
                                                     "longer     22", ""]
 
 
-def test_thread_flag_parsing():
-    from benchmarks import thread_count, threads_flag
-    assert threads_flag(["--threads", "3"]) == 3 and threads_flag(["--threads=2"]) == 2
-    assert threads_flag(["--quick"]) is None
-    assert thread_count(["--threads", "5"]) == 5
-    with pytest.raises(SystemExit, match="--threads expects an integer"):
-        threads_flag(["--threads", "two"])
+def test_thread_settings_flag():
+    from benchmarks.common import parser
+    p = parser("x", repeats=1)
+    assert p.parse_args([]).threads == ["1", "default"]       # one thread and what a user gets
+    assert p.parse_args(["--threads", "4"]).threads == ["4"]
+    assert p.parse_args(["--threads", "2,default,02"]).threads == ["2", "default"]
+
+
+@pytest.mark.parametrize("bad", ["0", "two", "1,,default", "-1"])
+def test_bad_thread_settings_exit_2_naming_the_flag(bad, capsys):
+    from benchmarks.common import parser
+    with pytest.raises(SystemExit) as exc:
+        parser("x", repeats=1).parse_args(["--threads", bad])
+    assert exc.value.code == 2
+    assert "--threads" in capsys.readouterr().err
+
+
+def test_child_environment_per_setting(monkeypatch):
+    from benchmarks import THREAD_ENV
+    from benchmarks.processes import child_env
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")      # the user's own setting is not 'default'
+    monkeypatch.setenv("SOMETHING_ELSE", "kept")
+    default = child_env("default")
+    assert not any(var in default for var in THREAD_ENV) and default["SOMETHING_ELSE"] == "kept"
+    assert [child_env("3")[var] for var in THREAD_ENV] == ["3"] * len(THREAD_ENV)
+
+
+def test_pairs_alternate_which_framework_goes_first(monkeypatch):
+    from benchmarks import processes
+    from benchmarks.common import Bench
+    calls = []
+
+    def fake_child(module, argv, framework, setting):
+        calls.append((framework, setting))
+        return {"framework": framework, "cases": {"x": {"seconds": 1.0 if framework == "ours" else 2.0}}}
+
+    monkeypatch.setattr(processes, "run_child", fake_child)
+    bench = Bench(None, True, 1, 3, ["1", "default"], ["ours", "torch"])
+    results = processes.run_pairs(bench, "benchmarks.train_step", [])
+    assert calls == [("ours", "1"), ("torch", "1"), ("ours", "default"), ("torch", "default"),
+                     ("torch", "1"), ("ours", "1"), ("torch", "default"), ("ours", "default"),
+                     ("ours", "1"), ("torch", "1"), ("ours", "default"), ("torch", "default")]
+    assert len(results.children("default", "torch")) == 3
+    assert results.summary("1", "x").ratio == pytest.approx(0.5)
+
+
+def test_summary_is_median_and_spread_over_pairs():
+    from benchmarks.processes import summarize
+    s = summarize([1.0, 2.0, 3.0], [2.0, 2.0, 2.0])
+    assert (s.ours, s.torch, s.ratio, s.lo, s.hi) == (2.0, 2.0, 1.0, 0.5, 1.5)
+    assert s.spread() == "0.50-1.50x" and s.ratio_text() == "1.00x"
+    alone = summarize([3.0, 1.0, 2.0], None)
+    assert alone.ours == 2.0 and alone.ratio is None and alone.spread() == "n/a"
+
+
+def test_each_framework_runs_alone_in_its_own_process(torch_mode, capsys):
+    """The default settings (1 thread and nothing set), two pairs: every child is its own process
+    with the thread variables of its setting, and torch never loads in our process."""
+    from benchmarks import THREAD_ENV, train_step
+    results = train_step.main(["--quick", "--pairs", "2", "--models", "seq2seq"])
+    out = capsys.readouterr().out
+    assert set(results.by) == {"1", "default"}
+    assert "threads: 1 -> " in out and "threads: default (nothing set) -> " in out
+    pids = set()
+    for setting, by in results.by.items():
+        assert set(by) == ({"ours", "torch"} if torch_mode else {"ours"})
+        for framework, children in by.items():
+            assert len(children) == 2
+            for child in children:
+                pids.add(child["pid"])
+                env = child["threads"]["env"]
+                assert [env[v] for v in THREAD_ENV] == ([None] * 3 if setting == "default" else ["1"] * 3)
+                if setting == "1" and child["threads"]["blas_threads"] is not None:
+                    assert child["threads"]["blas_threads"] == 1
+                if framework == "torch" and setting == "1":
+                    assert child["threads"]["torch_threads"] == 1
+                if framework == "ours":
+                    assert child["peak_gflops"] > 0
+    assert len(pids) == 2 * 2 * (2 if torch_mode else 1) and os.getpid() not in pids
+    for setting in ("1", "default"):
+        assert results.summary(setting, "seq2seq").ours > 0
+
+
+def test_a_failing_child_names_itself():
+    from benchmarks.processes import run_child
+    with pytest.raises(SystemExit, match=r"the ours process at threads=1 failed"):
+        run_child("benchmarks.no_such_benchmark", [], "ours", "1")
 
 
 def test_accuracy_runs_train_with_one_blas_thread_unless_told(monkeypatch):
     import benchmarks
     accuracy = importlib.import_module("benchmarks.accuracy")
     threads = benchmarks.THREAD_ENV
-    for var in threads:             # as importing `benchmarks` leaves them on a 2-core machine
+    for var in threads:             # as a user's shell might hold them
         monkeypatch.setenv(var, "2")
     monkeypatch.setattr(benchmarks, "_USER_SET_THREADS", False)
     env = accuracy.training_env()
@@ -207,3 +290,12 @@ def test_accuracy_runs_train_with_one_blas_thread_unless_told(monkeypatch):
     out = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=clean, capture_output=True,
                          text=True, timeout=60)
     assert out.stdout.strip() == "1", out.stderr
+
+
+def test_beam_benchmark_quick(capsys):
+    """benchmarks.beam --quick: greedy and beam-5 timed on every workload, a verdict per model."""
+    from benchmarks import beam
+    rows = beam.main(["--quick", "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert "beam-5 / greedy vs issue 14" in out and "load average" in out
+    assert len(rows) == 3

@@ -143,14 +143,14 @@ def test_train_resume_continues_the_run(trained, work):
 def test_train_defaults_reproduce_the_book(work, monkeypatch, tmp_path, dataset, wordvec, hidden, reverse,
                                            epochs):
     from tinygrad_s2s.cli import build_parser
-    from tinygrad_s2s.cli_run import _new_trainer
+    from tinygrad_s2s.cli_train import _new_trainer
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TINYGRAD_S2S_DATA", str(work / "datasets"))
     args = build_parser().parse_args(["train", "tiny-s2s", "--dataset", dataset])
-    trainer, n_epochs = _new_trainer(args, log=sys.stdout)
+    trainer = _new_trainer(args, log=sys.stdout)
     cfg = trainer.config
-    assert (cfg["wordvec"], cfg["hidden"], cfg["reverse"], n_epochs) == (wordvec, hidden, reverse, epochs)
-    assert (cfg["batch_size"], cfg["lr"], cfg["max_grad"], cfg["seed"]) == (128, 1e-3, 5.0, 0)
+    assert (cfg.wordvec, cfg.hidden, cfg.reverse, cfg.epochs) == (wordvec, hidden, reverse, epochs)
+    assert (cfg.batch_size, cfg.lr, cfg.max_grad, cfg.seed) == (128, 1e-3, 5.0, 0)
     assert trainer.run_dir == Path("runs") / f"tiny-s2s-{dataset}"
 
 
@@ -177,7 +177,7 @@ def test_train_usage_and_failure_exit_codes(work, tmp_path, monkeypatch, capsys)
 def test_train_refuses_to_overwrite_and_numbers_default_dirs(trained, work, tmp_path, monkeypatch):
     one_error_line(cli(work, "train", "tiny-s2s", *SMALL, "--out", "runs/small"), 2,
                    "already holds a run; pass --resume")
-    from tinygrad_s2s.cli_run import _fresh_run_dir
+    from tinygrad_s2s.cli_train import _fresh_run_dir
     monkeypatch.chdir(tmp_path)
     assert _fresh_run_dir("attention", "date") == Path("runs/attention-date")
     Path("runs/attention-date").mkdir(parents=True)

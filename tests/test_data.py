@@ -2,6 +2,7 @@
 loader's errors (file and line), the vocabulary, the split, reversal, padding and batches."""
 import datetime as dt
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -75,6 +76,59 @@ def test_addition_file_format_and_answers(builtin_files):
     assert len(questions) == 50_000                      # distinct questions
 
 
+def test_addition_digit_counts_are_drawn_uniformly_then_the_digits():
+    """Each operand's digit count is uniform in 1..3: before duplicates are dropped every
+    (digits of a, digits of b) pair is a ninth of the draws; the small buckets then hold all their
+    questions (100 of 1+1 digits, 900 of 1+2) and short operands are common."""
+    examples = datagen.addition_examples(50_000)
+    buckets = {}
+    for q, _ in examples:
+        a, b = q.split("+")
+        assert a == str(int(a)) and b == str(int(b))         # no leading zeros
+        buckets[len(a), len(b)] = buckets.get((len(a), len(b)), 0) + 1
+    assert buckets[1, 1] == 100 and buckets[1, 2] == buckets[2, 1] == 900
+    for big in [(1, 3), (3, 1), (2, 2), (2, 3), (3, 2), (3, 3)]:
+        assert 5_000 < buckets[big] < 12_000, buckets
+    one_digit = sum(n for (da, db), n in buckets.items() if 1 in (da, db))
+    assert one_digit / 50_000 > 0.25          # a uniform draw from 0..999 gave about 2%
+
+
+def test_operand_range_per_digit_count():
+    assert [datagen.operand_range(k) for k in (1, 2, 3)] == [(0, 10), (10, 100), (100, 1000)]
+    with pytest.raises(ValueError, match="1..3 digits"):
+        datagen.operand_range(4)
+
+
+def test_a_stale_generated_addition_file_is_regenerated_with_a_warning(root, builtin_files):
+    """A datasets/addition.txt an older version generated (a, b uniform in 0..999) must not silently
+    keep the old distribution: it is recognised by its digest, replaced, and the user is told."""
+    rng = np.random.default_rng(datagen.GENERATION_SEED)    # the old generator, verbatim
+    old, seen = [], set()
+    while len(old) < 50_000:
+        a, b = rng.integers(0, 1000, size=(2, 50_000 + 1024))
+        for x, y in zip(a.tolist(), b.tolist()):
+            if f"{x}+{y}" not in seen and len(old) < 50_000:
+                seen.add(f"{x}+{y}")
+                old.append((f"{x}+{y}", str(x + y)))
+    root.mkdir()
+    write(root / "addition.txt", datagen.format_lines(old, 7, 5))
+    assert datagen.task_file_status("addition", (root / "addition.txt").read_bytes())[0] == "stale"
+    with pytest.warns(data.BuiltinDatasetWarning, match=r"older 'addition' generator .*uniform in 0..999"):
+        ds = load_dataset("addition")
+    assert ds.path.read_bytes() == builtin_files["addition"].read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")      # the current file: no warning
+        load_dataset("addition")
+
+
+def test_another_file_under_a_builtin_name_is_kept_but_reported(root):
+    root.mkdir()
+    mine = write(root / "addition.txt", "1+1  _2  \n1+2  _3  \n1+3  _4  \n").read_bytes()
+    with pytest.warns(data.BuiltinDatasetWarning, match=r"not the built-in 'addition' task.*Delete it"):
+        ds = load_dataset("addition")
+    assert ds.size == 3 and (root / "addition.txt").read_bytes() == mine    # never overwritten
+
+
 _PARSE = ["%B %d, %Y", "%b %d, %Y", "%A, %B %d, %Y", "%a, %b %d, %Y", "%B %d %Y", "%d %B %Y", "%d %b %Y",
           "%d %B, %Y", "%A %d %B %Y", "%m/%d/%y", "%m/%d/%Y", "%d.%m.%y", "%d.%m.%Y"]
 _DAYS = [d.lower() for d in ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]]
@@ -133,6 +187,21 @@ def test_malformed_lines_name_file_and_line(tmp_path, text, line, words):
         load_dataset(path)
     assert f"{path}:{line}:" in str(err.value) and words in str(err.value)
     assert err.value.line == line
+
+
+@pytest.mark.parametrize("bad", ["1+3 _4   ", "1+3  _4    ", "1+3\t_4   ", "   1 _2   "])
+def test_errors_quote_the_line_exactly_through_the_command(tmp_path, capsys, bad):
+    """In a fixed-width format the spaces are what is wrong: the message shows the line's repr, and
+    the command prints it with every space kept."""
+    from tinygrad_s2s.cli import main
+    path = write(tmp_path / "bad.txt", f"1+1  _2  \n{bad}\n")
+    with pytest.raises(DatasetError) as err:
+        load_dataset(path)
+    assert str(err.value).endswith(repr(bad))
+    assert main(["train", "seq2seq", "--dataset", str(path), "--out", str(tmp_path / "run")]) == 1
+    out = capsys.readouterr().err
+    assert out.count("\n") == 1 and out.rstrip("\n").endswith(f"{path}:2: " + str(err.value).split(":2: ", 1)[1])
+    assert not (tmp_path / "run").exists()
 
 
 def test_non_utf8_names_file_and_line(tmp_path):

@@ -87,7 +87,17 @@ def test_embedding_out_of_range_names_id_vocab_and_module():
     with pytest.raises(ValueError) as info:
         M()(np.array([[1, 57]]))
     msg = str(info.value)
-    assert "index 57 is out of range for axis 0 of size 10" in msg and "in module 'embed'" in msg
+    assert "token id 57 is out of range for vocab_size 10" in msg and "in module 'embed'" in msg
+
+
+def test_embedding_rejects_negative_ids_that_numpy_would_wrap():
+    # seen: Embedding(5, 3)([[-1, 2]]) returned row 4; ids come from a vocabulary, -1 is a data bug
+    emb = tg.nn.Embedding(5, 3)
+    with pytest.raises(ValueError, match=r"token id -1 is out of range for vocab_size 5 \(ids must lie in "
+                                         r"\[0, 5\)\)"):
+        emb([[-1, 2]])
+    x = tg.Tensor(np.arange(15.0).reshape(5, 3))
+    np.testing.assert_array_equal(tg.getitem(x, np.array([-1, 2])).numpy(), x.numpy()[[-1, 2]])  # NumPy's rule
 
 
 def test_embedding_rejects_float_ids():

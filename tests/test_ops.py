@@ -1,6 +1,7 @@
 """Every op in the op table, property-based: gradients, forward reference, dtypes, invariants, device."""
 import weakref
 
+import hypothesis
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -8,7 +9,7 @@ from hypothesis import given, strategies as st
 import tinygrad_s2s as tg
 from tinygrad_s2s.testing import gradcheck
 from tinygrad_s2s.testing.fake_device import fake_device
-from tinygrad_s2s.testing.op_table import OPS
+from tinygrad_s2s.testing.op_table import BY_NAME, OPS
 
 each_op = pytest.mark.parametrize("spec", OPS, ids=[s.name for s in OPS])
 
@@ -27,6 +28,40 @@ def _run(spec, arrays, kw, dtype=np.float64, device="cpu", upstream_seed=0):
 def test_gradient_matches_central_differences(spec, data):
     arrays, kw = data.draw(spec.inputs)
     gradcheck(lambda *ts: spec.fn(*ts, **kw), *arrays, atol=spec.atol)
+
+
+_KINKED = [s for s in OPS if s.kinks is not None]
+
+
+@pytest.mark.parametrize("spec", _KINKED, ids=[s.name for s in _KINKED])
+@given(data=st.data())
+def test_ties_and_kinks_get_the_documented_subgradient_exactly(spec, data):
+    arrays, kw = data.draw(spec.kinks)
+    xs, out, g = _run(spec, arrays, kw)
+    expected = spec.subgradient(arrays, g, **kw)
+    for i, (x, e) in enumerate(zip(xs, expected)):
+        e = tg.tensor.sum_to(np.asarray(e), x.shape)   # the subgradient of a broadcast input, summed back
+        np.testing.assert_allclose(x.grad.numpy(), e, rtol=1e-12, atol=0,
+                                   err_msg=f"{spec.name}: input {i} at ties/kinks {arrays[i]}")
+
+
+def test_max_ties_are_drawn_and_a_full_gradient_to_every_tie_is_caught():
+    """Seen: max inputs were drawn unique, so a backward giving each tied element the whole gradient
+    passed. The kinks strategy draws ties, and such a backward fails the subgradient check."""
+    spec = BY_NAME["max"]
+    x = np.array([[1.0, 2.0, 2.0], [0.0, -1.0, 0.0]])
+    g = np.array([3.0, 5.0])
+    t = tg.Tensor(x, requires_grad=True)
+    tg.max(t, axis=1).backward(tg.Tensor(g))
+    expected = spec.subgradient([x], g, axis=1, keepdims=False)[0]
+    np.testing.assert_array_equal(t.grad.numpy(), [[0, 1.5, 1.5], [2.5, 0, 2.5]])
+    np.testing.assert_array_equal(expected, t.grad.numpy())
+    full = (x == x.max(axis=1, keepdims=True)) * g[:, None]      # the wrong "everyone gets all" rule
+    assert not np.allclose(full, expected)
+    found = hypothesis.find(spec.kinks, lambda d: bool(np.any(np.sum(
+        d[0][0] == np.max(d[0][0], axis=d[1]["axis"], keepdims=True), axis=d[1]["axis"]) > 1)),
+        settings=hypothesis.settings(database=None))
+    assert found is not None
 
 
 @each_op

@@ -13,8 +13,8 @@ import pytest
 import tinygrad_s2s as tg
 from tinygrad_s2s import datagen, runfiles
 from tinygrad_s2s.data import load_dataset
-from tinygrad_s2s.train import (Trainer, TrainingDiverged, TrainingInterrupted, evaluate, exact_match,
-                                generate_batched, load_run)
+from tinygrad_s2s.evaluation import evaluate, exact_match, generate_batched
+from tinygrad_s2s.train import Trainer, TrainingDiverged, TrainingInterrupted, load_run
 
 import tiny_model  # noqa: F401 - registers 'tiny-s2s'
 
@@ -323,7 +323,7 @@ def test_cosine_schedule_anneals_to_zero_and_resumes_exactly(ds, tmp_path):
     with pytest.raises(TrainingInterrupted):
         t.fit(2)
     resumed = Trainer.resume(tmp_path / "run", log=io.StringIO(), progress=False)
-    assert resumed.lr_schedule == "cosine"
+    assert resumed.config.lr_schedule == "cosine"
     resumed.fit(2)
     assert_same_arrays(arrays(tmp_path / "run" / "last.npz"), arrays(tmp_path / "ref" / "last.npz"))
     with pytest.raises(ValueError, match="lr_schedule must be one of constant, cosine"):

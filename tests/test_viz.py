@@ -21,9 +21,6 @@ from tinygrad_s2s.viz import (GraphFreedError, GraphvizNotFoundError, attention_
 from tinygrad_s2s.viz.model_graphs import attention_step, find_attention
 
 render_module = importlib.import_module("tinygrad_s2s.viz.render")   # the package's `render` is the function
-HAVE_DOT = find_layout_program() is not None
-needs_dot = pytest.mark.skipif(not HAVE_DOT, reason="no Graphviz `dot` or graphviz-pure installed "
-                                                    "(CI installs the Debian package `graphviz`)")
 SVG = "{http://www.w3.org/2000/svg}"
 
 
@@ -258,6 +255,104 @@ def test_collapse_turns_modules_into_boxes_and_depth_cuts_nesting():
         to_dot(loss, depth=-1)
 
 
+def _drawn_edges(outputs, module=None, **kw):
+    """The drawn (source, target) pairs of `to_dot(*outputs, **kw)`, as the plan has them."""
+    from tinygrad_s2s.viz.dot import closed_groups, module_classes
+    from tinygrad_s2s.viz.graph import walk
+    from tinygrad_s2s.viz.grouping import group, plan
+
+    g = walk(*outputs)
+    grouping = group(g, module_classes(module))
+    drawn = plan(g, grouping, closed_groups(grouping, **kw))
+    return [(a, b) for a, b, _ in drawn.edges], drawn, grouping
+
+
+class Cell(nn.Module):
+    """One recurrent step: h' = tanh(x W + h)."""
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+
+    def forward(self, x, h):
+        return tg.tanh(self.fc(x) + h)
+
+
+class RNN(nn.Module):
+    """Calls its cell once per time step (the pattern that piled every step into one box)."""
+    def __init__(self):
+        super().__init__()
+        self.cell = Cell()
+
+    def forward(self, xs):
+        h = tg.Tensor(np.zeros((2, 3), np.float32))
+        outs = []
+        for x in tg.unstack(xs, axis=1):
+            h = self.cell(x, h)
+            outs.append(tg.sum(h))        # read outside the cell at every step
+        return tg.stack(outs, axis=0)
+
+
+def rnn_loss(steps=4):
+    model = RNN()
+    xs = tg.Tensor(np.ones((2, steps, 3), np.float32), name="xs")
+    return tg.sum(model(xs)), model
+
+
+def test_depth_merges_each_deeper_module_into_one_box():
+    loss, model = mlp_loss(3)
+    src = to_dot(loss, module=model, depth=1).source
+    # level 1 ('layers', 'head') stays a box with its ops; each block below is one node of 3 ops
+    assert "subgraph cluster_layers {" in src and "subgraph cluster_head {" in src
+    assert src.count("box3d") == 3 and src.count(r"Block\nlayers.0\n3 ops") == 1
+    assert "tanh" not in src and "matmul" in src           # head's own matmul is still drawn
+    top = to_dot(loss, module=model, depth=0).source
+    assert "subgraph" not in top and top.count("box3d") == 2  # 'layers' and 'head', one box each
+
+
+def test_each_call_is_its_own_box_and_arrows_never_leave_and_reenter():
+    loss, model = rnn_loss(4)
+    edges, drawn, grouping = _drawn_edges([loss], model, collapse=["cell"])
+    boxes = [k for k in dict.fromkeys(drawn.rep.values()) if k in grouping.groups]
+    assert boxes == ["cell@0", "cell@1", "cell@2", "cell@3"]      # one box per time step
+    import networkx as nx
+    assert nx.is_directed_acyclic_graph(nx.DiGraph(edges))
+    src = to_dot(loss, module=model, collapse="cell").source
+    assert r"Cell\ncell (call 3)\n4 ops" in src
+
+
+@pytest.mark.parametrize("name, extra", [("transformer", {}), ("attention", {"fused": False}),
+                                         ("deep_lstm", {"layers": 3})])
+def test_zoo_drawings_are_acyclic_at_every_depth(name, extra):
+    if not registered(name):
+        pytest.skip(f"the zoo's '{name}' model is not registered")
+    import networkx as nx
+    from tinygrad_s2s.viz.model_graphs import model_graph
+
+    drawn_model = model_graph(name, whole=True, **extra)
+    for depth in (None, 0, 1, 2, 3, 4):
+        edges, _, _ = _drawn_edges(drawn_model.outputs, drawn_model.module, depth=depth)
+        cycle = None if nx.is_directed_acyclic_graph(nx.DiGraph(edges)) else nx.find_cycle(nx.DiGraph(edges))
+        assert cycle is None, f"{name} depth={depth}: {cycle}"
+
+
+def test_roll_folds_time_steps_and_identical_blocks():
+    loss, model = rnn_loss(5)
+    edges, drawn, grouping = _drawn_edges([loss], model, roll=True)
+    folds = [k for k in dict.fromkeys(drawn.rep.values()) if k in grouping.groups]
+    assert folds == ["fold/cell@0"] and grouping.groups["fold/cell@0"].count == 5
+    assert drawn.loops == ["fold/cell@0"]               # step t+1 reads step t's h
+    src = to_dot(loss, module=model, roll=True).source
+    assert r"Cell\ncell  ×5\n4 ops each" in src and 'label="next call"' in src
+    # the steps' ops are inside the box; the per-step sums are top-level code, not a module: still drawn
+    assert "tanh" not in src and src.count("label=sum") == 6
+    mlp, mlp_model = mlp_loss(3)
+    src = to_dot(mlp, module=mlp_model, roll=True).source
+    assert r"Block\nlayers.0-2  ×3\n3 ops each" in src
+    assert src.count("box3d") == 1 and "tanh" not in src
+    unrolled = to_dot(mlp, module=mlp_model).source
+    assert unrolled.count("tanh") == 3 and "box3d" not in unrolled
+
+
 def test_shapes_can_be_left_out():
     x = tg.Tensor(np.ones((2, 7), np.float32), requires_grad=True, name="x")
     assert "(2, 7)" in to_dot(tg.exp(x)).source
@@ -265,7 +360,6 @@ def test_shapes_can_be_left_out():
 
 
 # ---------------------------------------------------------------- rendering
-@needs_dot
 def test_svg_parses_and_holds_both_clusters_and_every_op(tmp_path):
     drawn, _ = book_attention_step()
     path = render(to_dot(*drawn.outputs, module=drawn.module), tmp_path / "out" / "attention.svg")
@@ -276,48 +370,81 @@ def test_svg_parses_and_holds_both_clusters_and_every_op(tmp_path):
     assert len(nodes) == len(set(nodes))
 
 
-@needs_dot
 def test_png_from_extension(tmp_path):
     x = tg.Tensor(np.ones(2), requires_grad=True)
     path = render(to_dot(tg.exp(x)), tmp_path / "g.png")
     assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
 
-def _no_layout_program(monkeypatch, tmp_path):
+def test_a_layout_program_is_always_installed():
+    # graphviz-pure is a dependency: every machine that ran the README's install can draw
+    assert find_layout_program("svg") is not None and find_layout_program("png") is not None
+    assert render_module._find_pure() is not None
+
+
+def _empty_path(monkeypatch, tmp_path):
+    """PATH holds nothing (so no system `dot`); returns that folder."""
     empty = tmp_path / "empty-bin"
-    empty.mkdir()
+    empty.mkdir(exist_ok=True)
     monkeypatch.setenv("PATH", str(empty))
+    return empty
+
+
+def _no_layout_program(monkeypatch, tmp_path):
+    empty = _empty_path(monkeypatch, tmp_path)
     monkeypatch.setattr(render_module, "_script_dirs", lambda: [str(empty)])
 
 
-def test_without_any_dot_binary_writes_dot_and_says_how_to_install(tmp_path, monkeypatch):
+def test_the_pip_engine_draws_clusters_and_png_without_system_graphviz(tmp_path, monkeypatch):
+    _empty_path(monkeypatch, tmp_path)        # the user's machine: no `dot`, only the pip dependency
+    program = find_layout_program()
+    assert program.kind == "graphviz-pure" and program.formats == ("svg", "png")
+    drawn, _ = book_attention_step()
+    graph = to_dot(*drawn.outputs, module=drawn.module)
+    nodes, clusters = svg_nodes(open(render(graph, tmp_path / "a.svg"), encoding="utf-8").read())
+    assert {"cluster_attention.weight", "cluster_attention.weight_sum"} <= set(clusters)
+    assert set(nodes) == set(to_networkx(*drawn.outputs).nodes)
+    assert open(render(graph, tmp_path / "a.png"), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pdf_without_system_graphviz_says_exactly_what_is_missing(tmp_path, monkeypatch):
+    _empty_path(monkeypatch, tmp_path)
+    x = tg.Tensor(np.ones(2), requires_grad=True)
+    graph = to_dot(tg.exp(x))
+    with pytest.raises(GraphvizNotFoundError) as info:
+        render(graph, tmp_path / "g.pdf")
+    msg = str(info.value)
+    assert "graphviz-pure (" in msg and "but not .pdf" in msg and "apt-get install graphviz" in msg
+    assert "pip install" not in msg              # it is installed: never advise installing it
+    assert open(info.value.dot_path, encoding="utf-8").read() == graph.source
+
+
+def test_system_dot_is_preferred_and_runs_without_a_shell(tmp_path, monkeypatch):
+    cat = shutil.which("cat")
+    empty = _empty_path(monkeypatch, tmp_path)
+    fake = empty / "dot"
+    # a stand-in Graphviz: echoes its arguments, then the DOT it was fed on stdin
+    fake.write_text(f"#!/bin/sh\necho \"args: $*\"\nexec {cat}\n")
+    fake.chmod(0o755)
+    assert find_layout_program() == (str(fake), "graphviz")
+    assert find_layout_program("pdf").formats == ("svg", "png", "pdf")
+    x = tg.Tensor(np.ones(2), requires_grad=True)
+    graph = to_dot(tg.exp(x))
+    assert open(render(graph, tmp_path / "g.pdf"), encoding="utf-8").read() == "args: -Tpdf\n" + graph.source
+
+
+def test_without_any_layout_program_writes_dot_and_says_how_to_reinstall(tmp_path, monkeypatch):
     _no_layout_program(monkeypatch, tmp_path)
     x = tg.Tensor(np.ones(2), requires_grad=True)
     graph = to_dot(tg.exp(x))
     with pytest.raises(GraphvizNotFoundError) as info:
         render(graph, tmp_path / "pics" / "g.svg")
     msg = str(info.value)
-    assert "apt-get install graphviz" in msg and "pip install graphviz-pure" in msg
+    assert "-m pip install graphviz-pure" in msg and "apt-get install graphviz" in msg
     assert info.value.dot_path == str(tmp_path / "pics" / "g.dot")
     assert open(info.value.dot_path, encoding="utf-8").read() == graph.source
     assert not (tmp_path / "pics" / "g.svg").exists()
     assert render(graph, tmp_path / "pics" / "plain.dot") == str(tmp_path / "pics" / "plain.dot")
-
-
-def test_graphviz_pure_is_the_fallback_and_runs_without_a_shell(tmp_path, monkeypatch):
-    cat = shutil.which("cat")
-    _no_layout_program(monkeypatch, tmp_path)
-    fake = tmp_path / "empty-bin" / "graphviz-pure"
-    # a stand-in layout program: echoes its arguments, then the DOT it was fed on stdin
-    fake.write_text(f"#!/bin/sh\necho \"args: $*\"\nexec {cat}\n")
-    fake.chmod(0o755)
-    assert find_layout_program() == (str(fake), "graphviz-pure")
-    x = tg.Tensor(np.ones(2), requires_grad=True)
-    graph = to_dot(tg.exp(x))
-    out = open(render(graph, tmp_path / "g.svg"), encoding="utf-8").read()
-    assert out == "args: -Tsvg\n" + graph.source
-    with pytest.raises(GraphvizNotFoundError, match="graphviz-pure cannot write PDF"):
-        render(graph, tmp_path / "g.pdf")
 
 
 def test_render_rejects_unknown_extensions(tmp_path):
@@ -339,7 +466,6 @@ def test_attention_heatmap_writes_a_png(tmp_path):
 
 
 # ---------------------------------------------------------------- zoo models and the CLI
-@needs_dot
 def test_deep_lstm_whole_graph_renders_fast_and_collapse_shrinks_it(tmp_path):
     if not registered("deep_lstm"):
         pytest.skip("the zoo's 'deep_lstm' model is not registered")
@@ -358,16 +484,20 @@ def test_deep_lstm_whole_graph_renders_fast_and_collapse_shrinks_it(tmp_path):
     assert len(nodes_small) < len(nodes_full)
 
 
-def cli(*args, cwd):
+def cli(*args, cwd, env=None):
     return subprocess.run([sys.executable, "-m", "tinygrad_s2s", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, env=env)
 
 
-@needs_dot
-def test_cli_graph_attention_draws_both_clusters(tmp_path):
+@pytest.mark.parametrize("path", ["as is", "without dot"])
+def test_cli_graph_attention_draws_both_clusters(tmp_path, path):
     if not registered("attention"):
         pytest.skip("the zoo's 'attention' model is not registered")
-    proc = cli("graph", "attention", cwd=tmp_path)
+    env = None
+    if path == "without dot":       # the README's user: nothing on PATH, only what pip installed
+        (tmp_path / "bin").mkdir()
+        env = {**os.environ, "PATH": str(tmp_path / "bin")}
+    proc = cli("graph", "attention", cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "graphviz_out" / "attention.svg"
     assert proc.stdout.strip() == os.path.join("graphviz_out", "attention.svg")
@@ -381,8 +511,12 @@ def test_cli_usage_and_failures(tmp_path):
 
     assert main(["graph", "--depth", "-1"]) == 2
     assert main(["graph", "--format", "jpeg"]) == 2
-    assert main(["graph", "no-such-model", "--out", str(tmp_path / "g.svg")]) == 1
-    assert main(["graph", "attention", "--out", str(tmp_path / "g.gif")]) == 1
+    assert main(["graph", "no-such-model", "--out", str(tmp_path / "g.svg")]) == 2    # usage error, as in train
+    assert main(["graph", "attention", "--out", str(tmp_path / "g.gif")]) == 2
+    assert main(["graph", "attention", "--out", str(tmp_path / "x.txt")]) == 2
+    assert main(["graph", "attention", "--out", str(tmp_path / "x.svg"), "--format", "png"]) == 2
+    assert main(["graph", "attention", "--model-arg", "nokey"]) == 2
+    assert not list(tmp_path.iterdir())
 
 
 def _save_run(run_dir, model_name: str, model, reverse: bool = True):
@@ -456,3 +590,63 @@ def test_graph_of_a_model_without_attention_is_the_whole_loss(tmp_path, monkeypa
     assert capsys.readouterr().out.strip() == str(path)
     text = path.read_text(encoding="utf-8")
     assert text.count("box3d") == 3 and "cluster_enc_embed" in text and "cluster_encoder" not in text
+
+
+def test_graph_takes_model_args_and_says_when_it_draws_the_whole_model(tmp_path, capsys):
+    if not registered("transformer"):
+        pytest.skip("the zoo's 'transformer' model is not registered")
+    from tinygrad_s2s.cli import main
+
+    sizes = {}
+    for layers in (1, 2):
+        out = tmp_path / f"t{layers}.dot"
+        assert main(["graph", "transformer", "--model-arg", f"layers={layers}", "--out", str(out)]) == 0
+        err = capsys.readouterr().err
+        assert "note: drawing the whole model instead of one attention step: model 'transformer' has no " \
+               "module of class Attention" in err
+        sizes[layers] = out.read_text(encoding="utf-8").count("->")
+    assert sizes[1] < sizes[2]
+    assert main(["graph", "transformer", "--model-arg", "colour=3", "--out", str(tmp_path / "x.svg")]) == 2
+    assert "does not take these arguments ['colour']" in capsys.readouterr().err
+
+
+def test_attention_is_found_by_class_not_by_child_names():
+    class Attention(nn.Module):            # the class name is what counts, whatever its children
+        def __init__(self):
+            super().__init__()
+            self.score = nn.Linear(4, 1)
+
+    class MyAttention(Attention):          # a subclass counts too
+        pass
+
+    class LooksLikeIt(nn.Module):          # children named like the book's, but not an Attention
+        def __init__(self):
+            super().__init__()
+            self.weight, self.weight_sum = AttentionWeight(), WeightSum()
+
+    class Model(nn.Module):
+        def __init__(self, att):
+            super().__init__()
+            self.other = LooksLikeIt()
+            self.dec = att
+
+    assert find_attention(Model(MyAttention()))[0] == "dec"
+    assert find_attention(Model(Attention()))[0] == "dec"
+    assert find_attention(Model(nn.Linear(2, 2))) is None
+
+
+def test_attention_map_length_is_bounded_by_the_trained_answer(tmp_path, capsys):
+    if not registered("attention"):
+        pytest.skip("the zoo's 'attention' model is not registered")
+    from tinygrad_s2s.cli import main
+
+    chars = _save_run(tmp_path, "attention", tg.create_model("attention", 40, wordvec_size=4, hidden_size=8))
+    assert len(chars) == 40
+    start = time.perf_counter()
+    assert main(["attention-map", str(tmp_path), "september 27, 1994", "--length", "100000",
+                 "--out", str(tmp_path / "map.png")]) == 2
+    assert time.perf_counter() - start < 30
+    assert "--length 100000: this run was trained on answers of 10 characters" in capsys.readouterr().err
+    assert not (tmp_path / "map.png").exists()
+    assert main(["attention-map", str(tmp_path), "september 27, 1994", "--length", "4",
+                 "--out", str(tmp_path / "map.png")]) == 0

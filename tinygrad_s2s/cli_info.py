@@ -1,10 +1,37 @@
-"""The `models`, `datasets` and `gradcheck` commands (parsers in cli.py)."""
+"""The `models`, `datasets` and `gradcheck` commands: what is registered and available."""
 from __future__ import annotations
 
-import json
 import sys
 
-from .cli import UsageError
+from .argtypes import non_negative_int, positive_int
+from .cli_base import emit_json
+
+
+def add_subparsers(sub) -> None:
+    """Add `models`, `datasets` and `gradcheck` to an argparse subparsers object."""
+    p = sub.add_parser("models", help="list registered models and where each comes from",
+                       description="List the registered models and where each comes from (entry-point "
+                                   "plugin and package, or the module that registered it).")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("datasets", help="list datasets with sizes, vocabulary and an example",
+                       description="List the built-in tasks (generated into the data root on first use) "
+                                   "and any other dataset files there. The data root is "
+                                   "$TINYGRAD_S2S_DATA, else ./datasets.")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("gradcheck", help="check a model's gradients against central differences",
+                       description="Gradient-check a registered model's whole loss at tiny sizes in "
+                                   "float64 (sampled entries of every parameter). Exit 1 names the "
+                                   "parameter and index on a mismatch.")
+    p.add_argument("model", help="registered model name")
+    p.add_argument("--entries", type=positive_int, default=6,
+                   help="entries checked per parameter (default 6)")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="seed of the weights, inputs and sampled entries (default 0)")
+    p.set_defaults(func=cmd_gradcheck)
 
 
 def cmd_models(args) -> int:
@@ -12,7 +39,7 @@ def cmd_models(args) -> int:
     from .registry import available_models  # noqa: PLC0415
     models = available_models()
     if args.json:
-        print(json.dumps({"models": models}, indent=2))
+        emit_json({"models": models})
         return 0
     if not models:
         print("no models registered (plugins register through the 'tinygrad_s2s.models' entry-point group)")
@@ -50,7 +77,7 @@ def cmd_datasets(args) -> int:
             if path.stem not in BUILTIN_TASKS:
                 rows.append(_describe(path.stem, path))
     if args.json:
-        print(json.dumps({"data_root": str(root), "datasets": rows}, indent=2, ensure_ascii=False))
+        emit_json({"data_root": str(root), "datasets": rows})
         return 0
     print(f"data root: {root}")
     for r in rows:
@@ -68,11 +95,9 @@ def cmd_datasets(args) -> int:
 
 def cmd_gradcheck(args) -> int:
     """tinygrad-s2s gradcheck MODEL: the model's loss gradients against float64 central differences."""
-    from .registry import available_models  # noqa: PLC0415
+    from .registry import require_model  # noqa: PLC0415
     from .testing import gradcheck_model  # noqa: PLC0415
-    known = available_models()
-    if args.model not in known:
-        raise UsageError(f"unknown model '{args.model}'; registered models: {', '.join(known) or 'none'}")
+    require_model(args.model)
     try:
         counts = gradcheck_model(args.model, max_entries=args.entries, seed=args.seed)
     except AssertionError as exc:

@@ -8,17 +8,18 @@ format loads by path (`--dataset my/file.txt`) or by name from the data root (`-
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from .datagen import BUILTIN_TASKS, write_task
+from .datagen import BUILTIN_TASKS, task_file_status, write_task
 
 __all__ = [
     "BUILTIN_TASKS", "DATA_ROOT",  # noqa: F822 - DATA_ROOT comes from the module's __getattr__
-    "Dataset", "DatasetError", "SPLIT_SEED", "Vocab", "batch_indices", "data_root", "dataset_path",
-    "encode_questions", "load_dataset", "read_examples", "split_indices",
+    "BuiltinDatasetWarning", "Dataset", "DatasetError", "SPLIT_SEED", "Vocab", "batch_indices", "data_root",
+    "dataset_path", "encode_questions", "load_dataset", "read_examples", "split_indices",
 ]
 
 SPLIT_SEED = 1984
@@ -215,6 +216,8 @@ def dataset_path(name_or_path) -> Path:
         path = data_root() / f"{s}.txt"
         if not path.exists():
             write_task(s, path)
+        else:
+            _check_builtin_file(s, path)
         return path
     path = Path(s)
     if path.is_file():
@@ -224,6 +227,25 @@ def dataset_path(name_or_path) -> Path:
         return in_root
     raise DatasetError(s, None, f"no such dataset: not a built-in task ({', '.join(BUILTIN_TASKS)}), "
                                 f"not a file, and no {in_root}")
+
+
+class BuiltinDatasetWarning(UserWarning):
+    """A built-in task's file was regenerated (an older generator wrote it) or is not the generator's."""
+
+
+def _check_builtin_file(name: str, path: Path) -> None:
+    """Regenerate a built-in task's file an older generator wrote; warn about one it did not write."""
+    if not path.is_file():
+        return      # read_examples reports it
+    status, why = task_file_status(name, path.read_bytes())
+    if status == "stale":
+        write_task(name, path)
+        warnings.warn(f"{path} was written by an older '{name}' generator ({why}); regenerated it with "
+                      f"this version's", BuiltinDatasetWarning, stacklevel=3)
+    elif status == "other":
+        warnings.warn(f"{path} is not the built-in '{name}' task this version generates (your own file, or "
+                      f"one an older version wrote); using it as it is. Delete it to get the built-in task",
+                      BuiltinDatasetWarning, stacklevel=3)
 
 
 def split_indices(n: int, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
@@ -274,9 +296,12 @@ def batch_indices(n: int, batch_size: int, rng: np.random.Generator) -> list[np.
 
 def encode_questions(questions, vocab: Vocab, width: int, reverse: bool = False) -> np.ndarray:
     """Pad typed questions to the training width (and reverse them as in training) -> (n, width) ids.
-    A question that is too long or holds a character outside the vocabulary raises ValueError."""
+    An empty question, one that is too long or one holding a character outside the vocabulary raises
+    ValueError."""
     padded = []
     for q in questions:
+        if not q.strip(PAD):
+            raise ValueError(f"empty question {q!r}: nothing to answer")
         vocab.encode(q)     # names an unknown character in the question as typed, before padding
         if len(q) > width:
             raise ValueError(f"question {q!r} is {len(q)} characters; the model was trained on at most {width}")

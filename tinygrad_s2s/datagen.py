@@ -7,6 +7,8 @@ gives the same bytes: every random draw comes from one NumPy Generator seeded on
 from __future__ import annotations
 
 import datetime as _dt
+import functools
+import hashlib
 from pathlib import Path
 from typing import NamedTuple
 from collections.abc import Callable
@@ -22,6 +24,9 @@ EXAMPLES = 50_000
 _MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
            "October", "November", "December"]
 _WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+ADDITION_DIGITS = 3
+"""Operands of the addition task have 1..ADDITION_DIGITS digits."""
+_LOW = np.array([0] + [10 ** k for k in range(1, ADDITION_DIGITS + 1)])   # 0, 10, 100, 1000
 _FIRST_DAY = _dt.date(1970, 1, 1)
 _LAST_DAY = _dt.date(2020, 12, 31)
 
@@ -43,7 +48,10 @@ DATE_FORMATS = (
     "{dd}.{MM}.{yy}",              # 27.09.94
     "{d}.{M}.{yyyy}",              # 27.9.1994
 )
-_CASES = (str.lower, lambda s: s, str.upper)   # september / September / SEPTEMBER
+DATE_CASES = {"lower": str.lower, "title": lambda s: s, "upper": str.upper}
+"""Letter cases of month and weekday names: september / September / SEPTEMBER (drawn in this order)."""
+DATE_RANGE = (_FIRST_DAY, _LAST_DAY)
+"""First and last day (inclusive) the date task writes."""
 
 
 def format_date(day: _dt.date, fmt: str, case=lambda s: s) -> str:
@@ -67,16 +75,32 @@ def _distinct(pairs, n: int, what: str):
     raise ValueError(f"could not draw {n} distinct {what} questions")
 
 
+def operand_range(digits: int) -> tuple[int, int]:
+    """The addition operands written with `digits` digits, as range bounds: 1 -> (0, 10), 2 -> (10, 100)."""
+    if not 1 <= digits <= ADDITION_DIGITS:
+        raise ValueError(f"addition operands have 1..{ADDITION_DIGITS} digits, got {digits}")
+    return int(_LOW[digits - 1]), int(_LOW[digits])
+
+
 def addition_examples(n: int = EXAMPLES, seed: int = GENERATION_SEED) -> list[tuple[str, str]]:
-    """n distinct (question, answer) pairs `a+b` -> `a+b` summed, a and b uniform in 0..999."""
+    """n distinct (question, answer) pairs `a+b` -> `a+b` summed, for a, b in 0..999.
+
+    Each operand first draws its digit count uniformly from 1..3, then a number of exactly that many
+    digits (0..9, 10..99 or 100..999), as the book's data and the Keras addition example do, so short
+    numbers are common (a uniform draw from 0..999 makes 81% of questions 3-digit + 3-digit and
+    leaves 1-digit operands 1% of the time). Repeated questions are skipped, so the small buckets
+    hold every question they have (all 100 of 1-digit + 1-digit) and the draw continues in the
+    large ones.
+    """
     if not 0 < n <= 1_000_000:
         raise ValueError(f"addition: n must be in 1..1000000 (the distinct questions there are), got {n}")
     rng = np.random.default_rng(seed)
 
     def draws():
         while True:   # draw in blocks; duplicates are skipped, so a block may fall short
-            a, b = rng.integers(0, 1000, size=(2, n + 1024))
-            yield from ((f"{x}+{y}", str(x + y)) for x, y in zip(a.tolist(), b.tolist()))
+            count = rng.integers(0, ADDITION_DIGITS, size=(2, n + 1024))
+            a, b = rng.integers(_LOW[count], _LOW[count + 1]).tolist()
+            yield from ((f"{x}+{y}", str(x + y)) for x, y in zip(a, b))
     return _distinct(draws(), n, "addition")
 
 
@@ -86,14 +110,15 @@ def date_examples(n: int = EXAMPLES, seed: int = GENERATION_SEED) -> list[tuple[
         raise ValueError(f"date: n must be positive, got {n}")
     rng = np.random.default_rng(seed)
     span = (_LAST_DAY - _FIRST_DAY).days + 1
+    cases = list(DATE_CASES.values())
 
     def draws():
         while True:
-            days, fmts, cases = (rng.integers(0, k, size=n + 1024).tolist()
-                                 for k in (span, len(DATE_FORMATS), len(_CASES)))
-            for k, f, c in zip(days, fmts, cases):
+            days, fmts, case_ids = (rng.integers(0, k, size=n + 1024).tolist()
+                                    for k in (span, len(DATE_FORMATS), len(cases)))
+            for k, f, c in zip(days, fmts, case_ids):
                 day = _FIRST_DAY + _dt.timedelta(days=k)
-                yield format_date(day, DATE_FORMATS[f], _CASES[c]), day.isoformat()
+                yield format_date(day, DATE_FORMATS[f], cases[c]), day.isoformat()
     return _distinct(draws(), n, "date")
 
 
@@ -106,7 +131,7 @@ class Task(NamedTuple):
 
 
 BUILTIN_TASKS = {
-    "addition": Task(addition_examples, 7, 5, "a+b for a, b in 0..999 (book section 7.3)"),
+    "addition": Task(addition_examples, 7, 5, "a+b, each operand 1-3 digits long with equal odds (book section 7.3)"),
     "date": Task(date_examples, 29, 11, "dates 1970-2020 in many written forms -> ISO (book section 8.4)"),
 }
 """Built-in task name -> Task."""
@@ -123,11 +148,41 @@ def format_lines(examples, question_width: int | None = None, answer_width: int 
     return "".join(f"{q.ljust(qw)}{('_' + a).ljust(aw)}\n" for q, a in examples)
 
 
-def write_task(name: str, path, n: int = EXAMPLES, seed: int = GENERATION_SEED) -> Path:
-    """Generate built-in task `name` into `path` (atomically: a reader never sees half a file)."""
+def task_text(name: str, n: int = EXAMPLES, seed: int = GENERATION_SEED) -> str:
+    """The text of built-in task `name`'s file, exactly as `write_task` writes it."""
     if name not in BUILTIN_TASKS:
         raise ValueError(f"unknown built-in task '{name}'; built-in tasks: {', '.join(BUILTIN_TASKS)}")
     task = BUILTIN_TASKS[name]
-    text = format_lines(task.generate(n, seed), task.question_width, task.answer_width)
-    write_bytes(path, text.encode("utf-8"))
+    return format_lines(task.generate(n, seed), task.question_width, task.answer_width)
+
+
+def write_task(name: str, path, n: int = EXAMPLES, seed: int = GENERATION_SEED) -> Path:
+    """Generate built-in task `name` into `path` (atomically: a reader never sees half a file)."""
+    write_bytes(path, task_text(name, n, seed).encode("utf-8"))
     return Path(path)
+
+
+STALE_TASK_FILES = {
+    "addition": {"3fb149cc0811f5275dabf11fb79d579f72e1890e8bdcd43e14edf6f1d8fc0188":
+                 "a and b uniform in 0..999, so 81% of questions were 3-digit + 3-digit"},
+}
+"""SHA-256 of the default files earlier versions of a generator wrote -> what was wrong with them.
+When a generator changes, the digest of its old default file goes here, so a user's stale file
+is recognised and regenerated instead of silently training on the old distribution."""
+
+
+@functools.cache
+def _default_digest(name: str) -> str:
+    return hashlib.sha256(task_text(name).encode("utf-8")).hexdigest()
+
+
+def task_file_status(name: str, data: bytes) -> tuple[str, str]:
+    """Whether `data` (the bytes of a built-in task's file) is what this version generates:
+    ('current', ''), ('stale', what an older generator did wrong) or ('other', '') for a file this
+    tool's generators did not write at their defaults (the user's own, or a hand-edited one)."""
+    digest = hashlib.sha256(data).hexdigest()
+    if digest == _default_digest(name):
+        return "current", ""
+    if digest in STALE_TASK_FILES.get(name, {}):
+        return "stale", STALE_TASK_FILES[name][digest]
+    return "other", ""

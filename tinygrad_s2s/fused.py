@@ -4,12 +4,13 @@ drawings can use the reference to show every primitive."""
 from __future__ import annotations
 
 from . import backend, ops
-from .tensor import Function, Tensor, as_tensor
+from .tensor import Function, Tensor, as_tensor, saved_input
 
 
 class LSTMCell(Function):
     """One LSTM step from its pre-activation a = x@Wx + h@Wh + b (gates in the book's order f, g, i, o)."""
     name = "lstm_cell"
+    c_prev = saved_input(1)
 
     def forward(self, a, c_prev):
         n4 = a.shape[-1]
@@ -22,11 +23,12 @@ class LSTMCell(Function):
         g = xp.tanh(a[..., H:2 * H])
         c = f * c_prev + g * i
         tc = xp.tanh(c)
-        self.saved = (f, g, i, o, c_prev, tc)
+        self.saved = (f, g, i, o, tc)
         return o * tc, c
 
     def backward(self, gh, gc):
-        f, g, i, o, c_prev, tc = self.saved
+        f, g, i, o, tc = self.saved
+        c_prev = self.c_prev
         xp = backend.get_array_module(gh)
         ds = gc + gh * o * (1 - tc * tc)
         da = xp.concatenate((ds * c_prev * f * (1 - f),

@@ -11,7 +11,7 @@ import numpy as np
 from numpy.lib.array_utils import normalize_axis_index, normalize_axis_tuple
 
 from . import backend
-from .tensor import Function, Tensor, as_tensor, describe, sum_to
+from .tensor import Function, Tensor, as_tensor, describe, saved_input, saved_output, sum_to
 from . import random as _random
 
 
@@ -28,46 +28,44 @@ def _pair(a, b):
 
 
 # ---------------------------------------------------------------- elementwise arithmetic
+# Backward returns gradients of the broadcast result's shape: the engine sums them back to each input.
 class Add(Function):
     def forward(self, a, b):
-        self.shapes = a.shape, b.shape
         return a + b
 
     def backward(self, gy):
-        return sum_to(gy, self.shapes[0]), sum_to(gy, self.shapes[1])
+        return gy, gy
 
 
 class Sub(Function):
     def forward(self, a, b):
-        self.shapes = a.shape, b.shape
         return a - b
 
     def backward(self, gy):
-        return sum_to(gy, self.shapes[0]), sum_to(-gy, self.shapes[1])
+        return gy, -gy
 
 
 class Mul(Function):
+    a, b = saved_input(0), saved_input(1)
+
     def forward(self, a, b):
-        self.a, self.b = a, b
         return a * b
 
     def backward(self, gy):
-        a, b = self.a, self.b
-        ga = sum_to(gy * b, a.shape) if self.needs_grad[0] else None
-        gb = sum_to(gy * a, b.shape) if self.needs_grad[1] else None
-        return ga, gb
+        return (gy * self.b if self.needs_grad[0] else None,
+                gy * self.a if self.needs_grad[1] else None)
 
 
 class Div(Function):
+    a, b = saved_input(0), saved_input(1)
+
     def forward(self, a, b):
-        self.a, self.b = a, b
         return a / b
 
     def backward(self, gy):
         a, b = self.a, self.b
-        ga = sum_to(gy / b, a.shape) if self.needs_grad[0] else None
-        gb = sum_to(-gy * a / (b * b), b.shape) if self.needs_grad[1] else None
-        return ga, gb
+        return (gy / b if self.needs_grad[0] else None,
+                -gy * a / (b * b) if self.needs_grad[1] else None)
 
 
 class Neg(Function):
@@ -79,30 +77,31 @@ class Neg(Function):
 
 
 class Pow(Function):
+    a, b, y = saved_input(0), saved_input(1), saved_output(0)
+
     def forward(self, a, b):
-        self.a, self.b = a, b
-        self.y = a ** b
-        return self.y
+        return a ** b
 
     def backward(self, gy):
         a, b = self.a, self.b
-        ga = sum_to(gy * b * a ** (b - 1), a.shape) if self.needs_grad[0] else None
-        gb = sum_to(gy * self.y * _xp(a).log(a), b.shape) if self.needs_grad[1] else None
-        return ga, gb
+        return (gy * b * a ** (b - 1) if self.needs_grad[0] else None,
+                gy * self.y * _xp(a).log(a) if self.needs_grad[1] else None)
 
 
 class Exp(Function):
+    y = saved_output(0)
+
     def forward(self, x):
-        self.y = _xp(x).exp(x)
-        return self.y
+        return _xp(x).exp(x)
 
     def backward(self, gy):
         return gy * self.y
 
 
 class Log(Function):
+    x = saved_input(0)
+
     def forward(self, x):
-        self.x = x
         return _xp(x).log(x)
 
     def backward(self, gy):
@@ -110,19 +109,20 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    y = saved_output(0)
+
     def forward(self, x):
-        self.y = _xp(x).sqrt(x)
-        return self.y
+        return _xp(x).sqrt(x)
 
     def backward(self, gy):
         return gy / (2 * self.y)
 
 
 class Sigmoid(Function):
+    y = saved_output(0)
+
     def forward(self, x):
-        xp = _xp(x)
-        self.y = xp.tanh(x * 0.5) * 0.5 + 0.5   # the tanh form never overflows in exp
-        return self.y
+        return _xp(x).tanh(x * 0.5) * 0.5 + 0.5   # the tanh form never overflows in exp
 
     def backward(self, gy):
         y = self.y
@@ -130,9 +130,10 @@ class Sigmoid(Function):
 
 
 class Tanh(Function):
+    y = saved_output(0)
+
     def forward(self, x):
-        self.y = _xp(x).tanh(x)
-        return self.y
+        return _xp(x).tanh(x)
 
     def backward(self, gy):
         y = self.y
@@ -140,6 +141,7 @@ class Tanh(Function):
 
 
 class ReLU(Function):
+    """The subgradient at 0 is 0 (as PyTorch's)."""
     name = "relu"
 
     def forward(self, x):
@@ -152,6 +154,8 @@ class ReLU(Function):
 
 # ---------------------------------------------------------------- matmul
 class MatMul(Function):
+    a, b = saved_input(0), saved_input(1)
+
     def forward(self, a, b):
         if a.ndim == 0 or b.ndim == 0:
             raise ValueError("matmul does not take 0-d operands; use mul")
@@ -159,7 +163,6 @@ class MatMul(Function):
         if k_a != k_b:
             raise ValueError(f"shapes {a.shape} and {b.shape} are not aligned: "
                              f"{k_a} (last dim of a) != {k_b} ({'dim 0' if b.ndim == 1 else 'dim -2'} of b)")
-        self.a, self.b = a, b
         if a.ndim > 2 and b.ndim == 2:     # (N,T,D)@(D,H) as one 2-D GEMM: NumPy would loop over N
             return (a.reshape(-1, k_a) @ b).reshape(a.shape[:-1] + b.shape[1:])
         return a @ b
@@ -172,11 +175,11 @@ class MatMul(Function):
             ga = (g2 @ b.T).reshape(a.shape) if self.needs_grad[0] else None
             gb = a.reshape(-1, b.shape[0]).T @ g2 if self.needs_grad[1] else None
             return ga, gb
-        a2 = a[None, :] if a.ndim == 1 else a
-        b2 = b[:, None] if b.ndim == 1 else b
+        a2 = a.reshape(1, -1) if a.ndim == 1 else a
+        b2 = b.reshape(-1, 1) if b.ndim == 1 else b
         gy = gy.reshape(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1]))
         ga = gb = None
-        if self.needs_grad[0]:
+        if self.needs_grad[0]:   # batch dims are summed here: a 1-d operand is not a broadcast of its 2-d form
             ga = sum_to(gy @ xp.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
         if self.needs_grad[1]:
             gb = sum_to(xp.swapaxes(a2, -1, -2) @ gy, b2.shape).reshape(b.shape)
@@ -218,11 +221,12 @@ class Max(Function):
 
 
 class Softmax(Function):
+    y = saved_output(0)
+
     def forward(self, x):
         xp = _xp(x)
         e = xp.exp(x - x.max(axis=self.axis, keepdims=True))
-        self.y = e / e.sum(axis=self.axis, keepdims=True)
-        return self.y
+        return e / e.sum(axis=self.axis, keepdims=True)
 
     def backward(self, gy):
         y = self.y
@@ -231,12 +235,12 @@ class Softmax(Function):
 
 class LogSoftmax(Function):
     name = "log_softmax"
+    y = saved_output(0)
 
     def forward(self, x):
         xp = _xp(x)
         z = x - x.max(axis=self.axis, keepdims=True)
-        self.y = z - xp.log(xp.exp(z).sum(axis=self.axis, keepdims=True))
-        return self.y
+        return z - xp.log(xp.exp(z).sum(axis=self.axis, keepdims=True))
 
     def backward(self, gy):
         return gy - _xp(gy).exp(self.y) * gy.sum(axis=self.axis, keepdims=True)
@@ -271,11 +275,10 @@ class BroadcastTo(Function):
     name = "broadcast_to"
 
     def forward(self, x):
-        self.in_shape = x.shape
         return _xp(x).broadcast_to(x, self.shape)
 
     def backward(self, gy):
-        return sum_to(gy, self.in_shape)
+        return gy   # the engine sums it back to the input's shape
 
 
 class Repeat(Function):
@@ -406,14 +409,11 @@ def _check_bounds(index, shape):
 
 class Where(Function):
     def forward(self, a, b):
-        self.shapes = a.shape, b.shape
         return _xp(a).where(self.cond, a, b)
 
     def backward(self, gy):
         xp = _xp(gy)
-        zero = xp.zeros((), dtype=gy.dtype)
-        return (sum_to(xp.where(self.cond, gy, zero), self.shapes[0]),
-                sum_to(xp.where(self.cond, zero, gy), self.shapes[1]))
+        return xp.where(self.cond, gy, 0), xp.where(self.cond, 0, gy)
 
 
 class Dropout(Function):

@@ -1,4 +1,5 @@
-"""Optimizers (SGD, Adam) and gradient clipping; updates run in place on the parameters' arrays."""
+"""Optimizers (SGD, Adam), gradient clipping and learning-rate schedules; updates run in place on the
+parameters' arrays."""
 from __future__ import annotations
 
 import math
@@ -115,10 +116,26 @@ class Adam(Optimizer):
 def clip_grad_norm(params, max_norm: float) -> float:
     """Scale all gradients together so their global L2 norm is at most max_norm; returns the norm
     before clipping."""
-    grads = [p.grad.data for p in params if p.grad is not None]
-    total = math.sqrt(sum(float(backend.get_array_module(g).vdot(g, g)) for g in grads))
+    grads = [p.grad for p in params if p.grad is not None]
+    total = math.sqrt(sum(float(backend.get_array_module(g.data).vdot(g.data, g.data)) for g in grads))
     rate = max_norm / (total + 1e-6)
     if rate < 1:
         for g in grads:
-            g *= rate
+            g.data *= rate      # assigns .data: a version bump, like every in-place change
     return total
+
+
+LR_SCHEDULES = {
+    # name: the factor on the base learning rate at `progress` = step / total steps (0 -> 1)
+    "constant": lambda progress: 1.0,
+    "cosine": lambda progress: 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))),   # anneals to 0
+}
+"""Learning-rate schedules by name; a new schedule is one entry (the `--lr-schedule` choices follow)."""
+
+
+def scheduled_lr(base_lr: float, schedule: str, step: int, total_steps: int) -> float:
+    """The learning rate of update number `step` (0-based) of `total_steps`: a function of the step
+    count alone, so a resumed run follows the same curve."""
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown learning-rate schedule {schedule!r}; known: {', '.join(LR_SCHEDULES)}")
+    return base_lr * LR_SCHEDULES[schedule](step / max(total_steps, 1))

@@ -12,6 +12,10 @@ _loaded = False
 _current_source = [None]
 
 
+class UnknownModelError(ValueError):
+    """A model name nobody registered (the command line exits 2 with it)."""
+
+
 def register_model(name: str):
     """Class (or factory) decorator: `@tg.register_model("seq2seq")`."""
     def deco(factory):
@@ -57,14 +61,26 @@ def available_models() -> dict[str, str]:
     return {name: src for name, (_, src) in sorted(_models.items())}
 
 
+def require_model(name: str) -> None:
+    """Raise UnknownModelError, listing the registered names, unless `name` is registered."""
+    load_plugins()
+    if name not in _models:
+        known = ", ".join(sorted(_models)) or "none"
+        raise UnknownModelError(f"unknown model '{name}'; registered models: {known} "
+                                "(see `tinygrad-s2s models`)")
+
+
+def registered_name(model) -> str | None:
+    """The registry name whose factory is `model`'s class (None if no registered factory built it)."""
+    load_plugins()
+    return next((name for name, (factory, _) in _models.items() if factory is type(model)), None)
+
+
 def create_model(name: str, vocab_size: int, wordvec_size: int = 16, hidden_size: int = 128, **extra):
     """Build a registered model; `model(xs, ts)` is its mean loss, `model.generate(...)` decodes.
     A model that sets no `config` gets the keyword arguments it was built with as its `config`, so a
     saved run rebuilds the same model."""
-    load_plugins()
-    if name not in _models:
-        known = ", ".join(sorted(_models)) or "none"
-        raise ValueError(f"unknown model '{name}'; registered models: {known}")
+    require_model(name)
     kwargs = dict(vocab_size=vocab_size, wordvec_size=wordvec_size, hidden_size=hidden_size, **extra)
     return record_config(_models[name][0](**kwargs), kwargs, name)
 

@@ -58,26 +58,187 @@ def save(obj, path, meta: dict | None = None) -> None:
               "shapes": [list(a.shape) for a in state.values()],
               "dtypes": [str(a.dtype) for a in state.values()], "meta": meta or {}}
     arrays = {f"a{i}": a for i, a in enumerate(state.values())}
-    arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    arrays["__header__"] = np.frombuffer(json.dumps(header, allow_nan=False).encode(), dtype=np.uint8)
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
-def load(path, return_meta: bool = False):
-    """Load what `save` wrote: an OrderedDict name -> ndarray (and the meta dict if asked)."""
+class CheckpointError(ValueError):
+    """A file `load` cannot read. The message is one line: `load: FILE: what is wrong`."""
+
+    def __init__(self, path, reason: str):
+        self.path, self.reason = os.fspath(path), reason
+        super().__init__(f"load: {self.path}: {reason}")
+
+
+MAX_HEADER_BYTES = 16 << 20
+"""The largest `__header__` (names, shapes and the JSON meta) load will read."""
+_NPY_PREFIX_MAX = 10 + 0xFFFF      # an .npy version 1 prefix: magic, version, length, header dict
+_CHUNK = 16 << 20                  # bytes read at a time, so reading never holds a second full copy
+_NUMERIC_KINDS = "biufc"           # bool, int, uint, float, complex: nothing that needs pickle
+
+
+def _fail(path, reason):
+    raise CheckpointError(path, reason) from None
+
+
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _open_archive(path) -> zipfile.ZipFile:
+    if os.path.isdir(path):
+        _fail(path, "is a directory, not a checkpoint file")
+    size = os.path.getsize(path)
+    if size == 0:
+        _fail(path, "the file is empty (0 bytes); not a checkpoint")
+    try:
+        return zipfile.ZipFile(path)
+    except PermissionError as exc:
+        _fail(path, f"cannot be read ({exc.strerror})")
+    except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError, OSError):
+        with open(path, "rb") as f:
+            starts_like_zip = f.read(4) == b"PK\x03\x04"
+        _fail(path, "truncated: the zip archive's directory at the end is missing (was the write cut short?)"
+              if starts_like_zip else "is not a tinygrad-s2s checkpoint: not a .npz (zip) archive")
+
+
+def _member(path, z: zipfile.ZipFile, name: str, max_bytes: int | None = None) -> zipfile.ZipInfo:
+    """The directory entry of array `name`, checked before a byte of it is read: stored uncompressed
+    (so it cannot expand beyond the file) and inside the file."""
+    member = name + ".npy"
+    try:
+        info = z.getinfo(member)
+    except KeyError:
+        _fail(path, f"is not a tinygrad-s2s checkpoint: the archive has no '{member}'" if name == "__header__"
+              else f"the archive has no member '{member}' although its header lists it (damaged)")
+    if info.compress_type != zipfile.ZIP_STORED:
+        _fail(path, f"member '{member}' is compressed (zip method {info.compress_type}); tinygrad-s2s writes "
+                    "checkpoints uncompressed, and a compressed member could expand to any size")
+    if info.file_size != info.compress_size or info.header_offset + info.compress_size > os.path.getsize(path):
+        _fail(path, f"member '{member}' claims {info.file_size:,} bytes that the file does not hold "
+                    "(truncated or damaged)")
+    if max_bytes is not None and info.file_size > max_bytes:
+        _fail(path, f"member '{member}' is {info.file_size:,} bytes, more than the {max_bytes:,} allowed")
+    return info
+
+
+def _read_member(path, z: zipfile.ZipFile, info: zipfile.ZipInfo, shape=None, dtype=None) -> np.ndarray:
+    """Read one .npy member; its own header must agree with `shape`/`dtype` (when given) and with
+    the size the directory gave, before its data is allocated."""
+    what = f"member '{info.filename}'"
+    try:
+        with z.open(info) as f:
+            try:
+                major, _ = np.lib.format.read_magic(f)
+                read_header = (np.lib.format.read_array_header_1_0 if major == 1
+                               else np.lib.format.read_array_header_2_0)
+                npy_shape, fortran, npy_dtype = read_header(f, max_header_size=_NPY_PREFIX_MAX)
+            except (ValueError, OSError, EOFError, SyntaxError, TypeError):
+                _fail(path, f"{what} is not a valid .npy array")
+            if any(d < 0 for d in npy_shape):
+                _fail(path, f"{what} has the negative shape {list(npy_shape)}")
+            if npy_dtype.kind not in _NUMERIC_KINDS or npy_dtype.hasobject:
+                _fail(path, f"{what} holds dtype '{npy_dtype}'; checkpoints hold only numbers")
+            if shape is not None and (list(npy_shape) != list(shape) or str(npy_dtype) != dtype):
+                _fail(path, f"{what} is {npy_dtype} {list(npy_shape)}, the header declares {dtype} {list(shape)}")
+            nbytes = int(np.prod(npy_shape, dtype=np.int64)) * npy_dtype.itemsize
+            if f.tell() + nbytes != info.file_size:
+                _fail(path, f"{what}: {npy_dtype} {list(npy_shape)} needs {nbytes:,} bytes of data, the "
+                            f"archive holds {info.file_size - f.tell():,}")
+            out = np.empty(npy_shape[::-1] if fortran else npy_shape, dtype=npy_dtype)
+            view = memoryview(out.reshape(-1).view(np.uint8))
+            for i in range(0, nbytes, _CHUNK):
+                n = f.readinto(view[i:i + _CHUNK])
+                if n != min(_CHUNK, nbytes - i):
+                    _fail(path, f"{what} ends early (truncated)")
+            f.read(1)     # reach the end, so zipfile checks the CRC
+    except zipfile.BadZipFile as exc:
+        _fail(path, f"{what} is damaged ({'CRC mismatch' if 'CRC' in str(exc) else 'bad zip entry'})")
+    except (OSError, EOFError, RuntimeError, NotImplementedError):   # RuntimeError: an encrypted member
+        _fail(path, f"{what} cannot be read (truncated, damaged or encrypted)")
+    return out.T if fortran else out
+
+
+def _check_header(path, header) -> dict:
+    if not isinstance(header, dict):
+        _fail(path, f"its __header__ is a JSON {type(header).__name__}, not an object")
+    if header.get("format") != FORMAT:
+        _fail(path, f"its __header__ says format {header.get('format')!r}, not {FORMAT!r}")
+    version = header.get("version")
+    if not _int(version) or version < 1:
+        _fail(path, f"its __header__ has version {version!r}; expected a positive integer")
+    if version > VERSION:
+        _fail(path, f"written by a newer tinygrad-s2s (format version {version}); this build reads up to "
+                    f"version {VERSION}")
+    for key, kind in (("names", list), ("shapes", list), ("dtypes", list), ("meta", dict)):
+        if key not in header:
+            _fail(path, f"its __header__ lacks '{key}'")
+        if not isinstance(header[key], kind):
+            _fail(path, f"its __header__ '{key}' is a {type(header[key]).__name__}, expected a {kind.__name__}")
+    names, shapes, dtypes = header["names"], header["shapes"], header["dtypes"]
+    if not len(names) == len(shapes) == len(dtypes):
+        _fail(path, f"its __header__ lists {len(names)} names, {len(shapes)} shapes and {len(dtypes)} dtypes")
+    if not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+        _fail(path, "its __header__ 'names' must be distinct strings")
+    for name, shape, dtype in zip(names, shapes, dtypes):
+        if not isinstance(shape, list) or not all(_int(d) and d >= 0 for d in shape):
+            _fail(path, f"array '{name}' has shape {shape!r} in the __header__; expected a list of sizes")
+        try:
+            ok = isinstance(dtype, str) and np.dtype(dtype).kind in _NUMERIC_KINDS
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            _fail(path, f"array '{name}' has dtype {dtype!r} in the __header__; expected a numeric dtype")
+    return header
+
+
+def read_header(path) -> dict:
+    """The validated header of a file `save` wrote: {'names', 'shapes', 'dtypes', 'meta', ...},
+    without reading any array. Raises FileNotFoundError or CheckpointError (one line, naming the file)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: no such file: {path}")
+    with _open_archive(path) as z:
+        return _read_header(path, z)
+
+
+def _read_header(path, z: zipfile.ZipFile) -> dict:
+    raw = _read_member(path, z, _member(path, z, "__header__", MAX_HEADER_BYTES))
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        _fail(path, f"its __header__ is {raw.dtype} {list(raw.shape)}, not the bytes of a JSON text")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            header = json.loads(bytes(z["__header__"]).decode())
-            arrays = [z[f"a{i}"] for i in range(len(header["names"]))]
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise ValueError(f"load: {path} is not a tinygrad-s2s checkpoint ({exc})") from None
-    if header.get("format") != FORMAT or header.get("version", 0) > VERSION:
-        raise ValueError(f"load: {path} has format {header.get('format')} version {header.get('version')}; "
-                         f"this build reads {FORMAT} up to version {VERSION}")
-    state = OrderedDict(zip(header["names"], arrays))
-    for (name, a), shape in zip(state.items(), header["shapes"]):
-        if list(a.shape) != shape:
-            raise ValueError(f"load: {path}: array '{name}' has shape {a.shape}, header says {shape}")
+        header = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        _fail(path, f"its __header__ is not valid JSON ({type(exc).__name__}: {exc})")
+    except RecursionError:
+        _fail(path, "its __header__ nests too deeply to be a checkpoint header")
+    return _check_header(path, header)
+
+
+def load(path, return_meta: bool = False, expect: dict | None = None):
+    """Load what `save` wrote: an OrderedDict name -> ndarray (and the meta dict if asked).
+
+    Nothing is decompressed or allocated before the header, the zip directory and each array's own
+    .npy header agree, so a damaged or hostile file costs no more memory than it holds on disk.
+    With `expect` (name -> shape, e.g. a model's state_dict shapes), only those arrays are read and
+    each must be declared with that shape. Raises FileNotFoundError, or CheckpointError (a
+    ValueError) whose message is one line naming the file and what is wrong.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"load: no such file: {path}")
+    with _open_archive(path) as z:
+        header = _read_header(path, z)
+        declared = {n: (i, s, d) for i, (n, s, d) in
+                    enumerate(zip(header["names"], header["shapes"], header["dtypes"]))}
+        wanted = list(declared) if expect is None else list(expect)
+        for name in wanted:
+            if name not in declared:
+                _fail(path, f"has no array '{name}' (it holds {', '.join(declared) or 'none'})")
+            if expect is not None and list(expect[name]) != declared[name][1]:
+                _fail(path, f"array '{name}' has shape {declared[name][1]}, expected {list(expect[name])}")
+        infos = {n: _member(path, z, f"a{declared[n][0]}") for n in wanted}
+        if sum(i.compress_size for i in infos.values()) > os.path.getsize(path):
+            _fail(path, "its members overlap: they claim more bytes than the file holds (damaged or hostile)")
+        state = OrderedDict((n, _read_member(path, z, infos[n], declared[n][1], declared[n][2])) for n in wanted)
     return (state, header["meta"]) if return_meta else state

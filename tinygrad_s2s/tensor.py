@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import operator
 import os
 import sys
 import weakref
@@ -18,7 +19,7 @@ import numpy as np
 from . import backend
 
 # ---------------------------------------------------------------- global state (one place)
-_state = {"grad": True, "anomaly": False, "dtype": np.dtype(np.float32)}
+_state = {"grad": True, "anomaly": False, "locations": False, "dtype": np.dtype(np.float32)}
 _scope = [""]                   # module path stack; Module.__call__ pushes its dotted path
 _seq = itertools.count()         # tie-breaker so the heap never compares Functions
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -51,6 +52,12 @@ def is_grad_enabled() -> bool:
 def detect_anomaly():
     """Raise FloatingPointError at the first op (forward or backward) that produces NaN or Inf."""
     return _setting("anomaly", True)
+
+
+def record_locations():
+    """Record on each op the file:line that called it (`Function.location`), for graph drawings;
+    off by default because walking the stack costs time on every op."""
+    return _setting("locations", True)
 
 
 def set_default_dtype(dtype) -> None:
@@ -111,16 +118,60 @@ def describe(op: str, reason: str, shapes=(), module: str | None = None) -> str:
 
 
 # ---------------------------------------------------------------- Function
+class saved_input:
+    """`x = saved_input(0)` in a Function class: `self.x` in backward is input 0's array.
+
+    The engine records the input's version when the op runs and refuses a backward after the input
+    was changed in place (an optimizer step, `t.data = ...`), instead of computing with the new values.
+    """
+
+    def __init__(self, index: int):
+        self.index = index
+
+    def __get__(self, fn, owner=None):
+        if fn is None:
+            return self
+        return fn.inputs[self.index].data
+
+
+class saved_output:
+    """`y = saved_output(0)` in a Function class: `self.y` in backward is output 0's array (kept by
+    the node itself, so a later `t.data = ...` on the output cannot change it)."""
+
+    def __init__(self, index: int):
+        self.index = index
+
+    def __get__(self, fn, owner=None):
+        if fn is None:
+            return self
+        return fn.saved_outputs[self.index]
+
+
 class Function:
     """One primitive. Subclasses define `forward(*arrays)` and `backward(*grads)` on raw arrays.
 
-    `backward` returns one gradient per input (None where no gradient flows). It may consult
+    `backward` returns one gradient per input (None where no gradient flows), each of the shape of
+    the op's broadcast result or of the input itself: the engine sums broadcast dims back, checks the
+    shape and dtype and names this class in any error. Inputs and outputs that backward reads are
+    declared as class attributes `x = saved_input(0)` / `y = saved_output(0)`: the engine then keeps
+    them and refuses a backward after such an input was changed in place. It may consult
     `self.needs_grad[i]` to skip work for inputs that do not require a gradient. A multi-output op
     whose outputs were not all used gets zeros for the unused ones, or None if it sets
     `takes_missing_grads` (and then skips that work itself).
     """
     name = None  # op name shown in errors and graphs; defaults to the lowercase class name
     takes_missing_grads = False
+    saved_inputs = ()    # indices of inputs read in backward (set from the saved_input attributes)
+    keeps_outputs = False
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        attrs = [v for k in dir(cls) for v in (getattr(cls, k, None),)]
+        ins = sorted({a.index for a in attrs if isinstance(a, saved_input)})
+        if ins:
+            cls.saved_inputs = tuple(sorted(set(cls.saved_inputs) | set(ins)))
+        if any(isinstance(a, saved_output) for a in attrs):
+            cls.keeps_outputs = True
 
     def __init__(self, **params):
         self.__dict__.update(params)
@@ -153,14 +204,30 @@ class Function:
         outs = tuple(Tensor._wrap(y, need) for y in ys)
         if need:
             fn.inputs = inputs
-            fn.module = current_module_path()
+            fn.module = _scope[-1]
+            fn.where = _user_frame()
+            if cls.saved_inputs:
+                fn.versions = [t._version for t in inputs]
+            if cls.keeps_outputs:
+                fn.saved_outputs = ys
             fn.generation = max(t.generation for t in inputs)
             fn.outputs = tuple(weakref.ref(o) for o in outs)
             fn.out_meta = tuple((y.shape, y.dtype) for y in ys)
             fn.seq = next(_seq)
+            if _state["locations"]:
+                fn.location = user_location()
             for i, o in enumerate(outs):
                 o.creator, o.out_index, o.generation = fn, i, fn.generation + 1
         return outs if multi else outs[0]
+
+    @classmethod
+    def run(cls, *values, **params):
+        """`apply` on Tensors, the bare forward on arrays: lets one op's backward use another op on
+        raw arrays (first order) and on Tensors (a differentiable backward) alike."""
+        if any(isinstance(v, Tensor) for v in values):
+            first = next(v for v in values if isinstance(v, Tensor))
+            return cls.apply(*(as_tensor(v, like=first) for v in values), **params)
+        return cls(**params).forward(*values)
 
     def forward(self, *arrays):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -170,14 +237,81 @@ class Function:
 
     def release(self):
         """Drop inputs and saved arrays so the graph's memory is freed after backward."""
-        keep = {"module", "generation", "out_meta", "seq", "outputs", "needs_grad"}
+        keep = {"module", "where", "generation", "out_meta", "seq", "outputs", "needs_grad"}
         for k in list(self.__dict__):
             if k not in keep:
                 del self.__dict__[k]
         self.inputs = None
 
+    def location(self) -> str:
+        """'file:line' of the user's code that ran this op's forward."""
+        return f"{self.where[0]}:{self.where[1]}"
+
     def __repr__(self):
         return f"<Function {self.op} module='{getattr(self, 'module', '')}'>"
+
+
+def _user_frame():
+    """(file, line) of the innermost caller outside this package: a frame walk with the package test
+    cached per file name, cheap enough to record on every node."""
+    frame = sys._getframe(2)
+    inside = _INSIDE
+    while frame is not None:
+        code = frame.f_code
+        name = code.co_filename
+        ins = inside.get(name)
+        if ins is None:
+            path = os.path.abspath(name)
+            ins = inside[name] = path.startswith(_PKG_DIR + os.sep) or "contextlib" in path
+        if not ins:
+            return name, frame.f_lineno
+        frame = frame.f_back
+    return "<unknown>", 0
+
+
+_INSIDE: dict = {}
+
+
+def _node_error(fn, reason: str) -> str:
+    """An error about node `fn` found during backward: op, module and the forward's file:line."""
+    return (f"{fn.op}: {reason}; in module '{fn.module or '<top level>'}'; forward at {fn.location()}")
+
+
+def _check_versions(fn) -> None:
+    for i in fn.saved_inputs:
+        t, v = fn.inputs[i], fn.versions[i]
+        if t._version != v:
+            what = f"parameter '{t.name}'" if getattr(t, "is_param", False) else (
+                f"tensor '{t.name}'" if t.name else f"a tensor of shape {t.shape}")
+            raise RuntimeError(_node_error(fn, (
+                f"input {i} ({what}), saved for backward, was modified in place after the forward "
+                f"(version {v} -> {t._version}), so its gradient would be wrong. Call backward before "
+                "optimizer.step() (or before assigning .data / loading a state dict), or run the "
+                "forward again")))
+
+
+def _check_grad(fn, i, gx, x):
+    """The engine's one check of a returned gradient: undo broadcasting, then shape and dtype."""
+    shape = x.shape
+    if not hasattr(gx, "shape") or not hasattr(gx, "dtype"):
+        raise TypeError(_node_error(fn, f"{type(fn).__name__}.backward returned a {type(gx).__name__} "
+                                        f"for input {i}; expected an array of shape {shape}"))
+    if gx.dtype.kind != "f":
+        raise TypeError(_node_error(fn, f"{type(fn).__name__}.backward returned dtype {gx.dtype} for "
+                                        f"input {i}; gradients must be floating point"))
+    if gx.shape != shape:
+        if not _broadcasts_to(shape, gx.shape):
+            raise ValueError(_node_error(fn, f"{type(fn).__name__}.backward returned a gradient of shape "
+                                             f"{tuple(gx.shape)} for input {i}, expected {tuple(shape)} "
+                                             "(or a shape it broadcasts to)"))
+        gx = sum_to(gx, shape)
+    return gx
+
+
+def _broadcasts_to(shape, target) -> bool:
+    if len(shape) > len(target):
+        return False
+    return all(s == t or s == 1 for s, t in zip(shape[::-1], target[::-1]))
 
 
 def _check_same_device(op, arrays):
@@ -197,10 +331,12 @@ def _check_finite(op, phase, y, module):
 
 
 def sum_to(g, shape):
-    """Undo broadcasting: sum `g` down to `shape`."""
+    """Undo broadcasting: sum `g` down to `shape`; a shape that `g` is not a broadcast of raises."""
     shape = tuple(shape)
     if g.shape == shape:
         return g
+    if not _broadcasts_to(shape, g.shape):
+        raise ValueError(f"sum_to: a gradient of shape {tuple(g.shape)} is not a broadcast of {shape}")
     lead = g.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape)
                                       if s == 1 and g.shape[i + lead] != 1)
@@ -216,9 +352,20 @@ def _is_backend_array(x) -> bool:
 
 class Tensor:
     """An n-dimensional array that records the ops applied to it, for reverse-mode autodiff."""
-    __slots__ = ("data", "requires_grad", "grad", "creator", "out_index", "generation", "name",
-                 "__weakref__")
+    __slots__ = ("_data", "_version", "requires_grad", "grad", "creator", "out_index", "generation",
+                 "name", "__weakref__")
     __array_ufunc__ = None  # make `ndarray op Tensor` call Tensor's reflected operator
+
+    def _set_data(self, arr):
+        self._data = arr
+        self._version += 1
+
+    data = property(operator.attrgetter("_data"), _set_data, doc=(
+        "The backend array itself. Assigning it (`t.data = a`, also `t.data -= u`, which assigns) "
+        "counts as an in-place change: it bumps `t.version`, and a backward that saved `t` then "
+        "raises instead of computing a wrong gradient. Writing into the array (`t.data[...] = v`) is "
+        "the escape hatch, as PyTorch's `.data` is: nothing sees it (call `t.bump_version()` after it "
+        "to make saved-for-backward checks see it)."))
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
         if isinstance(data, Tensor):
@@ -229,7 +376,8 @@ class Tensor:
             arr = np.asarray(data, dtype=dtype)
             if dtype is None and arr.dtype == np.float64:
                 arr = arr.astype(_state["dtype"])   # Python floats follow the default dtype
-        self.data = arr
+        self._data = arr
+        self._version = 0
         self.grad = None
         self.creator = None
         self.out_index = 0
@@ -242,7 +390,7 @@ class Tensor:
     @classmethod
     def _wrap(cls, arr, requires_grad: bool) -> Tensor:
         t = object.__new__(cls)
-        t.data, t.grad, t.creator, t.out_index, t.generation, t.name = arr, None, None, 0, 0, None
+        t._data, t._version, t.grad, t.creator, t.out_index, t.generation, t.name = arr, 0, None, None, 0, 0, None
         t.requires_grad = requires_grad and arr.dtype.kind in "fc"
         return t
 
@@ -260,6 +408,22 @@ class Tensor:
     size = property(lambda self: self.data.size)
     device = property(lambda self: backend.device_of(self.data))
     is_leaf = property(lambda self: self.creator is None)
+    version = property(lambda self: self._version, doc="How many in-place changes this tensor has seen.")
+
+    def bump_version(self) -> Tensor:
+        """Record an in-place change made by writing into `.data[...]` (see `data`)."""
+        self._version += 1
+        return self
+
+    def zero_(self) -> Tensor:
+        """Set every element to 0 in place (a version bump: a saved-for-backward use then raises)."""
+        self._data[...] = 0
+        return self.bump_version()
+
+    def fill_(self, value) -> Tensor:
+        """Set every element to `value` in place (a version bump, as `zero_`)."""
+        self._data[...] = value
+        return self.bump_version()
 
     def __len__(self):
         return len(self.data)
@@ -358,16 +522,18 @@ def run_backward(root: Tensor, g, retain_graph: bool) -> None:
         if fn.inputs is None:
             raise RuntimeError(describe("backward", f"graph freed at op '{fn.op}'; use retain_graph=True",
                                         module=fn.module))
+        if fn.saved_inputs:
+            _check_versions(fn)
         for i, gy in enumerate(gys):
             if gy is None and not fn.takes_missing_grads:   # an unused output of a multi-output op
                 shape, dtype = fn.out_meta[i]
                 gys[i] = backend.get_array_module(fn.inputs[0].data).zeros(shape, dtype)
-        gxs = fn.backward(*gys)
-        if not isinstance(gxs, tuple):
-            gxs = (gxs,)
-        for x, gx in zip(fn.inputs, gxs):
+        gxs = _call_backward(fn, gys)
+        for i, (x, gx) in enumerate(zip(fn.inputs, gxs)):
             if gx is None or not x.requires_grad:
                 continue
+            if getattr(gx, "shape", None) != x.shape or gx.dtype.kind != "f":
+                gx = _check_grad(fn, i, gx, x)
             if anomaly:
                 _check_finite(fn.op, "backward", gx, fn.module)
             c = x.creator
@@ -384,6 +550,25 @@ def run_backward(root: Tensor, g, retain_graph: bool) -> None:
             buf[j] = gx if buf[j] is None else buf[j] + gx
         if not retain_graph:
             fn.release()
+
+
+def _call_backward(fn, gys) -> tuple:
+    """fn.backward with any failure re-raised, like forward errors, naming op, module and file:line."""
+    try:
+        gxs = fn.backward(*gys)
+    except Exception as exc:
+        msg = _node_error(fn, f"{type(fn).__name__}.backward failed: {exc}")
+        try:
+            new = type(exc)(msg)
+        except Exception:
+            new = RuntimeError(msg)
+        raise new from exc
+    if not isinstance(gxs, tuple):
+        gxs = (gxs,)
+    if len(gxs) != len(fn.inputs):
+        raise ValueError(_node_error(fn, f"{type(fn).__name__}.backward returned {len(gxs)} gradients "
+                                         f"for {len(fn.inputs)} inputs"))
+    return gxs
 
 
 def as_tensor(x, like: Tensor | None = None) -> Tensor:

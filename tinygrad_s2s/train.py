@@ -1,10 +1,11 @@
-"""Training and evaluation: the Trainer (Adam, gradient clipping, mini-batches, per-epoch progress
-bar, test accuracy with the book's ☑/☒ examples), batched greedy evaluation, and resumable runs.
+"""The Trainer (Adam, gradient clipping, mini-batches, per-epoch progress bar, test accuracy with the
+book's ☑/☒ examples) and resumable runs.
 
-Nothing is ever lost: the run directory gets a checkpoint before the first step and after every
-epoch; Ctrl-C stops at the next step boundary and saves where it stopped (resume is then exact,
-RNG state included); a NaN/Inf loss or gradient stops training before it touches the weights and
-keeps the last good checkpoint.
+Nothing is ever lost: a run directory is held by one process at a time (an OS lock) and gets its
+config and a checkpoint before the first step and after every epoch; Ctrl-C stops at the next step
+boundary and saves where it stopped; a NaN/Inf loss or gradient stops training before it touches the
+weights and keeps the last good checkpoint. Whatever stopped it (Ctrl-C, a crash, kill -9 at any
+moment, a NaN stop), `Trainer.resume(run_dir)` continues exactly, RNG state included.
 """
 from __future__ import annotations
 
@@ -14,26 +15,22 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
 
-from . import optim, random
-from .contract import ContractError, check_generated, check_loss, describe_value
-from .data import SPLIT_SEED, Dataset, Vocab, batch_indices, load_dataset
-from .runfiles import (BEST, LAST, Run, build_model, load_checkpoint, load_run, plot_learning_curve,
-                       save_checkpoint, write_config, write_metrics)
+from . import optim, random, rundir
+from .contract import check_loss
+from .data import Dataset, batch_indices
+from .evaluation import exact_match, format_examples, generate_batched
+from .registry import registered_name
+from .rundata import dataset_of, fingerprint
+from .runfiles import (BEST, CONFIG, LAST, Run, build_model, load_checkpoint, load_run, plot_learning_curve,
+                       read_config, save_checkpoint, write_config, write_metrics)
+from .trainconfig import TrainConfig
 
-__all__ = ["BOOK_DEFAULTS", "Trainer", "TrainingDiverged", "TrainingInterrupted", "beam_batched", "evaluate",
-           "exact_match", "generate_batched", "load_run", "Run"]
-
-LR_SCHEDULES = ("constant", "cosine")
-
-BOOK_DEFAULTS = {
-    "addition": {"wordvec": 16, "hidden": 128, "epochs": 25, "reverse": False},
-    "date": {"wordvec": 16, "hidden": 256, "epochs": 10, "reverse": True},
-}
-"""Per-task defaults that reproduce the book (chapters 7.3 and 8.4); other files get addition's."""
+__all__ = ["Run", "TrainConfig", "Trainer", "TrainingDiverged", "TrainingInterrupted", "load_run"]
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -54,109 +51,7 @@ class TrainingDiverged(RuntimeError):
         kept = (f"the last good checkpoint is {checkpoint}" if checkpoint
                 else "no run directory, nothing saved")
         super().__init__(f"training stopped: the {what} is {value} at step {step} (epoch {epoch + 1}, "
-                         f"batch {batch + 1}); {kept}; try a smaller --lr or --max-grad")
-
-
-# ---------------------------------------------------------------- evaluation
-def generate_batched(model, x, start_id: int, length: int, batch_size: int = 1000, sample: bool = False,
-                     temperature: float = 1.0, should_stop=None, **options) -> np.ndarray:
-    """Decode every row of x with `model.generate`, `batch_size` rows at a time -> (n, length) ids.
-    `options` (beam=, top_k=, top_p=) reach `generate` when set; a model whose generate does not take
-    one is a clear error."""
-    options = {k: v for k, v in options.items() if v is not None and not (k == "beam" and v == 1)}
-    _check_decoding_options(model, options)
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
-    try:
-        out = []
-        for i in range(0, len(x), batch_size):
-            if should_stop is not None and should_stop():
-                raise KeyboardInterrupt
-            kw = {"sample": True, "temperature": temperature} if sample else {}
-            part = x[i:i + batch_size]
-            out.append(check_generated(model.generate(part, start_id, length, **kw, **options), len(part), length,
-                                       type(model).__name__))
-        return np.concatenate(out) if out else np.zeros((0, length), dtype=np.int64)
-    finally:
-        if was_training:
-            model.train()
-
-
-def _check_decoding_options(model, options) -> None:
-    import inspect  # noqa: PLC0415
-    if not options:
-        return
-    params = inspect.signature(model.generate).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return
-    missing = [k for k in options if k not in params]
-    if missing:
-        raise ValueError(f"model {type(model).__name__}: its generate takes no {', '.join(missing)}; models "
-                         "built on zoo.common.Seq2seqModel decode with beam search, top-k and top-p (see the "
-                         "README, 'Writing a model plugin')")
-
-
-def beam_batched(model, x, start_id: int, length: int, beam: int = 5, nbest: int = 1, batch_size: int = 1000,
-                 **options) -> tuple[np.ndarray, np.ndarray]:
-    """`model.beam_search` over every row of x, `batch_size` rows at a time -> ids (n, nbest, length)
-    and scores (n, nbest), best first. `options`: end_id, length_penalty."""
-    if not callable(getattr(model, "beam_search", None)):
-        raise ValueError(f"model {type(model).__name__} has no beam_search: subclass zoo.common.Seq2seqModel "
-                         "and define decode_start/decode_step (see the README, 'Writing a model plugin')")
-    was_training = getattr(model, "training", False)
-    model.eval()
-    try:
-        ids, scores = [np.zeros((0, nbest, length), dtype=np.int64)], [np.zeros((0, nbest))]
-        for i in range(0, len(x), batch_size):
-            part = x[i:i + batch_size]
-            a, s = model.beam_search(part, start_id, length, beam=beam, nbest=nbest, **options)
-            if not isinstance(a, np.ndarray) or a.dtype.kind not in "iu" or a.shape != (len(part), nbest, length):
-                raise ContractError("generate", f"beam_search ids {describe_value(a)} for N={len(part)}, "
-                                    f"nbest={nbest}, length={length}", type(model).__name__)
-            ids.append(a)
-            scores.append(np.asarray(s, dtype=np.float64))
-        return np.concatenate(ids), np.concatenate(scores)
-    finally:
-        if was_training:
-            model.train()
-
-
-def exact_match(pred, t) -> np.ndarray:
-    """Per example: does the decoded answer equal the whole target (t without its start marker)?"""
-    return np.all(np.asarray(pred) == np.asarray(t)[:, 1:], axis=1)
-
-
-def evaluate(model, x, t, start_id: int, batch_size: int = 1000, beam: int = 1) -> float:
-    """Exact-match accuracy of batched greedy (or `beam` > 1: beam search's best) decoding over (x, t)
-    (t starts with the marker)."""
-    if len(x) == 0:
-        raise ValueError("evaluate: no examples")
-    pred = generate_batched(model, x, start_id, t.shape[1] - 1, batch_size=batch_size, beam=beam)
-    return float(exact_match(pred, t).mean())
-
-
-def _mark_symbols(stream) -> tuple[str, str]:
-    enc = getattr(stream, "encoding", None) or "utf-8"
-    try:
-        "☑☒".encode(enc)
-        return "☑", "☒"
-    except (UnicodeEncodeError, LookupError):
-        return "[ok]", "[x]"
-
-
-def format_examples(dataset: Dataset, x, t, pred, stream=None) -> list[str]:
-    """The book's printout: one line per example, ☑ right or ☒ wrong (then the expected answer)."""
-    ok_mark, bad_mark = _mark_symbols(stream or sys.stdout)
-    vocab = dataset.vocab
-    lines = []
-    for q, want, got, ok in zip(dataset.question_text(x), vocab.decode_batch(np.asarray(t)[:, 1:]),
-                                vocab.decode_batch(pred), exact_match(pred, t)):
-        if ok:
-            lines.append(f"  {ok_mark} {q} -> {got.rstrip()}")
-        else:
-            lines.append(f"  {bad_mark} {q} -> {got.rstrip()}  (expected {want.rstrip()})")
-    return lines
+                         f"batch {batch + 1}); {kept}; start a new run with a smaller --lr or --max-grad")
 
 
 # ---------------------------------------------------------------- Ctrl-C
@@ -164,10 +59,9 @@ class _StopFlag:
     """Ctrl-C while training: the first press asks to stop at the next step boundary, a second
     press stops at once (except inside a weight update, which is never cut in half)."""
 
-    def __init__(self, log):
+    def __init__(self):
         self.requested = False
         self.critical = False
-        self.log = log
 
     def handler(self, signum, frame):
         if self.requested and not self.critical:
@@ -190,66 +84,37 @@ class _StopFlag:
 
 
 # ---------------------------------------------------------------- the trainer
-def _registered_name(model) -> str | None:
-    """The registry name whose factory built `model` (None if it was not built by one)."""
-    from .registry import _models, load_plugins  # noqa: PLC0415
-    load_plugins()
-    return next((name for name, (factory, _) in _models.items() if factory is type(model)), None)
-
-
-def dataset_of(config: dict, source=None) -> Dataset:
-    """The dataset a run was trained on (or `source` instead), encoded with the run's vocabulary,
-    split and reversed as in training, limited as in training. The saved file is preferred; a
-    built-in task whose file is gone is regenerated (same seed, same bytes)."""
-    if source is None:
-        path = config.get("dataset_path")
-        source = path if path and Path(path).is_file() else config["dataset"]
-    ds = load_dataset(source, reverse=config.get("reverse", False), seed=config.get("split_seed", SPLIT_SEED),
-                      vocab=Vocab(config["vocab"]))
-    return ds.limit(config.get("limit"), config.get("test_limit"))
-
-
 class Trainer:
     """Trains `model` on `dataset` with Adam and gradient clipping, as the book's chapter 7.
 
-    With `run_dir`, it writes config.json, metrics.csv, last.npz/best.npz and learning_curve.png
-    there (see `tinygrad_s2s.runfiles`). `config` is saved with the run and must name the registered
-    model (`config["model"]`) for the run to be reloadable; the Trainer adds the hyper-parameters,
-    the dataset description and `model.config`. `log` gets the per-epoch lines; progress bars go to
-    stderr.
+    `config` (a TrainConfig or its dict) holds the settings; keyword `settings` override single ones
+    (`Trainer(m, ds, lr=0.01)`). With `run_dir`, the run is kept there (config.json, metrics.csv,
+    last.npz/best.npz, learning_curve.png; see `tinygrad_s2s.runfiles`) and the directory is locked
+    while `fit` runs. The config must name the registered model (found from `model` when a registered
+    factory built it); the Trainer records the dataset with its fingerprint and `model.config`. `log`
+    gets the per-epoch lines; progress bars go to stderr.
     """
 
-    def __init__(self, model, dataset: Dataset, *, lr: float = 1e-3, lr_schedule: str = "constant",
-                 max_grad: float | None = 5.0,
-                 batch_size: int = 128, run_dir=None, config: dict | None = None, log=None,
-                 progress: bool = True, eval_batch_size: int = 1000, examples_shown: int = 3):
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        if lr <= 0 or not math.isfinite(lr):
-            raise ValueError(f"lr must be a positive number, got {lr}")
-        if lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {lr_schedule!r}")
-        self.base_lr, self.lr_schedule = lr, lr_schedule
+    def __init__(self, model, dataset: Dataset, config=None, *, run_dir=None, log=None, progress: bool = True,
+                 eval_batch_size: int = 1000, examples_shown: int = 3, **settings):
+        cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config or {})
+        unknown = sorted(set(settings) - {f.name for f in fields(TrainConfig)})
+        if unknown:
+            raise TypeError(f"Trainer: unknown settings {unknown}; the settings are TrainConfig's fields")
+        cfg = replace(cfg, **settings).check()
+        mc = getattr(model, "config", None)
+        self.config = replace(
+            cfg, model=cfg.model or registered_name(model), dataset=dataset.name, reverse=dataset.reverse,
+            **fingerprint(dataset.path), vocab="".join(dataset.vocab.chars),
+            question_width=dataset.question_width, answer_width=dataset.answer_width, split_seed=dataset.seed,
+            limit=dataset.train_limit, test_limit=dataset.test_limit, train_examples=len(dataset.x_train),
+            test_examples=len(dataset.x_test), model_config=mc,
+            wordvec=cfg.wordvec or (mc or {}).get("wordvec_size"), hidden=cfg.hidden or (mc or {}).get("hidden_size"))
         self.model, self.dataset = model, dataset
-        self.max_grad, self.batch_size = max_grad, batch_size
-        self.optimizer = optim.Adam(model.parameters(), lr=lr)
+        self.optimizer = optim.Adam(model.parameters(), lr=cfg.lr)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.log = log if log is not None else sys.stdout
         self.progress, self.eval_batch_size, self.examples_shown = progress, eval_batch_size, examples_shown
-        self.config = dict(config or {})
-        self.config.update(
-            dataset=dataset.name, dataset_path=str(Path(dataset.path).resolve()), reverse=dataset.reverse,
-            vocab="".join(dataset.vocab.chars), question_width=dataset.question_width,
-            answer_width=dataset.answer_width, split_seed=dataset.seed,
-            limit=dataset.train_limit, test_limit=dataset.test_limit,
-            train_examples=len(dataset.x_train),
-            test_examples=len(dataset.x_test), lr=lr, lr_schedule=lr_schedule, max_grad=max_grad,
-            batch_size=batch_size,
-            model_config=getattr(model, "config", None))
-        mc = self.config["model_config"] or {}
-        self.config.setdefault("model", _registered_name(model))
-        self.config.setdefault("wordvec", mc.get("wordvec_size"))
-        self.config.setdefault("hidden", mc.get("hidden_size"))
         # position: `epoch` epochs finished, `batch` batches of the next one done, `step` updates in all
         self.epoch = self.batch = self.step = 0
         self.history: list[dict] = []
@@ -257,26 +122,39 @@ class Trainer:
         self._epoch_loss, self._epoch_examples, self._epoch_seconds = 0.0, 0, 0.0
         self._rng_epoch_start = self._rng = None
         self._started = False
+        self._restart = False       # resuming a run stopped before its first checkpoint
 
     # ---- resuming
     @classmethod
-    def resume(cls, run_dir, *, device: str = "cpu", dataset: Dataset | None = None, **kwargs) -> Trainer:
-        """A Trainer that continues the run in `run_dir` exactly where last.npz left it (weights,
-        optimizer slots, RNG, position, history). The dataset is reloaded from the saved config."""
-        path = Path(run_dir) / LAST
-        if not path.is_file():
-            raise FileNotFoundError(f"nothing to resume: {path} does not exist")
-        model_state, opt_state, meta = load_checkpoint(path)
-        config = meta["config"]
+    def resume(cls, run_dir, *, device: str | None = None, dataset: Dataset | None = None, **kwargs) -> Trainer:
+        """A Trainer that continues the run in `run_dir` exactly where it stopped: from last.npz
+        (weights, optimizer slots, RNG, position, history), or, for a run stopped before it wrote
+        last.npz, from the start of its config.json (the model rebuilt from the config's seed). The
+        dataset is reloaded from the config and must match its recorded fingerprint."""
+        run_dir = Path(run_dir)
+        meta = None
+        if (run_dir / LAST).is_file():
+            model_state, opt_state, meta = load_checkpoint(run_dir / LAST)
+            config = meta["config"]
+        elif (run_dir / CONFIG).is_file() and rundir.state(run_dir)[0] == "run":
+            config = read_config(run_dir)
+        else:
+            raise FileNotFoundError(f"nothing to resume: {run_dir} holds no {LAST} or {CONFIG}")
+        cfg = TrainConfig.from_dict(config)
+        if device is not None:
+            cfg = replace(cfg, device=device)
         if dataset is None:
             dataset = dataset_of(config)
-        model = build_model(config)
-        model.load_state_dict(model_state)
-        if device != "cpu":
-            model.to(device)
-        trainer = cls(model, dataset, lr=config["lr"], lr_schedule=config.get("lr_schedule", "constant"),
-                      max_grad=config["max_grad"],
-                      batch_size=config["batch_size"], run_dir=run_dir, config=config, **kwargs)
+        random.manual_seed(cfg.seed)        # as a new run builds its model (a checkpoint then replaces it)
+        model = build_model(cfg)
+        if meta is not None:
+            model.load_state_dict(model_state)
+        if cfg.device != "cpu":
+            model.to(cfg.device)
+        trainer = cls(model, dataset, cfg, run_dir=run_dir, **kwargs)
+        if meta is None:
+            trainer._restart = True
+            return trainer
         if opt_state is not None:
             trainer.optimizer.load_state_dict(opt_state)
         trainer.epoch, trainer.batch, trainer.step = meta["epoch"], meta["batch"], meta["step"]
@@ -291,7 +169,7 @@ class Trainer:
 
     # ---- checkpoints
     def _meta(self, **extra) -> dict:
-        return {"config": self.config, "epoch": self.epoch, "batch": self.batch, "step": self.step,
+        return {"config": self.config.to_dict(), "epoch": self.epoch, "batch": self.batch, "step": self.step,
                 "rng": self._rng, "rng_epoch_start": self._rng_epoch_start, "history": self.history,
                 "best_accuracy": self.best_accuracy, "epoch_loss": self._epoch_loss,
                 "epoch_examples": self._epoch_examples, "epoch_seconds": self._epoch_seconds, **extra}
@@ -304,32 +182,39 @@ class Trainer:
         save_checkpoint(path, self.model, self.optimizer, self._meta(**extra))
         return path
 
-    def _start(self) -> None:
-        """First fit() of a fresh run: refuse to overwrite a run, write the config and checkpoint 0."""
+    def _start(self, epochs: int) -> None:
+        """First fit() of a run: refuse a directory holding a run or other files, then write the config
+        (complete: a run stopped after this restarts from it) and checkpoint 0."""
         self._rng = self._rng_epoch_start = random.get_state()
+        self.config.epochs = epochs
         if self.run_dir is not None:
-            if self.config.get("model") is None:
+            if self.config.model is None:
                 raise ValueError("cannot tell which registered model this is, so the run could not be "
                                  "reloaded; pass config={'model': NAME}")
-            if (self.run_dir / LAST).exists():
-                raise FileExistsError(f"{self.run_dir} already holds a run; resume it (--resume) or "
-                                      "choose another directory (--out)")
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if not self._restart:
+                rundir.check_new_run(self.run_dir)
             write_config(self.run_dir, self.config)
             self.save()
         self._started = True
 
     # ---- training
-    def fit(self, epochs: int) -> list[dict]:
-        """Train until `epochs` epochs are finished in all (a resumed run continues its count).
-        Returns the metrics history. Raises TrainingInterrupted on Ctrl-C (after saving) and
-        TrainingDiverged on a NaN/Inf loss or gradient (keeping the last good checkpoint)."""
-        stop = _StopFlag(self.log)
-        with stop.installed(), np.errstate(over="ignore", invalid="ignore"):
+    def fit(self, epochs: int | None = None) -> list[dict]:
+        """Train until `epochs` (default: the config's) epochs are finished in all (a resumed run
+        continues its count). Returns the metrics history. Raises TrainingInterrupted on Ctrl-C (after
+        saving), TrainingDiverged on a NaN/Inf loss or gradient (keeping the last good checkpoint) and
+        rundir.RunDirLocked when another process holds the run directory."""
+        epochs = epochs or self.config.epochs
+        if not epochs:
+            raise ValueError("fit: how many epochs? pass fit(epochs) or set the config's epochs")
+        stop = _StopFlag()
+        held = rundir.locked(self.run_dir) if self.run_dir is not None else contextlib.nullcontext()
+        with held, stop.installed(), np.errstate(over="ignore", invalid="ignore"):
+            if self.run_dir is not None:
+                rundir.remove_temps(self.run_dir)     # what a write cut short by a crash left behind
             if not self._started:
-                self._start()
-            if epochs > self.epoch:      # the new target; asking for fewer epochs than done changes nothing
-                self.config["epochs"] = epochs
+                self._start(epochs)
+            if epochs > self.epoch and epochs != self.config.epochs:
+                self.config.epochs = epochs     # the new target; fewer epochs than done changes nothing
                 if self.run_dir is not None:
                     write_config(self.run_dir, self.config)
             while self.epoch < epochs:
@@ -347,13 +232,13 @@ class Trainer:
         # the epoch's order is drawn from the RNG state saved at its start; after a mid-epoch resume
         # the state then jumps to where the last finished step had left it, so resume is exact
         random.set_state(self._rng_epoch_start)
-        batches = batch_indices(n, self.batch_size, random.generator())
+        batches = batch_indices(n, self.config.batch_size, random.generator())
         if self.batch:
             random.set_state(self._rng)
         self._rng = random.get_state()
         params = self.model.parameters()
         self.model.train()
-        bar = tqdm(total=n, initial=min(self.batch * self.batch_size, n), unit="ex", file=sys.stderr,
+        bar = tqdm(total=n, initial=min(self.batch * self.config.batch_size, n), unit="ex", file=sys.stderr,
                    desc=f"epoch {self.epoch + 1}/{epochs}", disable=not self.progress, leave=True,
                    dynamic_ncols=True, mininterval=0.5)
         t0 = time.perf_counter()
@@ -362,17 +247,18 @@ class Trainer:
                 if stop.requested:
                     raise KeyboardInterrupt
                 idx = batches[b]
-                loss = check_loss(self.model(ds.x_train[idx], ds.t_train[idx]), self.config.get("model"))
+                loss = check_loss(self.model(ds.x_train[idx], ds.t_train[idx]), self.config.model)
                 value = float(loss.item())
                 if not math.isfinite(value):
                     raise self._diverged("loss", value, b)
                 self.optimizer.zero_grad()
                 loss.backward()
-                norm = optim.clip_grad_norm(params, self.max_grad if self.max_grad else math.inf)
+                norm = optim.clip_grad_norm(params, self.config.max_grad or math.inf)
                 if not math.isfinite(norm):
                     raise self._diverged("gradient norm", norm, b)
                 stop.critical = True        # the update and the position advance together
-                self.optimizer.lr = self._lr_at(epochs * len(batches))
+                self.optimizer.lr = optim.scheduled_lr(self.config.lr, self.config.lr_schedule, self.step,
+                                                       epochs * len(batches))
                 self.optimizer.step()
                 self.step += 1
                 self.batch = b + 1
@@ -387,13 +273,6 @@ class Trainer:
             self._epoch_seconds += time.perf_counter() - t0
             bar.close()
         self._end_epoch(epochs, stop)
-
-    def _lr_at(self, total_steps: int) -> float:
-        """The learning rate of the current step: constant, or cosine-annealed from lr to 0 over the
-        run's `epochs` (a function of the step count alone, so resume stays exact)."""
-        if self.lr_schedule == "constant":
-            return self.base_lr
-        return self.base_lr * 0.5 * (1 + math.cos(math.pi * min(self.step / total_steps, 1.0)))
 
     def _diverged(self, what, value, b) -> TrainingDiverged:
         last = self.run_dir / LAST if self.run_dir is not None else None
@@ -419,13 +298,12 @@ class Trainer:
         self._epoch_loss, self._epoch_examples, self._epoch_seconds = 0.0, 0, 0.0
         self._rng = self._rng_epoch_start = random.get_state()
         stop.critical = False
-        if self.run_dir is not None:
-            self.save()
+        if self.run_dir is not None:     # last.npz last: it is never ahead of best.npz and the metrics
             if improved:
                 self.save(BEST)
             write_metrics(self.run_dir, self.history)
-            plot_learning_curve(self.run_dir, self.history,
-                                f"{self.config.get('model', '')} on {ds.name}".strip())
+            plot_learning_curve(self.run_dir, self.history, f"{self.config.model or ''} on {ds.name}".strip())
+            self.save()
         print(f"epoch {row['epoch']}/{epochs}: loss {row['train_loss']:.4f}, test accuracy "
               f"{100 * accuracy:.3f}% (best {100 * self.best_accuracy:.3f}%), {seconds:.1f} s, "
               f"{row['examples_per_second']:.0f} examples/s", file=self.log)

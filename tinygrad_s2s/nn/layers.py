@@ -27,6 +27,12 @@ class Embedding(Module):
         if arr.dtype.kind not in "iu":
             raise TypeError(describe("embedding", f"ids must be integers, got dtype {arr.dtype}",
                                      [arr.shape]))
+        if arr.size:   # ids come from a vocabulary: a negative one is a data bug, never a row from the end
+            lo, hi = int(arr.min()), int(arr.max())
+            if lo < 0 or hi >= self.vocab_size:
+                raise ValueError(describe("embedding", f"token id {lo if lo < 0 else hi} is out of range "
+                                          f"for vocab_size {self.vocab_size} (ids must lie in "
+                                          f"[0, {self.vocab_size}))", [arr.shape]))
         return ops.getitem(self.weight, arr)
 
     def extra_repr(self):

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from numpy.lib.array_utils import normalize_axis_tuple
 
 from .. import fused, fused_gru, ops
 from ..random import manual_seed
@@ -22,12 +23,18 @@ from .strategies import arrays, axes, axis, broadcastable_shapes, shapes
 
 @dataclass(frozen=True)
 class OpSpec:
-    """name: the public function's name; fn(*tensors, **kwargs) -> Tensor; ref(*arrays, **kwargs)."""
+    """name: the public function's name; fn(*tensors, **kwargs) -> Tensor; ref(*arrays, **kwargs).
+
+    `kinks` draws inputs at ties and kinks (where central differences mean nothing) and
+    `subgradient(arrays, upstream, **kwargs)` gives the documented gradient there, checked exactly.
+    """
     name: str
     fn: Callable
     ref: Callable
     inputs: st.SearchStrategy
     atol: float = 1e-5
+    kinks: st.SearchStrategy | None = None
+    subgradient: Callable | None = None
 
     def __repr__(self):
         return self.name
@@ -59,6 +66,26 @@ def _matmul(draw):
 def _reduce(draw, unique=False, min_dims=0):
     s = draw(shapes(min_dims=min_dims))
     return [draw(arrays(s, unique=unique))], {"axis": draw(axes(len(s))), "keepdims": draw(st.booleans())}
+
+
+def _tied(shape):
+    """Arrays of a few small integers (as floats): ties and zeros on almost every draw."""
+    return hnp.arrays(np.float64, shape, elements=st.integers(-2, 2).map(float))
+
+
+@st.composite
+def _reduce_tied(draw):
+    s = draw(shapes(min_dims=0))
+    return [draw(_tied(s))], {"axis": draw(axes(len(s))), "keepdims": draw(st.booleans())}
+
+
+def _max_subgradient(arrays, g, axis, keepdims):
+    """Tied maxima share the upstream gradient equally."""
+    x = arrays[0]
+    ax = tuple(range(x.ndim)) if axis is None else normalize_axis_tuple(axis, x.ndim)
+    m = x == x.max(axis=ax, keepdims=True)
+    g = g if keepdims else np.expand_dims(g, ax)
+    return [m / m.sum(axis=ax, keepdims=True) * g]
 
 
 @st.composite
@@ -267,14 +294,16 @@ OPS = [
     OpSpec("sqrt", ops.sqrt, np.sqrt, _unary(0.5, 3.0)),
     OpSpec("sigmoid", ops.sigmoid, _sigmoid_ref, _unary()),
     OpSpec("tanh", ops.tanh, np.tanh, _unary()),
-    OpSpec("relu", ops.relu, lambda x: np.maximum(x, 0), _unary(away=0.1)),
+    OpSpec("relu", ops.relu, lambda x: np.maximum(x, 0), _unary(away=0.1),
+           kinks=_with(shapes(min_dims=0).flatmap(lambda s: st.tuples(_tied(s)))),
+           subgradient=lambda arrays, g: [g * (arrays[0] > 0)]),
     OpSpec("matmul", ops.matmul, np.matmul, _matmul()),
     OpSpec("softmax", ops.softmax, _softmax_ref, _along_axis()),
     OpSpec("log_softmax", ops.log_softmax, lambda x, axis: np.log(_softmax_ref(x, axis)), _along_axis()),
     OpSpec("sum", ops.sum, lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims), _reduce()),
     OpSpec("mean", ops.mean, lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims), _reduce()),
     OpSpec("max", ops.max, lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims),
-           _reduce(unique=True)),
+           _reduce(unique=True), kinks=_reduce_tied(), subgradient=_max_subgradient),
     OpSpec("reshape", lambda x, shape: ops.reshape(x, shape), lambda x, shape: x.reshape(shape), _reshape()),
     OpSpec("transpose", ops.transpose, lambda x, axes: np.transpose(x, axes), _transpose()),
     OpSpec("broadcast_to", ops.broadcast_to, np.broadcast_to, _broadcast_to()),

@@ -6,10 +6,11 @@ graphviz, matplotlib and the models are imported only when a command actually ru
 from __future__ import annotations
 
 import os
+import sys
 
-from ..argtypes import non_negative_int as _non_negative_int, positive_int as _positive_int
+from ..argtypes import model_arg as _model_arg, non_negative_int as _non_negative_int, positive_int as _positive_int
+from . import formats
 
-FORMATS = ("svg", "png", "pdf", "dot")
 DEFAULT_OUT_DIR = "graphviz_out"
 
 
@@ -20,20 +21,25 @@ def add_subparsers(subparsers) -> None:
         description="Draw the computation graph of a registered model with one nested box per module "
                     "path. For the attention model the default is the attention of one decoder step "
                     "(the book's Fig. 8-16); --whole draws the whole unrolled model on a tiny batch. "
-                    "Without Graphviz's `dot` the .dot file is still written.")
+                    "Layout uses Graphviz's `dot` when installed, else the pip-installed graphviz-pure "
+                    "(svg, png).")
     p.add_argument("model", nargs="?", default="attention",
                    help="registered model name (default: attention; see `tinygrad-s2s models`)")
     p.add_argument("--whole", action="store_true",
                    help="draw the whole unrolled model (loss of a tiny batch), not one attention step")
-    p.add_argument("--format", choices=FORMATS, default=None,
-                   help="output format (default: from --out's extension, else svg)")
+    p.add_argument("--format", choices=formats.ALL, default=None,
+                   help="output format (default: from --out's extension, else svg); html is an "
+                        "interactive page (one offline file: click module boxes to open them)")
     p.add_argument("--out", help="output file (default: graphviz_out/MODEL[-whole].FORMAT)")
     p.add_argument("--collapse", action="append", default=None, metavar="MODULE",
                    help="draw this module path (e.g. encoder, decoder.lstm) as a single box; "
                         "repeat or separate with commas")
     p.add_argument("--depth", type=_non_negative_int, default=None,
-                   help="nest module boxes at most this deep; deeper modules merge into their "
-                        "ancestor (0: no boxes)")
+                   help="nest module boxes this many levels deep; each module one level deeper is "
+                        "drawn as a single box holding all its ops (0: top-level modules are boxes)")
+    p.add_argument("--roll", action="store_true",
+                   help="fold the repeated calls of a module (time steps) and runs of identical blocks "
+                        "(layers.0, layers.1, ...) into one box marked xT")
     p.add_argument("--no-shapes", dest="show_shapes", action="store_false",
                    help="leave tensor shapes out of the labels")
     p.add_argument("--seq-len", type=_positive_int, default=None,
@@ -41,6 +47,9 @@ def add_subparsers(subparsers) -> None:
     p.add_argument("--hidden", type=_positive_int, default=4, help="hidden size H of the drawn model (default 4)")
     p.add_argument("--wordvec", type=_positive_int, default=3, help="embedding size D (default 3)")
     p.add_argument("--vocab", type=_positive_int, default=5, help="vocabulary size V (default 5)")
+    p.add_argument("--model-arg", dest="model_args", action="append", type=_model_arg, default=None,
+                   metavar="KEY=VALUE", help="extra keyword for the model's constructor, as in `train` "
+                   "(layers=1, fused=false); repeatable")
     p.set_defaults(func=cmd_graph)
 
     p = subparsers.add_parser(
@@ -52,7 +61,7 @@ def add_subparsers(subparsers) -> None:
     p.add_argument("--out", help="output image (default: graphviz_out/attention_map.png); "
                                  "the extension picks the format (png, svg, pdf)")
     p.add_argument("--length", type=_positive_int, default=None,
-                   help="characters to decode (default: the run's answer length)")
+                   help="characters to decode, at most the run's answer length (the default)")
     p.set_defaults(func=cmd_attention_map)
 
 
@@ -63,34 +72,52 @@ def _split_collapse(values):
     return names or None
 
 
-def cmd_graph(args) -> int:
-    """Build, lay out and save a model's graph; prints the file written."""
-    from .model_graphs import model_graph  # noqa: PLC0415 - heavy imports wait until the command runs
-    from .dot import to_dot  # noqa: PLC0415
-    from .render import render  # noqa: PLC0415
+def _output_path(args) -> tuple[str, str]:
+    """(format, path) from --format and --out; a contradiction or an unknown extension is a usage error."""
+    from ..cli import UsageError  # noqa: PLC0415 - the CLI layer sits above viz; its error class
 
     fmt = args.format
+    ext = formats.extension(args.out) if args.out else ""
     if args.out and fmt is None:
-        ext = os.path.splitext(args.out)[1].lower().lstrip(".")
-        fmt = ext if ext in FORMATS else None
-        if fmt is None:
-            raise ValueError(f"--out {args.out!r}: unknown extension; use one of "
-                             f"{', '.join('.' + f for f in FORMATS)} or pass --format")
+        if ext not in formats.ALL:
+            raise UsageError(f"--out {args.out!r}: unknown extension; use one of "
+                             f"{formats.listed(formats.ALL)} or pass --format")
+        fmt = ext
     fmt = fmt or "svg"
-    out = args.out
-    if out is None:
+    if args.out is None:
         stem = args.model + ("-whole" if args.whole else "")
-        out = os.path.join(DEFAULT_OUT_DIR, f"{stem}.{fmt}")
-    else:
-        ext = os.path.splitext(out)[1].lower().lstrip(".")
-        if ext in FORMATS and ext != fmt:
-            raise ValueError(f"--out {out!r} is a .{ext} file but --format is {fmt}; make them agree")
-        if ext != fmt:
-            out = f"{out}.{fmt}"
+        return fmt, os.path.join(DEFAULT_OUT_DIR, f"{stem}.{fmt}")
+    if ext in formats.ALL and ext != fmt:
+        raise UsageError(f"--out {args.out!r} is a .{ext} file but --format is {fmt}; make them agree")
+    return fmt, args.out if ext == fmt else f"{args.out}.{fmt}"
 
-    drawn = model_graph(args.model, whole=args.whole, seq_len=args.seq_len, vocab_size=args.vocab,
-                        wordvec_size=args.wordvec, hidden_size=args.hidden)
-    g = to_dot(*drawn.outputs, collapse=_split_collapse(args.collapse), depth=args.depth,
+
+def cmd_graph(args) -> int:
+    """Build, lay out and save a model's graph; prints the file written (and any note on stderr)."""
+    from ..cli import UsageError  # noqa: PLC0415
+    from .dot import to_dot  # noqa: PLC0415 - heavy imports wait until the command runs
+    from .html import to_html  # noqa: PLC0415
+    from .model_graphs import model_graph  # noqa: PLC0415
+    from .render import render  # noqa: PLC0415
+
+    fmt, out = _output_path(args)
+    extra = dict(args.model_args or ())
+    try:
+        drawn = model_graph(args.model, whole=args.whole, seq_len=args.seq_len, vocab_size=args.vocab,
+                            wordvec_size=args.wordvec, hidden_size=args.hidden, **extra)
+    except TypeError as exc:      # an unknown --model-arg reaches the constructor as a bad keyword
+        if not extra:
+            raise
+        raise UsageError(f"model '{args.model}' does not take these arguments {sorted(extra)}: {exc}") from None
+    if drawn.note:
+        print(f"tinygrad-s2s graph: note: {drawn.note}", file=sys.stderr)
+    if fmt == formats.HTML:
+        if args.collapse or args.depth is not None or args.roll or not args.show_shapes:
+            raise UsageError("--collapse, --depth, --roll and --no-shapes shape static drawings; the html "
+                             "page opens and folds boxes on click (and takes #expand=PATH,PATH in its URL)")
+        print(to_html(drawn.outputs, out, module=drawn.module, title=drawn.title))
+        return 0
+    g = to_dot(*drawn.outputs, collapse=_split_collapse(args.collapse), depth=args.depth, roll=args.roll,
                show_shapes=args.show_shapes, module=drawn.module, title=drawn.title)
     path = render(g, out)
     print(path)
@@ -99,9 +126,16 @@ def cmd_graph(args) -> int:
 
 def cmd_attention_map(args) -> int:
     """Decode one question with a trained run and save its attention heatmap; prints the file."""
+    from ..cli import UsageError  # noqa: PLC0415
+    from ..train import load_run  # noqa: PLC0415 - the trainer pulls in the data pipeline
     from .heatmap import attention_map_for_run  # noqa: PLC0415
 
+    run = load_run(args.run)
+    most = run.answer_width - 1            # the answer's characters after the start mark
+    if args.length is not None and args.length > most:
+        raise UsageError(f"--length {args.length}: this run was trained on answers of {most} characters "
+                         f"(answer width {run.answer_width} with the start mark); ask for at most {most}")
     out = args.out or os.path.join(DEFAULT_OUT_DIR, "attention_map.png")
-    path = attention_map_for_run(args.run, args.question, out, length=args.length)
+    path = attention_map_for_run(run, args.question, out, length=args.length, source=args.run)
     print(path)
     return 0

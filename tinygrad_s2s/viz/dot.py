@@ -1,18 +1,19 @@
-"""Build a Graphviz drawing of a recorded graph: nested boxes (clusters) per module path, modules
-collapsed into single boxes, nesting cut at a depth, deterministic DOT text."""
+"""Build a Graphviz drawing of a recorded graph: nested boxes (clusters) per module call, modules
+closed into single boxes (by name or below a depth), repeated calls folded (`roll`), deterministic
+DOT text. The phases: walk and group the graph (`grouping.group`), choose the closed groups, plan
+what is drawn (`grouping.plan`), emit DOT."""
 from __future__ import annotations
-
-from collections import OrderedDict
 
 from ..tensor import Tensor
 from .graph import walk
+from .grouping import group, level, plan
 
 # colours: ops blue, parameters orange, inputs grey, the requested outputs green; clusters shaded by depth
 STYLE = {
     "graph": {"rankdir": "TB", "fontname": "Helvetica", "fontsize": "12", "nodesep": "0.25",
               "ranksep": "0.3"},
     "node": {"fontname": "Helvetica", "fontsize": "10"},
-    "edge": {"arrowsize": "0.6", "color": "#555555"},
+    "edge": {"arrowsize": "0.6", "color": "#555555", "fontname": "Helvetica"},
     "op": {"shape": "box", "style": "rounded,filled", "fillcolor": "#c9daf8", "color": "#3c78d8"},
     "tensor": {"shape": "ellipse", "style": "filled", "fillcolor": "#ffffff", "color": "#666666",
                "height": "0.3"},
@@ -20,18 +21,10 @@ STYLE = {
     "input": {"fillcolor": "#eeeeee"},
     "output": {"fillcolor": "#d9ead3", "color": "#6aa84f", "penwidth": "1.5"},
     "collapsed": {"shape": "box3d", "style": "filled", "fillcolor": "#d9d2e9", "color": "#674ea7"},
+    "folded": {"shape": "box3d", "style": "filled,bold", "fillcolor": "#ead1dc", "color": "#a64d79"},
+    "loop": {"style": "dashed", "color": "#a64d79", "label": "next call", "fontsize": "8"},
     "cluster_fill": ("#f7f7f7", "#eef3fb", "#fdf6ec", "#f1f8ee"),
 }
-
-
-def _parent(path: str) -> str:
-    return path.rsplit(".", 1)[0] if "." in path else ""
-
-
-def _prefixes(path: str):
-    """'a.b.c' -> ['a', 'a.b', 'a.b.c'] (outermost first)."""
-    parts = path.split(".") if path else []
-    return [".".join(parts[:i + 1]) for i in range(len(parts))]
 
 
 def _fmt_shape(shape) -> str:
@@ -42,6 +35,14 @@ def _fmt_shape(shape) -> str:
 
 def _fmt_value(v) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def module_classes(module) -> dict:
+    """Module path -> class name for `module` and everything below it ({} for None)."""
+    if module is None:
+        return {}
+    root_name = module.__dict__.get("_name", "")
+    return {path: type(m).__name__ for path, m in module.named_modules(root_name)}
 
 
 def _resolve_collapse(collapse, modules):
@@ -60,126 +61,120 @@ def _resolve_collapse(collapse, modules):
     return picked
 
 
-def _box_of(path: str, picked) -> str | None:
-    for p in _prefixes(path):       # outermost collapsed module wins
-        if p in picked:
-            return p
-    return None
-
-
-def _module_labels(module) -> dict:
-    if module is None:
-        return {}
-    root_name = module.__dict__.get("_name", "")
-    return {path: type(m).__name__ for path, m in module.named_modules(root_name)}
+def closed_groups(grouping, collapse=None, depth: int | None = None, roll: bool = False) -> set:
+    """The groups a static drawing closes: calls of the `collapse` modules, calls deeper than `depth`
+    levels, and with `roll` every fold of repeated calls."""
+    modules = {grp.path for grp in grouping.groups.values()}
+    picked = _resolve_collapse(collapse, modules)
+    closed = set()
+    for key, grp in grouping.groups.items():
+        if grp.kind == "fold":
+            if roll:
+                closed.add(key)
+        elif grp.path in picked or (depth is not None and level(grp.path) > depth):
+            closed.add(key)
+    return closed
 
 
 def to_dot(*outputs: Tensor, group_by_module: bool = True, collapse=None, depth: int | None = None,
-           show_shapes: bool = True, module=None, title: str | None = None, rankdir: str = "TB"):
+           roll: bool = False, show_shapes: bool = True, module=None, title: str | None = None,
+           rankdir: str = "TB"):
     """A `graphviz.Digraph` of the graph that produced `outputs`.
 
     Ops are blue rounded boxes; tensors are ellipses (parameters orange, other leaves grey, the
     requested outputs green), each drawn once however often it is used. With `group_by_module`,
-    every module path becomes a nested cluster. `collapse` (a name or list of names; a name matches a
-    module path or its trailing parts, so 'attention' matches 'decoder.attention') draws each such
-    module as a single box; tensors that leave it stay visible. `depth` keeps at most that many levels
-    of clusters (0: none). `module`, the Module that was called, adds class names to cluster labels.
-    The DOT text depends only on the graph, so the same model gives the same text on every run.
+    every module call becomes a nested cluster. `collapse` (a name or list of names; a name matches a
+    module path or its trailing parts, so 'attention' matches 'decoder.attention') draws each call of
+    such a module as a single box; tensors that leave it stay visible. `depth` keeps that many levels
+    of clusters and draws each call of a module one level deeper as a single box (0: top-level
+    modules are boxes). `roll` folds the repeated identical calls of a module (time steps) and runs of
+    identical sibling blocks (`layers.0`, `layers.1`, ...) into one box marked xT. A box never draws
+    an arrow out of itself and back in. `module`, the Module that was called, adds class names to
+    labels. The DOT text depends only on the graph, so the same model gives the same text every run.
     """
     import graphviz  # noqa: PLC0415 - keep `import tinygrad_s2s.viz` light
 
     if depth is not None and (not isinstance(depth, int) or depth < 0):
         raise ValueError(f"to_dot: depth must be a non-negative integer or None, got {depth!r}")
     g = walk(*outputs)
-    nodes = g.nodes
-    all_modules = {p for n in nodes.values() for p in _prefixes(n.module)}
-    picked = _resolve_collapse(collapse, all_modules)
-    labels = _module_labels(module)
-
-    # which collapsed box (if any) swallows each node; tensors that leave their box stay visible
-    box = {nid: _box_of(n.module, picked) for nid, n in nodes.items()}
-    readers: dict = {}
-    for src, dst, _ in g.edges:
-        if nodes[src].kind == "tensor":
-            readers.setdefault(src, []).append(dst)
-    hidden = {}
-    for nid, n in nodes.items():
-        b = box[nid]
-        if b is None:
-            continue
-        if n.kind == "op" or (not n.is_output and all(box[r] == b for r in readers.get(nid, ()))):
-            hidden[nid] = b
-    box_ids = OrderedDict()
-    for nid in nodes:
-        if nid in hidden and hidden[nid] not in box_ids:
-            box_ids[hidden[nid]] = f"m{len(box_ids)}"
-    box_ops = {b: sum(1 for nid, bb in hidden.items() if bb == b and nodes[nid].kind == "op") for b in box_ids}
-
-    def cluster_path(path: str) -> str:
-        if not group_by_module:
-            return ""
-        if depth is not None:
-            path = ".".join(path.split(".")[:depth]) if path else ""
-        return path
-
-    # place every drawn node (in id order) in its cluster
-    members: OrderedDict[str, list] = OrderedDict()
-    members[""] = []
-    drawn = []
-    for nid, n in nodes.items():
-        if nid in hidden:
-            b = hidden[nid]
-            if box_ids[b] in drawn:
-                continue
-            drawn.append(box_ids[b])
-            where = cluster_path(_parent(b))
-            item = ("box", b)
-        else:
-            where = cluster_path(_parent(box[nid]) if box[nid] is not None else n.module)
-            item = ("node", nid)
-        for p in [""] + _prefixes(where):
-            members.setdefault(p, [])
-        members[where].append(item)
-
+    grouping = group(g, module_classes(module))
+    closed = closed_groups(grouping, collapse, depth, roll) if group_by_module or collapse or roll else set()
+    drawn = plan(g, grouping, closed, clusters=group_by_module)
     dot = graphviz.Digraph(name="tinygrad_s2s")
     dot.attr("graph", **{**STYLE["graph"], "rankdir": rankdir})
     if title:
         dot.attr(label=title, labelloc="t", fontsize="14")
     dot.attr("node", **STYLE["node"])
     dot.attr("edge", **STYLE["edge"])
+    _emit_clusters(dot, g, grouping, drawn, show_shapes)
+    _emit_edges(dot, drawn)
+    return dot
 
-    def emit_items(target, path):
-        for kind, ref in members[path]:
-            if kind == "box":
-                cls = labels.get(ref)
-                head = f"{cls}\\n{ref}" if cls else ref
-                n_ops = box_ops[ref]
-                target.node(box_ids[ref], f"{head}\\n{n_ops} op{'s' if n_ops != 1 else ''}",
-                            tooltip=ref, **STYLE["collapsed"])
+
+def _cluster_name(grp) -> str:
+    return grp.path if grp.key.endswith("@0") else grp.key
+
+
+def _emit_clusters(dot, g, grouping, drawn, show_shapes: bool) -> None:
+    """Every drawn node and box inside the nested clusters of the open calls that hold them."""
+    groups = grouping.groups
+    items: dict = {None: []}
+    for ref, where in drawn.where.items():
+        items.setdefault(where, []).append(ref)
+        while where is not None:          # the open calls around it are drawn too
+            where = _open_call(groups, groups[where].parent)
+            items.setdefault(where, [])
+    children: dict = {}
+    for key in items:
+        if key is not None:
+            children.setdefault(_open_call(groups, groups[key].parent), []).append(key)
+
+    def emit(target, key):
+        for ref in items[key]:
+            if ref in groups:
+                _emit_box(target, groups[ref])
             else:
-                _emit_node(target, nodes[ref], show_shapes)
-        for child in [p for p in members if p and _parent(p) == path]:
-            with target.subgraph(name=f"cluster_{child}") as sub:
-                cls = labels.get(child)
-                fill = STYLE["cluster_fill"][child.count(".") % len(STYLE["cluster_fill"])]
+                _emit_node(target, g.nodes[ref], show_shapes)
+        for child in children.get(key, ()):
+            grp = groups[child]
+            with target.subgraph(name=f"cluster_{_cluster_name(grp)}") as sub:
+                fill = STYLE["cluster_fill"][grp.path.count(".") % len(STYLE["cluster_fill"])]
+                where = grp.path if grp.key.endswith("@0") else f"{grp.path}, call {grp.key.rsplit('@', 1)[1]}"
                 # left-aligned lines (\\l) keep the label clear of edges entering the box's middle
-                sub.attr(label=f"{cls}\\l({child})\\l" if cls else f"{child}\\l", labeljust="l",
+                sub.attr(label=f"{grp.cls}\\l({where})\\l" if grp.cls else f"{where}\\l", labeljust="l",
                          style="rounded,filled", fillcolor=fill, color="#999999", fontname="Helvetica",
-                         fontsize="11", tooltip=child)
-                emit_items(sub, child)
+                         fontsize="11", tooltip=grp.path)
+                emit(sub, child)
 
-    emit_items(dot, "")
-    rep = {nid: box_ids[hidden[nid]] if nid in hidden else nid for nid in nodes}
-    seen = set()
-    for src, dst, attrs in g.edges:
-        a, b = rep[src], rep[dst]
-        if a == b or (a, b) in seen:
-            continue
-        seen.add((a, b))
-        uses = len(attrs.get("args", ()))
+    emit(dot, None)
+
+
+def _open_call(groups, key):
+    """`key` itself when it is a call, else the nearest enclosing call (folds draw no cluster here)."""
+    while key is not None and groups[key].kind != "call":
+        key = groups[key].parent
+    return key
+
+
+def _emit_box(target, grp) -> None:
+    head = f"{grp.cls}\\n{grp.label}" if grp.cls else grp.label
+    if grp.kind == "fold":
+        each = grp.ops // grp.count
+        target.node(grp.key, f"{head}  ×{grp.count}\\n{each} op{'s' if each != 1 else ''} each",
+                    tooltip=f"{grp.label}: {grp.count} identical calls folded", **STYLE["folded"])
+        return
+    call = grp.key.rsplit("@", 1)[1]
+    head += "" if call == "0" else f" (call {call})"
+    target.node(grp.key, f"{head}\\n{grp.ops} op{'s' if grp.ops != 1 else ''}", tooltip=grp.path,
+                **STYLE["collapsed"])
+
+
+def _emit_edges(dot, drawn) -> None:
+    for a, b, uses in drawn.edges:
         extra = {"label": f"×{uses}", "fontsize": "8"} if uses > 1 else {}   # x*x reads x twice
         dot.edge(a, b, **extra)
-    return dot
+    for key in drawn.loops:       # a folded recurrence: each call reads the previous one's output
+        dot.edge(key, key, **STYLE["loop"])
 
 
 def _emit_node(target, n, show_shapes: bool) -> None:

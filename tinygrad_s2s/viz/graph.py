@@ -28,6 +28,7 @@ class GraphNode:
     value: float | None = None        # the number of a one-element constant leaf (e.g. the 2 in x*2)
     is_output: bool = False            # one of the tensors the drawing was asked for
     is_leaf: bool = False              # a tensor no recorded op produced (input, constant, parameter)
+    ref: object = field(default=None, repr=False, compare=False)   # an op's Function; a leaf's Tensor
 
 
 @dataclass
@@ -97,7 +98,7 @@ def walk(*outputs: Tensor) -> WalkedGraph:
             value = t.data.reshape(()).item() if (t.size == 1 and not t.requires_grad and t.name is None
                                                   and t.dtype.kind in "fiub") else None
             g.nodes[tid] = GraphNode(tid, "tensor", None, tuple(t.shape), str(t.dtype), "", t.name,
-                                     bool(t.requires_grad), bool(t.is_param), value, is_leaf=True)
+                                     bool(t.requires_grad), bool(t.is_param), value, is_leaf=True, ref=t)
         else:               # an op's output: it may already be garbage, so read what the op recorded
             shape, dtype = fn.out_meta[index]
             alive = fn.outputs[index]()
@@ -118,7 +119,7 @@ def walk(*outputs: Tensor) -> WalkedGraph:
             in_ids.append(tensor_node(key, x, x.creator, x.out_index))
             if x.creator is None:
                 leaf_readers.setdefault(key, []).append(fn.module)
-        g.nodes[oid] = GraphNode(oid, "op", fn.op, shape, dtype, fn.module, None, True, False)
+        g.nodes[oid] = GraphNode(oid, "op", fn.op, shape, dtype, fn.module, None, True, False, ref=fn)
         for tid in dict.fromkeys(in_ids):     # x*x is one edge that carries argument positions (0, 1)
             args = tuple(i for i, s in enumerate(in_ids) if s == tid)
             g.edges.append((tid, oid, {"args": args}))

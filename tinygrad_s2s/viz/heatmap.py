@@ -66,14 +66,22 @@ def attention_heatmap(weights, src_tokens, tgt_tokens, path, *, title: str | Non
     return os.fspath(path)
 
 
-def attention_map_for_run(run_path, question: str, out, length: int | None = None, beam: int = 1) -> str:
-    """Decode `question` with the attention model of a run directory (or checkpoint), greedily or
-    (`beam` > 1) by beam search, and save the heatmap of the attention of the decoded answer to
-    `out`; the input is shown in typed order even when the run was trained on reversed questions."""
+def attention_map_for_run(run, question: str, out, length: int | None = None, source=None, beam: int = 1) -> str:
+    """Decode `question` with the attention model of `run` (a run directory, a checkpoint, or a run
+    `train.load_run` returned), greedily or (`beam` > 1) by beam search, and save the heatmap of the
+    attention of the decoded answer to `out`; the input is shown in typed order even when the run was
+    trained on reversed questions. `length` (default: the trained answer length, also its maximum)
+    is how many characters to decode."""
     from ..train import load_run  # noqa: PLC0415 - the trainer pulls in the data pipeline
 
-    run = load_run(run_path)
-    length = length or run.answer_width - 1
+    if isinstance(run, (str, os.PathLike)):
+        run, source = load_run(run), run
+    run_path = source if source is not None else "run"
+    most = run.answer_width - 1
+    length = most if length is None else length
+    if not 0 < length <= most:
+        raise ValueError(f"{run_path}: length {length} is outside 1..{most}, the answer length the run "
+                         "was trained on")
     x = run.encode_questions([question])
     ids = run.model.generate(x, run.start_id, length, **({"beam": beam} if beam > 1 else {}))
     weights = getattr(run.model, "attention_weights", None)

@@ -9,26 +9,30 @@ import numpy as np
 
 from .. import random as tg_random
 from ..registry import create_model
-from ..tensor import Tensor, module_scope
+from ..tensor import Tensor, module_scope, record_locations
 
 BATCH = 2             # N: two sequences, so the batch axis is visible in the shapes
 ANSWER_STEPS = 2      # decoder steps of the whole-model drawing
 
 
+ATTENTION_CLASS = "Attention"   # the one-step view draws the first module of this class (or a subclass)
+
+
 @dataclass
 class ModelGraph:
-    """What to draw: the output tensors, the Module that computed them (for class names) and a title."""
+    """What to draw: the output tensors, the Module that computed them (for class names), a title, and
+    a note for the user when the drawing is not the one asked for (None otherwise)."""
     outputs: tuple
     module: object
     title: str
+    note: str | None = None
 
 
 def find_attention(model):
-    """(path, module) of the first sub-module built like the book's Attention (children `weight` and
-    `weight_sum`), or None."""
+    """(path, module) of the first sub-module whose class, or one of its base classes, is named
+    `Attention` (the book's attention layer); None when there is none."""
     for path, m in model.named_modules():
-        children = {name for name, _ in m.named_modules() if name and "." not in name}
-        if {"weight", "weight_sum"} <= children:
+        if any(cls.__name__ == ATTENTION_CLASS for cls in type(m).__mro__):
             return path, m
     return None
 
@@ -82,15 +86,29 @@ def whole_model(model, name: str, vocab_size: int, seq_len: int, seed: int = 0) 
 def model_graph(name: str, whole: bool = False, seq_len: int | None = None, vocab_size: int = 5,
                 wordvec_size: int = 3, hidden_size: int = 4, seed: int = 0, **extra) -> ModelGraph:
     """Build registered model `name` at tiny sizes (`extra` goes to its constructor) and record the
-    graph to draw: one attention step when the model has an attention module and `whole` is false,
-    else the whole unrolled loss."""
+    graph to draw: one attention step when the model has a module of class `Attention` and `whole` is
+    false, else the whole unrolled loss (with a `note` saying why, when one step was asked for).
+
+    Each op records the file and line that called it (`record_locations`), for the HTML view's hover.
+    """
     state = tg_random.get_state()
     tg_random.manual_seed(seed)        # same weights every time, without disturbing the caller's stream
     try:
         model = create_model(name, vocab_size, wordvec_size=wordvec_size, hidden_size=hidden_size, **extra)
-        found = None if whole else find_attention(model)
-        if found is not None:
-            return attention_step(found[1], seq_len or 5, hidden_size, seed)
-        return whole_model(model, name, vocab_size, seq_len or 3, seed)
+        with record_locations():
+            if whole:
+                return whole_model(model, name, vocab_size, seq_len or 3, seed)
+            found = find_attention(model)
+            if found is None:
+                why = f"model '{name}' has no module of class {ATTENTION_CLASS}"
+            else:
+                try:
+                    return attention_step(found[1], seq_len or 5, hidden_size, seed)
+                except (TypeError, ValueError) as exc:
+                    why = (f"its {ATTENTION_CLASS} module '{found[0]}' cannot be called as "
+                           f"attention(hs (N, T, H), h (N, H)): {' '.join(str(exc).split())}")
+            drawn = whole_model(model, name, vocab_size, seq_len or 3, seed)
+            drawn.note = f"drawing the whole model instead of one attention step: {why}"
+            return drawn
     finally:
         tg_random.set_state(state)

@@ -1,4 +1,5 @@
-"""Save a drawing: DOT text always, laid out by Graphviz's `dot` (or the pip `graphviz-pure`) when present.
+"""Save a drawing: DOT text always; laid out by Graphviz's own `dot` when it is on PATH, else by the
+pip-installed `graphviz-pure` (a dependency of this package, so svg and png work on every machine).
 
 The layout program is run as an argument list (never through a shell), reading DOT on stdin.
 """
@@ -9,20 +10,34 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from typing import NamedTuple
 
 from ..serialization import write_bytes as _write_bytes
+from . import formats
 
-FORMATS = ("svg", "png", "pdf", "dot")
-INSTALL_HINT = ("install Graphviz (Debian/Ubuntu: `apt-get install graphviz`, macOS: `brew install "
-                "graphviz`) or the pure-Python-installable port (`pip install graphviz-pure`)")
+SYSTEM_GRAPHVIZ = "graphviz"
+PURE = "graphviz-pure"
+GRAPHVIZ_HINT = "install Graphviz (Debian/Ubuntu: `apt-get install graphviz`, macOS: `brew install graphviz`)"
 
 
 class GraphvizNotFoundError(RuntimeError):
-    """No layout program was found; the `.dot` file was written instead (its path is `dot_path`)."""
+    """No layout program can write the asked format; the `.dot` file was written instead (its path is
+    `dot_path`)."""
 
     def __init__(self, message: str, dot_path: str):
         super().__init__(message)
         self.dot_path = dot_path
+
+
+class LayoutProgram(NamedTuple):
+    """A program that lays out DOT: its path, its kind ('graphviz' or 'graphviz-pure') and the image
+    formats it writes."""
+    path: str
+    kind: str
+
+    @property
+    def formats(self) -> tuple:
+        return formats.LAID_OUT if self.kind == SYSTEM_GRAPHVIZ else formats.PURE_LAID_OUT
 
 
 def _script_dirs() -> list[str]:
@@ -30,20 +45,27 @@ def _script_dirs() -> list[str]:
     return list(dict.fromkeys(d for d in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)) if d))
 
 
-def find_layout_program() -> tuple[str, str] | None:
-    """(path, kind) of the program that lays out DOT: Graphviz's `dot` on PATH ('graphviz'), else the
-    `graphviz-pure` command on PATH or beside this Python ('graphviz-pure'); None when neither is."""
-    dot = shutil.which("dot")
-    if dot:
-        return dot, "graphviz"
-    pure = shutil.which("graphviz-pure")
+def _find_pure() -> str | None:
+    pure = shutil.which(PURE)
     if pure is None:    # installed into this environment but the environment is not on PATH
         for folder in _script_dirs():
-            candidate = os.path.join(folder, "graphviz-pure")
-            if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-                pure = candidate
-                break
-    return (pure, "graphviz-pure") if pure else None
+            for name in (PURE, PURE + ".exe"):
+                candidate = os.path.join(folder, name)
+                if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+                    return candidate
+    return pure
+
+
+def find_layout_program(fmt: str | None = None) -> LayoutProgram | None:
+    """The program that will lay out DOT (into `fmt`, when given): Graphviz's `dot` on PATH first, else
+    the `graphviz-pure` command on PATH or beside this Python; None when none of them can."""
+    dot = shutil.which("dot")
+    if dot:
+        return LayoutProgram(dot, SYSTEM_GRAPHVIZ)
+    pure = _find_pure()
+    if pure and (fmt is None or fmt in formats.PURE_LAID_OUT):
+        return LayoutProgram(pure, PURE)
+    return None
 
 
 def _source(graph) -> str:
@@ -55,51 +77,57 @@ def _source(graph) -> str:
     raise TypeError(f"render: expected a graphviz.Digraph or DOT text, got {type(graph).__name__}")
 
 
+def _why_not(fmt: str) -> str:
+    """What is missing for `fmt`, and exactly what would make it work."""
+    pure = _find_pure()
+    if pure:       # only PDF gets here: graphviz-pure is installed, so never advise installing it
+        return (f"graphviz-pure ({pure}) writes {formats.listed(formats.PURE_LAID_OUT)} but not .{fmt}, "
+                f"and Graphviz's own `dot` is not on PATH. For .{fmt}, {GRAPHVIZ_HINT}; "
+                f"or ask for {formats.listed(formats.PURE_LAID_OUT)}")
+    return ("no layout program: Graphviz's `dot` is not on PATH and graphviz-pure (a dependency of "
+            "tinygrad-s2s) is not installed in this environment. Reinstall it with "
+            f"`{os.path.basename(sys.executable)} -m pip install graphviz-pure`, or {GRAPHVIZ_HINT}")
+
+
 def render(graph, path, *, timeout: float = 120.0) -> str:
     """Save `graph` (a `graphviz.Digraph` or DOT text) to `path`; returns the path written.
 
     The format comes from the extension: .svg, .png, .pdf or .dot. Layout uses Graphviz's `dot` when
-    it is on PATH, else the `graphviz-pure` command (no PDF output) if installed. With neither, the
-    DOT text is written next to `path` (same name, `.dot`) and GraphvizNotFoundError says how to
-    install either.
+    it is on PATH, else graphviz-pure (installed with this package; svg and png). When no program can
+    write the format, the DOT text is written next to `path` (same name, `.dot`) and
+    GraphvizNotFoundError says what would make it work.
     """
     path = os.fspath(path)
-    ext = os.path.splitext(path)[1].lower().lstrip(".")
-    if ext not in FORMATS:
+    ext = formats.extension(path)
+    if ext not in formats.STATIC:
+        hint = " (an interactive page is written by `to_html`)" if ext == formats.HTML else ""
         raise ValueError(f"render: cannot tell the format of {path!r} from its extension; "
-                         f"use one of {', '.join('.' + f for f in FORMATS)}")
+                         f"use one of {formats.listed(formats.STATIC)}{hint}")
     text = _source(graph)
     folder = os.path.dirname(path)
     if folder:
         os.makedirs(folder, exist_ok=True)
-    if ext == "dot":
+    if ext == formats.DOT:
         _write_text(path, text)
         return path
-    found = find_layout_program()
-    if found is not None and found[1] == "graphviz-pure" and ext == "pdf":
-        found = None   # graphviz-pure has no PDF output yet
-        why = "graphviz-pure cannot write PDF; install Graphviz for .pdf, or ask for .svg/.png"
-    else:
-        why = "no Graphviz `dot` on PATH and no `graphviz-pure` installed"
-    if found is None:
+    program = find_layout_program(ext)
+    if program is None:
         dot_path = os.path.splitext(path)[0] + ".dot"
         _write_text(dot_path, text)
-        raise GraphvizNotFoundError(f"cannot write {path}: {why}; wrote the graph as DOT text to "
-                                    f"{dot_path} instead. To render it, {INSTALL_HINT}", dot_path)
-    program = found[0]
+        raise GraphvizNotFoundError(f"cannot write {path}: {_why_not(ext)}. The graph was written as DOT "
+                                    f"text to {dot_path}", dot_path)
     try:
-        proc = subprocess.run([program, f"-T{ext}"], input=text.encode("utf-8"), capture_output=True,
+        proc = subprocess.run([program.path, f"-T{ext}"], input=text.encode("utf-8"), capture_output=True,
                               timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
-        raise RuntimeError(f"render: {program} took longer than {timeout:g} s to lay out {path}; "
-                           "try collapse= or depth= for a smaller drawing") from None
+        raise RuntimeError(f"render: {program.path} took longer than {timeout:g} s to lay out {path}; "
+                           "try depth=, roll=True or collapse= for a smaller drawing") from None
     if proc.returncode != 0:
         err = " ".join(proc.stderr.decode("utf-8", "replace").split())[:500]
-        raise RuntimeError(f"render: {program} -T{ext} failed (exit {proc.returncode}) for {path}: {err}")
+        raise RuntimeError(f"render: {program.path} -T{ext} failed (exit {proc.returncode}) for {path}: {err}")
     _write_bytes(path, proc.stdout)
     return path
 
 
 def _write_text(path: str, text: str) -> None:
     _write_bytes(path, text.encode("utf-8"))
-

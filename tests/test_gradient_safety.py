@@ -1,0 +1,178 @@
+"""No silently wrong gradient: in-place changes after the forward, wrong backward outputs, failing
+backwards. Each 'what was seen' case of issue 11 is reproduced here and now gives a clear error."""
+import numpy as np
+import pytest
+
+import tinygrad_s2s as tg
+
+HERE = __file__
+
+
+def _line_of(text):
+    with open(HERE) as f:
+        return next(i for i, line in enumerate(f, 1) if text in line and "_line_of" not in line)
+
+
+def test_data_assignment_between_forward_and_backward_raises_naming_op_tensor_and_line():
+    # seen: sum(w*u), then u changed, then backward gave w.grad = [100, 100, 100] (correct: 1)
+    w = tg.Tensor(np.ones(3), requires_grad=True)
+    u = tg.Tensor(np.ones(3), name="u")
+    loss = tg.sum(w * u)  # the forward line
+    u.data = np.full(3, 100.0)
+    with pytest.raises(RuntimeError) as info:
+        loss.backward()
+    msg = str(info.value)
+    assert msg.startswith("mul: input 1 (tensor 'u'), saved for backward, was modified in place")
+    assert "version 0 -> 1" in msg and "Call backward before optimizer.step()" in msg
+    assert f"forward at {HERE}:{_line_of('# the forward line')}" in msg
+    assert w.grad is None
+
+
+def test_optimizer_step_between_forward_and_backward_names_the_parameter_and_module():
+    class Net(tg.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = tg.nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.fc(x)
+    net = Net()
+    x = tg.Tensor(np.ones((4, 3)))
+    opt = tg.optim.SGD(net.parameters(), lr=0.1)
+    tg.sum(net(x) * net(x)).backward()
+    loss = tg.sum(net(x) * net(x))
+    opt.step()                              # p.data -= ... : an in-place change the engine sees
+    with pytest.raises(RuntimeError, match=r"matmul: input 1 \(parameter 'weight'\), saved for backward, "
+                                           r"was modified in place.*in module 'fc'"):
+        loss.backward()
+
+
+@pytest.mark.parametrize("change", ["adam", "clip", "load_state_dict", "zero_", "fill_", "isub",
+                                    "bump_version"])
+def test_every_in_place_change_made_through_the_library_bumps_the_version(change):
+    lin = tg.nn.Linear(2, 2)
+    w = lin.weight
+    tg.sum(lin(tg.Tensor(np.ones((1, 2)))) ** 2).backward()
+    before = w.version
+    grad_before = w.grad.version
+    if change == "adam":
+        tg.optim.Adam([w]).step()
+    elif change == "clip":
+        tg.optim.clip_grad_norm([w], 1e-9)
+        assert w.grad.version > grad_before
+        return
+    elif change == "load_state_dict":
+        lin.load_state_dict(lin.state_dict())
+    elif change == "isub":
+        w.data -= 1.0
+    else:
+        getattr(w, change)(*([3.0] if change == "fill_" else []))
+    assert w.version > before
+
+
+def test_writing_into_data_is_the_documented_escape_hatch():
+    """`t.data[...] = v` writes into the array without a version bump, as PyTorch's .data does; the
+    engine cannot see it unless the writer calls bump_version()."""
+    w = tg.Tensor(np.ones(3), requires_grad=True)
+    u = tg.Tensor(np.ones(3))
+    loss = tg.sum(w * u)
+    u.data[...] = 100.0
+    loss.backward(retain_graph=True)
+    np.testing.assert_array_equal(w.grad.numpy(), [100.0] * 3)   # what the escape hatch means
+    u.bump_version()
+    with pytest.raises(RuntimeError, match="modified in place"):
+        loss.backward()
+    assert "escape hatch" in tg.Tensor.data.__doc__
+
+
+def test_changes_to_inputs_that_backward_does_not_read_are_fine():
+    x = tg.Tensor(np.ones(3), requires_grad=True)
+    y = tg.Tensor(np.ones(3), requires_grad=True)
+    s = tg.sum(x + y)
+    y.data = np.zeros(3)         # add saves nothing: its gradient does not depend on y's values
+    s.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones(3))
+
+
+class _Outer(tg.nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+        self.inner = _Inner(fn)
+
+    def forward(self, *xs):
+        return self.inner(*xs)
+
+
+class _Inner(tg.nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *xs):
+        return self.fn(*xs)
+
+
+def _custom(backward, forward=lambda self, x: x * 2.0):
+    return type("Custom", (tg.Function,), {"forward": forward, "backward": backward})
+
+
+def test_a_backward_of_the_wrong_shape_names_class_input_and_both_shapes():
+    # seen: a (4,) weight received a (3, 4) .grad, and Adam failed later with a bare broadcast error
+    Bad = _custom(lambda self, gy: np.ones((3, 5)))
+    w = tg.Tensor(np.ones(4), requires_grad=True)
+    out = _Outer(lambda x: Bad.apply(x))(w)  # custom forward
+    with pytest.raises(ValueError) as info:
+        tg.sum(out).backward()
+    msg = str(info.value)
+    assert msg.startswith("custom: Custom.backward returned a gradient of shape (3, 5) for input 0, "
+                          "expected (4,)")
+    assert "in module 'inner'" in msg and f"{HERE}:{_line_of('# custom forward')}" in msg
+    assert w.grad is None
+
+
+def test_a_gradient_of_the_broadcast_shape_is_summed_back_as_pytorch_does():
+    Broad = _custom(lambda self, gy: np.ones((3, 4)) * gy, forward=lambda self, x: x.copy())
+    w = tg.Tensor(np.ones(4), requires_grad=True)
+    tg.sum(Broad.apply(w)).backward()
+    np.testing.assert_array_equal(w.grad.numpy(), [3.0] * 4)
+    assert w.grad.shape == (4,)
+
+
+def test_a_backward_of_integer_dtype_or_wrong_arity_is_refused():
+    w = tg.Tensor(np.ones(4), requires_grad=True)
+    with pytest.raises(TypeError, match=r"Custom.backward returned dtype int64 for input 0; gradients must "
+                                        "be floating point"):
+        tg.sum(_custom(lambda self, gy: np.ones(4, dtype=np.int64)).apply(w)).backward()
+    with pytest.raises(ValueError, match="Custom.backward returned 2 gradients for 1 inputs"):
+        tg.sum(_custom(lambda self, gy: (gy, gy)).apply(w)).backward()
+    with pytest.raises(TypeError, match="Custom.backward returned a list for input 0"):
+        tg.sum(_custom(lambda self, gy: [1.0, 2.0, 3.0, 4.0]).apply(w)).backward()
+
+
+def test_an_exception_inside_backward_names_op_module_and_forward_line():
+    # seen: a raw "cannot reshape array of size 6 into shape (5,5)" with no op, module or line
+    Fails = _custom(lambda self, gy: np.arange(6.0).reshape(5, 5))
+    w = tg.Tensor(np.ones(6), requires_grad=True)
+    out = _Outer(lambda x: Fails.apply(x))(w)  # failing forward
+    with pytest.raises(ValueError) as info:
+        tg.sum(out).backward()
+    msg = str(info.value)
+    assert msg.startswith("custom: Custom.backward failed: cannot reshape array of size 6 into shape (5,5)")
+    assert "in module 'inner'" in msg and f"forward at {HERE}:{_line_of('# failing forward')}" in msg
+    assert "cannot reshape" in str(info.value.__cause__)
+
+
+def test_add_backward_is_only_its_math_and_the_engine_undoes_broadcasting():
+    assert tg.ops.Add().backward("gy") == ("gy", "gy")
+    a = tg.Tensor(np.ones((2, 1, 3)), requires_grad=True)
+    b = tg.Tensor(np.ones((4, 1)), requires_grad=True)
+    tg.sum(a + b).backward()
+    np.testing.assert_array_equal(a.grad.numpy(), np.full((2, 1, 3), 4.0))
+    np.testing.assert_array_equal(b.grad.numpy(), np.full((4, 1), 6.0))
+
+
+def test_sum_to_still_raises_on_a_shape_that_is_not_a_broadcast():
+    with pytest.raises(ValueError, match=r"sum_to: a gradient of shape \(3, 4\) is not a broadcast of "
+                                         r"\(3, 2\)"):
+        tg.tensor.sum_to(np.ones((3, 4)), (3, 2))

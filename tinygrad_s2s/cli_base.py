@@ -1,0 +1,19 @@
+"""What every command module shares: the program name, the usage error, strict JSON output.
+
+Each command module (cli_train, cli_run, cli_info, viz.commands) has `add_subparsers(sub)` defining its
+commands' parsers next to their handlers; `cli.py` only collects them and maps errors to exit codes.
+Kept free of heavy imports: the parsers are built on every start."""
+from __future__ import annotations
+
+import json
+
+PROG = "tinygrad-s2s"
+
+
+class UsageError(Exception):
+    """A command line that parses but makes no sense (exit code 2)."""
+
+
+def emit_json(obj) -> None:
+    """The one JSON object a --json command prints on stdout (strict JSON: never NaN or Infinity)."""
+    print(json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False))

@@ -1,0 +1,173 @@
+"""The interactive view: one self-contained HTML file (scripts, styles, data and the Graphviz layout
+engine inlined; it opens offline from disk) in which module boxes expand and collapse on click.
+
+Python does the analysis once (`grouping.group`: module calls, folds of repeated calls, each node's
+chain of groups); the page only decides which groups are open and lays the result out with Graphviz
+compiled to WebAssembly (see vendor/README.md for why). For scripted checks the page reads
+`#expand=PATH,PATH` (open those modules at load), marks each visible op node with the class `node`,
+each visible module box (open or closed) with `cluster` and each tensor with `tensor`, and sets
+`data-state="ready"` on <body> once drawn (`data-ready-ms`: milliseconds from navigation start).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from importlib import resources
+
+import numpy as np
+
+from ..serialization import write_bytes as _write_bytes
+from ..tensor import Tensor
+from .dot import closed_groups, module_classes
+from .graph import walk
+from .grouping import group, plan
+
+VENDORED_GRAPHVIZ = "hpcc-js-wasm-graphviz-1.29.2.js"
+MAX_OPS_AT_LOAD = 50          # the page opens at the deepest level that shows at most this many ops
+
+
+def _fmt_shape(shape) -> str:
+    if shape and isinstance(shape[0], tuple):
+        return " ".join(_fmt_shape(s) for s in shape)
+    return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+def _number(v):
+    """A float for JSON; NaN and Inf become the text 'nan', 'inf', '-inf' (JSON has no such numbers)."""
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    v = float(v)
+    return v if math.isfinite(v) else str(v)
+
+
+def _norm(array):
+    """The 2-norm of an array (NumPy or CuPy) as a JSON number, or None when it has no numbers."""
+    try:
+        a = np.asarray(array.get() if hasattr(array, "get") else array, dtype=np.float64)   # CuPy -> host
+    except (TypeError, ValueError):
+        return None
+    return _number(np.sqrt(np.sum(a * a)))
+
+
+def _saved(fn) -> list:
+    """What an op kept for backward, as (name, shape, dtype, norm): the arrays in its attributes."""
+    out = []
+    for name, value in sorted(vars(fn).items()):
+        if name in ("inputs", "outputs", "needs_grad", "out_meta") or not hasattr(value, "shape") \
+                or not hasattr(value, "dtype"):
+            continue
+        norm = _norm(value) if np.dtype(value.dtype).kind in "fiub" else None
+        out.append([name, _fmt_shape(tuple(value.shape)), str(value.dtype), norm])
+    return out
+
+
+def graph_data(*outputs: Tensor, module=None, title: str | None = None) -> dict:
+    """Everything the page needs, as JSON-ready data: nodes (ops with shapes, dtype, module path,
+    file:line and what they saved for backward; tensors with shape, dtype and gradient norm), edges,
+    the groups and each node's chain of groups, the fold aliases and the groups open at load."""
+    g = walk(*outputs)
+    grouping = group(g, module_classes(module))
+    nodes = {}
+    for nid, n in g.nodes.items():
+        d = {"k": n.kind, "shape": _fmt_shape(n.shape), "dtype": n.dtype, "module": n.module,
+             "chain": grouping.chains.get(nid, [])}
+        if n.kind == "op":
+            fn = n.ref
+            d.update(op=n.op, loc=getattr(fn, "location", None), saved=_saved(fn),
+                     ins=[_fmt_shape(tuple(x.shape)) for x in fn.inputs])
+        else:
+            d.update(name=n.name, param=n.is_param, leaf=n.is_leaf, out=n.is_output,
+                     value=_number(n.value), rg=n.requires_grad)
+            grad = getattr(n.ref, "grad", None)        # only leaves hold .grad
+            if grad is not None:
+                d["grad"] = _norm(grad.data)
+        nodes[nid] = d
+    groups = {k: {"kind": grp.kind, "path": grp.path, "parent": grp.parent, "label": grp.label, "cls": grp.cls,
+                  "count": grp.count, "ops": grp.ops, "recurrent": grp.recurrent}
+              for k, grp in grouping.groups.items()}
+    alias = {}
+    for (tid, fold), base in grouping.alias.items():
+        alias.setdefault(tid, {})[fold] = base
+    return {"title": title or "computation graph", "nodes": nodes, "edges": [list(e[:2]) for e in g.edges],
+            "groups": groups, "alias": alias, "open": sorted(open_at_load(g, grouping)),
+            "maxOps": MAX_OPS_AT_LOAD}
+
+
+def open_at_load(g, grouping, max_ops: int = MAX_OPS_AT_LOAD) -> set:
+    """The groups open at load: every call down to the deepest level at which at most `max_ops` ops
+    are visible (folds stay folded)."""
+    best = set()
+    depth = 0
+    while True:
+        closed = closed_groups(grouping, depth=depth, roll=True)
+        drawn = plan(g, grouping, closed)
+        visible = sum(1 for nid, r in drawn.rep.items() if r == nid and g.nodes[nid].kind == "op")
+        opened = {k for k in grouping.groups if k not in closed}
+        if visible > max_ops and depth > 0:
+            return best
+        best = opened
+        if not any(k in closed and grouping.groups[k].kind == "call" for k in grouping.groups):
+            return best        # nothing deeper to open
+        depth += 1
+
+
+def _vendored_graphviz() -> str:
+    code = resources.files("tinygrad_s2s.viz").joinpath("vendor", VENDORED_GRAPHVIZ).read_text("utf-8")
+    m = re.search(r"export\s*\{([^}]*)\}\s*;?\s*(//# sourceMappingURL=\S*)?\s*$", code)
+    if m is None:
+        raise RuntimeError(f"vendor/{VENDORED_GRAPHVIZ}: its closing export statement was not found")
+    names = {}
+    for part in m.group(1).split(","):
+        local, _, exported = part.strip().partition(" as ")
+        names[(exported or local).strip()] = local.strip()
+    if "Graphviz" not in names:
+        raise RuntimeError(f"vendor/{VENDORED_GRAPHVIZ} exports no Graphviz")
+    return code[:m.start()] + f"globalThis.TgGraphviz = {names['Graphviz']};\n"
+
+
+def _asset(name: str) -> str:
+    return resources.files("tinygrad_s2s.viz").joinpath(name).read_text("utf-8")
+
+
+def _json_in_script(data) -> str:
+    # "<\/" is the same JSON string as "</", and nothing inside a <script> may close it
+    return json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+
+
+def _code_in_script(name: str, code: str) -> str:
+    if re.search(r"</script|<!--", code, re.IGNORECASE):
+        raise RuntimeError(f"{name} holds '</script' or '<!--' and cannot be inlined in a <script>")
+    return code
+
+
+def to_html(outputs, path, *, module=None, title: str | None = None) -> str:
+    """Write the interactive view of the graph that produced `outputs` (a Tensor or a sequence of
+    Tensors) to `path`, one self-contained HTML file that opens offline; returns the path.
+
+    Module boxes expand and collapse on click (the page opens at the deepest level showing at most
+    about 50 ops); repeated calls and identical blocks fold into a box marked xT that can be unrolled;
+    shapes label the edges; hovering shows op, shapes, dtype, module path and the file:line that
+    called it (recorded under `record_locations()`); a search box finds module paths and op names.
+    After `backward(retain_graph=True)` the gradient norms of leaf tensors can be overlaid, and an
+    op's saved tensors are listed on hover. `module`, the Module that was called, adds class names.
+    """
+    if isinstance(outputs, Tensor):
+        outputs = (outputs,)
+    outputs = tuple(outputs)
+    data = graph_data(*outputs, module=module, title=title)
+    parts = {"TITLE": _html_escape(data["title"]), "STYLE": _asset("html_view.css"),
+             "DATA": _json_in_script(data), "GRAPHVIZ": _code_in_script(VENDORED_GRAPHVIZ, _vendored_graphviz()),
+             "APP": _code_in_script("html_view.js", _asset("html_view.js"))}
+    page = re.sub(r"/\*(TITLE|STYLE|DATA|GRAPHVIZ|APP)\*/", lambda m: parts[m.group(1)], _asset("html_view.html"))
+    path = os.fspath(path)
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    _write_bytes(path, page.encode("utf-8"))
+    return path
+
+
+def _html_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
