@@ -23,7 +23,8 @@ import numpy as np
 
 from tinygrad_s2s import datagen
 from tinygrad_s2s.runfiles import load_run
-from tinygrad_s2s.train import dataset_of, evaluate
+from tinygrad_s2s.evaluation import evaluate
+from tinygrad_s2s.rundata import dataset_of
 
 TASKS = ("addition", "date")
 

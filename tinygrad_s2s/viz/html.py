@@ -19,7 +19,7 @@ from importlib import resources
 import numpy as np
 
 from ..serialization import write_bytes as _write_bytes
-from ..tensor import Tensor
+from ..tensor import Tensor, saved_input, saved_output
 from .dot import closed_groups, module_classes
 from .graph import walk
 from .grouping import group, plan
@@ -52,11 +52,17 @@ def _norm(array):
 
 
 def _saved(fn) -> list:
-    """What an op kept for backward, as (name, shape, dtype, norm): the arrays in its attributes."""
+    """What an op kept for backward, as (name, shape, dtype, norm): the arrays in its attributes and
+    the inputs and outputs its class declares with `saved_input` / `saved_output`."""
+    arrays = dict(vars(fn))
+    if getattr(fn, "inputs", None) is not None:     # released after backward: nothing is kept
+        for name in dir(type(fn)):
+            if isinstance(getattr(type(fn), name, None), (saved_input, saved_output)):
+                arrays[name] = getattr(fn, name)
     out = []
-    for name, value in sorted(vars(fn).items()):
-        if name in ("inputs", "outputs", "needs_grad", "out_meta") or not hasattr(value, "shape") \
-                or not hasattr(value, "dtype"):
+    for name, value in sorted(arrays.items()):
+        if name in ("inputs", "outputs", "needs_grad", "out_meta", "saved_outputs") \
+                or not hasattr(value, "shape") or not hasattr(value, "dtype"):
             continue
         norm = _norm(value) if np.dtype(value.dtype).kind in "fiub" else None
         out.append([name, _fmt_shape(tuple(value.shape)), str(value.dtype), norm])
