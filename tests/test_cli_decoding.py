@@ -11,6 +11,7 @@ import pytest
 
 import tinygrad_s2s as tg
 from tinygrad_s2s.cli import main
+from test_cli import one_error_line
 from tinygrad_s2s.evaluation import evaluate
 from tinygrad_s2s.rundata import dataset_of
 from tinygrad_s2s.train import load_run
@@ -34,14 +35,6 @@ def cli(work, *args):
                PYTHONIOENCODING="utf-8", TINYGRAD_S2S_DEBUG="")
     return subprocess.run([sys.executable, "-m", "tinygrad_s2s", *args], cwd=work, env=env, capture_output=True,
                           text=True, timeout=300)
-
-
-def one_error_line(result, code, *words):
-    assert result.returncode == code, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    for w in words:
-        assert w in lines[0], lines[0]
 
 
 def test_predict_beam_nbest_json_gives_scored_hypotheses(work):

@@ -50,9 +50,127 @@ def _short(a) -> str:
     return " ".join(np.array2string(np.asarray(a), threshold=16, separator=",").split())
 
 
-def _same(a, b, what: str, item: str, label: str, rtol: float = 1e-9) -> None:
-    if np.shape(a) != np.shape(b) or not np.allclose(a, b, rtol=rtol, atol=1e-12):
-        raise ContractError(item, f"{what}: {_short(a)} against {_short(b)}", label)
+class _Battery:
+    """The state the items share: the factory, the tiny batch, the model under test, its greedy
+    answers and loss. Each method checks one contract item."""
+
+    def __init__(self, name_or_factory, kwargs, batch, src_len, tgt_len, seed, entries):
+        self.build, self.label = _resolve(name_or_factory)
+        self.kwargs, self.seed, self.entries = kwargs, seed, entries
+        rng = np.random.default_rng(seed)
+        self.xs = rng.integers(0, kwargs["vocab_size"], (batch, src_len), dtype=np.int64)
+        self.ts = rng.integers(0, kwargs["vocab_size"], (batch, tgt_len + 1), dtype=np.int64)
+        self.start, self.batch, self.length = int(self.ts[0, 0]), batch, tgt_len
+
+    def fresh(self, **kw):
+        manual_seed(self.seed)
+        with default_dtype(np.float64):
+            model = self.build(**kw)
+        if not isinstance(model, Module):
+            raise ContractError("factory", describe_value(model), self.label)
+        return model
+
+    def answers(self, model, **kw):
+        with no_grad():
+            out = model.generate(self.xs, self.start, self.length, **kw)
+        return check_generated(out, self.batch, self.length, self.label)
+
+    def loss(self, model) -> float:
+        with no_grad():
+            return float(model(self.xs, self.ts).item())
+
+    def same(self, a, b, what: str, item: str) -> None:
+        if np.shape(a) != np.shape(b) or not np.allclose(a, b, rtol=1e-9, atol=1e-12):
+            raise ContractError(item, f"{what}: {_short(a)} against {_short(b)}", self.label)
+
+    def twin_agrees(self, twin, where: str, item: str) -> None:
+        """A rebuilt copy gives the model's loss and answers."""
+        twin.eval()
+        self.same(self.loss(twin), self.want, f"loss {where}", item)
+        self.same(self.answers(twin), self.out, f"answers {where}", item)
+
+    # ---- the items, in order
+    def check_factory(self):
+        self.model = self.fresh(**self.kwargs)
+
+    def check_loss(self):
+        self.model.train()
+        self.first_loss = check_loss(self.model(self.xs, self.ts), self.label)
+
+    def check_gradient(self):
+        from .. import optim  # noqa: PLC0415
+        from . import gradcheck_module  # noqa: PLC0415 - testing/__init__ imports this module
+        model = self.model
+        model.zero_grad()
+        self.first_loss.backward()
+        for pname, p in model.named_parameters():
+            if p.grad is None or p.grad.shape != p.shape or not np.isfinite(p.grad.numpy()).all():
+                got = None if p.grad is None else describe_value(p.grad)
+                raise ContractError("gradient", f"parameter '{pname}' got gradient {got}", self.label)
+        optim.Adam(model.parameters(), lr=1e-3).step()
+        check_loss(model(self.xs, self.ts), self.label)
+        model.eval()
+        try:
+            gradcheck_module(model, lambda: model(self.xs, self.ts), max_entries=self.entries, seed=self.seed)
+        except AssertionError as exc:
+            raise ContractError("gradient", str(exc), self.label) from None
+
+    def check_generate(self):
+        self.out = self.answers(self.model)
+        V = self.kwargs["vocab_size"]
+        if ((self.out < 0) | (self.out >= V)).any():
+            raise ContractError("generate", f"ids outside [0, {V}): {self.out.min()}..{self.out.max()}", self.label)
+
+    def check_greedy(self):
+        self.same(self.answers(self.model), self.out, "a second greedy decode", "greedy")
+        params = inspect.signature(self.model.generate).parameters
+        if "beam" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            self.same(self.answers(self.model, beam=1), self.out, "generate(beam=1) against greedy", "greedy")
+
+    def check_attention(self):
+        self.answers(self.model)
+        w = getattr(self.model, "attention_weights", None)
+        shape = (self.batch, self.length, self.xs.shape[1])
+        if w is not None and (not isinstance(w, np.ndarray) or w.shape != shape):
+            raise ContractError("attention", describe_value(w) + f" for N={shape[0]}, length={shape[1]}, "
+                                f"T={shape[2]}", self.label)
+
+    def check_round_trip(self):
+        from .. import serialization  # noqa: PLC0415
+        self.want = self.loss(self.model)
+        config = getattr(self.model, "config", None)
+        if not isinstance(config, dict):
+            raise ContractError("config", describe_value(config), self.label)
+        try:
+            self.config = json.loads(json.dumps(config))
+        except TypeError as exc:
+            raise ContractError("config", f"not JSON-able ({exc})", self.label) from None
+        fd, path = tempfile.mkstemp(suffix=".npz")
+        os.close(fd)
+        try:
+            serialization.save(self.model.state_dict(), path)
+            twin = self.fresh(**self.config)
+            twin.load_state_dict(serialization.load(path))
+        finally:
+            os.unlink(path)
+        self.twin_agrees(twin, "of the rebuilt model", "round trip")
+
+    def check_device(self):
+        from .fake_device import fake_device  # noqa: PLC0415
+        with fake_device() as dev:
+            twin = self.fresh(**self.config)
+            twin.load_state_dict(self.model.state_dict())
+            self.twin_agrees(twin.to(dev), "on the fake GPU", "device")
+
+    def check_draws(self):
+        from .. import viz  # noqa: PLC0415 - viz pulls in networkx
+        dot = viz.to_dot(self.model(self.xs, self.ts), module=self.model).source
+        if "digraph" not in dot:
+            raise ContractError("draws", f"DOT text without a digraph: {dot[:80]!r}", self.label)
+
+
+ITEMS = ("factory", "loss", "gradient", "generate", "greedy", "attention", "round trip", "device", "draws")
+"""The items check_model checks, in order (keys of CONTRACT; 'config' is checked within 'round trip')."""
 
 
 def check_model(name_or_factory, *, vocab_size: int = 9, wordvec_size: int = 4, hidden_size: int = 8,
@@ -65,115 +183,13 @@ def check_model(name_or_factory, *, vocab_size: int = 9, wordvec_size: int = 4, 
     shape; a save/load round trip through its config gives the same loss and answers; the same on
     the strict fake GPU (`device=False` skips it); the loss graph draws. Returns the items checked;
     raises ContractError (naming the item) at the first violation."""
-    from .. import optim, serialization, viz  # noqa: PLC0415 - viz pulls in networkx
-    from .fake_device import fake_device  # noqa: PLC0415
-
-    build, label = _resolve(name_or_factory)
     kwargs = dict(vocab_size=vocab_size, wordvec_size=wordvec_size, hidden_size=hidden_size, **extra)
-    rng = np.random.default_rng(seed)
-    xs = rng.integers(0, vocab_size, (batch, src_len), dtype=np.int64)
-    ts = rng.integers(0, vocab_size, (batch, tgt_len + 1), dtype=np.int64)
-    start = int(ts[0, 0])
+    battery = _Battery(name_or_factory, kwargs, batch, src_len, tgt_len, seed, entries)
     checked = []
-
-    def fresh(**kw):
-        manual_seed(seed)
-        with default_dtype(np.float64):
-            model = build(**kw)
-        if not isinstance(model, Module):
-            raise ContractError("factory", describe_value(model), label)
-        return model
-
-    with _item("factory", label):
-        model = fresh(**kwargs)
-    checked.append("factory")
-
-    with _item("loss", label):
-        model.train()
-        loss = check_loss(model(xs, ts), label)
-    checked.append("loss")
-
-    with _item("gradient", label):
-        model.zero_grad()
-        loss.backward()
-        for pname, p in model.named_parameters():
-            if p.grad is None or p.grad.shape != p.shape or not np.isfinite(p.grad.numpy()).all():
-                raise ContractError("gradient", f"parameter '{pname}' got gradient "
-                                                f"{None if p.grad is None else describe_value(p.grad)}", label)
-        optim.Adam(model.parameters(), lr=1e-3).step()
-        check_loss(model(xs, ts), label)
-    with _item("gradient", label):
-        from . import gradcheck_module  # noqa: PLC0415 - this module is imported by testing/__init__
-        model.eval()
-        try:
-            gradcheck_module(model, lambda: model(xs, ts), max_entries=entries, seed=seed)
-        except AssertionError as exc:
-            raise ContractError("gradient", str(exc), label) from None
-    checked.append("gradient")
-
-    def answers(m, **kw):
-        with no_grad():
-            return check_generated(m.generate(xs, start, tgt_len, **kw), batch, tgt_len, label)
-
-    with _item("generate", label):
-        out = answers(model)
-        if ((out < 0) | (out >= vocab_size)).any():
-            raise ContractError("generate", f"ids outside [0, {vocab_size}): {out.min()}..{out.max()}", label)
-    checked.append("generate")
-
-    with _item("greedy", label):
-        _same(answers(model), out, "a second greedy decode", "greedy", label)
-        params = inspect.signature(model.generate).parameters
-        if "beam" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            _same(answers(model, beam=1), out, "generate(beam=1) against greedy", "greedy", label)
-    checked.append("greedy")
-
-    with _item("attention", label):
-        answers(model)
-        weights = getattr(model, "attention_weights", None)
-        if weights is not None and (not isinstance(weights, np.ndarray) or weights.shape != (batch, tgt_len, src_len)):
-            raise ContractError("attention", describe_value(weights) + f" for N={batch}, length={tgt_len}, "
-                                f"T={src_len}", label)
-    checked.append("attention")
-
-    with no_grad():
-        want = float(model(xs, ts).item())
-    with _item("round trip", label):
-        config = getattr(model, "config", None)
-        if not isinstance(config, dict):
-            raise ContractError("config", describe_value(config), label)
-        try:
-            config = json.loads(json.dumps(config))
-        except TypeError as exc:
-            raise ContractError("config", f"not JSON-able ({exc})", label) from None
-        fd, path = tempfile.mkstemp(suffix=".npz")
-        os.close(fd)
-        try:
-            serialization.save(model.state_dict(), path)
-            twin = fresh(**config)
-            twin.load_state_dict(serialization.load(path))
-        finally:
-            os.unlink(path)
-        twin.eval()
-        with no_grad():
-            _same(float(twin(xs, ts).item()), want, "loss of the rebuilt model", "round trip", label)
-        _same(answers(twin), out, "answers of the rebuilt model", "round trip", label)
-    checked.append("round trip")
-
-    if device:
-        with _item("device", label), fake_device() as dev:
-            twin = fresh(**config)
-            twin.load_state_dict(model.state_dict())
-            twin.to(dev)
-            twin.eval()
-            with no_grad():
-                _same(float(twin(xs, ts).item()), want, "loss on the fake GPU", "device", label)
-            _same(answers(twin), out, "answers on the fake GPU", "device", label)
-        checked.append("device")
-
-    with _item("draws", label):
-        dot = viz.to_dot(model(xs, ts), module=model).source
-        if "digraph" not in dot:
-            raise ContractError("draws", f"DOT text without a digraph: {dot[:80]!r}", label)
-    checked.append("draws")
+    for item in ITEMS:
+        if item == "device" and not device:
+            continue
+        with _item(item, battery.label):
+            getattr(battery, "check_" + item.replace(" ", "_"))()
+        checked.append(item)
     return checked
