@@ -81,6 +81,61 @@ def split_step(result, where: str):
                     f"got {type(result).__name__}")
 
 
+class Beams:
+    """The B hypotheses of each of N questions: their summed log-probabilities `raw` (N, B), which
+    have ended at end_id (`done`) and their lengths |Y| (`size`, up to and including end_id)."""
+
+    def __init__(self, n: int, beam: int, length: int, end_id, alpha: float):
+        self.raw = np.zeros((n, beam))
+        self.raw[:, 1:] = -np.inf                  # step 0 extends the first copy only
+        self.done = np.zeros((n, beam), dtype=bool)
+        self.size = np.full((n, beam), length)
+        self.length, self.end_id, self.alpha = length, end_id, alpha
+
+    def extend(self, logp: np.ndarray, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """Keep the B best of every hypothesis + id at step j from logp (N, B, V): returns the kept
+        ones' parent hypotheses and ids, both (N, B)."""
+        n, B, V = logp.shape
+        end_id = self.end_id
+        if end_id is not None:
+            if end_id >= V:
+                raise ValueError(f"end_id {end_id} is not an id of this model's {V}-id vocabulary")
+            logp[self.done] = -np.inf                  # an ended hypothesis only repeats end_id, at no cost
+            logp[self.done, end_id] = 0.0
+        cand = (self.raw[:, :, None] + logp).reshape(n, B * V)
+        # live hypotheses all have length j + 1 here; ended ones keep the length they ended at
+        lp = gnmt_penalty(np.where(self.done, self.size, j + 1), self.alpha)
+        top = np.argsort(-(cand / np.repeat(lp, V, axis=1)), axis=1, kind="stable")[:, :B]   # ties: lower first
+        parent, tok = top // V, top % V
+        self.raw = np.take_along_axis(cand, top, axis=1)
+        was_done = np.take_along_axis(self.done, parent, axis=1)
+        self.size = np.where(was_done, np.take_along_axis(self.size, parent, axis=1), self.length)
+        if end_id is not None:
+            ends_now = ~was_done & (tok == end_id)
+            self.size = np.where(ends_now, j + 1, self.size)
+            self.done = was_done | ends_now
+        return parent, tok
+
+    def scores(self) -> np.ndarray:
+        """(N, B) final scores: summed log-probabilities over GNMT's length penalty."""
+        return self.raw / gnmt_penalty(self.size, self.alpha)
+
+
+def backtrack(tokens, parents, attention, order):
+    """Follow the back-pointers of each step's kept (parent, id) from the final hypotheses `order`
+    (N, K): ids (N, K, L), and the attention (N, L, T) of each question's first one (None without)."""
+    n, L = len(order), len(tokens)
+    out = np.zeros((n, order.shape[1], L), dtype=np.int64)
+    best = np.zeros((n, L, attention[0].shape[2])) if attention else None
+    cur = order
+    for j in range(L - 1, -1, -1):
+        out[:, :, j] = np.take_along_axis(tokens[j], cur, axis=1)
+        cur = np.take_along_axis(parents[j], cur, axis=1)
+        if attention:                               # step j's attention was computed by the parent
+            best[:, j] = attention[j][np.arange(n), cur[:, 0]]
+    return out, best
+
+
 def beam_search(model, xs: np.ndarray, start_id: int, length: int, beam: int, nbest: int, end_id, alpha: float):
     """Batched beam search over all N x beam hypotheses of one chunk; see `Seq2seqModel.beam_search`.
     Returns ids (N, nbest, length), scores (N, nbest) and the attention (N, length, T) of the best
@@ -88,54 +143,22 @@ def beam_search(model, xs: np.ndarray, start_id: int, length: int, beam: int, nb
     n, B = len(xs), beam
     where = f"{type(model).__name__}.decode_step"
     memory, state = model.decode_start(xs)
-    expand = np.repeat(np.arange(n), B)                        # each question's state copied per hypothesis
+    expand = np.repeat(np.arange(n), B)              # each question's memory and state, once per hypothesis
     memory, state = gather_rows(memory, expand), gather_rows(state, expand)
-    raw = np.zeros((n, B))
-    raw[:, 1:] = -np.inf                                       # step 0 expands the first copy only
-    done = np.zeros((n, B), dtype=bool)
-    size = np.full((n, B), length)                             # |Y|: up to and including end_id
+    beams = Beams(n, B, length, end_id, alpha)
     ids = np.full((n * B, 1), int(start_id), dtype=np.int64)
     tokens, parents, attention = [], [], []
-    base = (np.arange(n) * B)[:, None]
     for j in range(length):
         logits, state, att = split_step(model.decode_step(ids, memory, state), where)
-        logp = log_softmax(logits).reshape(n, B, -1)
-        V = logp.shape[2]
-        if end_id is not None and end_id >= V:
-            raise ValueError(f"end_id {end_id} is not an id of this model's {V}-id vocabulary")
-        if end_id is not None:                                 # an ended hypothesis only repeats end_id, at no cost
-            logp[done] = -np.inf
-            logp[done, end_id] = 0.0
-        cand = (raw[:, :, None] + logp).reshape(n, B * V)
-        # live hypotheses all have length j + 1 here; ended ones keep the length they ended at
-        lp = gnmt_penalty(np.where(done, size, j + 1), alpha)
-        rank = cand / np.repeat(lp, V, axis=1)
-        top = np.argsort(-rank, axis=1, kind="stable")[:, :B]  # ties: lower hypothesis, then lower id
-        parent, tok = top // V, top % V
-        raw = np.take_along_axis(cand, top, axis=1)
-        was_done = np.take_along_axis(done, parent, axis=1)
-        size = np.where(was_done, np.take_along_axis(size, parent, axis=1), length)
-        if end_id is not None:
-            ends_now = ~was_done & (tok == end_id)
-            size = np.where(ends_now, j + 1, size)
-            done = was_done | ends_now
-        rows = (base + parent).reshape(-1)
+        parent, tok = beams.extend(log_softmax(logits).reshape(n, B, -1), j)
         tokens.append(tok)
         parents.append(parent)
         if att is not None:
-            a = att.numpy() if isinstance(att, tg.Tensor) else np.asarray(att)
-            attention.append(a.reshape(n, B, -1))
+            attention.append((att.numpy() if isinstance(att, tg.Tensor) else np.asarray(att)).reshape(n, B, -1))
         ids = tok.reshape(-1, 1).astype(np.int64)
-        if j + 1 < length:
-            state = gather_rows(state, rows)
-    score = raw / gnmt_penalty(size, alpha)
+        if j + 1 < length:                           # the one gather of the step (per state array)
+            state = gather_rows(state, (np.arange(n)[:, None] * B + parent).reshape(-1))
+    score = beams.scores()
     order = np.argsort(-score, axis=1, kind="stable")[:, :nbest]
-    out = np.zeros((n, nbest, length), dtype=np.int64)
-    best_att = np.zeros((n, length, attention[0].shape[2])) if attention else None
-    cur = order
-    for j in range(length - 1, -1, -1):                        # follow the back-pointers
-        out[:, :, j] = np.take_along_axis(tokens[j], cur, axis=1)
-        cur = np.take_along_axis(parents[j], cur, axis=1)
-        if attention:
-            best_att[:, j] = attention[j][np.arange(n), cur[:, 0]]
-    return out, np.take_along_axis(score, order, axis=1), best_att
+    out, best_attention = backtrack(tokens, parents, attention, order)
+    return out, np.take_along_axis(score, order, axis=1), best_attention
