@@ -248,3 +248,35 @@ def test_the_readme_lists_every_contract_item():
     for item, text in CONTRACT.items():
         assert f"**{item}**" in section, item
         assert " ".join(text.split()) in " ".join(section.split()), item
+
+
+# ---------------------------------------------------------------- every command hands over int64 NumPy ids
+@tg.register_model("test-spy")
+class Spy(PlainModel):
+    """Refuses anything but int64 NumPy id arrays, in the loss and in generate."""
+
+    @staticmethod
+    def _insist(**arrays):
+        for name, a in arrays.items():
+            if not (isinstance(a, np.ndarray) and a.dtype == np.int64 and a.ndim == 2):
+                raise TypeError(f"spy: {name} arrived as {type(a).__name__} {getattr(a, 'dtype', '')}")
+
+    def forward(self, xs, ts):
+        self._insist(xs=xs, ts=ts)
+        return super().forward(xs, ts)
+
+    def generate(self, xs, start_id, length, sample=False, temperature=1.0):
+        self._insist(xs=xs)
+        return super().generate(xs, start_id, length, sample, temperature)
+
+
+def test_every_command_hands_the_model_int64_numpy_ids(tmp_path, monkeypatch, capsys):
+    from tinygrad_s2s.cli import main
+    monkeypatch.setenv("TINYGRAD_S2S_DATA", str(tmp_path / "datasets"))
+    monkeypatch.chdir(tmp_path)
+    small = ["--dataset", "addition", "--limit", "200", "--test-limit", "20", "--hidden", "8", "--wordvec", "4"]
+    assert main(["train", "test-spy", *small, "--epochs", "1", "--out", "runs/spy", "--no-progress"]) == 0
+    for command in (["eval", "runs/spy"], ["predict", "runs/spy", "1+2"], ["predict", "runs/spy", "1+2", "--sample"],
+                    ["gradcheck", "test-spy", "--entries", "1"], ["graph", "test-spy", "--whole", "--out", "g.dot"],
+                    ["check", "test-spy"]):
+        assert main(command) == 0, (command, capsys.readouterr().err)
