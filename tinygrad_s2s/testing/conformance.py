@@ -16,6 +16,7 @@ from ..contract import ContractError, check_generated, check_loss, describe_valu
 from ..nn import Module
 from ..random import manual_seed
 from ..tensor import default_dtype, no_grad
+from .gradcheck import gradcheck_module
 
 __all__ = ["check_model"]
 
@@ -99,7 +100,6 @@ class _Battery:
 
     def check_gradient(self):
         from .. import optim  # noqa: PLC0415
-        from . import gradcheck_module  # noqa: PLC0415 - testing/__init__ imports this module
         model = self.model
         model.zero_grad()
         self.first_loss.backward()
