@@ -128,13 +128,15 @@ class Trainer:
     @classmethod
     def resume(cls, run_dir, *, device: str | None = None, dataset: Dataset | None = None, **kwargs) -> Trainer:
         """A Trainer that continues the run in `run_dir` exactly where it stopped: from last.npz
-        (weights, optimizer slots, RNG, position, history), or, for a run stopped before it wrote
-        last.npz, from the start of its config.json (the model rebuilt from the config's seed). The
-        dataset is reloaded from the config and must match its recorded fingerprint."""
+        (weights, optimizer slots, RNG, position, history; best.npz where last.npz was lost), or, for
+        a run stopped before its first checkpoint, from the start of its config.json (the model
+        rebuilt from the config's seed). The dataset is reloaded from the config and must match its
+        recorded fingerprint."""
         run_dir = Path(run_dir)
         meta = None
-        if (run_dir / LAST).is_file():
-            model_state, opt_state, meta = load_checkpoint(run_dir / LAST)
+        checkpoint = next((run_dir / n for n in (LAST, BEST) if (run_dir / n).is_file()), None)
+        if checkpoint is not None:      # best.npz is a whole checkpoint too: a run that lost last.npz goes on
+            model_state, opt_state, meta = load_checkpoint(checkpoint)
             config = meta["config"]
         elif (run_dir / CONFIG).is_file() and rundir.state(run_dir)[0] == "run":
             config = read_config(run_dir)
