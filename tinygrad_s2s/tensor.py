@@ -19,7 +19,7 @@ import numpy as np
 from . import backend
 
 # ---------------------------------------------------------------- global state (one place)
-_state = {"grad": True, "anomaly": False, "locations": False, "dtype": np.dtype(np.float32)}
+_state = {"grad": True, "anomaly": False, "dtype": np.dtype(np.float32)}
 _scope = [""]                   # module path stack; Module.__call__ pushes its dotted path
 _seq = itertools.count()         # tie-breaker so the heap never compares Functions
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -52,12 +52,6 @@ def is_grad_enabled() -> bool:
 def detect_anomaly():
     """Raise FloatingPointError at the first op (forward or backward) that produces NaN or Inf."""
     return _setting("anomaly", True)
-
-
-def record_locations():
-    """Record on each op the file:line that called it (`Function.location`), for graph drawings;
-    off by default because walking the stack costs time on every op."""
-    return _setting("locations", True)
 
 
 def set_default_dtype(dtype) -> None:
@@ -131,7 +125,8 @@ class saved_input:
     def __get__(self, fn, owner=None):
         if fn is None:
             return self
-        return fn.inputs[self.index].data
+        t = fn.inputs[self.index]
+        return t if fn._graph else t._data
 
 
 class saved_output:
@@ -144,7 +139,12 @@ class saved_output:
     def __get__(self, fn, owner=None):
         if fn is None:
             return self
-        return fn.saved_outputs[self.index]
+        y = fn._kept_outputs[self.index]
+        if not fn._graph:
+            return y
+        t = Tensor._wrap(y, True)         # the output again, as a node of the graph: y = op(inputs)
+        t.creator, t.out_index, t.generation = fn, self.index, fn.generation + 1
+        return t
 
 
 class Function:
@@ -158,9 +158,20 @@ class Function:
     `self.needs_grad[i]` to skip work for inputs that do not require a gradient. A multi-output op
     whose outputs were not all used gets zeros for the unused ones, or None if it sets
     `takes_missing_grads` (and then skips that work itself).
+
+    Gradients of gradients (`backward(create_graph=True)`, `tg.grad`): a class that sets
+    `twice_differentiable = True` promises that its backward also runs on Tensors, i.e. it uses only
+    operators, Tensor methods, `_xp(...)` functions and other ops' `run`, and reads inputs and outputs
+    only through `saved_input`/`saved_output` (what else it saves is constant: masks, shapes, ids).
+    The engine then calls it with Tensor gradients and Tensor saved values, so the gradient it returns
+    is itself a graph. A class with a `reference(self, *inputs)` method (the op rebuilt from such ops)
+    is differentiated through that instead; any other op refuses create_graph=True with a clear error.
     """
     name = None  # op name shown in errors and graphs; defaults to the lowercase class name
     takes_missing_grads = False
+    twice_differentiable = False   # backward runs on Tensors too (see "Gradients of gradients")
+    reference = None     # optional method: the op rebuilt from twice-differentiable ops
+    _graph = False       # set while backward runs on Tensors (create_graph=True)
     saved_inputs = ()    # indices of inputs read in backward (set from the saved_input attributes)
     keeps_outputs = False
 
@@ -205,17 +216,15 @@ class Function:
         if need:
             fn.inputs = inputs
             fn.module = _scope[-1]
-            fn.where = _user_frame()
+            fn.call_site = _user_frame()
             if cls.saved_inputs:
-                fn.versions = [t._version for t in inputs]
+                fn._versions = [t._version for t in inputs]
             if cls.keeps_outputs:
-                fn.saved_outputs = ys
+                fn._kept_outputs = ys
             fn.generation = max(t.generation for t in inputs)
             fn.outputs = tuple(weakref.ref(o) for o in outs)
             fn.out_meta = tuple((y.shape, y.dtype) for y in ys)
             fn.seq = next(_seq)
-            if _state["locations"]:
-                fn.location = user_location()
             for i, o in enumerate(outs):
                 o.creator, o.out_index, o.generation = fn, i, fn.generation + 1
         return outs if multi else outs[0]
@@ -237,7 +246,7 @@ class Function:
 
     def release(self):
         """Drop inputs and saved arrays so the graph's memory is freed after backward."""
-        keep = {"module", "where", "generation", "out_meta", "seq", "outputs", "needs_grad"}
+        keep = {"module", "call_site", "generation", "out_meta", "seq", "outputs", "needs_grad", "_graph"}
         for k in list(self.__dict__):
             if k not in keep:
                 del self.__dict__[k]
@@ -245,7 +254,7 @@ class Function:
 
     def location(self) -> str:
         """'file:line' of the user's code that ran this op's forward."""
-        return f"{self.where[0]}:{self.where[1]}"
+        return f"{self.call_site[0]}:{self.call_site[1]}"
 
     def __repr__(self):
         return f"<Function {self.op} module='{getattr(self, 'module', '')}'>"
@@ -279,7 +288,7 @@ def _node_error(fn, reason: str) -> str:
 
 def _check_versions(fn) -> None:
     for i in fn.saved_inputs:
-        t, v = fn.inputs[i], fn.versions[i]
+        t, v = fn.inputs[i], fn._versions[i]
         if t._version != v:
             what = f"parameter '{t.name}'" if getattr(t, "is_param", False) else (
                 f"tensor '{t.name}'" if t.name else f"a tensor of shape {t.shape}")
@@ -472,29 +481,32 @@ class Tensor:
         return bool(self.data)
 
     # ---- autograd
-    def backward(self, grad=None, retain_graph: bool = False) -> None:
-        """Accumulate d(self)/d(leaf) into every leaf's `.grad` that requires a gradient."""
+    def backward(self, grad=None, retain_graph: bool | None = None, create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's `.grad` that requires a gradient.
+
+        `grad`: the upstream gradient (implied 1 for a one-element tensor). `create_graph=True`
+        records the backward pass itself, so each `.grad` is a Tensor with a graph that can be
+        differentiated again (Hessian-vector products, gradient penalties). `retain_graph` keeps
+        this graph for another backward; it defaults to `create_graph`.
+        """
         if not self.requires_grad:
             raise RuntimeError(describe("backward", "this tensor does not require grad (it was made "
                                         "from inputs with requires_grad=False or under no_grad())"))
-        xp = backend.get_array_module(self.data)
-        if grad is None:
-            if self.data.size != 1:
-                raise ValueError(describe("backward", "grad can be implied only for a scalar output; "
-                                          "pass grad= of the same shape", [self.shape]))
-            g = xp.ones(self.shape, dtype=self.dtype)
-        else:
-            g = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=self.dtype)
-            if g.shape != self.shape:
-                raise ValueError(describe("backward", f"grad shape {g.shape} does not match the "
-                                          f"tensor's shape {self.shape}", [self.shape, g.shape]))
-        run_backward(self, g, retain_graph)
+        g = _seed_grad("backward", self, grad, create_graph)
+        keep = create_graph if retain_graph is None else retain_graph
+        run_backward([self], [g], keep, create_graph)
 
-    def _accumulate(self, g) -> None:
+    def _accumulate(self, g, create_graph: bool = False) -> None:
+        if create_graph:
+            g = _fresh(g)
+            self.grad = g if self.grad is None else self.grad + g
+            return
         if g.dtype != self.data.dtype:
             g = g.astype(self.data.dtype)
         if self.grad is None:
             self.grad = Tensor._wrap(np.array(g) if isinstance(g, np.generic) else g.copy(), False)   # copy: no aliasing between grads
+        elif self.grad.creator is not None:     # a graph from create_graph: leave it intact
+            self.grad = Tensor._wrap(self.grad.data + g, False)
         else:
             self.grad.data = self.grad.data + g
 
@@ -502,23 +514,80 @@ class Tensor:
         self.grad = None
 
 
-def run_backward(root: Tensor, g, retain_graph: bool) -> None:
-    """Reverse-topological walk with a heap (no recursion): deepest generation first."""
-    fn = root.creator
-    if fn is None:
-        root._accumulate(g)
-        return
-    if fn.inputs is None:
-        raise RuntimeError(describe("backward", "the graph was already freed by an earlier backward; "
-                                    "pass retain_graph=True to the first call to backprop twice",
-                                    module=fn.module))
-    pending = {fn: [None] * len(fn.out_meta)}
-    pending[fn][root.out_index] = g
-    heap = [(-fn.generation, -fn.seq, fn)]
+def _seed_grad(op, t, grad, create_graph):
+    """The upstream gradient of `t`: ones for a one-element tensor, else `grad` (checked)."""
+    xp = backend.get_array_module(t.data)
+    if grad is None:
+        if t.data.size != 1:
+            raise ValueError(describe(op, "grad can be implied only for a scalar output; "
+                                      "pass grad= of the same shape", [t.shape]))
+        g = xp.ones(t.shape, dtype=t.dtype)
+    elif isinstance(grad, Tensor):
+        g = grad if create_graph else grad.data
+    else:
+        g = xp.asarray(grad, dtype=t.dtype)
+    if g.shape != t.shape:
+        raise ValueError(describe(op, f"grad shape {tuple(g.shape)} does not match the "
+                                  f"tensor's shape {t.shape}", [t.shape, g.shape]))
+    return _as_node(g) if create_graph else g
+
+
+def _as_node(g):
+    """A gradient as a Tensor (arrays become constants) while the backward is being recorded."""
+    return g if isinstance(g, Tensor) else Tensor._wrap(g, False)
+
+
+class Copy(Function):
+    """The identity with a copied array: a recorded gradient handed out as a `.grad` (or by `grad`)
+    is a Tensor of its own, so no two share one object or array (clip_grad_norm scales in place)."""
+    twice_differentiable = True
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, gy):
+        return gy
+
+
+def _fresh(g: Tensor) -> Tensor:
+    with _setting("grad", True):
+        return Copy.apply(g)
+
+
+def run_backward(roots, grads, retain_graph: bool, create_graph: bool = False, wanted=None) -> None:
+    """Reverse-topological walk with a heap (no recursion): deepest generation first.
+
+    Gradients go into the leaves' `.grad`, or, when `wanted` is a dict (`tg.grad`), only into its
+    entries: keyed by the Tensor for a leaf, by (creator, out_index) otherwise. With `create_graph`
+    every gradient is a Tensor and each backward is recorded as ops.
+    """
+    pending, heap = {}, []
+    needed = None if wanted is None else _nodes_leading_to(roots, wanted)
+    for root, g in zip(roots, grads):
+        fn = root.creator
+        if fn is None:
+            _deliver(root, g, create_graph, wanted)
+            continue
+        if fn.inputs is None:
+            raise RuntimeError(describe("backward", "the graph was already freed by an earlier backward; "
+                                        "pass retain_graph=True to the first call to backprop twice",
+                                        module=fn.module))
+        buf = pending.get(fn)
+        if buf is None:
+            buf = pending[fn] = [None] * len(fn.out_meta)
+            heapq.heappush(heap, (-fn.generation, -fn.seq, fn))
+        j = root.out_index
+        buf[j] = g if buf[j] is None else buf[j] + g
     anomaly = _state["anomaly"]
     while heap:
         fn = heapq.heappop(heap)[2]
         gys = pending.pop(fn)
+        if wanted is not None:
+            for j, gy in enumerate(gys):
+                if (fn, j) in wanted and gy is not None:
+                    wanted[fn, j] = gy if wanted[fn, j] is None else wanted[fn, j] + gy
+            if fn not in needed:
+                continue
         if fn.inputs is None:
             raise RuntimeError(describe("backward", f"graph freed at op '{fn.op}'; use retain_graph=True",
                                         module=fn.module))
@@ -528,28 +597,130 @@ def run_backward(root: Tensor, g, retain_graph: bool) -> None:
             if gy is None and not fn.takes_missing_grads:   # an unused output of a multi-output op
                 shape, dtype = fn.out_meta[i]
                 gys[i] = backend.get_array_module(fn.inputs[0].data).zeros(shape, dtype)
-        gxs = _call_backward(fn, gys)
+                if create_graph:
+                    gys[i] = Tensor._wrap(gys[i], False)
+        gxs = _call_graph_backward(fn, gys) if create_graph else _call_backward(fn, gys)
         for i, (x, gx) in enumerate(zip(fn.inputs, gxs)):
             if gx is None or not x.requires_grad:
                 continue
             if getattr(gx, "shape", None) != x.shape or gx.dtype.kind != "f":
                 gx = _check_grad(fn, i, gx, x)
             if anomaly:
-                _check_finite(fn.op, "backward", gx, fn.module)
+                _check_finite(fn.op, "backward", gx.data if create_graph else gx, fn.module)
             c = x.creator
             if c is None:
-                x._accumulate(gx)
+                _deliver(x, gx, create_graph, wanted)
+                continue
+            if needed is not None and c not in needed and (c, x.out_index) not in wanted:
                 continue
             buf = pending.get(c)
             if buf is None:
                 buf = pending[c] = [None] * len(c.out_meta)
                 heapq.heappush(heap, (-c.generation, -c.seq, c))
             j = x.out_index
-            if gx.dtype != x.data.dtype:
+            if not create_graph and gx.dtype != x.data.dtype:
                 gx = gx.astype(x.data.dtype)
             buf[j] = gx if buf[j] is None else buf[j] + gx
         if not retain_graph:
             fn.release()
+
+
+def _deliver(leaf, g, create_graph, wanted):
+    if wanted is None:
+        leaf._accumulate(g, create_graph)
+    elif leaf in wanted:
+        wanted[leaf] = g if wanted[leaf] is None else wanted[leaf] + g
+
+
+def _nodes_leading_to(roots, wanted) -> set:
+    """The nodes whose backward must run for `tg.grad`: those with a path down to a wanted tensor."""
+    seen, stack = {}, [r.creator for r in roots if r.creator is not None]
+    while stack:
+        fn = stack.pop()
+        if fn in seen:
+            continue
+        seen[fn] = None
+        if fn.inputs is None:
+            continue
+        stack.extend(x.creator for x in fn.inputs if x.creator is not None and x.creator not in seen)
+    needed = set()
+    for fn in sorted(seen, key=lambda f: f.seq):     # creation order: inputs' nodes come first
+        if fn.inputs is not None and any(
+                (x in wanted) if x.creator is None else
+                (x.creator in needed or (x.creator, x.out_index) in wanted) for x in fn.inputs):
+            needed.add(fn)
+    return needed
+
+
+def _call_graph_backward(fn, gys) -> tuple:
+    """fn's backward recorded as ops: on Tensors, or through the op's reference composition."""
+    with _setting("grad", True):
+        if fn.twice_differentiable:
+            fn._graph = True
+            try:
+                gxs = _call_backward(fn, gys)
+            finally:
+                fn._graph = False
+        elif fn.reference is not None:
+            gxs = _reference_vjp(fn, gys)
+        else:
+            raise RuntimeError(_node_error(fn, (
+                f"{type(fn).__name__}.backward runs on arrays only, so create_graph=True cannot "
+                "differentiate it; set twice_differentiable = True once its backward runs on Tensors "
+                "(saved_input/saved_output for what it reads), or give it a reference(*inputs) built "
+                "from ops")))
+    return tuple(None if g is None else _as_node(g) for g in gxs)
+
+
+def _reference_vjp(fn, gys) -> tuple:
+    """The vector-Jacobian product of fn computed through its reference composition, recorded."""
+    outs = fn.reference(*fn.inputs)
+    outs = outs if isinstance(outs, tuple) else (outs,)
+    pairs = [(o, g) for o, g in zip(outs, gys) if g is not None and o.requires_grad]
+    targets = [x for x, need in zip(fn.inputs, fn.needs_grad) if need]
+    got = iter(grad([o for o, _ in pairs], targets, [g for _, g in pairs], create_graph=True,
+                    allow_unused=True) if pairs and targets else [None] * len(targets))
+    return tuple(next(got) if need else None for need in fn.needs_grad)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
+    """The gradients of `outputs` with respect to `inputs`, as a tuple of Tensors (`.grad` untouched).
+
+    outputs, inputs: a Tensor or a sequence of them (inputs may be intermediate tensors);
+    grad_outputs: the upstream gradients (implied 1 for one-element outputs). `create_graph=True`
+    returns gradients that carry their own graph, to differentiate again (Hessian-vector products,
+    gradient penalties); `retain_graph` defaults to `create_graph`. An input the outputs do not depend
+    on raises, unless `allow_unused=True` (then its gradient is None). As `torch.autograd.grad`.
+    """
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(describe("grad", f"{len(grad_outputs)} grad_outputs for {len(outputs)} outputs"))
+    for k, t in enumerate(inputs):
+        if not isinstance(t, Tensor) or not t.requires_grad:
+            raise RuntimeError(describe("grad", f"input {k} does not require grad, so it has no gradient"))
+    pairs = []
+    for k, (o, g) in enumerate(zip(outputs, grad_outputs)):
+        if not o.requires_grad:
+            raise RuntimeError(describe("grad", f"output {k} does not require grad (made from inputs "
+                                        "with requires_grad=False or under no_grad())"))
+        pairs.append((o, _seed_grad("grad", o, g, create_graph)))
+    wanted = {(t if t.creator is None else (t.creator, t.out_index)): None for t in inputs}
+    keep = create_graph if retain_graph is None else retain_graph
+    run_backward([o for o, _ in pairs], [g for _, g in pairs], keep, create_graph, wanted)
+    result = []
+    for k, t in enumerate(inputs):
+        g = wanted[t if t.creator is None else (t.creator, t.out_index)]
+        if g is None and not allow_unused:
+            raise RuntimeError(describe("grad", f"input {k} (shape {t.shape}) is not used by the outputs' "
+                                        "graph; pass allow_unused=True to get None for it"))
+        if g is not None:
+            g = _fresh(g) if isinstance(g, Tensor) else Tensor._wrap(
+                backend.get_array_module(g).asarray(g).astype(t.dtype, copy=True), False)
+        result.append(g)
+    return tuple(result)
 
 
 def _call_backward(fn, gys) -> tuple:

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from .graph import WalkedGraph
+from .steps import find_steps
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Group:
     ops: int = 0
     recurrent: bool = False
     members: list = field(default_factory=list)   # a fold's call keys
+    step: int | None = None   # a time step found inside a call (steps.py): its index from 0
 
 
 @dataclass
@@ -58,6 +60,15 @@ def level(path: str) -> int:
 
 def _pattern(path: str) -> str:
     return re.sub(r"(^|\.)\d+$", r"\1#", path)      # 'layers.3' and 'layers.4' are the same kind
+
+
+def which_call(grp: Group) -> str:
+    """How a call is told apart from the other calls of its module: '' for the first call,
+    ' (call 2)' for a later one, ' step 3' for a time step found inside a call."""
+    if grp.step is not None:
+        return f" step {grp.step + 1}"
+    n = grp.key.rsplit("@", 1)[1]
+    return "" if n == "0" else f" (call {n})"
 
 
 def _fold_label(paths: list[str]) -> str:
@@ -91,6 +102,49 @@ def _calls(g: WalkedGraph, classes: dict):
     return groups, chains, ops_of
 
 
+def _split_steps(g: WalkedGraph, groups: dict, chains: dict, ops_of: dict) -> dict:
+    """Give the time steps found inside each call (steps.py) a group of their own, between the call
+    and its sub-calls; returns the groups in first-op order with the steps after their call."""
+    producer = {dst: src for src, dst, _ in g.edges if g.nodes[src].kind == "op"}
+    inputs: dict = {}
+    for src, dst, _ in g.edges:
+        if src in producer:
+            inputs.setdefault(dst, []).append(producer[src])
+    subcalls: dict = {}
+    for key, grp in groups.items():
+        if grp.parent is not None:
+            subcalls.setdefault(grp.parent, []).append(key)
+    ordered = {}
+    for key, grp in groups.items():
+        ordered[key] = grp
+        ops = ops_of[key]
+        pos = {o: i for i, o in enumerate(ops)}
+        cut = len(grp.path)
+        found = find_steps([(g.nodes[o].module[cut:], g.nodes[o].op) for o in ops],
+                           [{pos[q] for q in inputs.get(o, ()) if q in pos} for o in ops])
+        if found is None:
+            continue
+        start, period, count = found
+        bounds = [(start + j * period, start + (j + 1) * period) for j in range(count)]
+        step_of = {o: j for j, (lo, hi) in enumerate(bounds) for o in ops[lo:hi]}
+        own = [{o for o in ops[lo:hi] if g.nodes[o].module == grp.path} for lo, hi in bounds]
+        inside = {c: {step_of.get(o) for o in ops_of[c]} for c in subcalls.get(key, ())}
+        if not all(own) or any(len(js) != 1 or None in js for js in inside.values() if js & set(step_of.values())):
+            continue          # a step without the module's own ops, or a sub-call across a boundary
+        for j, (lo, hi) in enumerate(bounds):
+            skey = f"{key}/step{j}"
+            ordered[skey] = Group(skey, "call", grp.path, key, grp.path, grp.cls, ops=hi - lo, step=j)
+            ops_of[skey] = ops[lo:hi]
+            for o in ops[lo:hi]:
+                c = chains[o]
+                c.insert(c.index(key) + 1, skey)
+        for c, js in inside.items():
+            (j,) = js
+            if j is not None:
+                groups[c].parent = f"{key}/step{j}"
+    return ordered
+
+
 def _signature(g: WalkedGraph, path: str, ops: list) -> tuple:
     cut = len(path)
     return tuple((g.nodes[o].module[cut:], g.nodes[o].op) for o in ops)
@@ -106,6 +160,7 @@ def group(g: WalkedGraph, classes: dict | None = None) -> Grouping:
     labels and to keep blocks of different classes apart)."""
     classes = classes or {}
     groups, chains, ops_of = _calls(g, classes)
+    groups = _split_steps(g, groups, chains, ops_of)
     children: dict = {}
     for key, grp in groups.items():
         children.setdefault(grp.parent, []).append(key)
@@ -122,8 +177,9 @@ def group(g: WalkedGraph, classes: dict | None = None) -> Grouping:
                 continue
             first = groups[members[0]]
             fkey = f"fold/{first.key}"
-            folds[fkey] = Group(fkey, "fold", first.path, parent, _fold_label([groups[m].path for m in members]),
-                                first.cls, len(members), sum(groups[m].ops for m in members), members=members)
+            label = _fold_label([groups[m].path for m in members]) + (" steps" if first.step is not None else "")
+            folds[fkey] = Group(fkey, "fold", first.path, parent, label, first.cls, len(members),
+                                sum(groups[m].ops for m in members), members=members)
             for m in members:
                 groups[m].parent = fkey
             base = _produced(g, ops_of[members[0]])

@@ -1,14 +1,16 @@
-"""Gradient checks against float64 central differences: of a function (`gradcheck`), of a whole
-module's loss (`gradcheck_module`) and of a registered seq2seq model (`gradcheck_model`), all on one
-numerical-difference helper (`numerical_grad`)."""
+"""Gradient checks against float64 central differences, all on one numerical-difference helper
+(`numerical_grad`): of a function (`gradcheck`), of its gradient (`gradgradcheck`), of a whole
+module's loss (`gradcheck_module`) and of a registered seq2seq model (`gradcheck_model`). Their own
+module, so the op battery and the model conformance battery import them without an import cycle."""
 from __future__ import annotations
 
 import numpy as np
 
 from .. import backend
-from ..tensor import Tensor, default_dtype
+from ..ops import concat, reshape
+from ..tensor import Tensor, default_dtype, grad
 
-__all__ = ["gradcheck", "gradcheck_model", "gradcheck_module", "numerical_grad"]
+__all__ = ["gradcheck", "gradcheck_model", "gradcheck_module", "gradgradcheck", "numerical_grad"]
 
 
 def numerical_grad(fn, inputs, index, upstream, eps=1e-6):
@@ -61,6 +63,33 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-4, upstream=None, seed=0
             numeric = numerical_grad(fn, ts, i, np.asarray(upstream), eps)
             _compare(names[i], analytic, numeric, atol, rtol)
     return True
+
+
+def gradgradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0, names=None):
+    """Compare the second derivatives of `fn(*inputs)` with float64 central differences of its
+    first-order gradient (as `torch.autograd.gradgradcheck`).
+
+    The first-order gradient is taken with a random upstream gradient u and `create_graph=True`; that
+    gradient (as a function of the inputs and of u, so its linearity in u is checked as well) then
+    goes through `gradcheck` with a random second-level upstream gradient. Raises AssertionError
+    naming the input ('upstream' for u), the index and both values; returns True when all match.
+    """
+    rng = np.random.default_rng(seed)
+    diff = [i for i, a in enumerate(inputs) if np.asarray(getattr(a, "data", a)).dtype.kind == "f"]
+    with default_dtype(np.float64):
+        shape = fn(*[Tensor(np.asarray(getattr(a, "data", a), np.float64)) if i in diff else a
+                     for i, a in enumerate(inputs)]).shape
+    u = rng.standard_normal(shape)
+
+    def first_order(*args):
+        xs, upstream = list(args[:-1]), args[-1]
+        grads = grad(fn(*xs), [xs[i] for i in diff], grad_outputs=upstream, create_graph=True,
+                     allow_unused=True)
+        flat = [reshape(g if g is not None else Tensor(np.zeros(xs[i].shape)), (-1,))
+                for i, g in zip(diff, grads)]
+        return concat(flat)
+    names = list(names or [f"input {i}" for i in range(len(inputs))]) + ["upstream"]
+    return gradcheck(first_order, *inputs, u, eps=eps, atol=atol, rtol=rtol, seed=seed + 1, names=names)
 
 
 def _compare(name, analytic, numeric, atol, rtol, index=None):
