@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from . import backend, ops
 from .fused import _zero_state
-from .tensor import Function, as_tensor
+from .tensor import Function, as_tensor, saved_input
 
 
 def _sigmoid(xp, a):
@@ -19,9 +19,11 @@ def _sigmoid(xp, a):
 class GRUSequence(Function):
     """A whole GRU layer over time in one node. Inputs: x (N, T, D), Wx (D, 3H), b (3H,), h0 (N, H),
     Wh (H, 3H). Outputs: hs (N, T, H) and h_T. Every step's input terms come from one GEMM before the
-    loop, and the input-weight gradients of all steps from one GEMM after it."""
+    loop, and the input-weight gradients of all steps from one GEMM after it. Its fused backward runs
+    on arrays; create_graph differentiates `reference` instead."""
     name = "gru_sequence"
     takes_missing_grads = True   # an encoder's unused hs or a decoder's unused last state costs nothing
+    x, Wx, Wh = saved_input(0), saved_input(1), saved_input(4)   # a change in place is refused in backward
 
     def forward(self, x, Wx, b, h0, Wh):
         N, T, D = x.shape
@@ -47,11 +49,15 @@ class GRUSequence(Function):
             if keep:
                 zs[t], rs[t], cands[t] = z, r, cand
         if keep:
-            self.saved = (x, Wx, Wh, hs, zs, rs, cands)
+            self.saved = (hs, zs, rs, cands)
         return hs[1:].transpose(1, 0, 2), hs[T].copy()
 
+    def reference(self, x, Wx, b, h0, Wh):
+        return gru_sequence_reference(x, Wx, b, h0, Wh)
+
     def backward(self, ghs, gh_last):
-        x, Wx, Wh, hs, zs, rs, cands = self.saved
+        x, Wx, Wh = self.x, self.Wx, self.Wh
+        hs, zs, rs, cands = self.saved
         xp = backend.get_array_module(hs)
         T1, N, H = hs.shape
         T = T1 - 1
