@@ -16,7 +16,7 @@ from ..contract import ContractError, check_generated, check_loss, describe_valu
 from ..nn import Module
 from ..random import manual_seed
 from ..tensor import default_dtype, no_grad
-from .gradients import gradcheck_module
+from .numeric import gradcheck_module
 
 __all__ = ["check_model"]
 

@@ -1,7 +1,5 @@
-"""Gradient checks against float64 central differences, all on one numerical-difference helper
-(`numerical_grad`): of a function (`gradcheck`), of its gradient (`gradgradcheck`), of a whole
-module's loss (`gradcheck_module`) and of a registered seq2seq model (`gradcheck_model`). Their own
-module, so the op battery and the model conformance battery import them without an import cycle."""
+"""Numerical gradient checks: `gradcheck` and `gradgradcheck` (float64 central differences, one shared
+numerical-difference helper, as PyTorch's gradcheck.py), and whole-module / whole-model checks."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +8,7 @@ from .. import backend
 from ..ops import concat, reshape
 from ..tensor import Tensor, default_dtype, grad
 
-__all__ = ["gradcheck", "gradcheck_model", "gradcheck_module", "gradgradcheck", "numerical_grad"]
+__all__ = ["gradcheck", "gradcheck_module", "gradcheck_model", "gradgradcheck", "numerical_grad"]
 
 
 def numerical_grad(fn, inputs, index, upstream, eps=1e-6):
