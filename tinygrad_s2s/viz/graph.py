@@ -212,7 +212,8 @@ def to_networkx(*outputs: Tensor):
 
     One node per tensor and per op application, with stable ids (`t0`, `op0`, ...), and attributes
     `kind` ('tensor' or 'op'), `op` (op name; None for tensors), `shape` (for a multi-output op, the
-    tuple of its output shapes), `dtype`, `module` (dotted module path; for leaves see `walk`), `name`,
+    tuple of its output shapes), `dtype`, `module` (dotted module path; for leaves see `walk`; for ops
+    a backward pass recorded, the `backwardN. ... grad(OP)` path of the module docstring), `name`,
     `requires_grad` and `is_param`. Edges follow the data: tensor -> op (attribute `args`, the argument positions) and
     op -> tensor (attribute `out_index`). Works before backward or after `backward(retain_graph=True)`.
     """
