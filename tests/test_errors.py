@@ -7,6 +7,7 @@ import pytest
 
 import tinygrad_s2s as tg
 from tinygrad_s2s.backend import DeviceError
+from tinygrad_s2s.testing.battery import in_module as Outer
 from tinygrad_s2s.testing.fake_device import fake_device
 
 HERE = os.path.basename(__file__)
@@ -15,24 +16,6 @@ HERE = os.path.basename(__file__)
 def _line(ahead):
     """file:line `ahead` lines below the caller, to check errors point at the user's code."""
     return f"{HERE}:{inspect.currentframe().f_back.f_lineno + ahead}"
-
-
-class Outer(tg.nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.inner = Inner(fn)
-
-    def forward(self, *xs):
-        return self.inner(*xs)
-
-
-class Inner(tg.nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *xs):
-        return self.fn(*xs)
 
 
 def _raises_in_module(fn, *xs, exc=ValueError):

@@ -23,6 +23,7 @@ _state = {"grad": True, "anomaly": False, "dtype": np.dtype(np.float32)}
 _scope = [""]                   # module path stack; Module.__call__ pushes its dotted path
 _seq = itertools.count()         # tie-breaker so the heap never compares Functions
 _recording = [None]              # the GradOf under which a backward is being recorded (create_graph)
+_clock = [0]                     # counts in-place changes; a backward checks versions only if it moved
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -113,39 +114,37 @@ def describe(op: str, reason: str, shapes=(), module: str | None = None) -> str:
 
 
 # ---------------------------------------------------------------- Function
-class saved_input:
-    """`x = saved_input(0)` in a Function class: `self.x` in backward is input 0's array.
+class _Saved:
+    def __init__(self, index: int):
+        self.index = index
 
-    The engine records the input's version when the op runs and refuses a backward after the input
-    was changed in place (an optimizer step, `t.data = ...`), instead of computing with the new values.
+    def __set_name__(self, owner, name):
+        self.name = name
+
+
+class saved_input(_Saved):
+    """`x = saved_input(0)` in a Function class: `self.x` in backward is input 0's array (a Tensor
+    while a recorded backward runs, create_graph=True).
+
+    The engine refuses a backward after such an input was changed in place (an optimizer step,
+    `t.data = ...`), instead of computing with the new values.
     """
 
-    def __init__(self, index: int):
-        self.index = index
+    def __get__(self, fn, owner=None):
+        if fn is None:
+            return self
+        return fn.inputs[self.index]._data    # apply normally stores the array on the node itself
+
+
+class saved_output(_Saved):
+    """`y = saved_output(0)` in a Function class: `self.y` in backward is output 0's array, kept by
+    the node itself (a Tensor, node of the graph, while a recorded backward runs)."""
 
     def __get__(self, fn, owner=None):
         if fn is None:
             return self
-        t = fn.inputs[self.index]
-        return t if fn._graph else t._data
-
-
-class saved_output:
-    """`y = saved_output(0)` in a Function class: `self.y` in backward is output 0's array (kept by
-    the node itself, so a later `t.data = ...` on the output cannot change it)."""
-
-    def __init__(self, index: int):
-        self.index = index
-
-    def __get__(self, fn, owner=None):
-        if fn is None:
-            return self
-        y = fn._kept_outputs[self.index]
-        if not fn._graph:
-            return y
-        t = Tensor._wrap(y, True)         # the output again, as a node of the graph: y = op(inputs)
-        t.creator, t.out_index, t.generation = fn, self.index, fn.generation + 1
-        return t
+        raise AttributeError(f"{type(fn).__name__}.{self.name}: saved outputs exist only on a node "
+                             "recorded for backward")
 
 
 class BackwardPass:
@@ -221,19 +220,19 @@ class Function:
     takes_missing_grads = False
     twice_differentiable = False   # backward runs on Tensors too (see "Gradients of gradients")
     reference = None     # optional method: the op rebuilt from twice-differentiable ops
-    _graph = False       # set while backward runs on Tensors (create_graph=True)
     saved_inputs = ()    # indices of inputs read in backward (set from the saved_input attributes)
-    keeps_outputs = False
+    _saved_in_attrs = _saved_out_attrs = ()   # (attribute name, index) of the descriptors
     grad_of = None       # a GradOf on nodes recorded during backward(create_graph=True)
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
         attrs = [v for k in dir(cls) for v in (getattr(cls, k, None),)]
-        ins = sorted({a.index for a in attrs if isinstance(a, saved_input)})
+        cls._saved_in_attrs = tuple((a.name, a.index) for a in attrs if isinstance(a, saved_input))
+        cls._saved_out_attrs = tuple((a.name, a.index) for a in attrs if isinstance(a, saved_output))
+        cls._saves = bool(cls._saved_in_attrs or cls._saved_out_attrs)
+        ins = {i for _, i in cls._saved_in_attrs}
         if ins:
-            cls.saved_inputs = tuple(sorted(set(cls.saved_inputs) | set(ins)))
-        if any(isinstance(a, saved_output) for a in attrs):
-            cls.keeps_outputs = True
+            cls.saved_inputs = tuple(sorted(set(cls.saved_inputs) | ins))
 
     def __init__(self, **params):
         self.__dict__.update(params)
@@ -246,7 +245,7 @@ class Function:
     def apply(cls, *inputs: Tensor, **params):
         """Run the op on Tensors; returns a Tensor (or a tuple for multi-output ops)."""
         fn = cls(**params)
-        arrays = [t.data for t in inputs]
+        arrays = [t._data for t in inputs]
         if len(arrays) > 1 and any(type(a) is not np.ndarray for a in arrays):   # host-only: skip
             _check_same_device(fn.op, arrays)
         need = _state["grad"] and any(t.requires_grad for t in inputs)
@@ -267,11 +266,24 @@ class Function:
         if need:
             fn.inputs = inputs
             fn.module = _scope[-1]
-            fn.call_site = _user_frame()
+            f = sys._getframe(1)       # the innermost frame outside this package: the user's line
+            while f is not None:
+                name = f.f_code.co_filename
+                inside = _INSIDE.get(name)
+                if inside is None:
+                    inside = _is_inside(name)
+                if not inside:
+                    break
+                f = f.f_back
+            fn.call_site = ("<unknown>", 0) if f is None else (name, f.f_lineno)
             if cls.saved_inputs:
-                fn._versions = [t._version for t in inputs]
-            if cls.keeps_outputs:
-                fn._kept_outputs = ys
+                fn._clock = _clock[0]
+            if cls._saves:         # saved values as plain attributes: backward reads them at full speed
+                d = fn.__dict__
+                for name, i in cls._saved_in_attrs:
+                    d[name] = arrays[i]
+                for name, i in cls._saved_out_attrs:
+                    d[name] = ys[i]
             fn.generation = max(t.generation for t in inputs)
             fn.outputs = tuple(weakref.ref(o) for o in outs)
             fn.out_meta = tuple((y.shape, y.dtype) for y in ys)
@@ -299,11 +311,10 @@ class Function:
 
     def release(self):
         """Drop inputs and saved arrays so the graph's memory is freed after backward."""
-        keep = {"module", "call_site", "generation", "out_meta", "seq", "outputs", "needs_grad", "_graph",
-                "grad_of"}
-        for k in list(self.__dict__):
-            if k not in keep:
-                del self.__dict__[k]
+        d = self.__dict__
+        kept = {k: d[k] for k in _KEEP_AFTER_RELEASE if k in d}
+        d.clear()
+        d.update(kept)
         self.inputs = None
 
     def location(self) -> str:
@@ -314,22 +325,14 @@ class Function:
         return f"<Function {self.op} module='{getattr(self, 'module', '')}'>"
 
 
-def _user_frame():
-    """(file, line) of the innermost caller outside this package: a frame walk with the package test
-    cached per file name, cheap enough to record on every node."""
-    frame = sys._getframe(2)
-    inside = _INSIDE
-    while frame is not None:
-        code = frame.f_code
-        name = code.co_filename
-        ins = inside.get(name)
-        if ins is None:
-            path = os.path.abspath(name)
-            ins = inside[name] = path.startswith(_PKG_DIR + os.sep) or "contextlib" in path
-        if not ins:
-            return name, frame.f_lineno
-        frame = frame.f_back
-    return "<unknown>", 0
+_KEEP_AFTER_RELEASE = ("module", "call_site", "generation", "out_meta", "seq", "outputs", "needs_grad", "grad_of")
+
+
+def _is_inside(filename: str) -> bool:
+    """Whether a code file belongs to this package (cached per file name: checked on every node)."""
+    path = os.path.abspath(filename)
+    inside = _INSIDE[filename] = path.startswith(_PKG_DIR + os.sep) or "contextlib" in path
+    return inside
 
 
 _INSIDE: dict = {}
@@ -342,39 +345,48 @@ def _node_error(fn, reason: str) -> str:
 
 def _check_versions(fn) -> None:
     for i in fn.saved_inputs:
-        t, v = fn.inputs[i], fn._versions[i]
-        if t._version != v:
+        t = fn.inputs[i]
+        if getattr(t, "_stamp", 0) > fn._clock:
             what = f"parameter '{t.name}'" if getattr(t, "is_param", False) else (
                 f"tensor '{t.name}'" if t.name else f"a tensor of shape {t.shape}")
             raise RuntimeError(_node_error(fn, (
                 f"input {i} ({what}), saved for backward, was modified in place after the forward "
-                f"(version {v} -> {t._version}), so its gradient would be wrong. Call backward before "
+                f"(its version is now {t._version}), so its gradient would be wrong. Call backward before "
                 "optimizer.step() (or before assigning .data / loading a state dict), or run the "
                 "forward again")))
 
 
-def _check_grad(fn, i, gx, x):
-    """The engine's one check of a returned gradient: undo broadcasting, then shape and dtype."""
-    shape = x.shape
-    if not hasattr(gx, "shape") or not hasattr(gx, "dtype"):
+def _check_grad(fn, i, gx, x, create_graph=False):
+    """The engine's one check of a returned gradient of another shape or dtype than its input: undo
+    broadcasting, refuse other shapes and non-float dtypes, cast to the input's float dtype."""
+    shape = x._data.shape
+    try:
+        kind, gshape = gx.dtype.kind, gx.shape
+    except AttributeError:
         raise TypeError(_node_error(fn, f"{type(fn).__name__}.backward returned a {type(gx).__name__} "
-                                        f"for input {i}; expected an array of shape {shape}"))
-    if gx.dtype.kind != "f":
+                                        f"for input {i}; expected an array of shape {shape}")) from None
+    if kind not in "fc":
         raise TypeError(_node_error(fn, f"{type(fn).__name__}.backward returned dtype {gx.dtype} for "
                                         f"input {i}; gradients must be floating point"))
-    if gx.shape != shape:
-        if not _broadcasts_to(shape, gx.shape):
+    if gshape != shape:
+        if not _broadcasts_to(shape, gshape):
             raise ValueError(_node_error(fn, f"{type(fn).__name__}.backward returned a gradient of shape "
                                              f"{tuple(gx.shape)} for input {i}, expected {tuple(shape)} "
                                              "(or a shape it broadcasts to)"))
-        gx = sum_to(gx, shape)
+        gx = _sum_to(gx, shape)
+    if not create_graph and gx.dtype != x._data.dtype:
+        gx = gx.astype(x._data.dtype)
     return gx
 
 
 def _broadcasts_to(shape, target) -> bool:
-    if len(shape) > len(target):
+    lead = len(target) - len(shape)
+    if lead < 0:
         return False
-    return all(s == t or s == 1 for s, t in zip(shape[::-1], target[::-1]))
+    for s, t in zip(shape, target[lead:]):
+        if s != t and s != 1:
+            return False
+    return True
 
 
 def _check_same_device(op, arrays):
@@ -400,6 +412,10 @@ def sum_to(g, shape):
         return g
     if not _broadcasts_to(shape, g.shape):
         raise ValueError(f"sum_to: a gradient of shape {tuple(g.shape)} is not a broadcast of {shape}")
+    return _sum_to(g, shape)
+
+
+def _sum_to(g, shape):
     lead = g.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape)
                                       if s == 1 and g.shape[i + lead] != 1)
@@ -415,13 +431,13 @@ def _is_backend_array(x) -> bool:
 
 class Tensor:
     """An n-dimensional array that records the ops applied to it, for reverse-mode autodiff."""
-    __slots__ = ("_data", "_version", "requires_grad", "grad", "creator", "out_index", "generation",
+    __slots__ = ("_data", "_version", "_stamp", "requires_grad", "grad", "creator", "out_index", "generation",
                  "name", "__weakref__")
     __array_ufunc__ = None  # make `ndarray op Tensor` call Tensor's reflected operator
 
     def _set_data(self, arr):
         self._data = arr
-        self._version += 1
+        self.bump_version()
 
     data = property(operator.attrgetter("_data"), _set_data, doc=(
         "The backend array itself. Assigning it (`t.data = a`, also `t.data -= u`, which assigns) "
@@ -465,17 +481,19 @@ class Tensor:
         return self
 
     # ---- properties
-    shape = property(lambda self: self.data.shape)
-    dtype = property(lambda self: self.data.dtype)
-    ndim = property(lambda self: self.data.ndim)
-    size = property(lambda self: self.data.size)
-    device = property(lambda self: backend.device_of(self.data))
+    shape = property(lambda self: self._data.shape)
+    dtype = property(lambda self: self._data.dtype)
+    ndim = property(lambda self: self._data.ndim)
+    size = property(lambda self: self._data.size)
+    device = property(lambda self: backend.device_of(self._data))
     is_leaf = property(lambda self: self.creator is None)
     version = property(lambda self: self._version, doc="How many in-place changes this tensor has seen.")
 
     def bump_version(self) -> Tensor:
         """Record an in-place change made by writing into `.data[...]` (see `data`)."""
         self._version += 1
+        _clock[0] += 1           # the stamp says when: a node checks only inputs stamped after it
+        self._stamp = _clock[0]
         return self
 
     def zero_(self) -> Tensor:
@@ -561,9 +579,9 @@ class Tensor:
         if self.grad is None:
             self.grad = Tensor._wrap(np.array(g) if isinstance(g, np.generic) else g.copy(), False)   # copy: no aliasing between grads
         elif self.grad.creator is not None:     # a graph from create_graph: leave it intact
-            self.grad = Tensor._wrap(self.grad.data + g, False)
-        else:
-            self.grad.data = self.grad.data + g
+            self.grad = Tensor._wrap(self.grad._data + g, False)
+        else:   # a new array, not an in-place change: nothing saved can see it, so no version bump
+            self.grad._data = self.grad._data + g
 
     def zero_grad(self) -> None:
         self.grad = None
@@ -614,25 +632,22 @@ def run_backward(roots, grads, retain_graph: bool, create_graph: bool = False, w
 
     Gradients go into the leaves' `.grad`, or, when `wanted` is a dict (`tg.grad`), only into its
     entries: keyed by the Tensor for a leaf, by (creator, out_index) otherwise. With `create_graph`
-    every gradient is a Tensor and each backward is recorded as ops (inside a `_backward_pass`).
+    every gradient is a Tensor and each backward is recorded as ops (call it inside a `_backward_pass`).
+    `roots` and `grads` may also be one tensor and its gradient.
     """
+    if isinstance(roots, Tensor):
+        roots, grads = [roots], [grads]
     pending, heap = {}, []
     needed = None if wanted is None else _nodes_leading_to(roots, wanted)
     for root, g in zip(roots, grads):
-        fn = root.creator
-        if fn is None:
+        if root.creator is None:
             _deliver(root, g, create_graph, wanted)
-            continue
-        if fn.inputs is None:
+        elif root.creator.inputs is None:
             raise RuntimeError(describe("backward", "the graph was already freed by an earlier backward; "
                                         "pass retain_graph=True to the first call to backprop twice",
-                                        module=fn.module))
-        buf = pending.get(fn)
-        if buf is None:
-            buf = pending[fn] = [None] * len(fn.out_meta)
-            heapq.heappush(heap, (-fn.generation, -fn.seq, fn))
-        j = root.out_index
-        buf[j] = g if buf[j] is None else buf[j] + g
+                                        module=root.creator.module))
+        else:
+            _push(pending, heap, root, g)
     anomaly = _state["anomaly"]
     while heap:
         fn = heapq.heappop(heap)[2]
@@ -646,7 +661,7 @@ def run_backward(roots, grads, retain_graph: bool, create_graph: bool = False, w
         if fn.inputs is None:
             raise RuntimeError(describe("backward", f"graph freed at op '{fn.op}'; use retain_graph=True",
                                         module=fn.module))
-        if fn.saved_inputs:
+        if fn.saved_inputs and fn._clock != _clock[0]:
             _check_versions(fn)
         for i, gy in enumerate(gys):
             if gy is None and not fn.takes_missing_grads:   # an unused output of a multi-output op
@@ -654,37 +669,54 @@ def run_backward(roots, grads, retain_graph: bool, create_graph: bool = False, w
                 gys[i] = backend.get_array_module(fn.inputs[0].data).zeros(shape, dtype)
                 if create_graph:
                     gys[i] = Tensor._wrap(gys[i], False)
-        gxs = _call_graph_backward(fn, gys) if create_graph else _call_backward(fn, gys)
-        for i, (x, gx) in enumerate(zip(fn.inputs, gxs)):
+        if create_graph:
+            gxs = _call_graph_backward(fn, gys)
+        else:
+            try:
+                gxs = fn.backward(*gys)
+            except Exception as exc:
+                raise _backward_error(fn, exc) from exc
+            if type(gxs) is not tuple:
+                gxs = (gxs,)
+            if len(gxs) != len(fn.inputs):
+                gxs = _as_grad_tuple(fn, gxs)
+        i = -1
+        for x, gx in zip(fn.inputs, gxs):
+            i += 1
             if gx is None or not x.requires_grad:
                 continue
-            if getattr(gx, "shape", None) != x.shape or gx.dtype.kind != "f":
-                gx = _check_grad(fn, i, gx, x)
+            xd = x._data
+            if getattr(gx, "shape", None) != xd.shape or gx.dtype != xd.dtype:
+                gx = _check_grad(fn, i, gx, x, create_graph)
             if anomaly:
                 _check_finite(fn.op, "backward", gx.data if create_graph else gx, fn.module)
             c = x.creator
             if c is None:
                 _deliver(x, gx, create_graph, wanted)
                 continue
-            if needed is not None and c not in needed and (c, x.out_index) not in wanted:
-                continue
-            buf = pending.get(c)
-            if buf is None:
-                buf = pending[c] = [None] * len(c.out_meta)
-                heapq.heappush(heap, (-c.generation, -c.seq, c))
-            j = x.out_index
-            if not create_graph and gx.dtype != x.data.dtype:
-                gx = gx.astype(x.data.dtype)
-            buf[j] = gx if buf[j] is None else buf[j] + gx
+            if needed is None or c in needed or (c, x.out_index) in wanted:
+                _push(pending, heap, x, gx)
         if not retain_graph:
             fn.release()
 
 
 def _deliver(leaf, g, create_graph, wanted):
+    """A leaf's gradient: accumulated into .grad, or kept for `tg.grad` if it asked for this leaf."""
     if wanted is None:
         leaf._accumulate(g, create_graph)
     elif leaf in wanted:
         wanted[leaf] = g if wanted[leaf] is None else wanted[leaf] + g
+
+
+def _push(pending, heap, t, g):
+    """Add g to the gradient buffer of t's node, scheduling the node on its first gradient."""
+    fn = t.creator
+    buf = pending.get(fn)
+    if buf is None:
+        buf = pending[fn] = [None] * len(fn.out_meta)
+        heapq.heappush(heap, (-fn.generation, -fn.seq, fn))
+    j = t.out_index
+    buf[j] = g if buf[j] is None else buf[j] + g
 
 
 def _nodes_leading_to(roots, wanted) -> set:
@@ -712,11 +744,20 @@ def _call_graph_backward(fn, gys) -> tuple:
     broadcasting undone inside the same record, so every op it adds is drawn as part of fn's backward."""
     with _setting("grad", True), _recorded(_grad_of(fn)):
         if fn.twice_differentiable:
-            fn._graph = True
+            d = fn.__dict__
+            arrays = {name: d[name] for name, _ in fn._saved_in_attrs + fn._saved_out_attrs}
+            for name, i in fn._saved_in_attrs:
+                d[name] = fn.inputs[i]
+            for name, i in fn._saved_out_attrs:     # the output again, as a node: y = op(inputs)
+                t = d[name] = Tensor._wrap(arrays[name], True)
+                t.creator, t.out_index, t.generation = fn, i, fn.generation + 1
             try:
-                gxs = _call_backward(fn, gys)
+                gxs = fn.backward(*gys)
+            except Exception as exc:
+                raise _backward_error(fn, exc) from exc
             finally:
-                fn._graph = False
+                d.update(arrays)
+            gxs = _as_grad_tuple(fn, gxs)
         elif fn.reference is not None:
             gxs = _reference_vjp(fn, gys)
         else:
@@ -727,7 +768,7 @@ def _call_graph_backward(fn, gys) -> tuple:
                 "from ops")))
         gxs = tuple(None if g is None else _as_node(g) for g in gxs)
         return tuple(g if g is None or not x.requires_grad or (g.shape == x.shape and g.dtype.kind == "f")
-                     else _check_grad(fn, i, g, x) for i, (x, g) in enumerate(zip(fn.inputs, gxs)))
+                     else _check_grad(fn, i, g, x, True) for i, (x, g) in enumerate(zip(fn.inputs, gxs)))
 
 
 def _reference_vjp(fn, gys) -> tuple:
@@ -782,17 +823,16 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     return tuple(result)
 
 
-def _call_backward(fn, gys) -> tuple:
-    """fn.backward with any failure re-raised, like forward errors, naming op, module and file:line."""
+def _backward_error(fn, exc) -> Exception:
+    """A failure inside fn.backward, re-raised like forward errors: op, module and file:line."""
+    msg = _node_error(fn, f"{type(fn).__name__}.backward failed: {exc}")
     try:
-        gxs = fn.backward(*gys)
-    except Exception as exc:
-        msg = _node_error(fn, f"{type(fn).__name__}.backward failed: {exc}")
-        try:
-            new = type(exc)(msg)
-        except Exception:
-            new = RuntimeError(msg)
-        raise new from exc
+        return type(exc)(msg)
+    except Exception:
+        return RuntimeError(msg)
+
+
+def _as_grad_tuple(fn, gxs) -> tuple:
     if not isinstance(gxs, tuple):
         gxs = (gxs,)
     if len(gxs) != len(fn.inputs):

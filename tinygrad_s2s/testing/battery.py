@@ -26,10 +26,10 @@ from hypothesis import strategies as st
 
 from ..nn import Module
 from ..tensor import Tensor, detect_anomaly
-from . import gradcheck, gradgradcheck
+from .numeric import gradcheck, gradgradcheck
 from .fake_device import fake_device
 
-__all__ = ["CHECKS", "OpSpec", "check_op", "op_test_cases", "run_op"]
+__all__ = ["CHECKS", "OpSpec", "check_op", "in_module", "op_test_cases", "run_op"]
 
 
 @dataclass(frozen=True)
@@ -143,16 +143,19 @@ def check_device(spec, arrays, kw):
                    rtol=1e-12, atol=1e-12)
 
 
-class _Outer(Module):
+class in_module(Module):  # noqa: N801 - used like a function: in_module(fn)(*xs)
+    """A model whose sub-module `inner` calls `fn`: ops run by fn record the module path 'inner', and
+    errors they raise must name it (the anomaly check and the error tests use it)."""
+
     def __init__(self, fn):
         super().__init__()
-        self.inner = _Inner(fn)
+        self.inner = _Calls(fn)
 
     def forward(self, *xs):
         return self.inner(*xs)
 
 
-class _Inner(Module):
+class _Calls(Module):
     def __init__(self, fn):
         super().__init__()
         self.fn = fn
@@ -166,7 +169,7 @@ def check_anomaly(spec, arrays, kw):
     if np.size(spec.ref(*arrays, **kw)) == 0:
         return                      # an empty result holds no NaN to report
     xs = [Tensor(np.full(a.shape, np.nan), requires_grad=True) for a in arrays]
-    model = _Outer(lambda *ts: spec.fn(*ts, **kw))
+    model = in_module(lambda *ts: spec.fn(*ts, **kw))
     try:
         with detect_anomaly():
             model(*xs)
