@@ -8,7 +8,8 @@ from ..tensor import Tensor
 from .graph import walk
 from .grouping import group, level, plan, which_call
 
-# colours: ops blue (recorded inside a backward: red), parameters orange, inputs grey, the requested outputs green; clusters shaded by depth
+# colours: ops blue (ops a backward pass recorded: red), parameters orange, inputs grey, the requested
+# outputs green; clusters shaded by depth
 STYLE = {
     "graph": {"rankdir": "TB", "fontname": "Helvetica", "fontsize": "12", "nodesep": "0.25",
               "ranksep": "0.3"},

@@ -170,8 +170,9 @@ def to_html(outputs, path, *, module=None, title: str | None = None) -> str:
     about 50 ops); repeated calls and identical blocks fold into a box marked xT that can be unrolled;
     shapes label the edges; hovering shows op, shapes, dtype, module path and the file:line that
     called it; a search box finds module paths and op names.
-    The graph of a gradient (`backward(create_graph=True)`, `tg.grad`) draws each op's backward as a
-    `grad(OP)` box, its ops in red. After `backward(retain_graph=True)` (a leaf holds a .grad and the first output is a scalar) every
+    The graph of a gradient (`backward(create_graph=True)`, `tg.grad`) draws each backward pass as a
+    box `backwardN` and each op's backward in it as a box `grad(OP)`, its ops in red.
+    After `backward(retain_graph=True)` (a leaf holds a .grad and the first output is a scalar) every
     tensor's gradient norm can be overlaid (`gradients.tensor_gradient_norms`), and an op's saved
     tensors are listed on hover. `module`, the Module that was called, adds class names.
     """
