@@ -313,3 +313,12 @@ def test_accuracy_runs_train_with_one_blas_thread_unless_told(monkeypatch):
     out = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=clean, capture_output=True,
                          text=True, timeout=60)
     assert out.stdout.strip() == "1", out.stderr
+
+
+def test_beam_benchmark_quick(capsys):
+    """benchmarks.beam --quick: greedy and beam-5 timed on every workload, a verdict per model."""
+    from benchmarks import beam
+    rows = beam.main(["--quick", "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert "beam-5 / greedy vs issue 14" in out and "load average" in out
+    assert len(rows) == 3

@@ -166,6 +166,9 @@ def _drop(key):
     (lambda m: m["config"].update(model_config={"wordvec_size": 4, "hidden_size": 8, "colour": 1}),
      ["does not build a 'tiny-s2s' model", "colour"]),
     (lambda m: m["config"].update(reverse="yes"), ["'reverse' is 'yes'"]),
+    (lambda m: m["config"].update(hidden="8"), ["its config: hidden must be a positive integer, got '8'"]),
+    (lambda m: m["config"].update(lr=-1), ["its config: lr must be a positive"]),
+    (lambda m: m["config"].update(model="no-such-model"), ["does not build a 'no-such-model' model", "unknown model"]),
     (lambda m: m.update(config="peeky"), ["'config' is a str"]),
     (lambda m: m.pop("config"), ["bare weights file"]),
 ])

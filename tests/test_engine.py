@@ -171,3 +171,33 @@ def test_scatter_add_of_repeated_rows_matches_numpy_add_at(data):
     np.testing.assert_allclose(target, expected, rtol=1e-12, atol=1e-12)
     tg.backend._add_rows(sorted_path, index, values, one_hot_limit=0)
     np.testing.assert_allclose(sorted_path, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_factories_follow_the_default_dtype():
+    # seen: tg.Tensor(np.zeros(...)) stays float64 and turns a float32 model into a float64 one
+    for t in (tg.zeros(2, 3), tg.ones((2, 3)), tg.full((2, 3), 0.5), tg.arange(0.0, 1.0, 0.25)):
+        assert t.dtype == np.float32 and not t.requires_grad
+    assert tg.zeros(2, 3).shape == tg.ones((2, 3)).shape == (2, 3)
+    with tg.default_dtype(np.float64):
+        assert tg.zeros(2).dtype == tg.ones(2).dtype == tg.full(2, 1.5).dtype == np.float64
+        assert tg.arange(0.0, 2.0).dtype == np.float64
+    assert tg.full((2,), 3).dtype == np.int64 and tg.full((2,), True).dtype == np.bool_
+    assert tg.arange(4).tolist() == [0, 1, 2, 3] and tg.arange(4).dtype == np.int64
+    assert tg.arange(1, 7, 2).tolist() == [1, 3, 5]
+    assert tg.zeros(3, dtype=np.float64).dtype == np.float64
+    w = tg.zeros(3, requires_grad=True)
+    assert w.requires_grad and w.is_leaf
+    lin = tg.nn.Linear(3, 2)
+    assert (lin(tg.ones(4, 3)) + tg.zeros(2)).dtype == np.float32    # the float32 model stays float32
+
+
+def test_like_factories_keep_shape_dtype_and_device():
+    from tinygrad_s2s.testing.fake_device import fake_device
+    x = tg.Tensor(np.arange(6, dtype=np.float64).reshape(2, 3))
+    z, o = tg.zeros_like(x), tg.ones_like(x, dtype=np.float32)
+    assert z.shape == (2, 3) and z.dtype == np.float64 and float(z.numpy().sum()) == 0
+    assert o.dtype == np.float32 and float(o.numpy().sum()) == 6
+    with fake_device() as dev:
+        d = x.to(dev)
+        assert tg.zeros_like(d).device == dev and tg.ones(2, device=dev).device == dev
+        assert tg.arange(3, device=dev).device == dev

@@ -1,48 +1,23 @@
 """Every op in the op table, property-based: gradients, forward reference, dtypes, invariants, device."""
-import weakref
-
 import hypothesis
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
 import tinygrad_s2s as tg
-from tinygrad_s2s.testing import gradcheck
-from tinygrad_s2s.testing.fake_device import fake_device
+from tinygrad_s2s.testing import check_op, gradcheck, gradgradcheck, op_test_cases
+from tinygrad_s2s.testing.battery import run_op
 from tinygrad_s2s.testing.op_table import BY_NAME, OPS
 
 each_op = pytest.mark.parametrize("spec", OPS, ids=[s.name for s in OPS])
 
 
-def _run(spec, arrays, kw, dtype=np.float64, device="cpu", upstream_seed=0):
-    """Forward and backward with a random upstream gradient; returns (inputs, output, upstream)."""
-    xs = [tg.Tensor(a.astype(dtype)).to(device).requires_grad_() for a in arrays]
-    out = spec.fn(*xs, **kw)
-    g = np.random.default_rng(upstream_seed).standard_normal(out.shape).astype(out.dtype)
-    out.backward(tg.Tensor(g).to(device))
-    return xs, out, g
-
-
-@each_op
-@given(data=st.data())
-def test_gradient_matches_central_differences(spec, data):
-    arrays, kw = data.draw(spec.inputs)
-    gradcheck(lambda *ts: spec.fn(*ts, **kw), *arrays, atol=spec.atol)
-
-
-_KINKED = [s for s in OPS if s.kinks is not None]
-
-
-@pytest.mark.parametrize("spec", _KINKED, ids=[s.name for s in _KINKED])
-@given(data=st.data())
-def test_ties_and_kinks_get_the_documented_subgradient_exactly(spec, data):
-    arrays, kw = data.draw(spec.kinks)
-    xs, out, g = _run(spec, arrays, kw)
-    expected = spec.subgradient(arrays, g, **kw)
-    for i, (x, e) in enumerate(zip(xs, expected)):
-        e = tg.tensor.sum_to(np.asarray(e), x.shape)   # the subgradient of a broadcast input, summed back
-        np.testing.assert_allclose(x.grad.numpy(), e, rtol=1e-12, atol=0,
-                                   err_msg=f"{spec.name}: input {i} at ties/kinks {arrays[i]}")
+@pytest.mark.parametrize("spec, check", op_test_cases(OPS))
+def test_op_battery(spec, check):
+    """The public battery (tg.testing.check_op) on every op in the table: gradient and second order
+    against central differences, forward against NumPy in float32 and float64, no mutation, no
+    aliasing, graph freed, the strict fake GPU device, detect_anomaly errors, ties and kinks."""
+    check_op(spec, checks=[check])
 
 
 def test_max_ties_are_drawn_and_a_full_gradient_to_every_tie_is_caught():
@@ -64,55 +39,6 @@ def test_max_ties_are_drawn_and_a_full_gradient_to_every_tie_is_caught():
     assert found is not None
 
 
-@each_op
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@given(data=st.data())
-def test_forward_matches_numpy_and_keeps_dtype(spec, dtype, data):
-    arrays, kw = data.draw(spec.inputs)
-    xs, out, _ = _run(spec, arrays, kw, dtype)
-    expected = spec.ref(*[a.astype(dtype) for a in arrays], **kw)
-    assert out.dtype == dtype, f"{spec.name} returned {out.dtype} for {dtype.__name__} inputs"
-    tol = 1e-5 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(out.numpy(), expected, rtol=tol * 10, atol=tol)
-    for x in xs:
-        assert x.grad.dtype == dtype and x.grad.shape == x.shape
-
-
-@each_op
-@given(data=st.data())
-def test_invariants_no_mutation_no_aliasing_graph_freed(spec, data):
-    arrays, kw = data.draw(spec.inputs)
-    before = [a.copy() for a in arrays]
-    xs, out, _ = _run(spec, arrays, kw)
-    for x, b in zip(xs, before):
-        np.testing.assert_array_equal(x.numpy(), b)              # inputs not mutated
-    grads = [x.grad.numpy() for x in xs]
-    for i, g in enumerate(grads):
-        for x in xs:
-            assert not np.shares_memory(g, x.numpy()), f"{spec.name}: grad {i} aliases an input"
-        for j in range(i):
-            assert not np.shares_memory(g, grads[j]), f"{spec.name}: grads {i} and {j} alias"
-    fn = out.creator
-    assert fn.inputs is None, "graph kept after backward without retain_graph"
-    ref = weakref.ref(fn)
-    del out, fn   # no gc.collect(): the graph must not hold reference cycles
-    assert ref() is None, "the op node outlived its output"
-
-
-@each_op
-@given(data=st.data())
-def test_runs_on_a_strict_device_and_matches_cpu(spec, data):
-    arrays, kw = data.draw(spec.inputs)
-    cpu_xs, cpu_out, _ = _run(spec, arrays, kw)
-    with fake_device() as dev:
-        xs, out, _ = _run(spec, arrays, kw, device=dev)
-        assert out.device == dev
-        np.testing.assert_allclose(out.numpy(), cpu_out.numpy(), rtol=1e-12, atol=1e-12)
-        for x, c in zip(xs, cpu_xs):
-            assert x.grad.device == dev
-            np.testing.assert_allclose(x.grad.numpy(), c.grad.numpy(), rtol=1e-12, atol=1e-12)
-
-
 def _cuda_available():
     try:
         tg.backend.module_for("cuda")
@@ -127,8 +53,8 @@ def _cuda_available():
 @given(data=st.data())
 def test_runs_on_cuda_and_matches_cpu(spec, data):
     arrays, kw = data.draw(spec.inputs)
-    cpu_xs, cpu_out, _ = _run(spec, arrays, kw)
-    xs, out, _ = _run(spec, arrays, kw, device="cuda")
+    cpu_xs, cpu_out, _ = run_op(spec, arrays, kw)
+    xs, out, _ = run_op(spec, arrays, kw, device="cuda")
     np.testing.assert_allclose(out.numpy(), cpu_out.numpy(), rtol=1e-10, atol=1e-10)
     for x, c in zip(xs, cpu_xs):
         np.testing.assert_allclose(x.grad.numpy(), c.grad.numpy(), rtol=1e-10, atol=1e-10)
@@ -164,3 +90,4 @@ def test_random_compositions_with_shared_subexpressions(dag):
             pool.append(_BINARY[k % len(_BINARY)](a, b) if binary else _UNARY[k % len(_UNARY)](a))
         return pool[-1] + pool[len(xs) - 1] * 0.5   # the result and an early node share inputs
     gradcheck(build, *vals)
+    gradgradcheck(build, *vals)

@@ -173,6 +173,19 @@ def test_interrupted_writes_leave_no_litter(work, reference):
     assert not list((work / "litter").glob(".tmp-*"))
 
 
+def test_a_killed_dataset_generation_leaves_no_litter(tmp_path, monkeypatch):
+    from tinygrad_s2s.data import dataset_path
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    root = tmp_path / "datasets"
+    root.mkdir()
+    (root / f".tmp-{dead.pid}-abc-addition.txt").write_text("half a file")       # its writer is gone
+    (root / f".tmp-{os.getpid()}-abc-date.txt").write_text("being written")     # its writer is alive
+    monkeypatch.setenv("TINYGRAD_S2S_DATA", str(root))
+    dataset_path("addition")
+    assert sorted(p.name for p in root.iterdir()) == [f".tmp-{os.getpid()}-abc-date.txt", "addition.txt"]
+
+
 # ---------------------------------------------------------------- one process per run directory
 def _wait_for_lock(run, proc, timeout=60):
     deadline = time.time() + timeout
@@ -282,10 +295,12 @@ def test_a_run_is_replaced_only_with_overwrite_and_best_is_never_lost(work, refe
     (run / "last.npz").unlink()
     before = _tree(run)
     one_error_line(cli(work, *TRAIN, "--out", "best-only"), 2, "already holds a run", "--overwrite")
+    assert _tree(run) == before
+    best_epoch = tg.load(run / "best.npz", return_meta=True)[1]["epoch"]
     r = cli(work, *RESUME, "--out", "best-only")
-    assert r.returncode == 0, r.stderr      # restarts from its config: best.npz is rewritten by the same run
+    assert r.returncode == 0, r.stderr      # continues from best.npz, a whole checkpoint itself
+    assert f"resumed at epoch {best_epoch + 1}" in r.stdout
     assert_same_run(run, reference)
-    del before
     (run / "notes.txt").write_text("mine")
     one_error_line(cli(work, *TRAIN, "--out", "best-only", "--overwrite"), 2, "notes.txt", "move them first")
     (run / "notes.txt").unlink()
@@ -332,3 +347,19 @@ def test_config_json_is_strict(work, reference):
     json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in config.json"))
     config = json.loads(text)
     assert config["format"] == "tinygrad-s2s run" and config["epochs"] == EPOCHS and config["model_args"] == {}
+
+
+def test_a_narrower_file_is_padded_as_predict_pads_it_reversed_too(tmp_path):
+    from tinygrad_s2s.data import encode_questions, load_dataset
+    from tinygrad_s2s.rundata import DoesNotFit, fit_widths
+    wide = datagen.write_task("addition", tmp_path / "wide.txt", n=50, seed=1)
+    vocab = load_dataset(wide).vocab
+    narrow = tmp_path / "narrow.txt"
+    narrow.write_text("".join(f"{a}+{b}_{a + b:<2}\n" for a in range(4) for b in range(4)))
+    for reverse in (False, True):
+        ds = fit_widths(load_dataset(narrow, reverse=reverse, vocab=vocab), 7, 5)
+        x = np.concatenate([ds.x_train, ds.x_test])
+        assert np.array_equal(x, encode_questions(ds.question_text(x), vocab, 7, reverse))
+        assert ds.t_train.shape[1] == 5 and set(vocab.decode_batch(ds.t_train[:, 3:])) == {"  "}
+    with pytest.raises(DoesNotFit, match="wider than the run was trained on"):
+        fit_widths(load_dataset(wide, vocab=vocab), 5, 5)

@@ -353,6 +353,49 @@ def test_roll_folds_time_steps_and_identical_blocks():
     assert unrolled.count("tanh") == 3 and "box3d" not in unrolled
 
 
+class UnrolledLSTM(nn.Module):
+    """An LSTM built step by step from primitives inside one module call (no sub-module per step)."""
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(3, 4, fused=False)
+        self.out = nn.Linear(4, 2)
+
+    def forward(self, xs):
+        hs = self.lstm(xs)
+        return tg.sum(self.out(hs[0] if isinstance(hs, tuple) else hs))
+
+
+def test_time_steps_inside_one_call_get_their_own_boxes_and_fold():
+    import networkx as nx
+
+    model = UnrolledLSTM()
+    loss = model(tg.Tensor(np.ones((2, 5, 3), np.float32)))
+    edges, drawn, grouping = _drawn_edges([loss], model)
+    steps = [k for k, grp in grouping.groups.items() if grp.step is not None]
+    assert steps == [f"lstm@0/step{j}" for j in range(5)]
+    assert all(grouping.groups[k].ops == 12 for k in steps)       # matmul, add, split, 3 sigmoid, ...
+    src = to_dot(loss, module=model).source
+    assert 'subgraph "cluster_lstm@0/step4"' in src and r"LSTM\l(lstm step 5)\l" in src
+    edges, drawn, grouping = _drawn_edges([loss], model, roll=True)
+    assert drawn.loops == ["fold/lstm@0/step0"]
+    rolled = to_dot(loss, module=model, roll=True).source
+    assert r"LSTM\nlstm steps  ×5\n12 ops each" in rolled and 'label="next step"' in rolled
+    assert "sigmoid" not in rolled and "unstack" in rolled and "stack" in rolled
+    edges, _, _ = _drawn_edges([loss], model, collapse="lstm")
+    assert nx.is_directed_acyclic_graph(nx.DiGraph(edges))
+
+
+def test_steps_need_a_recurrence():
+    from tinygrad_s2s.viz.steps import find_steps
+
+    sig = ["a", "b", "c"] * 4
+    chained = [set()] + [{i - 1} for i in range(1, 12)]            # each op reads the one before
+    assert find_steps(sig, chained) == (0, 3, 4)
+    independent = [set()] * 12                                      # same ops, no data between steps
+    assert find_steps(sig, independent) is None
+    assert find_steps(["x", "y"] + sig, [set(), {0}] + [{i + 1} for i in range(12)]) == (2, 3, 4)
+
+
 def test_shapes_can_be_left_out():
     x = tg.Tensor(np.ones((2, 7), np.float32), requires_grad=True, name="x")
     assert "(2, 7)" in to_dot(tg.exp(x)).source

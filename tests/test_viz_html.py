@@ -2,6 +2,7 @@
 how it behaves in a real headless Chromium (the OS package; CI installs it in .ci/run)."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 
 import tinygrad_s2s as tg
 from tinygrad_s2s import nn
-from tinygrad_s2s.viz import record_locations, to_html
+from tinygrad_s2s.viz import to_html
 from tinygrad_s2s.viz.html import MAX_OPS_AT_LOAD, graph_data
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -53,8 +54,7 @@ class Stack(nn.Module):
 
 def stack_loss():
     model = Stack()
-    with record_locations():
-        loss = model(tg.Tensor(np.arange(8.0).reshape(2, 4) / 8, requires_grad=True, name="x"))
+    loss = model(tg.Tensor(np.arange(8.0).reshape(2, 4) / 8, requires_grad=True, name="x"))
     return loss, model
 
 
@@ -147,11 +147,19 @@ def test_transformer_page_in_chromium(transformer_page):
         assert 0 < at_load <= MAX_OPS_AT_LOAD
         assert _count(b, "g.cluster") > 0 and _count(b, "g.tensor") > 0
         assert b.eval("document.querySelector('#graph g.edge text').textContent").startswith("(")   # shapes
-        # a real click on a closed module box opens it
+        # a real click on a closed module box opens it, and the box stays where it was on screen
         closed = _count(b, "g.cluster.closed")
+        ref = b.eval("document.querySelector('#graph g.cluster.closed').dataset.ref")
+        where = ("(() => { const el = [...document.querySelectorAll('#graph g[data-ref]')].find(e => e.dataset.ref === "
+                 + json.dumps(ref) + "); const r = el.getBoundingClientRect(); return [r.left, r.top, el.getAttribute('class')]; })()")
+        b.eval("document.querySelector('#graph g.cluster.closed').scrollIntoView({block: 'center', inline: 'center'})")
+        x0, y0, cls0 = b.eval(where)
         b.click("#graph g.cluster.closed")
         assert b.eval("document.body.dataset.renders") == "2"
         assert _count(b, "g.node") > at_load and _count(b, "g.cluster.closed") != closed
+        x1, y1, cls1 = b.eval(where)
+        assert (cls0, cls1) == ("cluster closed", "cluster open")
+        assert abs(x1 - x0) < 2 and abs(y1 - y0) < 2, ((x0, y0), (x1, y1))
         # hovering an op shows its op, shapes, dtype, module and the line of zoo code that called it
         b.eval("document.querySelector('#graph g.node').dispatchEvent(new MouseEvent('mouseover', {bubbles: true}))")
         info = b.eval("document.getElementById('info').textContent")
@@ -168,6 +176,22 @@ def test_transformer_page_in_chromium(transformer_page):
 
 
 @needs_chromium
+def test_dump_dom_shows_what_is_on_screen(transformer_page, tmp_path):
+    # the scripted check the page is built for: no DevTools, just chromium's own --dump-dom
+    def dump(url, profile):
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 f"--user-data-dir={tmp_path / profile}", "--virtual-time-budget=10000", "--dump-dom", url]
+        dom = subprocess.run([find_chromium(), *flags], capture_output=True, text=True, timeout=120).stdout
+        assert 'data-state="ready"' in dom
+        return len(re.findall(r'<g [^>]*class="node"', dom)), len(re.findall(r'<g [^>]*class="cluster', dom))
+
+    nodes, boxes = dump(transformer_page, "a")
+    assert 0 < nodes <= MAX_OPS_AT_LOAD and boxes > 0
+    assert dump(transformer_page + "#expand=encoder", "b")[0] > nodes
+
+
+@needs_chromium
 def test_gradient_overlay_and_unknown_expand_paths(tmp_path):
     loss, model = stack_loss()
     loss.backward(retain_graph=True)
@@ -180,10 +204,76 @@ def test_gradient_overlay_and_unknown_expand_paths(tmp_path):
         b.click("#grads")
         labels = b.eval("[...document.querySelectorAll('#graph g.tensor text')].map(t => t.textContent).join(' ')")
         assert "‖g‖" in labels
+        edges = b.eval("[...document.querySelectorAll('#graph g.edge text')].map(t => t.textContent).join(' ')")
+        assert "‖g‖" in edges                   # intermediate tensors (edge labels) have their norms too
         # the folded stack of identical blocks (the page opens with folds closed) unrolls on click
         assert "×3" in b.eval("document.getElementById('graph').textContent")
         before = _count(b, "g.node")
         b.click("#graph g.cluster.closed")
         assert _count(b, "g.node") == before + 3 * 3          # 3 blocks: matmul, add and tanh each
         assert "unrolled" in b.eval("document.getElementById('graph').textContent")
+        assert b.console == []
+
+
+def test_every_tensor_gets_its_gradient_norm_and_leaf_grads_stay_as_they_were():
+    x = tg.Tensor(np.array([1.0, -2.0, 3.0]), requires_grad=True, name="x")
+    a = x * 2.0
+    loss = tg.sum(a ** 2)
+    assert graph_data(loss)["nodes"] and all("grad" not in n for n in graph_data(loss)["nodes"].values())
+    loss.backward(retain_graph=True)
+    before = x.grad
+    before_values = x.grad.numpy().copy()
+    data = graph_data(loss)
+    grads = {n["name"]: n.get("grad") for n in data["nodes"].values() if n["k"] == "tensor" and n["name"]}
+    a_id = next(d for s, d in data["edges"] if s == "op0")          # op0 is x * 2, its output is a
+    assert data["nodes"][a_id]["grad"] == pytest.approx(2 * np.linalg.norm(a.numpy()))   # d loss/d a = 2a
+    assert grads["x"] == pytest.approx(np.linalg.norm(8 * x.numpy()))             # d loss/d x = 8x
+    assert x.grad is before and np.array_equal(x.grad.numpy(), before_values)       # not accumulated twice
+
+
+def test_graph_grads_flag(tmp_path, capsys):
+    if not registered("attention"):
+        pytest.skip("the zoo's 'attention' model is not registered")
+    from tinygrad_s2s.cli import main
+
+    out = tmp_path / "a.html"
+    assert main(["graph", "attention", "--whole", "--format", "html", "--grads", "--out", str(out)]) == 0
+    page = out.read_text(encoding="utf-8")
+    assert page.count('"grad":') > 10
+    assert main(["graph", "attention", "--format", "html", "--grads", "--out", str(out)]) == 2
+    assert "--grads: the drawing's output is (2, 4), not a scalar loss; add --whole" in capsys.readouterr().err
+    assert main(["graph", "attention", "--whole", "--grads", "--out", str(tmp_path / "a.svg")]) == 2
+
+
+def test_flags_of_the_other_kind_of_output_are_usage_errors(tmp_path, capsys):
+    from tinygrad_s2s.cli import main
+
+    assert main(["graph", "attention", "--format", "html", "--depth", "1", "--out", str(tmp_path / "a.html")]) == 2
+    assert "shape static drawings" in capsys.readouterr().err
+    assert main(["graph", "attention", "--roll", "--out", str(tmp_path / "a.html")]) == 2
+    assert not list(tmp_path.iterdir())
+
+
+@needs_chromium
+def test_time_steps_fold_and_unroll_in_the_page(tmp_path):
+    class Unrolled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(3, 4, fused=False)
+
+        def forward(self, xs):
+            hs = self.lstm(xs)
+            return tg.sum(hs[0] if isinstance(hs, tuple) else hs)
+
+    model = Unrolled()
+    loss = model(tg.Tensor(np.ones((2, 4, 3), np.float32)))
+    page = "file://" + to_html(loss, tmp_path / "lstm.html", module=model)
+    with Browser() as b:
+        b.open(page)
+        text = b.eval("document.getElementById('graph').textContent")
+        assert "lstm steps" in text and "×4" in text and "next step" in text
+        before = _count(b, "g.node")
+        b.click("#graph g.cluster.closed")                  # unroll: four step boxes, each open
+        assert _count(b, "g.node") == before + 4 * 12
+        assert "lstm step 4" in b.eval("document.getElementById('graph').textContent")
         assert b.console == []

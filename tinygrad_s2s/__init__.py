@@ -2,11 +2,15 @@
 *Deep Learning from Scratch 2*, chapters 7-8, built from its primitives."""
 from . import allocator, backend, random
 from .tensor import (Function, Tensor, current_module_path, default_dtype, detect_anomaly,
-                     enable_grad, get_default_dtype, is_grad_enabled, no_grad, set_default_dtype)
-from .ops import (add, broadcast_to, concat, div, dropout, exp, getitem, log, log_softmax, matmul,
-                  max, mean, mul, neg, pow, relu, repeat, reshape, sigmoid, softmax,
-                  softmax_cross_entropy, split, sqrt, stack, sub, sum, tanh, transpose, unstack, where)
+                     enable_grad, get_default_dtype, grad, is_grad_enabled, no_grad, saved_input,
+                     saved_output, set_default_dtype)
+from .ops import (abs, add, broadcast_to, clip, concat, div, dropout, exp, expand_dims, getitem, log,
+                  log_softmax, logsumexp, matmul, max, maximum, mean, minimum, mul, neg, pow, relu,
+                  repeat, reshape, sigmoid, softmax, softmax_cross_entropy, split, sqrt, squeeze, stack,
+                  sub, sum, take_along_axis, tanh, transpose, unstack, where)
+from .factories import arange, full, ones, ones_like, zeros, zeros_like
 from .fused import lstm_cell, lstm_sequence
+from .fused_gru import gru_sequence
 from . import nn, optim
 from .serialization import load, save
 from .registry import available_models, create_model, register_model
@@ -15,13 +19,15 @@ from .random import manual_seed
 __version__ = "0.1.0"
 
 __all__ = [
-    "Function", "Tensor", "add", "allocator", "available_models", "backend", "broadcast_to", "concat",
-    "create_model", "current_module_path", "default_dtype", "detect_anomaly", "div", "dropout",
-    "enable_grad", "exp", "get_default_dtype", "getitem", "is_grad_enabled", "load", "log",
-    "log_softmax", "lstm_cell", "lstm_sequence", "manual_seed", "matmul", "max", "mean", "mul", "neg",
-    "nn", "no_grad", "optim", "pow", "random", "register_model", "relu", "repeat", "reshape", "save",
-    "set_default_dtype", "sigmoid", "softmax", "softmax_cross_entropy", "split", "sqrt", "stack", "sub",
-    "sum", "tanh", "testing", "transpose", "unstack", "viz", "where",
+    "Function", "Tensor", "abs", "add", "allocator", "arange", "available_models", "backend",
+    "broadcast_to", "clip", "concat", "create_model", "current_module_path", "default_dtype",
+    "detect_anomaly", "div", "dropout", "enable_grad", "exp", "expand_dims", "full", "get_default_dtype",
+    "getitem", "grad", "gru_sequence", "is_grad_enabled", "load", "log", "log_softmax", "logsumexp", "lstm_cell", "lstm_sequence",
+    "manual_seed", "matmul", "max", "maximum", "mean", "minimum", "mul", "neg", "nn", "no_grad", "ones",
+    "ones_like", "optim", "pow", "random", "register_model", "relu", "repeat", "reshape", "save", "saved_input", "saved_output",
+    "set_default_dtype", "sigmoid", "softmax", "softmax_cross_entropy", "split", "sqrt", "squeeze",
+    "stack", "sub", "sum", "take_along_axis", "tanh", "testing", "transpose", "unstack", "viz", "where",
+    "zeros", "zeros_like",
 ]
 
 if allocator.enabled_by_environment():

@@ -26,8 +26,9 @@ def add_subparsers(sub) -> None:
     d = TrainConfig
     p = sub.add_parser(
         "train", help="train a registered model on a dataset",
-        description="Train MODEL on a dataset. The defaults reproduce the book: addition with D=16, "
-                    "H=128 for 25 epochs; date with D=16, H=256, reversed input, for 10 epochs. The run "
+        description="Train MODEL on a dataset. The defaults reproduce the book: " + "; ".join(
+            f"{task} with D={v['wordvec']}, H={v['hidden']}{', reversed input' if v['reverse'] else ''}, for "
+            f"{v['epochs']} epochs" for task, v in TASK_DEFAULTS.items()) + ". The run "
                     "(config, metrics, best/last checkpoints, learning curve) is kept in --out, which must "
                     "be absent, empty, or (with --resume or --overwrite) a run of this tool. One process "
                     "at a time holds a run directory.")

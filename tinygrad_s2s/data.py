@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .datagen import BUILTIN_TASKS, task_file_status, write_task
+from .serialization import remove_stale_temps
 
 __all__ = [
     "BUILTIN_TASKS", "DATA_ROOT",  # noqa: F822 - DATA_ROOT comes from the module's __getattr__
@@ -215,6 +216,7 @@ def dataset_path(name_or_path) -> Path:
     if s in BUILTIN_TASKS:
         path = data_root() / f"{s}.txt"
         if not path.exists():
+            remove_stale_temps(path.parent)     # a generation killed half way left its temporary file
             write_task(s, path)
         else:
             _check_builtin_file(s, path)

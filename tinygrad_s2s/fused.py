@@ -8,7 +8,8 @@ from .tensor import Function, Tensor, as_tensor, saved_input
 
 
 class LSTMCell(Function):
-    """One LSTM step from its pre-activation a = x@Wx + h@Wh + b (gates in the book's order f, g, i, o)."""
+    """One LSTM step from its pre-activation a = x@Wx + h@Wh + b (gates in the book's order f, g, i, o).
+    Its fused backward runs on arrays; create_graph differentiates `reference` instead."""
     name = "lstm_cell"
     c_prev = saved_input(1)
 
@@ -25,6 +26,9 @@ class LSTMCell(Function):
         tc = xp.tanh(c)
         self.saved = (f, g, i, o, tc)
         return o * tc, c
+
+    def reference(self, a, c_prev):
+        return lstm_cell_reference(a, c_prev)
 
     def backward(self, gh, gc):
         f, g, i, o, tc = self.saved
@@ -110,6 +114,9 @@ class LSTMSequence(Function):
         if keep:
             self.saved = (Z, W4, cs, tcs, gates)
         return Z[1:, :, :H].transpose(1, 0, 2), Z[T, :, :H].copy(), c_prev.copy()
+
+    def reference(self, x, Wx, b, h0, c0, Wh):
+        return lstm_sequence_reference(x, Wx, b, h0, c0, Wh)
 
     def backward(self, ghs, gh_last, gc_last):
         Z, W4, cs, tcs, gates = self.saved

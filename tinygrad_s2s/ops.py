@@ -16,7 +16,14 @@ from . import random as _random
 
 
 def _xp(a):
-    return backend.get_array_module(a)
+    """The array module for an array, or `TensorMath` for a Tensor: backward code calls
+    `_xp(v).exp(v)` and runs on arrays (first order) and on Tensors (create_graph) alike."""
+    return TensorMath if isinstance(a, Tensor) else backend.get_array_module(a)
+
+
+class Op(Function):
+    """A primitive of this module: its backward is written once and runs on arrays and on Tensors."""
+    twice_differentiable = True
 
 
 def _pair(a, b):
@@ -29,7 +36,7 @@ def _pair(a, b):
 
 # ---------------------------------------------------------------- elementwise arithmetic
 # Backward returns gradients of the broadcast result's shape: the engine sums them back to each input.
-class Add(Function):
+class Add(Op):
     def forward(self, a, b):
         return a + b
 
@@ -37,7 +44,7 @@ class Add(Function):
         return gy, gy
 
 
-class Sub(Function):
+class Sub(Op):
     def forward(self, a, b):
         return a - b
 
@@ -45,7 +52,7 @@ class Sub(Function):
         return gy, -gy
 
 
-class Mul(Function):
+class Mul(Op):
     a, b = saved_input(0), saved_input(1)
 
     def forward(self, a, b):
@@ -56,7 +63,7 @@ class Mul(Function):
                 gy * self.a if self.needs_grad[1] else None)
 
 
-class Div(Function):
+class Div(Op):
     a, b = saved_input(0), saved_input(1)
 
     def forward(self, a, b):
@@ -68,7 +75,7 @@ class Div(Function):
                 -gy * a / (b * b) if self.needs_grad[1] else None)
 
 
-class Neg(Function):
+class Neg(Op):
     def forward(self, x):
         return -x
 
@@ -76,7 +83,7 @@ class Neg(Function):
         return -gy
 
 
-class Pow(Function):
+class Pow(Op):
     a, b, y = saved_input(0), saved_input(1), saved_output(0)
 
     def forward(self, a, b):
@@ -88,7 +95,7 @@ class Pow(Function):
                 gy * self.y * _xp(a).log(a) if self.needs_grad[1] else None)
 
 
-class Exp(Function):
+class Exp(Op):
     y = saved_output(0)
 
     def forward(self, x):
@@ -98,7 +105,7 @@ class Exp(Function):
         return gy * self.y
 
 
-class Log(Function):
+class Log(Op):
     x = saved_input(0)
 
     def forward(self, x):
@@ -108,7 +115,7 @@ class Log(Function):
         return gy / self.x
 
 
-class Sqrt(Function):
+class Sqrt(Op):
     y = saved_output(0)
 
     def forward(self, x):
@@ -118,7 +125,7 @@ class Sqrt(Function):
         return gy / (2 * self.y)
 
 
-class Sigmoid(Function):
+class Sigmoid(Op):
     y = saved_output(0)
 
     def forward(self, x):
@@ -129,7 +136,7 @@ class Sigmoid(Function):
         return gy * y * (1 - y)
 
 
-class Tanh(Function):
+class Tanh(Op):
     y = saved_output(0)
 
     def forward(self, x):
@@ -140,7 +147,7 @@ class Tanh(Function):
         return gy * (1 - y * y)
 
 
-class ReLU(Function):
+class ReLU(Op):
     """The subgradient at 0 is 0 (as PyTorch's)."""
     name = "relu"
 
@@ -152,8 +159,68 @@ class ReLU(Function):
         return gy * self.mask
 
 
+class Abs(Op):
+    """The subgradient at 0 is 0 (sign(0), as PyTorch's)."""
+
+    def forward(self, x):
+        self.sign = _xp(x).sign(x)
+        return _xp(x).abs(x)
+
+    def backward(self, gy):
+        return gy * self.sign
+
+
+def _tie_weights(win, tie):
+    """Gradient shares of one operand of maximum/minimum: 1 where it wins, 1/2 on ties (as PyTorch)."""
+    return win + tie * 0.5
+
+
+class Maximum(Op):
+    """Elementwise max of two tensors; tied elements split the gradient equally."""
+
+    def forward(self, a, b):
+        tie = (a == b).astype(a.dtype)
+        self.wa, self.wb = _tie_weights(a > b, tie), _tie_weights(a < b, tie)
+        return _xp(a).maximum(a, b)
+
+    def backward(self, gy):
+        return gy * self.wa, gy * self.wb
+
+
+class Minimum(Op):
+    """Elementwise min of two tensors; tied elements split the gradient equally."""
+
+    def forward(self, a, b):
+        tie = (a == b).astype(a.dtype)
+        self.wa, self.wb = _tie_weights(a < b, tie), _tie_weights(a > b, tie)
+        return _xp(a).minimum(a, b)
+
+    def backward(self, gy):
+        return gy * self.wa, gy * self.wb
+
+
+class Clip(Op):
+    """Clamp into [lo, hi] (either may be None); the gradient passes where lo <= x <= hi, bounds
+    included (as PyTorch's clamp)."""
+
+    def forward(self, x):
+        lo, hi = self.lo, self.hi
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"clip: lo={lo} is above hi={hi}")
+        inside = _xp(x).ones(x.shape, dtype=bool)
+        if lo is not None:
+            inside &= x >= lo
+        if hi is not None:
+            inside &= x <= hi
+        self.inside = inside
+        return _xp(x).clip(x, lo, hi)
+
+    def backward(self, gy):
+        return gy * self.inside
+
+
 # ---------------------------------------------------------------- matmul
-class MatMul(Function):
+class MatMul(Op):
     a, b = saved_input(0), saved_input(1)
 
     def forward(self, a, b):
@@ -191,7 +258,7 @@ def _axes(axis, ndim):
     return tuple(range(ndim)) if axis is None else normalize_axis_tuple(axis, ndim)
 
 
-class Sum(Function):
+class Sum(Op):
     def forward(self, x):
         self.shape = x.shape
         self.ax = _axes(self.axis, x.ndim)
@@ -203,7 +270,7 @@ class Sum(Function):
         return _xp(gy).broadcast_to(gy, self.shape)
 
 
-class Max(Function):
+class Max(Op):
     def forward(self, x):
         ax = _axes(self.axis, x.ndim)
         if x.size == 0:
@@ -220,7 +287,34 @@ class Max(Function):
         return self.scale * gy
 
 
-class Softmax(Function):
+class LogSumExp(Op):
+    """log(sum(exp(x))) over `axis`, shifted by the max: the gradient is the softmax."""
+    name = "logsumexp"
+    x, y = saved_input(0), saved_output(0)
+
+    def forward(self, x):
+        xp = _xp(x)
+        self.ax = _axes(self.axis, x.ndim)
+        if x.size == 0:
+            raise ValueError("logsumexp of an empty tensor")
+        m = x.max(axis=self.ax, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0)
+        y = xp.log(xp.exp(x - m).sum(axis=self.ax, keepdims=True)) + m
+        return y if self.keepdims else y.reshape(_drop(x.shape, self.ax))
+
+    def backward(self, gy):
+        y = self.y
+        if not self.keepdims:
+            kept = [1 if i in self.ax else s for i, s in enumerate(self.x.shape)]
+            y, gy = y.reshape(kept), gy.reshape(kept)
+        return gy * _xp(y).exp(self.x - y)
+
+
+def _drop(shape, ax):
+    return tuple(s for i, s in enumerate(shape) if i not in ax)
+
+
+class Softmax(Op):
     y = saved_output(0)
 
     def forward(self, x):
@@ -233,7 +327,7 @@ class Softmax(Function):
         return y * (gy - (gy * y).sum(axis=self.axis, keepdims=True))
 
 
-class LogSoftmax(Function):
+class LogSoftmax(Op):
     name = "log_softmax"
     y = saved_output(0)
 
@@ -247,7 +341,7 @@ class LogSoftmax(Function):
 
 
 # ---------------------------------------------------------------- shape ops
-class Reshape(Function):
+class Reshape(Op):
     def forward(self, x):
         self.in_shape = x.shape
         try:
@@ -259,7 +353,7 @@ class Reshape(Function):
         return gy.reshape(self.in_shape)
 
 
-class Transpose(Function):
+class Transpose(Op):
     def forward(self, x):
         axes = tuple(reversed(range(x.ndim))) if self.axes is None else self.axes
         if sorted(a % x.ndim if -x.ndim <= a < x.ndim else a for a in axes) != list(range(x.ndim)):
@@ -271,7 +365,7 @@ class Transpose(Function):
         return gy.transpose(tuple(int(i) for i in np.argsort(self.perm)))
 
 
-class BroadcastTo(Function):
+class BroadcastTo(Op):
     name = "broadcast_to"
 
     def forward(self, x):
@@ -281,7 +375,7 @@ class BroadcastTo(Function):
         return gy   # the engine sums it back to the input's shape
 
 
-class Repeat(Function):
+class Repeat(Op):
     def forward(self, x):
         if not isinstance(self.repeats, (int, np.integer)) or self.repeats < 0:
             raise TypeError(f"repeats must be a non-negative int, got {self.repeats!r}")
@@ -298,7 +392,7 @@ class Repeat(Function):
         return gy.reshape(shape[:a] + (shape[a], r) + shape[a + 1:]).sum(axis=a + 1)
 
 
-class Concat(Function):
+class Concat(Op):
     def forward(self, *xs):
         xp = _xp(xs[0])
         ref = xs[0]
@@ -315,7 +409,7 @@ class Concat(Function):
         return tuple(_xp(gy).split(gy, self.bounds, axis=self.axis))
 
 
-class Stack(Function):
+class Stack(Op):
     def forward(self, *xs):
         for i, x in enumerate(xs[1:], 1):
             if x.shape != xs[0].shape:
@@ -329,7 +423,7 @@ class Stack(Function):
         return tuple(xp.take(gy, i, axis=self.axis) for i in range(gy.shape[self.axis]))
 
 
-class Split(Function):
+class Split(Op):
     """Multi-output inverse of concat: one op (and one gradient buffer) instead of many slices."""
 
     def forward(self, x):
@@ -346,7 +440,7 @@ class Split(Function):
         return _xp(gys[0]).concatenate(gys, axis=self.axis)
 
 
-class Unstack(Function):
+class Unstack(Op):
     """Multi-output inverse of stack: the T time steps of a sequence as T tensors."""
 
     def forward(self, x):
@@ -358,7 +452,7 @@ class Unstack(Function):
         return _xp(gys[0]).stack(gys, axis=self.axis)
 
 
-class GetItem(Function):
+class GetItem(Op):
     name = "getitem"
 
     def forward(self, x):
@@ -371,12 +465,24 @@ class GetItem(Function):
         return x[self.index]
 
     def backward(self, gy):
-        gx = _xp(gy).zeros(self.in_shape, dtype=gy.dtype)
+        return SetItemGrad.run(gy, index=self.index, shape=self.in_shape, advanced=self.advanced)
+
+
+class SetItemGrad(Op):
+    """The gradient of getitem: zeros with gy added at the indexed places (an op of its own, so that
+    the gradient can be differentiated again: its own gradient is getitem)."""
+    name = "getitem_grad"
+
+    def forward(self, gy):
+        gx = _xp(gy).zeros(self.shape, dtype=gy.dtype)
         if self.advanced:
             backend.scatter_add(gx, self.index, gy)   # repeated ids (embeddings) must add up
         else:
             gx[self.index] = gy
         return gx
+
+    def backward(self, g):
+        return GetItem.run(g, index=self.index)
 
 
 def _is_advanced(index) -> bool:
@@ -407,7 +513,50 @@ def _check_bounds(index, shape):
         dim += getattr(i, "ndim", 1) if getattr(i, "dtype", None) == np.bool_ else 1
 
 
-class Where(Function):
+class TakeAlongAxis(Op):
+    """numpy.take_along_axis: x's elements picked by integer `indices` along `axis` (beam search,
+    gathering the target's log-probability); repeated picks add up in the gradient."""
+    name = "take_along_axis"
+
+    def forward(self, x):
+        idx, xp = self.indices, _xp(x)
+        if getattr(idx, "dtype", None) is None or idx.dtype.kind not in "iu":
+            raise TypeError(f"indices must be an integer array, got {type(idx).__name__}")
+        if idx.ndim != x.ndim:
+            raise ValueError(f"indices have {idx.ndim} dims, x has {x.ndim}: they must match")
+        self.axis = normalize_axis_index(self.axis, x.ndim)
+        n = x.shape[self.axis]
+        if idx.size and (int(idx.min()) < -n or int(idx.max()) >= n):
+            bad = int(idx.max()) if int(idx.max()) >= n else int(idx.min())
+            raise IndexError(f"index {bad} is out of range for axis {self.axis} of size {n}")
+        self.indices = xp.where(idx < 0, idx + n, idx)
+        self.in_shape = x.shape
+        return xp.take_along_axis(x, self.indices, axis=self.axis)
+
+    def backward(self, gy):
+        return AddAlongAxis.run(gy, indices=self.indices, axis=self.axis, shape=self.in_shape)
+
+
+class AddAlongAxis(Op):
+    """The gradient of take_along_axis: zeros of `shape` with gy added at the picked places (a
+    primitive of its own so that the gradient can be differentiated again)."""
+    name = "add_along_axis"
+
+    def forward(self, gy):
+        xp, ax = _xp(gy), self.axis
+        idx = xp.moveaxis(self.indices, ax, -1)       # rows of picks along the last axis
+        n, k = self.shape[ax], idx.shape[-1]
+        rows = int(np.prod(idx.shape[:-1]))
+        flat = (xp.arange(rows)[:, None] * n + idx.reshape(rows, k)).reshape(-1)
+        gx = xp.zeros((rows * n, 1), dtype=gy.dtype)
+        backend.scatter_add(gx, flat, xp.moveaxis(gy, ax, -1).reshape(-1, 1))
+        return xp.moveaxis(gx.reshape(idx.shape[:-1] + (n,)), -1, ax)
+
+    def backward(self, g):
+        return TakeAlongAxis.run(g, indices=self.indices, axis=self.axis)
+
+
+class Where(Op):
     def forward(self, a, b):
         return _xp(a).where(self.cond, a, b)
 
@@ -416,7 +565,7 @@ class Where(Function):
         return xp.where(self.cond, gy, 0), xp.where(self.cond, 0, gy)
 
 
-class Dropout(Function):
+class Dropout(Op):
     def forward(self, x):
         keep = _random.generator().random(x.shape) >= self.p
         mask = backend.to_device(keep, backend.device_of(x))
@@ -428,6 +577,7 @@ class Dropout(Function):
 
 
 class SoftmaxCrossEntropy(Function):
+    """Fused: its backward runs on arrays; create_graph differentiates `reference` instead."""
     name = "softmax_cross_entropy"
 
     def forward(self, logits):
@@ -453,6 +603,12 @@ class SoftmaxCrossEntropy(Function):
         self.p, self.tv, self.valid, self.rows = e / s, tv, valid, rows
         self.shape = logits.shape
         return (-(logp * valid).sum() / self.count).astype(logits.dtype)
+
+    def reference(self, logits):
+        v = logits.shape[-1]
+        logp = log_softmax(reshape(logits, (-1, v)), axis=-1)
+        picked = getitem(logp, (self.rows, self.tv))
+        return mul(sum(mul(picked, self.valid.astype(logits.dtype))), -1.0 / self.count)
 
     def backward(self, gy):
         g = self.p.copy()
@@ -522,6 +678,28 @@ def relu(x):
     return ReLU.apply(as_tensor(x))
 
 
+def abs(x):  # noqa: A001
+    """|x|; the gradient at 0 is 0."""
+    return Abs.apply(as_tensor(x))
+
+
+def maximum(a, b):
+    """Elementwise max with broadcasting; ties split the gradient equally."""
+    return Maximum.apply(*_pair(a, b))
+
+
+def minimum(a, b):
+    """Elementwise min with broadcasting; ties split the gradient equally."""
+    return Minimum.apply(*_pair(a, b))
+
+
+def clip(x, lo=None, hi=None):
+    """Clamp into [lo, hi] (scalars; either may be None); the gradient passes inside, bounds included."""
+    if lo is None and hi is None:
+        raise ValueError(describe("clip", "give lo, hi or both"))
+    return Clip.apply(as_tensor(x), lo=lo, hi=hi)
+
+
 def matmul(a, b):
     """Matrix product with numpy's rules (1-d operands, batched broadcasting)."""
     return MatMul.apply(*_pair(a, b))
@@ -544,6 +722,11 @@ def max(x, axis=None, keepdims=False):  # noqa: A001
     return Max.apply(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
+def logsumexp(x, axis=None, keepdims=False):
+    """log(sum(exp(x))) over `axis` without overflow; its gradient is softmax(x)."""
+    return LogSumExp.apply(as_tensor(x), axis=axis, keepdims=keepdims)
+
+
 def softmax(x, axis=-1):
     """exp(x) / sum(exp(x)) along `axis`, shifted by the max for stability."""
     return Softmax.apply(as_tensor(x), axis=axis)
@@ -558,6 +741,25 @@ def reshape(x, *shape):
     """Reshape (one -1 allowed); `reshape(x, (2, 3))` and `reshape(x, 2, 3)` both work."""
     shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
     return Reshape.apply(as_tensor(x), shape=shape)
+
+
+def squeeze(x, axis=None):
+    """Drop size-1 dims (all of them, or those in `axis`): a reshape, so it shares Reshape's gradient."""
+    x = as_tensor(x)
+    ax = tuple(i for i, s in enumerate(x.shape) if s == 1) if axis is None else _axes(axis, x.ndim)
+    bad = [i for i in ax if x.shape[i] != 1]
+    if bad:
+        raise ValueError(describe("squeeze", f"axis {bad[0]} has size {x.shape[bad[0]]}, not 1",
+                                  [x.shape]))
+    return reshape(x, _drop(x.shape, ax))
+
+
+def expand_dims(x, axis):
+    """Insert size-1 dims at `axis` (int or tuple, positions in the result): a reshape."""
+    x = as_tensor(x)
+    ax = normalize_axis_tuple(axis, x.ndim + (len(axis) if isinstance(axis, tuple) else 1))
+    dims = iter(x.shape)
+    return reshape(x, tuple(1 if i in ax else next(dims) for i in range(x.ndim + len(ax))))
 
 
 def transpose(x, axes=None):
@@ -626,6 +828,14 @@ def _index_on_device(index, x):
     return tuple(conv(i) for i in index) if isinstance(index, tuple) else conv(index)
 
 
+def take_along_axis(x, indices, axis):
+    """numpy.take_along_axis: pick x's elements with integer `indices` (same ndim as x) along `axis`."""
+    x = as_tensor(x)
+    idx = indices.data if isinstance(indices, Tensor) else indices
+    idx = backend.to_device(np.asarray(idx) if not hasattr(idx, "dtype") else idx, x.device)
+    return TakeAlongAxis.apply(x, indices=idx, axis=axis)
+
+
 def where(cond, a, b):
     """Elementwise choice: a where cond is true, else b (cond carries no gradient)."""
     a, b = _pair(a, b)
@@ -659,6 +869,29 @@ def softmax_cross_entropy(logits, targets, ignore_index=None):
     return SoftmaxCrossEntropy.apply(logits, targets=t, ignore_index=ignore_index)
 
 
+class TensorMath:
+    """The array-module functions that backward code calls (`_xp(v).exp(v)`), on Tensors."""
+    exp, log, where, broadcast_to, stack = (staticmethod(f) for f in (exp, log, where, broadcast_to, stack))
+
+    @staticmethod
+    def swapaxes(x, a, b):
+        perm = list(range(x.ndim))
+        perm[a], perm[b] = perm[b], perm[a]
+        return transpose(x, perm)
+
+    @staticmethod
+    def split(x, sections, axis=0):
+        return split(x, sections, axis)
+
+    @staticmethod
+    def concatenate(xs, axis=0):
+        return concat(list(xs), axis)
+
+    @staticmethod
+    def take(x, i, axis):
+        return getitem(x, (slice(None),) * normalize_axis_index(axis, x.ndim) + (i,))
+
+
 # ---------------------------------------------------------------- Tensor operators and methods
 def _install():
     T = Tensor
@@ -675,13 +908,14 @@ def _install():
     T.__matmul__ = lambda s, o: matmul(s, o)
     T.__rmatmul__ = lambda s, o: matmul(o, s)
     T.__neg__ = lambda s: neg(s)
+    T.__abs__ = lambda s: abs(s)
     T.__getitem__ = lambda s, i: getitem(s, i)
     for name, f in (("__lt__", np.less), ("__le__", np.less_equal), ("__gt__", np.greater),
                     ("__ge__", np.greater_equal)):
         setattr(T, name, lambda s, o, f=f: Tensor._wrap(
             f(s.data, o.data if isinstance(o, Tensor) else o), False))
     for f in (exp, log, sqrt, sigmoid, tanh, relu, softmax, log_softmax, sum, mean, max,
-              repeat, broadcast_to, matmul):
+              repeat, broadcast_to, matmul, abs, clip, squeeze, expand_dims, logsumexp):
         setattr(T, f.__name__, f)
     T.reshape = reshape
     T.transpose = lambda s, *axes: transpose(s, axes[0] if len(axes) == 1 and isinstance(

@@ -7,8 +7,6 @@
   refuses to start a run anywhere but an absent or empty directory (or, with overwrite, a run).
 - `clear_run` removes a run's own files (for --overwrite); `remove_temps` removes what an atomic
   write cut short left behind (only while the lock is held, when no one else can be writing).
-
-Only the standard library: the command line classifies and locks directories before anything heavy loads.
 """
 from __future__ import annotations
 
@@ -18,6 +16,9 @@ import os
 import zipfile
 from pathlib import Path
 
+from .serialization import TMP_PREFIX
+from .trainconfig import RUN_FORMAT
+
 __all__ = ["BEST", "CONFIG", "CURVE", "LAST", "LOCK", "METRICS", "RUN_FILES", "RunDirError", "RunDirLocked",
            "RunDirRefused", "check_new_run", "clear_run", "holder", "locked", "remove_temps", "state"]
 
@@ -25,8 +26,6 @@ CONFIG, METRICS, LAST, BEST, CURVE = "config.json", "metrics.csv", "last.npz", "
 RUN_FILES = (CONFIG, METRICS, LAST, BEST, CURVE)
 """Every file a run writes (see runfiles)."""
 LOCK = ".lock"
-TMP_PREFIX = ".tmp-"        # serialization.atomic_write's temporary files
-_RUN_FORMAT = "tinygrad-s2s run"
 _LEGACY_KEYS = {"model", "vocab", "dataset_path", "question_width"}   # config.json before the format key
 
 try:
@@ -72,7 +71,7 @@ def _is_run_config(path: Path) -> bool:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(config, dict) and (config.get("format") == _RUN_FORMAT or _LEGACY_KEYS <= set(config))
+    return isinstance(config, dict) and (config.get("format") == RUN_FORMAT or _LEGACY_KEYS <= set(config))
 
 
 def state(run_dir) -> tuple[str, list[str]]:

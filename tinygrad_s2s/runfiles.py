@@ -149,12 +149,14 @@ def checkpoint_config(meta: dict, path) -> dict:
               ("question_width", _is_int(config["question_width"], 1), "a positive integer"),
               ("answer_width", _is_int(config["answer_width"], 2), "an integer >= 2"),
               ("reverse", isinstance(config.get("reverse", False), bool), "true or false"),
-              ("model_config", isinstance(config.get("model_config") or {}, dict), "an object"),
-              ("wordvec", config.get("wordvec") is None or _is_int(config["wordvec"], 1), "a positive integer"),
-              ("hidden", config.get("hidden") is None or _is_int(config["hidden"], 1), "a positive integer")]
+              ("model_config", isinstance(config.get("model_config") or {}, dict), "an object")]
     for key, ok, expected in checks:
         if not ok:
             _bad(path, f"its config '{key}' is {config[key]!r}; expected {expected}")
+    try:
+        TrainConfig.from_dict(config).check()
+    except ValueError as exc:
+        _bad(path, f"its config: {exc}")
     return config
 
 
@@ -245,7 +247,7 @@ def load_run(path, device: str = "cpu") -> Run:
     config = checkpoint_config(meta, ckpt)
     try:
         model = build_model(config)
-    except TypeError as exc:     # a model_config the plugin's constructor does not take
+    except (TypeError, ValueError) as exc:   # an unknown model, a model_config its constructor does not take
         _bad(ckpt, f"its config does not build a '{config['model']}' model: {exc}")
     # only the model's own arrays are read, each declared with the shape the model has, so memory is
     # bounded by the real model's size whatever the file claims

@@ -12,6 +12,8 @@ import numpy as np
 from . import backend
 
 FORMAT = "tinygrad-s2s"
+TMP_PREFIX = ".tmp-"
+"""Temporary files of atomic_write start with this, then the writer's PID."""
 VERSION = 1
 
 
@@ -30,7 +32,8 @@ def atomic_write(path, write) -> None:
     path = os.fspath(path)
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=os.path.basename(path))
+    # the writer's PID in the name lets remove_stale_temps tell a dead writer's litter from a live write
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=f"{TMP_PREFIX}{os.getpid()}-", suffix=os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -44,6 +47,32 @@ def atomic_write(path, write) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temps(directory) -> list[str]:
+    """Delete the temporary files of atomic writes in `directory` whose writing process is gone (cut
+    short by kill -9 or power loss); returns their names. Where a process cannot be asked whether it
+    is alive (Windows), nothing is removed."""
+    removed = []
+    if os.name != "posix" or not os.path.isdir(directory):
+        return removed
+    for name in os.listdir(directory):
+        pid = name[len(TMP_PREFIX):].split("-", 1)[0]
+        if not (name.startswith(TMP_PREFIX) and pid.isdigit()):
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue                    # its writer is alive: a write in progress
+        except ProcessLookupError:
+            pass
+        except OSError:                 # alive, owned by someone else
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+            removed.append(name)
+        except OSError:
+            pass
+    return sorted(removed)
 
 
 def write_bytes(path, data: bytes) -> None:

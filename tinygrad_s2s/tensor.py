@@ -19,9 +19,11 @@ import numpy as np
 from . import backend
 
 # ---------------------------------------------------------------- global state (one place)
-_state = {"grad": True, "anomaly": False, "locations": False, "dtype": np.dtype(np.float32)}
+_state = {"grad": True, "anomaly": False, "dtype": np.dtype(np.float32)}
 _scope = [""]                   # module path stack; Module.__call__ pushes its dotted path
 _seq = itertools.count()         # tie-breaker so the heap never compares Functions
+_recording = [None]              # the GradOf under which a backward is being recorded (create_graph)
+_clock = [0]                     # counts in-place changes; a backward checks versions only if it moved
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -52,12 +54,6 @@ def is_grad_enabled() -> bool:
 def detect_anomaly():
     """Raise FloatingPointError at the first op (forward or backward) that produces NaN or Inf."""
     return _setting("anomaly", True)
-
-
-def record_locations():
-    """Record on each op the file:line that called it (`Function.location`), for graph drawings;
-    off by default because walking the stack costs time on every op."""
-    return _setting("locations", True)
 
 
 def set_default_dtype(dtype) -> None:
@@ -118,33 +114,85 @@ def describe(op: str, reason: str, shapes=(), module: str | None = None) -> str:
 
 
 # ---------------------------------------------------------------- Function
-class saved_input:
-    """`x = saved_input(0)` in a Function class: `self.x` in backward is input 0's array.
+class _Saved:
+    def __init__(self, index: int):
+        self.index = index
 
-    The engine records the input's version when the op runs and refuses a backward after the input
-    was changed in place (an optimizer step, `t.data = ...`), instead of computing with the new values.
+    def __set_name__(self, owner, name):
+        self.name = name
+
+
+class saved_input(_Saved):
+    """`x = saved_input(0)` in a Function class: `self.x` in backward is input 0's array (a Tensor
+    while a recorded backward runs, create_graph=True).
+
+    The engine refuses a backward after such an input was changed in place (an optimizer step,
+    `t.data = ...`), instead of computing with the new values.
     """
 
-    def __init__(self, index: int):
-        self.index = index
+    def __get__(self, fn, owner=None):
+        if fn is None:
+            return self
+        return fn.inputs[self.index]._data    # apply normally stores the array on the node itself
+
+
+class saved_output(_Saved):
+    """`y = saved_output(0)` in a Function class: `self.y` in backward is output 0's array, kept by
+    the node itself (a Tensor, node of the graph, while a recorded backward runs)."""
 
     def __get__(self, fn, owner=None):
         if fn is None:
             return self
-        return fn.inputs[self.index].data
+        raise AttributeError(f"{type(fn).__name__}.{self.name}: saved outputs exist only on a node "
+                             "recorded for backward")
 
 
-class saved_output:
-    """`y = saved_output(0)` in a Function class: `self.y` in backward is output 0's array (kept by
-    the node itself, so a later `t.data = ...` on the output cannot change it)."""
+class BackwardPass:
+    """One recorded backward run (`backward(create_graph=True)`, `tg.grad(..., create_graph=True)`):
+    the file:line that called it and the order of the derivative it computes (1 + the highest order
+    among the recorded ops it differentiates)."""
+    __slots__ = ("location", "order")
 
-    def __init__(self, index: int):
-        self.index = index
+    def __init__(self, location: str):
+        self.location, self.order = location, 1
 
-    def __get__(self, fn, owner=None):
-        if fn is None:
-            return self
-        return fn.saved_outputs[self.index]
+
+class GradOf:
+    """What recorded a node during a BackwardPass (the node's `grad_of`): the backward of op `op`
+    (its module path and forward file:line; `of` is that op's own GradOf when it was itself recorded
+    in a backward), or with `op` None the pass's own work (summing gradients, handing them out)."""
+    __slots__ = ("op", "module", "location", "of", "pass_")
+
+    def __init__(self, op, module: str, location: str, of, pass_: BackwardPass):
+        self.op, self.module, self.location, self.of, self.pass_ = op, module, location, of, pass_
+
+
+@contextlib.contextmanager
+def _recorded(record):
+    """Ops created inside get `grad_of = record`."""
+    _recording.append(record)
+    try:
+        yield
+    finally:
+        _recording.pop()
+
+
+def _backward_pass(create_graph: bool):
+    """The context of one public backward call: a new BackwardPass when it records a graph and is not
+    already inside one (a reference composition differentiated within a pass stays in that pass)."""
+    if not create_graph or _recording[-1] is not None:
+        return contextlib.nullcontext()
+    return _recorded(GradOf(None, current_module_path(), user_location(), None, BackwardPass(user_location())))
+
+
+def _grad_of(fn) -> GradOf:
+    """The record for fn's backward in the pass being recorded; raises that pass's order to one more
+    than the order of the pass that made fn."""
+    current = _recording[-1].pass_
+    made = fn.grad_of.pass_ if fn.grad_of is not None else None
+    if made is not current:
+        current.order = max(current.order, (made.order if made is not None else 0) + 1)
+    return GradOf(fn.op, fn.module, fn.location(), fn.grad_of, current)
 
 
 class Function:
@@ -158,20 +206,33 @@ class Function:
     `self.needs_grad[i]` to skip work for inputs that do not require a gradient. A multi-output op
     whose outputs were not all used gets zeros for the unused ones, or None if it sets
     `takes_missing_grads` (and then skips that work itself).
+
+    Gradients of gradients (`backward(create_graph=True)`, `tg.grad`): a class that sets
+    `twice_differentiable = True` promises that its backward also runs on Tensors, i.e. it uses only
+    operators, Tensor methods, `_xp(...)` functions and other ops' `run`, and reads inputs and outputs
+    only through `saved_input`/`saved_output` (what else it saves is constant: masks, shapes, ids).
+    The engine then calls it with Tensor gradients and Tensor saved values, so the gradient it returns
+    is itself a graph. A class with a `reference(self, *inputs)` method (the op rebuilt from such ops)
+    is differentiated through that instead; any other op refuses create_graph=True with a clear error.
+    A node made while a backward is recorded has `grad_of` (a GradOf: which op's backward, which pass).
     """
     name = None  # op name shown in errors and graphs; defaults to the lowercase class name
     takes_missing_grads = False
+    twice_differentiable = False   # backward runs on Tensors too (see "Gradients of gradients")
+    reference = None     # optional method: the op rebuilt from twice-differentiable ops
     saved_inputs = ()    # indices of inputs read in backward (set from the saved_input attributes)
-    keeps_outputs = False
+    _saved_in_attrs = _saved_out_attrs = ()   # (attribute name, index) of the descriptors
+    grad_of = None       # a GradOf on nodes recorded during backward(create_graph=True)
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
         attrs = [v for k in dir(cls) for v in (getattr(cls, k, None),)]
-        ins = sorted({a.index for a in attrs if isinstance(a, saved_input)})
+        cls._saved_in_attrs = tuple((a.name, a.index) for a in attrs if isinstance(a, saved_input))
+        cls._saved_out_attrs = tuple((a.name, a.index) for a in attrs if isinstance(a, saved_output))
+        cls._saves = bool(cls._saved_in_attrs or cls._saved_out_attrs)
+        ins = {i for _, i in cls._saved_in_attrs}
         if ins:
-            cls.saved_inputs = tuple(sorted(set(cls.saved_inputs) | set(ins)))
-        if any(isinstance(a, saved_output) for a in attrs):
-            cls.keeps_outputs = True
+            cls.saved_inputs = tuple(sorted(set(cls.saved_inputs) | ins))
 
     def __init__(self, **params):
         self.__dict__.update(params)
@@ -184,7 +245,7 @@ class Function:
     def apply(cls, *inputs: Tensor, **params):
         """Run the op on Tensors; returns a Tensor (or a tuple for multi-output ops)."""
         fn = cls(**params)
-        arrays = [t.data for t in inputs]
+        arrays = [t._data for t in inputs]
         if len(arrays) > 1 and any(type(a) is not np.ndarray for a in arrays):   # host-only: skip
             _check_same_device(fn.op, arrays)
         need = _state["grad"] and any(t.requires_grad for t in inputs)
@@ -205,17 +266,30 @@ class Function:
         if need:
             fn.inputs = inputs
             fn.module = _scope[-1]
-            fn.where = _user_frame()
+            f = sys._getframe(1)       # the innermost frame outside this package: the user's line
+            while f is not None:
+                name = f.f_code.co_filename
+                inside = _INSIDE.get(name)
+                if inside is None:
+                    inside = _is_inside(name)
+                if not inside:
+                    break
+                f = f.f_back
+            fn.call_site = ("<unknown>", 0) if f is None else (name, f.f_lineno)
             if cls.saved_inputs:
-                fn.versions = [t._version for t in inputs]
-            if cls.keeps_outputs:
-                fn.saved_outputs = ys
+                fn._clock = _clock[0]
+            if cls._saves:         # saved values as plain attributes: backward reads them at full speed
+                d = fn.__dict__
+                for name, i in cls._saved_in_attrs:
+                    d[name] = arrays[i]
+                for name, i in cls._saved_out_attrs:
+                    d[name] = ys[i]
             fn.generation = max(t.generation for t in inputs)
             fn.outputs = tuple(weakref.ref(o) for o in outs)
             fn.out_meta = tuple((y.shape, y.dtype) for y in ys)
             fn.seq = next(_seq)
-            if _state["locations"]:
-                fn.location = user_location()
+            if _recording[-1] is not None:
+                fn.grad_of = _recording[-1]
             for i, o in enumerate(outs):
                 o.creator, o.out_index, o.generation = fn, i, fn.generation + 1
         return outs if multi else outs[0]
@@ -237,36 +311,28 @@ class Function:
 
     def release(self):
         """Drop inputs and saved arrays so the graph's memory is freed after backward."""
-        keep = {"module", "where", "generation", "out_meta", "seq", "outputs", "needs_grad"}
-        for k in list(self.__dict__):
-            if k not in keep:
-                del self.__dict__[k]
+        d = self.__dict__
+        kept = {k: d[k] for k in _KEEP_AFTER_RELEASE if k in d}
+        d.clear()
+        d.update(kept)
         self.inputs = None
 
     def location(self) -> str:
         """'file:line' of the user's code that ran this op's forward."""
-        return f"{self.where[0]}:{self.where[1]}"
+        return f"{self.call_site[0]}:{self.call_site[1]}"
 
     def __repr__(self):
         return f"<Function {self.op} module='{getattr(self, 'module', '')}'>"
 
 
-def _user_frame():
-    """(file, line) of the innermost caller outside this package: a frame walk with the package test
-    cached per file name, cheap enough to record on every node."""
-    frame = sys._getframe(2)
-    inside = _INSIDE
-    while frame is not None:
-        code = frame.f_code
-        name = code.co_filename
-        ins = inside.get(name)
-        if ins is None:
-            path = os.path.abspath(name)
-            ins = inside[name] = path.startswith(_PKG_DIR + os.sep) or "contextlib" in path
-        if not ins:
-            return name, frame.f_lineno
-        frame = frame.f_back
-    return "<unknown>", 0
+_KEEP_AFTER_RELEASE = ("module", "call_site", "generation", "out_meta", "seq", "outputs", "needs_grad", "grad_of")
+
+
+def _is_inside(filename: str) -> bool:
+    """Whether a code file belongs to this package (cached per file name: checked on every node)."""
+    path = os.path.abspath(filename)
+    inside = _INSIDE[filename] = path.startswith(_PKG_DIR + os.sep) or "contextlib" in path
+    return inside
 
 
 _INSIDE: dict = {}
@@ -279,39 +345,48 @@ def _node_error(fn, reason: str) -> str:
 
 def _check_versions(fn) -> None:
     for i in fn.saved_inputs:
-        t, v = fn.inputs[i], fn.versions[i]
-        if t._version != v:
+        t = fn.inputs[i]
+        if getattr(t, "_stamp", 0) > fn._clock:
             what = f"parameter '{t.name}'" if getattr(t, "is_param", False) else (
                 f"tensor '{t.name}'" if t.name else f"a tensor of shape {t.shape}")
             raise RuntimeError(_node_error(fn, (
                 f"input {i} ({what}), saved for backward, was modified in place after the forward "
-                f"(version {v} -> {t._version}), so its gradient would be wrong. Call backward before "
+                f"(its version is now {t._version}), so its gradient would be wrong. Call backward before "
                 "optimizer.step() (or before assigning .data / loading a state dict), or run the "
                 "forward again")))
 
 
-def _check_grad(fn, i, gx, x):
-    """The engine's one check of a returned gradient: undo broadcasting, then shape and dtype."""
-    shape = x.shape
-    if not hasattr(gx, "shape") or not hasattr(gx, "dtype"):
+def _check_grad(fn, i, gx, x, create_graph=False):
+    """The engine's one check of a returned gradient of another shape or dtype than its input: undo
+    broadcasting, refuse other shapes and non-float dtypes, cast to the input's float dtype."""
+    shape = x._data.shape
+    try:
+        kind, gshape = gx.dtype.kind, gx.shape
+    except AttributeError:
         raise TypeError(_node_error(fn, f"{type(fn).__name__}.backward returned a {type(gx).__name__} "
-                                        f"for input {i}; expected an array of shape {shape}"))
-    if gx.dtype.kind != "f":
+                                        f"for input {i}; expected an array of shape {shape}")) from None
+    if kind not in "fc":
         raise TypeError(_node_error(fn, f"{type(fn).__name__}.backward returned dtype {gx.dtype} for "
                                         f"input {i}; gradients must be floating point"))
-    if gx.shape != shape:
-        if not _broadcasts_to(shape, gx.shape):
+    if gshape != shape:
+        if not _broadcasts_to(shape, gshape):
             raise ValueError(_node_error(fn, f"{type(fn).__name__}.backward returned a gradient of shape "
                                              f"{tuple(gx.shape)} for input {i}, expected {tuple(shape)} "
                                              "(or a shape it broadcasts to)"))
-        gx = sum_to(gx, shape)
+        gx = _sum_to(gx, shape)
+    if not create_graph and gx.dtype != x._data.dtype:
+        gx = gx.astype(x._data.dtype)
     return gx
 
 
 def _broadcasts_to(shape, target) -> bool:
-    if len(shape) > len(target):
+    lead = len(target) - len(shape)
+    if lead < 0:
         return False
-    return all(s == t or s == 1 for s, t in zip(shape[::-1], target[::-1]))
+    for s, t in zip(shape, target[lead:]):
+        if s != t and s != 1:
+            return False
+    return True
 
 
 def _check_same_device(op, arrays):
@@ -337,6 +412,10 @@ def sum_to(g, shape):
         return g
     if not _broadcasts_to(shape, g.shape):
         raise ValueError(f"sum_to: a gradient of shape {tuple(g.shape)} is not a broadcast of {shape}")
+    return _sum_to(g, shape)
+
+
+def _sum_to(g, shape):
     lead = g.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape)
                                       if s == 1 and g.shape[i + lead] != 1)
@@ -352,13 +431,13 @@ def _is_backend_array(x) -> bool:
 
 class Tensor:
     """An n-dimensional array that records the ops applied to it, for reverse-mode autodiff."""
-    __slots__ = ("_data", "_version", "requires_grad", "grad", "creator", "out_index", "generation",
+    __slots__ = ("_data", "_version", "_stamp", "requires_grad", "grad", "creator", "out_index", "generation",
                  "name", "__weakref__")
     __array_ufunc__ = None  # make `ndarray op Tensor` call Tensor's reflected operator
 
     def _set_data(self, arr):
         self._data = arr
-        self._version += 1
+        self.bump_version()
 
     data = property(operator.attrgetter("_data"), _set_data, doc=(
         "The backend array itself. Assigning it (`t.data = a`, also `t.data -= u`, which assigns) "
@@ -402,17 +481,19 @@ class Tensor:
         return self
 
     # ---- properties
-    shape = property(lambda self: self.data.shape)
-    dtype = property(lambda self: self.data.dtype)
-    ndim = property(lambda self: self.data.ndim)
-    size = property(lambda self: self.data.size)
-    device = property(lambda self: backend.device_of(self.data))
+    shape = property(lambda self: self._data.shape)
+    dtype = property(lambda self: self._data.dtype)
+    ndim = property(lambda self: self._data.ndim)
+    size = property(lambda self: self._data.size)
+    device = property(lambda self: backend.device_of(self._data))
     is_leaf = property(lambda self: self.creator is None)
     version = property(lambda self: self._version, doc="How many in-place changes this tensor has seen.")
 
     def bump_version(self) -> Tensor:
         """Record an in-place change made by writing into `.data[...]` (see `data`)."""
         self._version += 1
+        _clock[0] += 1           # the stamp says when: a node checks only inputs stamped after it
+        self._stamp = _clock[0]
         return self
 
     def zero_(self) -> Tensor:
@@ -472,97 +553,286 @@ class Tensor:
         return bool(self.data)
 
     # ---- autograd
-    def backward(self, grad=None, retain_graph: bool = False) -> None:
-        """Accumulate d(self)/d(leaf) into every leaf's `.grad` that requires a gradient."""
+    def backward(self, grad=None, retain_graph: bool | None = None, create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's `.grad` that requires a gradient.
+
+        `grad`: the upstream gradient (implied 1 for a one-element tensor). `create_graph=True`
+        records the backward pass itself, so each `.grad` is a Tensor with a graph that can be
+        differentiated again (Hessian-vector products, gradient penalties). `retain_graph` keeps
+        this graph for another backward; it defaults to `create_graph`.
+        """
         if not self.requires_grad:
             raise RuntimeError(describe("backward", "this tensor does not require grad (it was made "
                                         "from inputs with requires_grad=False or under no_grad())"))
-        xp = backend.get_array_module(self.data)
-        if grad is None:
-            if self.data.size != 1:
-                raise ValueError(describe("backward", "grad can be implied only for a scalar output; "
-                                          "pass grad= of the same shape", [self.shape]))
-            g = xp.ones(self.shape, dtype=self.dtype)
-        else:
-            g = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=self.dtype)
-            if g.shape != self.shape:
-                raise ValueError(describe("backward", f"grad shape {g.shape} does not match the "
-                                          f"tensor's shape {self.shape}", [self.shape, g.shape]))
-        run_backward(self, g, retain_graph)
+        g = _seed_grad("backward", self, grad, create_graph)
+        keep = create_graph if retain_graph is None else retain_graph
+        with _backward_pass(create_graph):
+            run_backward([self], [g], keep, create_graph)
 
-    def _accumulate(self, g) -> None:
+    def _accumulate(self, g, create_graph: bool = False) -> None:
+        if create_graph:
+            g = _fresh(g)
+            self.grad = g if self.grad is None else self.grad + g
+            return
         if g.dtype != self.data.dtype:
             g = g.astype(self.data.dtype)
         if self.grad is None:
             self.grad = Tensor._wrap(np.array(g) if isinstance(g, np.generic) else g.copy(), False)   # copy: no aliasing between grads
-        else:
-            self.grad.data = self.grad.data + g
+        elif self.grad.creator is not None:     # a graph from create_graph: leave it intact
+            self.grad = Tensor._wrap(self.grad._data + g, False)
+        else:   # a new array, not an in-place change: nothing saved can see it, so no version bump
+            self.grad._data = self.grad._data + g
 
     def zero_grad(self) -> None:
         self.grad = None
 
 
-def run_backward(root: Tensor, g, retain_graph: bool) -> None:
-    """Reverse-topological walk with a heap (no recursion): deepest generation first."""
-    fn = root.creator
-    if fn is None:
-        root._accumulate(g)
-        return
-    if fn.inputs is None:
-        raise RuntimeError(describe("backward", "the graph was already freed by an earlier backward; "
-                                    "pass retain_graph=True to the first call to backprop twice",
-                                    module=fn.module))
-    pending = {fn: [None] * len(fn.out_meta)}
-    pending[fn][root.out_index] = g
-    heap = [(-fn.generation, -fn.seq, fn)]
+def _seed_grad(op, t, grad, create_graph):
+    """The upstream gradient of `t`: ones for a one-element tensor, else `grad` (checked)."""
+    xp = backend.get_array_module(t.data)
+    if grad is None:
+        if t.data.size != 1:
+            raise ValueError(describe(op, "grad can be implied only for a scalar output; "
+                                      "pass grad= of the same shape", [t.shape]))
+        g = xp.ones(t.shape, dtype=t.dtype)
+    elif isinstance(grad, Tensor):
+        g = grad if create_graph else grad.data
+    else:
+        g = xp.asarray(grad, dtype=t.dtype)
+    if g.shape != t.shape:
+        raise ValueError(describe(op, f"grad shape {tuple(g.shape)} does not match the "
+                                  f"tensor's shape {t.shape}", [t.shape, g.shape]))
+    return _as_node(g) if create_graph else g
+
+
+def _as_node(g):
+    """A gradient as a Tensor (arrays become constants) while the backward is being recorded."""
+    return g if isinstance(g, Tensor) else Tensor._wrap(g, False)
+
+
+class Copy(Function):
+    """The identity with a copied array: a recorded gradient handed out as a `.grad` (or by `grad`)
+    is a Tensor of its own, so no two share one object or array (clip_grad_norm scales in place)."""
+    twice_differentiable = True
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, gy):
+        return gy
+
+
+def _fresh(g: Tensor) -> Tensor:
+    with _setting("grad", True):
+        return Copy.apply(g)
+
+
+def run_backward(roots, grads, retain_graph: bool, create_graph: bool = False, wanted=None) -> None:
+    """Reverse-topological walk with a heap (no recursion): deepest generation first.
+
+    Gradients go into the leaves' `.grad`, or, when `wanted` is a dict (`tg.grad`), only into its
+    entries: keyed by the Tensor for a leaf, by (creator, out_index) otherwise. With `create_graph`
+    every gradient is a Tensor and each backward is recorded as ops (call it inside a `_backward_pass`).
+    `roots` and `grads` may also be one tensor and its gradient.
+    """
+    if isinstance(roots, Tensor):
+        roots, grads = [roots], [grads]
+    pending, heap = {}, []
+    needed = None if wanted is None else _nodes_leading_to(roots, wanted)
+    for root, g in zip(roots, grads):
+        if root.creator is None:
+            _deliver(root, g, create_graph, wanted)
+        elif root.creator.inputs is None:
+            raise RuntimeError(describe("backward", "the graph was already freed by an earlier backward; "
+                                        "pass retain_graph=True to the first call to backprop twice",
+                                        module=root.creator.module))
+        else:
+            _push(pending, heap, root, g)
     anomaly = _state["anomaly"]
     while heap:
         fn = heapq.heappop(heap)[2]
         gys = pending.pop(fn)
+        if wanted is not None:
+            for j, gy in enumerate(gys):
+                if (fn, j) in wanted and gy is not None:
+                    wanted[fn, j] = gy if wanted[fn, j] is None else wanted[fn, j] + gy
+            if fn not in needed:
+                continue
         if fn.inputs is None:
             raise RuntimeError(describe("backward", f"graph freed at op '{fn.op}'; use retain_graph=True",
                                         module=fn.module))
-        if fn.saved_inputs:
+        if fn.saved_inputs and fn._clock != _clock[0]:
             _check_versions(fn)
         for i, gy in enumerate(gys):
             if gy is None and not fn.takes_missing_grads:   # an unused output of a multi-output op
                 shape, dtype = fn.out_meta[i]
                 gys[i] = backend.get_array_module(fn.inputs[0].data).zeros(shape, dtype)
-        gxs = _call_backward(fn, gys)
-        for i, (x, gx) in enumerate(zip(fn.inputs, gxs)):
+                if create_graph:
+                    gys[i] = Tensor._wrap(gys[i], False)
+        if create_graph:
+            gxs = _call_graph_backward(fn, gys)
+        else:
+            try:
+                gxs = fn.backward(*gys)
+            except Exception as exc:
+                raise _backward_error(fn, exc) from exc
+            if type(gxs) is not tuple:
+                gxs = (gxs,)
+            if len(gxs) != len(fn.inputs):
+                gxs = _as_grad_tuple(fn, gxs)
+        i = -1
+        for x, gx in zip(fn.inputs, gxs):
+            i += 1
             if gx is None or not x.requires_grad:
                 continue
-            if getattr(gx, "shape", None) != x.shape or gx.dtype.kind != "f":
-                gx = _check_grad(fn, i, gx, x)
+            xd = x._data
+            if getattr(gx, "shape", None) != xd.shape or gx.dtype != xd.dtype:
+                gx = _check_grad(fn, i, gx, x, create_graph)
             if anomaly:
-                _check_finite(fn.op, "backward", gx, fn.module)
+                _check_finite(fn.op, "backward", gx.data if create_graph else gx, fn.module)
             c = x.creator
             if c is None:
-                x._accumulate(gx)
+                _deliver(x, gx, create_graph, wanted)
                 continue
-            buf = pending.get(c)
-            if buf is None:
-                buf = pending[c] = [None] * len(c.out_meta)
-                heapq.heappush(heap, (-c.generation, -c.seq, c))
-            j = x.out_index
-            if gx.dtype != x.data.dtype:
-                gx = gx.astype(x.data.dtype)
-            buf[j] = gx if buf[j] is None else buf[j] + gx
+            if needed is None or c in needed or (c, x.out_index) in wanted:
+                _push(pending, heap, x, gx)
         if not retain_graph:
             fn.release()
 
 
-def _call_backward(fn, gys) -> tuple:
-    """fn.backward with any failure re-raised, like forward errors, naming op, module and file:line."""
+def _deliver(leaf, g, create_graph, wanted):
+    """A leaf's gradient: accumulated into .grad, or kept for `tg.grad` if it asked for this leaf."""
+    if wanted is None:
+        leaf._accumulate(g, create_graph)
+    elif leaf in wanted:
+        wanted[leaf] = g if wanted[leaf] is None else wanted[leaf] + g
+
+
+def _push(pending, heap, t, g):
+    """Add g to the gradient buffer of t's node, scheduling the node on its first gradient."""
+    fn = t.creator
+    buf = pending.get(fn)
+    if buf is None:
+        buf = pending[fn] = [None] * len(fn.out_meta)
+        heapq.heappush(heap, (-fn.generation, -fn.seq, fn))
+    j = t.out_index
+    buf[j] = g if buf[j] is None else buf[j] + g
+
+
+def _nodes_leading_to(roots, wanted) -> set:
+    """The nodes whose backward must run for `tg.grad`: those with a path down to a wanted tensor."""
+    seen, stack = {}, [r.creator for r in roots if r.creator is not None]
+    while stack:
+        fn = stack.pop()
+        if fn in seen:
+            continue
+        seen[fn] = None
+        if fn.inputs is None:
+            continue
+        stack.extend(x.creator for x in fn.inputs if x.creator is not None and x.creator not in seen)
+    needed = set()
+    for fn in sorted(seen, key=lambda f: f.seq):     # creation order: inputs' nodes come first
+        if fn.inputs is not None and any(
+                (x in wanted) if x.creator is None else
+                (x.creator in needed or (x.creator, x.out_index) in wanted) for x in fn.inputs):
+            needed.add(fn)
+    return needed
+
+
+def _call_graph_backward(fn, gys) -> tuple:
+    """fn's backward recorded as ops (on Tensors, or through the op's reference composition), with
+    broadcasting undone inside the same record, so every op it adds is drawn as part of fn's backward."""
+    with _setting("grad", True), _recorded(_grad_of(fn)):
+        if fn.twice_differentiable:
+            d = fn.__dict__
+            arrays = {name: d[name] for name, _ in fn._saved_in_attrs + fn._saved_out_attrs}
+            for name, i in fn._saved_in_attrs:
+                d[name] = fn.inputs[i]
+            for name, i in fn._saved_out_attrs:     # the output again, as a node: y = op(inputs)
+                t = d[name] = Tensor._wrap(arrays[name], True)
+                t.creator, t.out_index, t.generation = fn, i, fn.generation + 1
+            try:
+                gxs = fn.backward(*gys)
+            except Exception as exc:
+                raise _backward_error(fn, exc) from exc
+            finally:
+                d.update(arrays)
+            gxs = _as_grad_tuple(fn, gxs)
+        elif fn.reference is not None:
+            gxs = _reference_vjp(fn, gys)
+        else:
+            raise RuntimeError(_node_error(fn, (
+                f"{type(fn).__name__}.backward runs on arrays only, so create_graph=True cannot "
+                "differentiate it; set twice_differentiable = True once its backward runs on Tensors "
+                "(saved_input/saved_output for what it reads), or give it a reference(*inputs) built "
+                "from ops")))
+        gxs = tuple(None if g is None else _as_node(g) for g in gxs)
+        return tuple(g if g is None or not x.requires_grad or (g.shape == x.shape and g.dtype.kind == "f")
+                     else _check_grad(fn, i, g, x, True) for i, (x, g) in enumerate(zip(fn.inputs, gxs)))
+
+
+def _reference_vjp(fn, gys) -> tuple:
+    """The vector-Jacobian product of fn computed through its reference composition, recorded."""
+    outs = fn.reference(*fn.inputs)
+    outs = outs if isinstance(outs, tuple) else (outs,)
+    pairs = [(o, g) for o, g in zip(outs, gys) if g is not None and o.requires_grad]
+    targets = [x for x, need in zip(fn.inputs, fn.needs_grad) if need]
+    got = iter(grad([o for o, _ in pairs], targets, [g for _, g in pairs], create_graph=True,
+                    allow_unused=True) if pairs and targets else [None] * len(targets))
+    return tuple(next(got) if need else None for need in fn.needs_grad)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
+    """The gradients of `outputs` with respect to `inputs`, as a tuple of Tensors (`.grad` untouched).
+
+    outputs, inputs: a Tensor or a sequence of them (inputs may be intermediate tensors);
+    grad_outputs: the upstream gradients (implied 1 for one-element outputs). `create_graph=True`
+    returns gradients that carry their own graph, to differentiate again (Hessian-vector products,
+    gradient penalties); `retain_graph` defaults to `create_graph`. An input the outputs do not depend
+    on raises, unless `allow_unused=True` (then its gradient is None). As `torch.autograd.grad`.
+    """
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(describe("grad", f"{len(grad_outputs)} grad_outputs for {len(outputs)} outputs"))
+    for k, t in enumerate(inputs):
+        if not isinstance(t, Tensor) or not t.requires_grad:
+            raise RuntimeError(describe("grad", f"input {k} does not require grad, so it has no gradient"))
+    pairs = []
+    for k, (o, g) in enumerate(zip(outputs, grad_outputs)):
+        if not o.requires_grad:
+            raise RuntimeError(describe("grad", f"output {k} does not require grad (made from inputs "
+                                        "with requires_grad=False or under no_grad())"))
+        pairs.append((o, _seed_grad("grad", o, g, create_graph)))
+    wanted = {(t if t.creator is None else (t.creator, t.out_index)): None for t in inputs}
+    keep = create_graph if retain_graph is None else retain_graph
+    result = []
+    with _backward_pass(create_graph):
+        run_backward([o for o, _ in pairs], [g for _, g in pairs], keep, create_graph, wanted)
+        for k, t in enumerate(inputs):
+            g = wanted[t if t.creator is None else (t.creator, t.out_index)]
+            if g is None and not allow_unused:
+                raise RuntimeError(describe("grad", f"input {k} (shape {t.shape}) is not used by the "
+                                            "outputs' graph; pass allow_unused=True to get None for it"))
+            if g is not None:
+                g = _fresh(g) if isinstance(g, Tensor) else Tensor._wrap(
+                    backend.get_array_module(g).asarray(g).astype(t.dtype, copy=True), False)
+            result.append(g)
+    return tuple(result)
+
+
+def _backward_error(fn, exc) -> Exception:
+    """A failure inside fn.backward, re-raised like forward errors: op, module and file:line."""
+    msg = _node_error(fn, f"{type(fn).__name__}.backward failed: {exc}")
     try:
-        gxs = fn.backward(*gys)
-    except Exception as exc:
-        msg = _node_error(fn, f"{type(fn).__name__}.backward failed: {exc}")
-        try:
-            new = type(exc)(msg)
-        except Exception:
-            new = RuntimeError(msg)
-        raise new from exc
+        return type(exc)(msg)
+    except Exception:
+        return RuntimeError(msg)
+
+
+def _as_grad_tuple(fn, gxs) -> tuple:
     if not isinstance(gxs, tuple):
         gxs = (gxs,)
     if len(gxs) != len(fn.inputs):

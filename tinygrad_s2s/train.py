@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import optim, random, rundir
+from .contract import check_loss
 from .data import Dataset, batch_indices
 from .evaluation import exact_match, format_examples, generate_batched
 from .registry import registered_name
@@ -127,13 +128,15 @@ class Trainer:
     @classmethod
     def resume(cls, run_dir, *, device: str | None = None, dataset: Dataset | None = None, **kwargs) -> Trainer:
         """A Trainer that continues the run in `run_dir` exactly where it stopped: from last.npz
-        (weights, optimizer slots, RNG, position, history), or, for a run stopped before it wrote
-        last.npz, from the start of its config.json (the model rebuilt from the config's seed). The
-        dataset is reloaded from the config and must match its recorded fingerprint."""
+        (weights, optimizer slots, RNG, position, history; best.npz where last.npz was lost), or, for
+        a run stopped before its first checkpoint, from the start of its config.json (the model
+        rebuilt from the config's seed). The dataset is reloaded from the config and must match its
+        recorded fingerprint."""
         run_dir = Path(run_dir)
         meta = None
-        if (run_dir / LAST).is_file():
-            model_state, opt_state, meta = load_checkpoint(run_dir / LAST)
+        checkpoint = next((run_dir / n for n in (LAST, BEST) if (run_dir / n).is_file()), None)
+        if checkpoint is not None:      # best.npz is a whole checkpoint too: a run that lost last.npz goes on
+            model_state, opt_state, meta = load_checkpoint(checkpoint)
             config = meta["config"]
         elif (run_dir / CONFIG).is_file() and rundir.state(run_dir)[0] == "run":
             config = read_config(run_dir)
@@ -246,7 +249,7 @@ class Trainer:
                 if stop.requested:
                     raise KeyboardInterrupt
                 idx = batches[b]
-                loss = self.model(ds.x_train[idx], ds.t_train[idx])
+                loss = check_loss(self.model(ds.x_train[idx], ds.t_train[idx]), self.config.model)
                 value = float(loss.item())
                 if not math.isfinite(value):
                     raise self._diverged("loss", value, b)

@@ -36,7 +36,7 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 1e-3                      # Adam's learning rate
     lr_schedule: str = "constant"         # a name in optim.LR_SCHEDULES
-    max_grad: float = 5.0                 # clip the global gradient norm to this; 0 turns clipping off
+    max_grad: float | None = 5.0          # clip the global gradient norm to this; 0 (or None) turns clipping off
     seed: int = 0                         # of the initial weights and the batch order
     model_args: dict = field(default_factory=dict)    # extra keywords for the model's constructor
     limit: int | None = None              # only the first N training examples
@@ -89,7 +89,8 @@ class TrainConfig:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive finite number, got {self.lr!r}")
-        if not (isinstance(self.max_grad, (int, float)) and math.isfinite(self.max_grad) and self.max_grad >= 0):
+        if self.max_grad is not None and not (isinstance(self.max_grad, (int, float))
+                                              and math.isfinite(self.max_grad) and self.max_grad >= 0):
             raise ValueError(f"max_grad must be 0 (off) or a positive finite number, got {self.max_grad!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")

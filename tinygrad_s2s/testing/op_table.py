@@ -8,36 +8,15 @@ whose gradients are checked); kwargs carry everything else (axes, shapes, intege
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from collections.abc import Callable
-
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.lib.array_utils import normalize_axis_tuple
 
-from .. import fused, ops
+from .. import fused, fused_gru, ops
 from ..random import manual_seed
+from .battery import OpSpec
 from .strategies import arrays, axes, axis, broadcastable_shapes, shapes
-
-
-@dataclass(frozen=True)
-class OpSpec:
-    """name: the public function's name; fn(*tensors, **kwargs) -> Tensor; ref(*arrays, **kwargs).
-
-    `kinks` draws inputs at ties and kinks (where central differences mean nothing) and
-    `subgradient(arrays, upstream, **kwargs)` gives the documented gradient there, checked exactly.
-    """
-    name: str
-    fn: Callable
-    ref: Callable
-    inputs: st.SearchStrategy
-    atol: float = 1e-5
-    kinks: st.SearchStrategy | None = None
-    subgradient: Callable | None = None
-
-    def __repr__(self):
-        return self.name
 
 
 def _with(arrays_st, kwargs_st=st.just({})):
@@ -195,10 +174,91 @@ def _lstm_cell(draw):
 
 @st.composite
 def _lstm_sequence(draw):
-    n, t, d, h = (draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 3)),
-                  draw(st.integers(1, 3)))
+    # small sizes: its second-order check runs the reference composition per perturbed element
+    n, t, d, h = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 2)),
+                  draw(st.integers(1, 2)))
     return [draw(arrays((n, t, d))), draw(arrays((d, 4 * h), -1, 1)), draw(arrays((4 * h,))),
             draw(arrays((n, h))), draw(arrays((n, h))), draw(arrays((h, 4 * h), -1, 1))], {}
+
+
+@st.composite
+def _gru_sequence(draw):
+    # small sizes, as for lstm_sequence: the second-order check runs the reference per perturbed element
+    n, t, d, h = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 2)),
+                  draw(st.integers(1, 2)))
+    return [draw(arrays((n, t, d))), draw(arrays((d, 3 * h), -1, 1)), draw(arrays((3 * h,))),
+            draw(arrays((n, h))), draw(arrays((h, 3 * h), -1, 1))], {}
+
+
+@st.composite
+def _binary_apart(draw, tied=False):
+    """Two broadcastable arrays; apart by > 1e-3 everywhere (smooth), or with many ties (`tied`)."""
+    sa, sb = draw(broadcastable_shapes())
+    if tied:
+        return [draw(_tied(sa)), draw(_tied(sb))], {}
+    a = draw(arrays(sa))
+    b = draw(arrays(sb).filter(lambda b: np.size(a) == 0 or np.abs(a - b).min() > 1e-3))
+    return [a, b], {}
+
+
+def _extremum_subgradient(win):
+    def sub(arrays, g):
+        a, b = arrays
+        return [g * (win(a, b) + 0.5 * (a == b)), g * (win(b, a) + 0.5 * (a == b))]
+    return sub
+
+
+@st.composite
+def _clip(draw, tied=False):
+    s = draw(shapes(min_dims=0))
+    lo, hi = draw(st.sampled_from([(-1.0, 1.0), (None, 0.0), (-1.0, None), (0.0, 0.0), (1.0, 2.0)]))
+    if tied:
+        return [draw(_tied(s))], {"lo": lo, "hi": hi}
+    bounds = [v for v in (lo, hi) if v is not None]
+    x = draw(arrays(s).filter(lambda x: all(np.abs(x - v).min(initial=1) > 1e-3 for v in bounds)))
+    return [x], {"lo": lo, "hi": hi}
+
+
+def _clip_subgradient(arrays, g, lo, hi):
+    x = arrays[0]
+    inside = np.ones(x.shape, bool)
+    if lo is not None:
+        inside &= x >= lo
+    if hi is not None:
+        inside &= x <= hi
+    return [g * inside]
+
+
+@st.composite
+def _squeeze(draw):
+    s = tuple(d if draw(st.booleans()) else 1 for d in draw(shapes(min_dims=0)))
+    ones = [i for i, d in enumerate(s) if d == 1]
+    axis = None if not ones or draw(st.booleans()) else tuple(draw(st.lists(
+        st.sampled_from(ones), min_size=1, max_size=len(ones), unique=True)))
+    return [draw(arrays(s))], {"axis": axis}
+
+
+@st.composite
+def _expand_dims(draw):
+    s = draw(shapes(min_dims=0))
+    return [draw(arrays(s))], {"axis": draw(st.integers(-len(s) - 1, len(s)))}
+
+
+@st.composite
+def _take_along_axis(draw):
+    s = draw(shapes(min_dims=1))
+    ax = draw(axis(len(s)))
+    ishape = list(s)
+    ishape[ax] = draw(st.integers(1, 4))
+    n = s[ax]
+    idx = draw(hnp.arrays(np.int64, tuple(ishape), elements=st.integers(-n, n - 1)))
+    return [draw(arrays(s))], {"indices": idx, "axis": ax}
+
+
+def _logsumexp_ref(x, axis, keepdims):
+    m = np.max(x, axis=axis, keepdims=True)
+    y = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return y if keepdims else np.squeeze(y, axis=axis) if axis is not None else y.reshape(())
 
 
 # ---------------------------------------------------------------- NumPy references
@@ -248,6 +308,21 @@ def _lstm_sequence_joined(x, Wx, b, h, c, Wh):
     return ops.concat([hs, ops.reshape(h, (h.shape[0], 1, -1)), ops.reshape(c, (c.shape[0], 1, -1))], 1)
 
 
+def _gru_sequence_ref(x, Wx, b, h, Wh):
+    H, hs = h.shape[-1], []
+    for xw in np.moveaxis(x @ Wx + b, 1, 0):
+        z = _sigmoid_ref(xw[:, :H] + h @ Wh[:, :H])
+        r = _sigmoid_ref(xw[:, H:2 * H] + h @ Wh[:, H:2 * H])
+        h = (1 - z) * h + z * np.tanh(xw[:, 2 * H:] + (r * h) @ Wh[:, 2 * H:])
+        hs.append(h)
+    return np.concatenate([np.stack(hs, axis=1), h[:, None]], axis=1)
+
+
+def _gru_sequence_joined(x, Wx, b, h, Wh):
+    hs, h = fused_gru.gru_sequence(x, Wx, b, h, Wh)
+    return ops.concat([hs, ops.reshape(h, (h.shape[0], 1, -1))], 1)
+
+
 def _split_ref(x, sections, axis):
     return np.concatenate(np.split(x, sections, axis=axis), axis=axis)
 
@@ -265,7 +340,7 @@ OPS = [
     OpSpec("pow", ops.pow, np.power, _binary(lo_a=0.5, hi_a=2.0, lo_b=-2, hi_b=2)),
     OpSpec("pow_scalar", lambda x, exponent: ops.pow(x, exponent), lambda x, exponent: x ** exponent,
            _with(shapes(min_dims=0).flatmap(lambda s: st.tuples(arrays(s, 0.5, 2.0))),
-                 st.fixed_dictionaries({"exponent": st.sampled_from([-1.5, 0.5, 2, 3])}))),
+                 st.fixed_dictionaries({"exponent": st.sampled_from([-1.5, 0.5, 2, 3])})), first_op="pow"),
     OpSpec("exp", ops.exp, np.exp, _unary()),
     OpSpec("log", ops.log, np.log, _unary(0.5, 3.0)),
     OpSpec("sqrt", ops.sqrt, np.sqrt, _unary(0.5, 3.0)),
@@ -274,13 +349,27 @@ OPS = [
     OpSpec("relu", ops.relu, lambda x: np.maximum(x, 0), _unary(away=0.1),
            kinks=_with(shapes(min_dims=0).flatmap(lambda s: st.tuples(_tied(s)))),
            subgradient=lambda arrays, g: [g * (arrays[0] > 0)]),
+    OpSpec("abs", ops.abs, np.abs, _unary(away=0.1),
+           kinks=_with(shapes(min_dims=0).flatmap(lambda s: st.tuples(_tied(s)))),
+           subgradient=lambda arrays, g: [g * np.sign(arrays[0])]),
+    OpSpec("maximum", ops.maximum, np.maximum, _binary_apart(), kinks=_binary_apart(tied=True),
+           subgradient=_extremum_subgradient(np.greater)),
+    OpSpec("minimum", ops.minimum, np.minimum, _binary_apart(), kinks=_binary_apart(tied=True),
+           subgradient=_extremum_subgradient(np.less)),
+    OpSpec("clip", ops.clip, lambda x, lo, hi: np.clip(x, lo, hi), _clip(), kinks=_clip(tied=True),
+           subgradient=_clip_subgradient),
     OpSpec("matmul", ops.matmul, np.matmul, _matmul()),
     OpSpec("softmax", ops.softmax, _softmax_ref, _along_axis()),
     OpSpec("log_softmax", ops.log_softmax, lambda x, axis: np.log(_softmax_ref(x, axis)), _along_axis()),
     OpSpec("sum", ops.sum, lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims), _reduce()),
-    OpSpec("mean", ops.mean, lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims), _reduce()),
+    OpSpec("mean", ops.mean, lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims), _reduce(),
+           first_op="sum"),
     OpSpec("max", ops.max, lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims),
            _reduce(unique=True), kinks=_reduce_tied(), subgradient=_max_subgradient),
+    OpSpec("logsumexp", ops.logsumexp, _logsumexp_ref, _reduce()),
+    OpSpec("squeeze", ops.squeeze, lambda x, axis: np.squeeze(x, axis=axis), _squeeze(), first_op="reshape"),
+    OpSpec("expand_dims", ops.expand_dims, np.expand_dims, _expand_dims(), first_op="reshape"),
+    OpSpec("take_along_axis", ops.take_along_axis, np.take_along_axis, _take_along_axis()),
     OpSpec("reshape", lambda x, shape: ops.reshape(x, shape), lambda x, shape: x.reshape(shape), _reshape()),
     OpSpec("transpose", ops.transpose, lambda x, axes: np.transpose(x, axes), _transpose()),
     OpSpec("broadcast_to", ops.broadcast_to, np.broadcast_to, _broadcast_to()),
@@ -298,6 +387,7 @@ OPS = [
     OpSpec("softmax_cross_entropy", ops.softmax_cross_entropy, _ce_ref, _cross_entropy()),
     OpSpec("lstm_cell", lambda a, c: ops.stack(fused.lstm_cell(a, c)), _lstm_ref, _lstm_cell()),
     OpSpec("lstm_sequence", _lstm_sequence_joined, _lstm_sequence_ref, _lstm_sequence()),
+    OpSpec("gru_sequence", _gru_sequence_joined, _gru_sequence_ref, _gru_sequence()),
 ]
 
 BY_NAME = {spec.name: spec for spec in OPS}

@@ -4,7 +4,6 @@ and the book's attention heatmap.
 
 Importing this package is cheap: networkx, graphviz and matplotlib load when a function needs them.
 """
-from ..tensor import record_locations
 from .dot import to_dot
 from .graph import GraphFreedError, to_networkx, walk
 from .heatmap import attention_heatmap
@@ -12,4 +11,4 @@ from .html import to_html
 from .render import GraphvizNotFoundError, find_layout_program, render
 
 __all__ = ["to_networkx", "to_dot", "to_html", "render", "attention_heatmap", "walk", "find_layout_program",
-           "record_locations", "GraphvizNotFoundError", "GraphFreedError"]
+           "GraphvizNotFoundError", "GraphFreedError"]

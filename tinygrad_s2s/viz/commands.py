@@ -47,6 +47,9 @@ def add_subparsers(subparsers) -> None:
     p.add_argument("--hidden", type=_positive_int, default=4, help="hidden size H of the drawn model (default 4)")
     p.add_argument("--wordvec", type=_positive_int, default=3, help="embedding size D (default 3)")
     p.add_argument("--vocab", type=_positive_int, default=5, help="vocabulary size V (default 5)")
+    p.add_argument("--grads", action="store_true",
+                   help="html: run the loss's backward first, so the page can overlay every tensor's "
+                        "gradient norm (needs --whole, or a model drawn whole)")
     p.add_argument("--model-arg", dest="model_args", action="append", type=_model_arg, default=None,
                    metavar="KEY=VALUE", help="extra keyword for the model's constructor, as in `train` "
                    "(layers=1, fused=false); repeatable")
@@ -62,6 +65,9 @@ def add_subparsers(subparsers) -> None:
                                  "the extension picks the format (png, svg, pdf)")
     p.add_argument("--length", type=_positive_int, default=None,
                    help="characters to decode, at most the run's answer length (the default)")
+    p.add_argument("--beam", type=_positive_int, default=1, metavar="B",
+                   help="decode by beam search with B hypotheses and draw the attention of its best answer "
+                        "(default 1: greedy)")
     p.set_defaults(func=cmd_attention_map)
 
 
@@ -74,7 +80,7 @@ def _split_collapse(values):
 
 def _output_path(args) -> tuple[str, str]:
     """(format, path) from --format and --out; a contradiction or an unknown extension is a usage error."""
-    from ..cli import UsageError  # noqa: PLC0415 - the CLI layer sits above viz; its error class
+    from ..cli_base import UsageError  # noqa: PLC0415 - the CLI layer sits above viz; its error class
 
     fmt = args.format
     ext = formats.extension(args.out) if args.out else ""
@@ -92,15 +98,27 @@ def _output_path(args) -> tuple[str, str]:
     return fmt, args.out if ext == fmt else f"{args.out}.{fmt}"
 
 
+def _check_flags(args, fmt: str) -> None:
+    """Flags that belong to the other kind of output are usage errors, before any work is done."""
+    from ..cli_base import UsageError  # noqa: PLC0415
+
+    if fmt == formats.HTML and (args.collapse or args.depth is not None or args.roll or not args.show_shapes):
+        raise UsageError("--collapse, --depth, --roll and --no-shapes shape static drawings; the html "
+                         "page opens and folds boxes on click (and takes #expand=PATH,PATH in its URL)")
+    if fmt != formats.HTML and args.grads:
+        raise UsageError("--grads overlays gradient norms on the html page; add --format html")
+
+
 def cmd_graph(args) -> int:
     """Build, lay out and save a model's graph; prints the file written (and any note on stderr)."""
-    from ..cli import UsageError  # noqa: PLC0415
+    from ..cli_base import UsageError  # noqa: PLC0415
     from .dot import to_dot  # noqa: PLC0415 - heavy imports wait until the command runs
     from .html import to_html  # noqa: PLC0415
     from .model_graphs import model_graph  # noqa: PLC0415
     from .render import render  # noqa: PLC0415
 
     fmt, out = _output_path(args)
+    _check_flags(args, fmt)
     extra = dict(args.model_args or ())
     try:
         drawn = model_graph(args.model, whole=args.whole, seq_len=args.seq_len, vocab_size=args.vocab,
@@ -112,9 +130,12 @@ def cmd_graph(args) -> int:
     if drawn.note:
         print(f"tinygrad-s2s graph: note: {drawn.note}", file=sys.stderr)
     if fmt == formats.HTML:
-        if args.collapse or args.depth is not None or args.roll or not args.show_shapes:
-            raise UsageError("--collapse, --depth, --roll and --no-shapes shape static drawings; the html "
-                             "page opens and folds boxes on click (and takes #expand=PATH,PATH in its URL)")
+        if args.grads:
+            loss = drawn.outputs[0]
+            if loss.size != 1:
+                raise UsageError(f"--grads: the drawing's output is {drawn.outputs[0].shape}, not a scalar "
+                                 "loss; add --whole")
+            loss.backward(retain_graph=True)
         print(to_html(drawn.outputs, out, module=drawn.module, title=drawn.title))
         return 0
     g = to_dot(*drawn.outputs, collapse=_split_collapse(args.collapse), depth=args.depth, roll=args.roll,
@@ -126,7 +147,7 @@ def cmd_graph(args) -> int:
 
 def cmd_attention_map(args) -> int:
     """Decode one question with a trained run and save its attention heatmap; prints the file."""
-    from ..cli import UsageError  # noqa: PLC0415
+    from ..cli_base import UsageError  # noqa: PLC0415
     from ..train import load_run  # noqa: PLC0415 - the trainer pulls in the data pipeline
     from .heatmap import attention_map_for_run  # noqa: PLC0415
 
@@ -136,6 +157,6 @@ def cmd_attention_map(args) -> int:
         raise UsageError(f"--length {args.length}: this run was trained on answers of {most} characters "
                          f"(answer width {run.answer_width} with the start mark); ask for at most {most}")
     out = args.out or os.path.join(DEFAULT_OUT_DIR, "attention_map.png")
-    path = attention_map_for_run(run, args.question, out, length=args.length, source=args.run)
+    path = attention_map_for_run(run, args.question, out, length=args.length, source=args.run, beam=args.beam)
     print(path)
     return 0

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 from ..tensor import Tensor
 from .graph import walk
-from .grouping import group, level, plan
+from .grouping import group, level, plan, which_call
 
-# colours: ops blue, parameters orange, inputs grey, the requested outputs green; clusters shaded by depth
+# colours: ops blue (ops a backward pass recorded: red), parameters orange, inputs grey, the requested
+# outputs green; clusters shaded by depth
 STYLE = {
     "graph": {"rankdir": "TB", "fontname": "Helvetica", "fontsize": "12", "nodesep": "0.25",
               "ranksep": "0.3"},
     "node": {"fontname": "Helvetica", "fontsize": "10"},
     "edge": {"arrowsize": "0.6", "color": "#555555", "fontname": "Helvetica"},
     "op": {"shape": "box", "style": "rounded,filled", "fillcolor": "#c9daf8", "color": "#3c78d8"},
+    "grad_op": {"shape": "box", "style": "rounded,filled", "fillcolor": "#f4cccc", "color": "#cc4125"},
     "tensor": {"shape": "ellipse", "style": "filled", "fillcolor": "#ffffff", "color": "#666666",
                "height": "0.3"},
     "param": {"fillcolor": "#fce5cd", "color": "#e69138"},
@@ -22,7 +24,7 @@ STYLE = {
     "output": {"fillcolor": "#d9ead3", "color": "#6aa84f", "penwidth": "1.5"},
     "collapsed": {"shape": "box3d", "style": "filled", "fillcolor": "#d9d2e9", "color": "#674ea7"},
     "folded": {"shape": "box3d", "style": "filled,bold", "fillcolor": "#ead1dc", "color": "#a64d79"},
-    "loop": {"style": "dashed", "color": "#a64d79", "label": "next call", "fontsize": "8"},
+    "loop": {"style": "dashed", "color": "#a64d79", "fontsize": "8"},
     "cluster_fill": ("#f7f7f7", "#eef3fb", "#fdf6ec", "#f1f8ee"),
 }
 
@@ -107,7 +109,7 @@ def to_dot(*outputs: Tensor, group_by_module: bool = True, collapse=None, depth:
     dot.attr("node", **STYLE["node"])
     dot.attr("edge", **STYLE["edge"])
     _emit_clusters(dot, g, grouping, drawn, show_shapes)
-    _emit_edges(dot, drawn)
+    _emit_edges(dot, drawn, grouping)
     return dot
 
 
@@ -139,11 +141,11 @@ def _emit_clusters(dot, g, grouping, drawn, show_shapes: bool) -> None:
             grp = groups[child]
             with target.subgraph(name=f"cluster_{_cluster_name(grp)}") as sub:
                 fill = STYLE["cluster_fill"][grp.path.count(".") % len(STYLE["cluster_fill"])]
-                where = grp.path if grp.key.endswith("@0") else f"{grp.path}, call {grp.key.rsplit('@', 1)[1]}"
+                where = grp.label + which_call(grp)
                 # left-aligned lines (\\l) keep the label clear of edges entering the box's middle
                 sub.attr(label=f"{grp.cls}\\l({where})\\l" if grp.cls else f"{where}\\l", labeljust="l",
                          style="rounded,filled", fillcolor=fill, color="#999999", fontname="Helvetica",
-                         fontsize="11", tooltip=grp.path)
+                         fontsize="11", tooltip=grp.note or grp.path)
                 emit(sub, child)
 
     emit(dot, None)
@@ -163,23 +165,24 @@ def _emit_box(target, grp) -> None:
         target.node(grp.key, f"{head}  ×{grp.count}\\n{each} op{'s' if each != 1 else ''} each",
                     tooltip=f"{grp.label}: {grp.count} identical calls folded", **STYLE["folded"])
         return
-    call = grp.key.rsplit("@", 1)[1]
-    head += "" if call == "0" else f" (call {call})"
-    target.node(grp.key, f"{head}\\n{grp.ops} op{'s' if grp.ops != 1 else ''}", tooltip=grp.path,
+    head += which_call(grp)
+    target.node(grp.key, f"{head}\\n{grp.ops} op{'s' if grp.ops != 1 else ''}", tooltip=grp.note or grp.path,
                 **STYLE["collapsed"])
 
 
-def _emit_edges(dot, drawn) -> None:
+def _emit_edges(dot, drawn, grouping) -> None:
     for a, b, uses in drawn.edges:
         extra = {"label": f"×{uses}", "fontsize": "8"} if uses > 1 else {}   # x*x reads x twice
         dot.edge(a, b, **extra)
     for key in drawn.loops:       # a folded recurrence: each call reads the previous one's output
-        dot.edge(key, key, **STYLE["loop"])
+        first = grouping.groups[grouping.groups[key].members[0]]
+        dot.edge(key, key, label="next step" if first.step is not None else "next call", **STYLE["loop"])
 
 
 def _emit_node(target, n, show_shapes: bool) -> None:
     if n.kind == "op":
-        target.node(n.id, n.op, tooltip=n.module or "(top level)", **STYLE["op"])
+        style = STYLE["op"] if n.grad_of is None else STYLE["grad_op"]
+        target.node(n.id, n.op, tooltip=n.module or "(top level)", **style)
         return
     lines = []
     if n.name:

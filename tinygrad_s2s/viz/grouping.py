@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from .graph import WalkedGraph
+from .steps import find_steps
 
 
 @dataclass
@@ -28,12 +29,14 @@ class Group:
     kind: str                 # "call" or "fold"
     path: str                 # the module path (a fold: its first member's)
     parent: str | None        # the enclosing group's key (None at the top level)
-    label: str                # the path as shown: 'decoder.attention' or 'encoder.layers.0-1'
+    label: str                # the path as shown: 'decoder.attention', 'encoder.layers.0-1', 'grad(mul)'
     cls: str | None = None    # the module's class name, when known
     count: int = 1
     ops: int = 0
     recurrent: bool = False
     members: list = field(default_factory=list)   # a fold's call keys
+    step: int | None = None   # a time step found inside a call (steps.py): its index from 0
+    note: str | None = None   # a gradient's `grad(...)` box: the backward it holds (graph.walk)
 
 
 @dataclass
@@ -60,6 +63,15 @@ def _pattern(path: str) -> str:
     return re.sub(r"(^|\.)\d+$", r"\1#", path)      # 'layers.3' and 'layers.4' are the same kind
 
 
+def which_call(grp: Group) -> str:
+    """How a call is told apart from the other calls of its module: '' for the first call,
+    ' (call 2)' for a later one, ' step 3' for a time step found inside a call."""
+    if grp.step is not None:
+        return f" step {grp.step + 1}"
+    n = grp.key.rsplit("@", 1)[1]
+    return "" if n == "0" else f" (call {n})"
+
+
 def _fold_label(paths: list[str]) -> str:
     first, last = paths[0], paths[-1]
     if first == last:
@@ -80,7 +92,9 @@ def _calls(g: WalkedGraph, classes: dict):
             if key is None:                     # the previous op was not inside p: a new call
                 key = f"{p}@{counts.get(p, 0)}"
                 counts[p] = counts.get(p, 0) + 1
-                groups[key] = Group(key, "call", p, parent, p, classes.get(p))
+                note = g.scopes.get(p)       # a gradient's box is labelled by its last part: grad(mul)#2
+                groups[key] = Group(key, "call", p, parent, p.rsplit(".", 1)[-1] if note else p, classes.get(p),
+                                    note=note)
                 ops_of[key] = []
             ops_of[key].append(nid)
             groups[key].ops += 1
@@ -89,6 +103,50 @@ def _calls(g: WalkedGraph, classes: dict):
         chains[nid] = chain
         prev = current
     return groups, chains, ops_of
+
+
+def _split_steps(g: WalkedGraph, groups: dict, chains: dict, ops_of: dict) -> dict:
+    """Give the time steps found inside each call (steps.py) a group of their own, between the call
+    and its sub-calls; returns the groups in first-op order with the steps after their call."""
+    producer = {dst: src for src, dst, _ in g.edges if g.nodes[src].kind == "op"}
+    inputs: dict = {}
+    for src, dst, _ in g.edges:
+        if src in producer:
+            inputs.setdefault(dst, []).append(producer[src])
+    subcalls: dict = {}
+    for key, grp in groups.items():
+        if grp.parent is not None:
+            subcalls.setdefault(grp.parent, []).append(key)
+    ordered = {}
+    for key, grp in groups.items():
+        ordered[key] = grp
+        ops = ops_of[key]
+        pos = {o: i for i, o in enumerate(ops)}
+        cut = len(grp.path)
+        found = find_steps([(g.nodes[o].module[cut:], g.nodes[o].op) for o in ops],
+                           [{pos[q] for q in inputs.get(o, ()) if q in pos} for o in ops])
+        if found is None:
+            continue
+        start, period, count = found
+        bounds = [(start + j * period, start + (j + 1) * period) for j in range(count)]
+        step_of = {o: j for j, (lo, hi) in enumerate(bounds) for o in ops[lo:hi]}
+        own = [{o for o in ops[lo:hi] if g.nodes[o].module == grp.path} for lo, hi in bounds]
+        inside = {c: {step_of.get(o) for o in ops_of[c]} for c in subcalls.get(key, ())}
+        if not all(own) or any(len(js) != 1 or None in js for js in inside.values() if js & set(step_of.values())):
+            continue          # a step without the module's own ops, or a sub-call across a boundary
+        for j, (lo, hi) in enumerate(bounds):
+            skey = f"{key}/step{j}"
+            ordered[skey] = Group(skey, "call", grp.path, key, grp.label, grp.cls, ops=hi - lo, step=j,
+                                  note=grp.note)
+            ops_of[skey] = ops[lo:hi]
+            for o in ops[lo:hi]:
+                c = chains[o]
+                c.insert(c.index(key) + 1, skey)
+        for c, js in inside.items():
+            (j,) = js
+            if j is not None:
+                groups[c].parent = f"{key}/step{j}"
+    return ordered
 
 
 def _signature(g: WalkedGraph, path: str, ops: list) -> tuple:
@@ -106,6 +164,7 @@ def group(g: WalkedGraph, classes: dict | None = None) -> Grouping:
     labels and to keep blocks of different classes apart)."""
     classes = classes or {}
     groups, chains, ops_of = _calls(g, classes)
+    groups = _split_steps(g, groups, chains, ops_of)
     children: dict = {}
     for key, grp in groups.items():
         children.setdefault(grp.parent, []).append(key)
@@ -122,8 +181,9 @@ def group(g: WalkedGraph, classes: dict | None = None) -> Grouping:
                 continue
             first = groups[members[0]]
             fkey = f"fold/{first.key}"
-            folds[fkey] = Group(fkey, "fold", first.path, parent, _fold_label([groups[m].path for m in members]),
-                                first.cls, len(members), sum(groups[m].ops for m in members), members=members)
+            label = _fold_label([groups[m].path for m in members]) + (" steps" if first.step is not None else "")
+            folds[fkey] = Group(fkey, "fold", first.path, parent, label, first.cls, len(members),
+                                sum(groups[m].ops for m in members), members=members)
             for m in members:
                 groups[m].parent = fkey
             base = _produced(g, ops_of[members[0]])

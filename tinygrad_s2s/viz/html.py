@@ -21,8 +21,9 @@ import numpy as np
 from ..serialization import write_bytes as _write_bytes
 from ..tensor import Tensor, saved_input, saved_output
 from .dot import closed_groups, module_classes
+from .gradients import norm, tensor_gradient_norms
 from .graph import walk
-from .grouping import group, plan
+from .grouping import group, plan, which_call
 
 VENDORED_GRAPHVIZ = "hpcc-js-wasm-graphviz-1.29.2.js"
 MAX_OPS_AT_LOAD = 50          # the page opens at the deepest level that shows at most this many ops
@@ -45,28 +46,30 @@ def _number(v):
 def _norm(array):
     """The 2-norm of an array (NumPy or CuPy) as a JSON number, or None when it has no numbers."""
     try:
-        a = np.asarray(array.get() if hasattr(array, "get") else array, dtype=np.float64)   # CuPy -> host
+        return _number(norm(array))
     except (TypeError, ValueError):
         return None
-    return _number(np.sqrt(np.sum(a * a)))
 
 
 def _saved(fn) -> list:
-    """What an op kept for backward, as (name, shape, dtype, norm): the arrays in its attributes and
-    the inputs and outputs its class declares with `saved_input` / `saved_output`."""
-    arrays = dict(vars(fn))
+    """What an op kept for backward, as [name, shape, dtype, norm]: the inputs and outputs its class
+    declares (`x = saved_input(0)`, `y = saved_output(0)`) and the arrays it stored on itself."""
+    found = {}
     if getattr(fn, "inputs", None) is not None:     # released after backward: nothing is kept
         for name in dir(type(fn)):
             if isinstance(getattr(type(fn), name, None), (saved_input, saved_output)):
-                arrays[name] = getattr(fn, name)
+                found[name] = getattr(fn, name)
+    for name, value in vars(fn).items():
+        if name not in _BOOKKEEPING and hasattr(value, "shape") and hasattr(value, "dtype"):
+            found[name] = value
     out = []
-    for name, value in sorted(arrays.items()):
-        if name in ("inputs", "outputs", "needs_grad", "out_meta", "saved_outputs") \
-                or not hasattr(value, "shape") or not hasattr(value, "dtype"):
-            continue
+    for name, value in sorted(found.items()):
         norm = _norm(value) if np.dtype(value.dtype).kind in "fiub" else None
         out.append([name, _fmt_shape(tuple(value.shape)), str(value.dtype), norm])
     return out
+
+
+_BOOKKEEPING = {"inputs", "outputs", "saved_outputs", "needs_grad", "out_meta", "versions", "where"}
 
 
 def graph_data(*outputs: Tensor, module=None, title: str | None = None) -> dict:
@@ -81,17 +84,18 @@ def graph_data(*outputs: Tensor, module=None, title: str | None = None) -> dict:
              "chain": grouping.chains.get(nid, [])}
         if n.kind == "op":
             fn = n.ref
-            d.update(op=n.op, loc=getattr(fn, "location", None), saved=_saved(fn),
-                     ins=[_fmt_shape(tuple(x.shape)) for x in fn.inputs])
+            d.update(op=n.op, loc=fn.location(), saved=_saved(fn),
+                     ins=[_fmt_shape(tuple(x.shape)) for x in fn.inputs], bw=g.scopes.get(n.module))
         else:
             d.update(name=n.name, param=n.is_param, leaf=n.is_leaf, out=n.is_output,
                      value=_number(n.value), rg=n.requires_grad)
-            grad = getattr(n.ref, "grad", None)        # only leaves hold .grad
-            if grad is not None:
-                d["grad"] = _norm(grad.data)
         nodes[nid] = d
+    for nid, value in _gradient_norms(g, outputs).items():
+        nodes[nid]["grad"] = _number(value)
     groups = {k: {"kind": grp.kind, "path": grp.path, "parent": grp.parent, "label": grp.label, "cls": grp.cls,
-                  "count": grp.count, "ops": grp.ops, "recurrent": grp.recurrent}
+                  "count": grp.count, "ops": grp.ops, "recurrent": grp.recurrent, "which": which_call(grp),
+                  "steps": grp.kind == "fold" and grouping.groups[grp.members[0]].step is not None,
+                  "note": grp.note}
               for k, grp in grouping.groups.items()}
     alias = {}
     for (tid, fold), base in grouping.alias.items():
@@ -99,6 +103,16 @@ def graph_data(*outputs: Tensor, module=None, title: str | None = None) -> dict:
     return {"title": title or "computation graph", "nodes": nodes, "edges": [list(e[:2]) for e in g.edges],
             "groups": groups, "alias": alias, "open": sorted(open_at_load(g, grouping)),
             "maxOps": MAX_OPS_AT_LOAD}
+
+
+def _gradient_norms(g, outputs) -> dict:
+    """Every tensor's gradient norm when a backward already ran over this retained graph (a leaf holds
+    a .grad) and the first output is a scalar loss; {} otherwise."""
+    ran = any(n.is_leaf and getattr(n.ref, "grad", None) is not None for n in g.nodes.values())
+    out = outputs[0]
+    if not ran or out.size != 1 or not out.requires_grad or out.creator is None:
+        return {}
+    return tensor_gradient_norms(g, out)
 
 
 def open_at_load(g, grouping, max_ops: int = MAX_OPS_AT_LOAD) -> set:
@@ -155,9 +169,12 @@ def to_html(outputs, path, *, module=None, title: str | None = None) -> str:
     Module boxes expand and collapse on click (the page opens at the deepest level showing at most
     about 50 ops); repeated calls and identical blocks fold into a box marked xT that can be unrolled;
     shapes label the edges; hovering shows op, shapes, dtype, module path and the file:line that
-    called it (recorded under `record_locations()`); a search box finds module paths and op names.
-    After `backward(retain_graph=True)` the gradient norms of leaf tensors can be overlaid, and an
-    op's saved tensors are listed on hover. `module`, the Module that was called, adds class names.
+    called it; a search box finds module paths and op names.
+    The graph of a gradient (`backward(create_graph=True)`, `tg.grad`) draws each backward pass as a
+    box `backwardN` and each op's backward in it as a box `grad(OP)`, its ops in red.
+    After `backward(retain_graph=True)` (a leaf holds a .grad and the first output is a scalar) every
+    tensor's gradient norm can be overlaid (`gradients.tensor_gradient_norms`), and an op's saved
+    tensors are listed on hover. `module`, the Module that was called, adds class names.
     """
     if isinstance(outputs, Tensor):
         outputs = (outputs,)

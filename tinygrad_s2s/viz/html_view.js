@@ -59,11 +59,11 @@ function plan() {
     if (!items.get(where).includes(ref)) items.get(where).push(ref);
     for (let w = where; w; w = G[w].parent) if (!items.has(G[w].parent ?? null)) items.set(G[w].parent ?? null, []);
   };
-  const edge = (a, b, label) => {
+  const edge = (a, b, tensor) => {       // `tensor`: the intermediate tensor the edge carries
     if (a === b) return;
     const key = a + "\u0000" + b;
-    if (!edges.has(key)) edges.set(key, { a, b, labels: new Set() });
-    if (label) edges.get(key).labels.add(label);
+    if (!edges.has(key)) edges.set(key, { a, b, tensors: [] });
+    if (tensor) edges.get(key).tensors.push(tensor);
   };
   for (const [id, n] of Object.entries(N)) {
     if (n.k !== "op") continue;
@@ -82,14 +82,14 @@ function plan() {
       if (swallowed) continue;
       place(id, clusterOf(n.chain, i));
       for (const r of rs) edge(id, rep[r], null);
-      if (producer[id]) edge(rep[producer[id]], id, n.shape);
+      if (producer[id]) edge(rep[producer[id]], id, null);
       continue;
     }
     const src = rep[producer[id]];
     for (const r of rs) {
       const b = rep[r];
       if (b === src || (G[b] && n.chain.includes(b))) continue;   // never out of a box and back in
-      edge(src, b, n.shape);
+      edge(src, b, id);
     }
   }
   return { rep, items, edges: [...edges.values()], loops: [...loops] };
@@ -103,12 +103,12 @@ function gradRange() {
   return norms.length ? [Math.min(...norms), Math.max(...norms)] : null;
 }
 
-function gradColour(norm, range) {
-  if (typeof norm !== "number") return "#f4cccc";        // NaN or Inf arrive as text
-  if (!range || norm <= 0) return "#ffffff";
+function gradColour(norm, range, line = false) {
+  if (typeof norm !== "number") return line ? "#cc0000" : "#f4cccc";    // NaN or Inf arrive as text
+  if (!range || norm <= 0) return line ? "#bbbbbb" : "#ffffff";
   const t = range[1] > range[0] ? (Math.log10(norm) - range[0]) / (range[1] - range[0]) : 1;
   const mix = (a, b) => Math.round(a + (b - a) * t);
-  return `rgb(${mix(255, 230)},${mix(255, 102)},${mix(255, 102)})`;
+  return line ? `rgb(${mix(190, 204)},${mix(190, 0)},${mix(190, 0)})` : `rgb(${mix(255, 230)},${mix(255, 102)},${mix(255, 102)})`;
 }
 
 function toDot(p) {
@@ -131,24 +131,41 @@ function toDot(p) {
     for (const ref of p.items.get(where) || []) out.push(indent + nodeDot(ref, sid, range));
     for (const key of children.get(where) || []) {
       const g = G[key];
-      const head = g.kind === "fold" ? `${g.label}  ×${g.count} unrolled` : (g.cls ? `${g.cls} (${g.path})` : g.path);
-      const call = g.kind === "call" && !key.endsWith("@0") ? `, call ${key.split("@").pop()}` : "";
+      const where = g.kind === "call" ? g.label + g.which : g.path;
+      const head = g.kind === "fold" ? `${g.label}  ×${g.count} unrolled` : (g.cls ? `${g.cls} (${where})` : where);
       out.push(`${indent}subgraph "cluster_${esc(key)}" {`);
-      out.push(`${indent}  id="${sid("cluster", key)}" label="▾ ${esc(head + call)}" labeljust=l fontsize=11 ` +
+      out.push(`${indent}  id="${sid("cluster", key)}" label="▾ ${esc(head)}" labeljust=l fontsize=11 ` +
                `style="rounded,filled${g.kind === "fold" ? ",dashed" : ""}" fillcolor="${FILL[g.path.split(".").length % FILL.length]}" color="#999999";`);
       emit(key, indent + "  ");
       out.push(`${indent}}`);
     }
   };
   emit(null, "  ");
-  for (const e of p.edges) {
-    const labels = [...e.labels];
-    const label = labels.length ? ` [label="${esc(labels.slice(0, 2).join(" ") + (labels.length > 2 ? " …" : ""))}"]` : "";
-    out.push(`  "${esc(e.a)}" -> "${esc(e.b)}"${label};`);
+  for (const e of p.edges) out.push(`  "${esc(e.a)}" -> "${esc(e.b)}"${edgeAttrs(e, range)};`);
+  for (const key of p.loops) {
+    out.push(`  "${esc(key)}" -> "${esc(key)}" [style=dashed color="#a64d79" label="${G[key].steps ? "next step" : "next call"}"];`);
   }
-  for (const key of p.loops) out.push(`  "${esc(key)}" -> "${esc(key)}" [style=dashed color="#a64d79" label="next call"];`);
   out.push("}");
   return out.join("\n");
+}
+
+// an edge is labelled with the shapes it carries (and, with the overlay on, their gradient norms,
+// the largest setting its colour)
+function edgeAttrs(e, range) {
+  if (!e.tensors.length) return "";
+  const shapes = [...new Set(e.tensors.map((t) => N[t].shape))];
+  let label = shapes.slice(0, 2).join(" ") + (shapes.length > 2 ? " …" : "");
+  let extra = "";
+  if (showGrads) {
+    const norms = e.tensors.map((t) => N[t].grad).filter((g) => g !== undefined);
+    if (norms.length) {
+      const bad = norms.find((g) => typeof g !== "number");
+      const top = bad ?? Math.max(...norms);
+      label += `\n‖g‖ ${fmt(top)}`;
+      extra = ` color="${gradColour(top, range, true)}" penwidth=2`;
+    }
+  }
+  return ` [label="${esc(label)}"${extra}]`;
 }
 
 function nodeDot(ref, sid, range) {
@@ -160,13 +177,14 @@ function nodeDot(ref, sid, range) {
       return `"${esc(ref)}" [id="${sid("box", ref)}" shape=box3d style="filled,bold" fillcolor="#ead1dc" color="#a64d79" ` +
              `label="${esc(`▸ ${head}${g.label}  ×${g.count}\n${plural(each, "op")} each`)}"];`;
     }
-    const call = ref.endsWith("@0") ? "" : ` (call ${ref.split("@").pop()})`;
+    const call = g.which;
     return `"${esc(ref)}" [id="${sid("box", ref)}" shape=box3d style=filled fillcolor="#d9d2e9" color="#674ea7" ` +
-           `label="${esc(`▸ ${head}${g.path}${call}\n${plural(g.ops, "op")}`)}"];`;
+           `label="${esc(`▸ ${head}${g.label}${call}\n${plural(g.ops, "op")}`)}"];`;
   }
   const n = N[ref];
   if (n.k === "op") {
-    return `"${esc(ref)}" [id="${sid("op", ref)}" shape=box style="rounded,filled" fillcolor="#c9daf8" color="#3c78d8" label="${esc(n.op)}"];`;
+    const [fill, color] = n.bw ? ["#f4cccc", "#cc4125"] : ["#c9daf8", "#3c78d8"];   // red: recorded in a backward
+    return `"${esc(ref)}" [id="${sid("op", ref)}" shape=box style="rounded,filled" fillcolor="${fill}" color="${color}" label="${esc(n.op)}"];`;
   }
   const lines = [];
   if (n.name) lines.push(n.name); else if (n.value !== null && n.value !== undefined) lines.push(fmt(n.value));
@@ -189,6 +207,7 @@ function render(anchor) {
   const p = plan();
   const svg = graphviz.dot(toDot(p));
   $("graph").innerHTML = svg;
+  applyZoom();
   for (const el of $("graph").querySelectorAll("g[id]")) {
     const ref = svgRefs.get(el.id);
     if (!ref) continue;
@@ -197,11 +216,18 @@ function render(anchor) {
       : ref.kind === "box" ? "cluster closed" : "cluster open");
     el.querySelector("title")?.remove();       // the info panel replaces the browser's tooltip
   }
-  if (before) {                                  // keep the clicked box where the user was looking
-    const after = elementFor(anchor)?.getBoundingClientRect();
-    if (after) { $("view").scrollLeft += after.left - before.left; $("view").scrollTop += after.top - before.top; }
+  const graph = $("graph"), view = $("view");
+  const after = before ? elementFor(anchor)?.getBoundingClientRect() : null;
+  if (after) {                                   // keep the clicked box where the user was looking
+    view.scrollLeft += after.left - before.left;
+    view.scrollTop += after.top - before.top;
+    const now = elementFor(anchor).getBoundingClientRect();    // scrolling stops at the drawing's edge:
+    for (const [side, a, b] of [["marginLeft", before.left, now.left], ["marginTop", before.top, now.top]]) {
+      graph.style[side] = `${Math.max(0, (parseFloat(graph.style[side]) || 0) + a - b)}px`;   // a margin does the rest
+    }
+  } else {
+    graph.style.marginLeft = graph.style.marginTop = "0px";
   }
-  applyZoom();
   renders++;
   const { ops, boxes } = countVisible();
   $("status").textContent = `${plural(ops, "op")} and ${plural(boxes, "module box", "module boxes")} shown of ${plural(Object.values(N).filter((n) => n.k === "op").length, "op")}`;
@@ -246,6 +272,7 @@ function infoFor(ref) {
     const g = G[ref];
     title = g.cls ? `${g.cls} — ${g.label}` : g.label;
     row("module", `<code>${html(g.path)}</code>`);
+    if (g.note) row("holds", html(g.note));
     if (g.kind === "fold") { row("folded", `${g.count} identical calls (click to ${open.has(ref) ? "fold" : "unroll"})`); row("ops", `${Math.round(g.ops / g.count)} each`); }
     else row("ops", String(g.ops));
     if (g.recurrent) row("recurrent", "each call reads the previous call's output");
@@ -254,9 +281,10 @@ function infoFor(ref) {
     const n = N[ref];
     title = `op ${n.op}`;
     row("module", `<code>${html(n.module || "(top level)")}</code>`);
+    if (n.bw) row("part of", html(n.bw));
     row("inputs", n.ins.map(html).join(", "));
     row("output", `${html(n.shape)} ${html(n.dtype)}`);
-    row("called at", n.loc ? `<code>${html(n.loc)}</code>` : '<span class="hint">not recorded (build the graph inside tg.viz.record_locations())</span>');
+    row("called at", `<code>${html(n.loc)}</code>`);
     if (n.saved.length) row("saved for backward", n.saved.map(([name, shape, dtype, norm]) =>
       `<code>${html(name)}</code> ${html(shape)} ${html(dtype)}${norm === null ? "" : ` ‖·‖ ${fmt(norm)}`}`).join("<br>"));
   } else {
@@ -346,6 +374,14 @@ async function main() {
   document.body.dataset.readyMs = Math.round(performance.now());
   document.body.dataset.state = "ready";
 }
+
+// Headless tools that wait in virtual time (chromium --dump-dom --virtual-time-budget=MS) advance it
+// whenever the page is idle, and compiling the layout engine happens off the main thread; a chain
+// of zero-delay messages keeps the page busy until the first drawing is on screen, so the dump
+// shows it. In a normal browser this only yields to the event loop for the ~1 s of loading.
+const keepBusy = new MessageChannel();
+keepBusy.port1.onmessage = () => { if (document.body.dataset.state === "loading") keepBusy.port2.postMessage(0); };
+keepBusy.port2.postMessage(0);
 
 globalThis.tgReady = main().catch((err) => {
   document.body.dataset.state = "error";

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import random as tg_random
 from ..registry import create_model
-from ..tensor import Tensor, module_scope, record_locations
+from ..tensor import Tensor, module_scope
 
 BATCH = 2             # N: two sequences, so the batch axis is visible in the shapes
 ANSWER_STEPS = 2      # decoder steps of the whole-model drawing
@@ -71,8 +71,9 @@ def attention_step(attention, seq_len: int, hidden_size: int, seed: int = 0) -> 
 def whole_model(model, name: str, vocab_size: int, seq_len: int, seed: int = 0) -> ModelGraph:
     """The model's mean cross-entropy on a tiny batch: every op of the unrolled encoder and decoder."""
     rng = np.random.default_rng(seed)
-    xs = Tensor(rng.integers(0, vocab_size, (BATCH, seq_len)), name="xs")
-    ts = Tensor(rng.integers(0, vocab_size, (BATCH, 1 + ANSWER_STEPS)), name="ts")
+    # int64 NumPy ids, as every command hands a model (the plugin contract's "inputs")
+    xs = rng.integers(0, vocab_size, (BATCH, seq_len), dtype=np.int64)
+    ts = rng.integers(0, vocab_size, (BATCH, 1 + ANSWER_STEPS), dtype=np.int64)
     loss = model(xs, ts)
     if not isinstance(loss, Tensor) or loss.creator is None:
         raise TypeError(f"model '{name}' returned {type(loss).__name__} without a recorded graph; "
@@ -86,28 +87,24 @@ def model_graph(name: str, whole: bool = False, seq_len: int | None = None, voca
                 wordvec_size: int = 3, hidden_size: int = 4, seed: int = 0, **extra) -> ModelGraph:
     """Build registered model `name` at tiny sizes (`extra` goes to its constructor) and record the
     graph to draw: one attention step when the model has a module of class `Attention` and `whole` is
-    false, else the whole unrolled loss (with a `note` saying why, when one step was asked for).
-
-    Each op records the file and line that called it (`record_locations`), for the HTML view's hover.
-    """
+    false, else the whole unrolled loss (with a `note` saying why, when one step was asked for)."""
     state = tg_random.get_state()
     tg_random.manual_seed(seed)        # same weights every time, without disturbing the caller's stream
     try:
         model = create_model(name, vocab_size, wordvec_size=wordvec_size, hidden_size=hidden_size, **extra)
-        with record_locations():
-            if whole:
-                return whole_model(model, name, vocab_size, seq_len or 3, seed)
-            found = find_attention(model)
-            if found is None:
-                why = f"model '{name}' has no module of class {ATTENTION_CLASS}"
-            else:
-                try:
-                    return attention_step(found[1], seq_len or 5, hidden_size, seed)
-                except (TypeError, ValueError) as exc:
-                    why = (f"its {ATTENTION_CLASS} module '{found[0]}' cannot be called as "
-                           f"attention(hs (N, T, H), h (N, H)): {' '.join(str(exc).split())}")
-            drawn = whole_model(model, name, vocab_size, seq_len or 3, seed)
-            drawn.note = f"drawing the whole model instead of one attention step: {why}"
-            return drawn
+        if whole:
+            return whole_model(model, name, vocab_size, seq_len or 3, seed)
+        found = find_attention(model)
+        if found is None:
+            why = f"model '{name}' has no module of class {ATTENTION_CLASS}"
+        else:
+            try:
+                return attention_step(found[1], seq_len or 5, hidden_size, seed)
+            except (TypeError, ValueError) as exc:
+                why = (f"its {ATTENTION_CLASS} module '{found[0]}' cannot be called as "
+                       f"attention(hs (N, T, H), h (N, H)): {' '.join(str(exc).split())}")
+        drawn = whole_model(model, name, vocab_size, seq_len or 3, seed)
+        drawn.note = f"drawing the whole model instead of one attention step: {why}"
+        return drawn
     finally:
         tg_random.set_state(state)

@@ -1,0 +1,87 @@
+"""The README's engine examples run as written: gradients of gradients and a user's op under the battery."""
+import re
+import runpy
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tinygrad_s2s as tg
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def _blocks(section):
+    body = README.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", body, re.S)
+
+
+def _run(code, tmp_path):
+    """Run a README block as a user would: saved to a file (Hypothesis reads composite sources)."""
+    path = tmp_path / "readme_example.py"
+    path.write_text(code)
+    return runpy.run_path(str(path))
+
+
+def test_hessian_vector_product_and_gradient_penalty_example(tmp_path):
+    scope = _run(_blocks("Gradients of gradients")[0], tmp_path)
+    w, v, hvp = scope["w"], scope["v"], scope["hvp"]
+    t = np.tanh(w.numpy())
+    s2 = 1 - t * t                             # d/dw tanh^3 = 3 t^2 s2; its derivative, times v
+    np.testing.assert_allclose(hvp.numpy(), (6 * t * s2 * s2 - 6 * t ** 3 * s2) * v, rtol=1e-5, atol=1e-6)
+    critic = scope["critic"]
+    assert critic.weight.grad is not None and critic.weight.grad.shape == (4, 1)
+
+
+def test_the_graph_of_a_gradient_example_draws_tanh_derivatives_and_plots_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)                  # the block writes into ./graphviz_out, as a user's would
+    scope = _run(_blocks("Gradients of gradients")[1], tmp_path)
+    for name in ("tanh-grad1", "tanh-grad2", "tanh-grad3", "tanh-grad3-passes", "tanh-derivatives"):
+        assert (tmp_path / "graphviz_out" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    y = np.tanh(scope["xs"].numpy())
+    expected = [y, 1 - y ** 2, -2 * y * (1 - y ** 2), -2 * (1 - y ** 2) * (1 - 3 * y ** 2)]
+    for got, want in zip(scope["curves"], expected):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-13, atol=1e-14)
+    assert sum(n.kind == "op" for n in tg.viz.walk(scope["g"]).nodes.values()) == 20   # as the README says
+
+
+def test_the_users_fused_layer_norm_passes_the_battery_and_a_broken_one_is_named(tmp_path):
+    scope = _run(_blocks("Test your own ops with the library's battery")[0], tmp_path)   # runs check_op(SPEC)
+    LayerNorm, SPEC = scope["LayerNorm"], scope["SPEC"]
+
+    class Broken(LayerNorm):
+        def backward(self, gy):
+            gx, gg, gb = super().backward(gy)
+            return gx + 0.1 * (gy * self.g).sum(axis=-1, keepdims=True), gg, gb   # a wrong mean term
+    broken = tg.testing.OpSpec("layer_norm", lambda x, g, b: Broken.apply(x, g, b, eps=1e-5),
+                               SPEC.ref, SPEC.inputs)
+    with pytest.raises(AssertionError) as info:
+        tg.testing.check_op(broken, checks=["gradient"])
+    msg = str(info.value)
+    assert re.match(r"layer_norm: gradient: gradcheck: input 0 at index \([\d, ]+\): analytic "
+                    r"\S+ vs numerical \S+", msg), msg
+    assert "input shapes" in msg
+
+
+def test_op_test_cases_generates_one_case_per_op_and_check(tmp_path):
+    scope = _run(_blocks("Test your own ops with the library's battery")[0].replace("check_op(SPEC) ", "pass "),
+                 tmp_path)
+    cases = tg.testing.op_test_cases([scope["SPEC"]])
+    ids = [c.id for c in cases]
+    assert ids == [f"layer_norm-{c}" for c in tg.testing.CHECKS if c != "kinks"]
+    with pytest.raises(ValueError, match="unknown check 'speed'"):
+        tg.testing.check_op(scope["SPEC"], checks=["speed"])
+
+
+def test_the_readme_pytest_snippet_generates_tests_in_a_users_project(tmp_path):
+    import subprocess
+    import sys
+    ops_code, test_code = _blocks("Test your own ops with the library's battery")
+    (tmp_path / "my_ops.py").write_text(ops_code.replace("check_op(SPEC) ", "pass "))
+    (tmp_path / "test_mine.py").write_text(test_code)
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_mine.py",
+                          "-k", "forward_float64 or invariants", "-rA"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "test_my_ops[layer_norm-forward_float64]" in run.stdout
+    assert "test_my_ops[layer_norm-invariants]" in run.stdout and "2 passed" in run.stdout
