@@ -16,7 +16,7 @@ import statistics
 import numpy as np
 
 from .common import fmt_time, geomean, parser, print_table, setting_label, target_line, time_alternating
-from .processes import dispatch, summarize
+from .processes import Summary, dispatch, summarize
 
 MIN_ELEMENTS = 4
 
@@ -168,6 +168,20 @@ def measure(bench, only=None) -> dict:
     return cases
 
 
+def geomean_summary(results, setting) -> Summary:
+    """The geometric mean over ops of ours/torch, per pair; its median and spread over the pairs
+    (ours and torch: the geometric means of the per-op times)."""
+    pairs = list(zip(results.children(setting, "ours"), results.children(setting, "torch")))
+    per_pair, ours_gm, torch_gm = [], [], []
+    for ours, theirs in pairs:
+        names = [n for n, c in theirs["cases"].items() if c["seconds"] is not None]
+        per_pair.append(geomean([ours["cases"][n]["seconds"] / theirs["cases"][n]["seconds"] for n in names]))
+        ours_gm.append(geomean([ours["cases"][n]["seconds"] for n in names]))
+        torch_gm.append(geomean([theirs["cases"][n]["seconds"] for n in names]))
+    return Summary(statistics.median(ours_gm), statistics.median(torch_gm), statistics.median(per_pair),
+                   min(per_pair), max(per_pair))
+
+
 def report(bench, results):
     verdicts = []
     for setting in bench.settings:
@@ -189,13 +203,12 @@ def report(bench, results):
                           "(median per call over process pairs; lower is better)")
         if not torch_runs:
             continue
-        per_pair = [geomean(r) for r in pair_ratios]
-        gm = statistics.median(per_pair)
+        gm = geomean_summary(results, setting)
         compared = sum(r is not None for r in pair_ratios[0])
         print(f"{setting_label(setting)}: ops compared {compared} of {len(rows)}; geometric mean ours/torch "
-              f"{gm:.2f}x (spread over pairs {min(per_pair):.2f}-{max(per_pair):.2f}x)\n")
-        verdicts.append(target_line(f"geometric mean ours/torch, {setting_label(setting)}, vs issue 2", gm, 3.0))
-        verdicts.append(target_line(f"geometric mean ours/torch, {setting_label(setting)}, vs issue 6", gm, 1.5))
+              f"{gm.ratio:.2f}x (spread over pairs {gm.spread()})\n")
+        verdicts.append(target_line(f"geometric mean ours/torch, {setting_label(setting)}, vs issue 2", gm.ratio, 3.0))
+        verdicts.append(target_line(f"geometric mean ours/torch, {setting_label(setting)}, vs issue 6", gm.ratio, 1.5))
     for line in verdicts:
         print(line)
     return results

@@ -141,7 +141,30 @@ def test_scaling_and_deep_chain(torch_mode, capsys):
     assert chain[0][0] == "2,000" and chain[0][-1] == "ok"
 
 
-@pytest.mark.parametrize("name", BENCHMARKS)
+def test_summary_needs_torch(monkeypatch):
+    from benchmarks import summary
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(SystemExit, match="compares with PyTorch: install it"):
+        summary.main(["--quick"])
+
+
+@pytest.mark.skipif(not torch_installed(), reason="PyTorch not installed (the bench extra)")
+def test_summary_prints_the_readme_table(capsys):
+    from benchmarks import summary
+    summary.main(["--quick", "--threads", "1", "--repeats", "2"])
+    out = capsys.readouterr().out
+    for name in ("train_step", "evaluate", "lstm_layer", "op_overhead", "memory"):
+        assert f"==== python -m benchmarks.{name} --quick --threads 1" in out
+    table = out[out.index("==== README speed table"):].splitlines()
+    assert table[2] == "| benchmark | 1 thread |"
+    rows = [ln for ln in table if ln.startswith("| ") and not ln.startswith(("| benchmark", "| ---"))]
+    assert len(rows) == 3 + 3 + 3   # training x3, decoding x3, LSTM layer, per-op overhead, peak RSS
+    for row in rows:
+        assert re.fullmatch(r"\| .+ \(--quick sizes: meaningless\) \| [\d.]+x \([\d.]+-[\d.]+\): .+ vs .+ \|", row), row
+    assert re.search(r"load average \(1, 5, 15 min\): [\d. ]+ before, [\d. ]+ after", out)
+
+
+@pytest.mark.parametrize("name", [*BENCHMARKS, "summary", "gpu_check"])
 def test_each_benchmark_documents_its_command(name):
     module = importlib.import_module(f"benchmarks.{name}")
     assert f"python -m benchmarks.{name}" in module.__doc__
@@ -290,3 +313,12 @@ def test_accuracy_runs_train_with_one_blas_thread_unless_told(monkeypatch):
     out = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=clean, capture_output=True,
                          text=True, timeout=60)
     assert out.stdout.strip() == "1", out.stderr
+
+
+def test_beam_benchmark_quick(capsys):
+    """benchmarks.beam --quick: greedy and beam-5 timed on every workload, a verdict per model."""
+    from benchmarks import beam
+    rows = beam.main(["--quick", "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert "beam-5 / greedy vs issue 14" in out and "load average" in out
+    assert len(rows) == 3

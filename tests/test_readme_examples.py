@@ -33,6 +33,18 @@ def test_hessian_vector_product_and_gradient_penalty_example(tmp_path):
     assert critic.weight.grad is not None and critic.weight.grad.shape == (4, 1)
 
 
+def test_the_graph_of_a_gradient_example_draws_tanh_derivatives_and_plots_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)                  # the block writes into ./graphviz_out, as a user's would
+    scope = _run(_blocks("Gradients of gradients")[1], tmp_path)
+    for name in ("tanh-grad1", "tanh-grad2", "tanh-grad3", "tanh-grad3-passes", "tanh-derivatives"):
+        assert (tmp_path / "graphviz_out" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    y = np.tanh(scope["xs"].numpy())
+    expected = [y, 1 - y ** 2, -2 * y * (1 - y ** 2), -2 * (1 - y ** 2) * (1 - 3 * y ** 2)]
+    for got, want in zip(scope["curves"], expected):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-13, atol=1e-14)
+    assert sum(n.kind == "op" for n in tg.viz.walk(scope["g"]).nodes.values()) == 20   # as the README says
+
+
 def test_the_users_fused_layer_norm_passes_the_battery_and_a_broken_one_is_named(tmp_path):
     scope = _run(_blocks("Test your own ops with the library's battery")[0], tmp_path)   # runs check_op(SPEC)
     LayerNorm, SPEC = scope["LayerNorm"], scope["SPEC"]

@@ -336,9 +336,8 @@ def test_deep_lstm_residual_connections():
         for p in model.encoder.layers[0].parameters():
             p.data = p.data * 0
         below = model.encoder(xs)[0].numpy()
-        bi = (model.encoder.lstm_fwd(model.encoder.embed(xs))
-              + model.encoder.lstm_bwd(model.encoder.embed(xs[:, ::-1]))[:, ::-1]).numpy()
-    np.testing.assert_allclose(below, bi, rtol=1e-12)
+        both = model.encoder.lstm(model.encoder.embed(xs)).numpy()
+    np.testing.assert_allclose(below, both[:, :, :8] + both[:, :, 8:], rtol=1e-12)
     assert not np.allclose(top, below)
 
 
@@ -405,3 +404,22 @@ def test_a_tiny_reversal_task_is_learned(name, extra, steps):
     assert last < 0.25 * first, (first, last)
     accuracy = (model.generate(xs, 0, 4) == xs[:, ::-1]).mean()
     assert accuracy > 0.8, accuracy
+
+
+def test_deep_lstm_loads_checkpoints_from_before_the_bidirectional_option(tmp_path):
+    """Its first encoder layer was two LSTMs, `encoder.lstm_fwd` and `encoder.lstm_bwd`; such a state
+    dict loads into the one bidirectional `encoder.lstm` and gives the same loss."""
+    model = build("deep_lstm", layers=2)
+    old = {}
+    for name, value in model.state_dict().items():
+        if name.startswith("encoder.lstm."):
+            rest = name[len("encoder.lstm."):]
+            name = ("encoder.lstm_bwd." + rest[:-len("_reverse")] if rest.endswith("_reverse")
+                    else "encoder.lstm_fwd." + rest)
+        old[name] = value
+    tg.save(old, tmp_path / "old.npz")
+    twin = build("deep_lstm", layers=2, seed=5)
+    twin.load_state_dict(tg.load(tmp_path / "old.npz"))
+    xs, ts = batch()
+    model.eval(), twin.eval()
+    assert twin(xs, ts).item() == model(xs, ts).item()

@@ -10,6 +10,7 @@ from .ops import (abs, add, broadcast_to, clip, concat, div, dropout, exp, expan
                   sub, sum, take_along_axis, tanh, transpose, unstack, where)
 from .factories import arange, full, ones, ones_like, zeros, zeros_like
 from .fused import lstm_cell, lstm_sequence
+from .fused_gru import gru_sequence
 from . import nn, optim
 from .serialization import load, save
 from .registry import available_models, create_model, register_model
@@ -21,7 +22,7 @@ __all__ = [
     "Function", "Tensor", "abs", "add", "allocator", "arange", "available_models", "backend",
     "broadcast_to", "clip", "concat", "create_model", "current_module_path", "default_dtype",
     "detect_anomaly", "div", "dropout", "enable_grad", "exp", "expand_dims", "full", "get_default_dtype",
-    "getitem", "grad", "is_grad_enabled", "load", "log", "log_softmax", "logsumexp", "lstm_cell", "lstm_sequence",
+    "getitem", "grad", "gru_sequence", "is_grad_enabled", "load", "log", "log_softmax", "logsumexp", "lstm_cell", "lstm_sequence",
     "manual_seed", "matmul", "max", "maximum", "mean", "minimum", "mul", "neg", "nn", "no_grad", "ones",
     "ones_like", "optim", "pow", "random", "register_model", "relu", "repeat", "reshape", "save", "saved_input", "saved_output",
     "set_default_dtype", "sigmoid", "softmax", "softmax_cross_entropy", "split", "sqrt", "squeeze",

@@ -39,6 +39,11 @@ def non_negative_float(text: str) -> float:
     return _number(text, float, "a non-negative finite number", lambda v: v >= 0 and math.isfinite(v))
 
 
+def probability(text: str) -> float:
+    """A number in (0, 1]."""
+    return _number(text, float, "a number in (0, 1]", lambda v: 0 < v <= 1)
+
+
 def _no_constant(name: str):
     raise ValueError(f"{name} is not a finite number")
 

@@ -1,9 +1,10 @@
-"""The `models`, `datasets` and `gradcheck` commands: what is registered and available."""
+"""The `models`, `datasets`, `gradcheck` and `check` commands: what is registered and available, and
+whether a model keeps the plugin contract."""
 from __future__ import annotations
 
 import sys
 
-from .argtypes import non_negative_int, positive_int
+from .argtypes import model_arg, non_negative_int, positive_int
 from .cli_base import emit_json
 
 
@@ -32,6 +33,21 @@ def add_subparsers(sub) -> None:
     p.add_argument("--seed", type=non_negative_int, default=0,
                    help="seed of the weights, inputs and sampled entries (default 0)")
     p.set_defaults(func=cmd_gradcheck)
+
+    p = sub.add_parser("check", help="check that a model keeps the plugin contract",
+                       description="Run the plugin conformance battery on a registered model at tiny "
+                                   "sizes: it builds, one optimizer step on a scalar float loss, a "
+                                   "whole-model gradient check, generate's shape and dtype, greedy = "
+                                   "beam 1, a save/load round trip through its config, the strict fake "
+                                   "GPU, a drawing. Exit 1 quotes the contract item a failure broke.")
+    p.add_argument("model", help="registered model name")
+    p.add_argument("--model-arg", dest="model_args", action="append", type=model_arg, default=[],
+                   metavar="KEY=VALUE", help="extra keyword for the model's constructor, repeatable "
+                                             "(VALUE read as JSON when it parses)")
+    p.add_argument("--no-device", dest="device", action="store_false", help="skip the fake-GPU item")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the weights and inputs (default 0)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=cmd_check)
 
 
 def cmd_models(args) -> int:
@@ -107,4 +123,21 @@ def cmd_gradcheck(args) -> int:
         print(f"  {name.ljust(width)}  {n} entries")
     print(f"gradcheck {args.model}: OK, {len(counts)} parameters, {sum(counts.values())} entries match "
           "float64 central differences")
+    return 0
+
+
+def cmd_check(args) -> int:
+    """tinygrad-s2s check MODEL: the plugin contract, item by item (tg.testing.check_model)."""
+    from .contract import CONTRACT  # noqa: PLC0415
+    from .registry import require_model  # noqa: PLC0415
+    from .testing import check_model  # noqa: PLC0415
+    require_model(args.model)
+    extra = dict(args.model_args)
+    checked = check_model(args.model, seed=args.seed, device=args.device, **extra)
+    if args.json:
+        emit_json({"model": args.model, "model_args": extra, "passed": checked})
+        return 0
+    for item in checked:
+        print(f"  ok  {item}: {CONTRACT[item]}")
+    print(f"check {args.model}: OK, {len(checked)} contract items")
     return 0

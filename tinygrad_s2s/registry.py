@@ -2,6 +2,7 @@
 entry-point group `tinygrad_s2s.models` (the project's own zoo included), loaded on first use."""
 from __future__ import annotations
 
+import json
 import warnings
 from importlib.metadata import entry_points
 
@@ -76,7 +77,22 @@ def registered_name(model) -> str | None:
 
 
 def create_model(name: str, vocab_size: int, wordvec_size: int = 16, hidden_size: int = 128, **extra):
-    """Build a registered model; `model(xs, ts)` is its mean loss, `model.generate(...)` decodes."""
+    """Build a registered model; `model(xs, ts)` is its mean loss, `model.generate(...)` decodes.
+    A model that sets no `config` gets the keyword arguments it was built with as its `config`, so a
+    saved run rebuilds the same model."""
     require_model(name)
-    return _models[name][0](vocab_size=vocab_size, wordvec_size=wordvec_size, hidden_size=hidden_size,
-                            **extra)
+    kwargs = dict(vocab_size=vocab_size, wordvec_size=wordvec_size, hidden_size=hidden_size, **extra)
+    return record_config(_models[name][0](**kwargs), kwargs, name)
+
+
+def record_config(model, kwargs: dict, name: str):
+    """Give `model` the keyword arguments it was built with as its `config` when it set none itself:
+    without one, a saved run could not rebuild the model it trained. Returns the model."""
+    if getattr(model, "config", None) is None:
+        try:
+            json.dumps(kwargs)
+        except TypeError as exc:
+            raise ValueError(f"model '{name}': its keyword arguments must be JSON-able to be saved with a "
+                             f"run ({exc}); give the model a `config` dict that is") from None
+        model.config = dict(kwargs)
+    return model

@@ -22,6 +22,7 @@ from . import backend
 _state = {"grad": True, "anomaly": False, "dtype": np.dtype(np.float32)}
 _scope = [""]                   # module path stack; Module.__call__ pushes its dotted path
 _seq = itertools.count()         # tie-breaker so the heap never compares Functions
+_recording = [None]              # the GradOf under which a backward is being recorded (create_graph)
 _clock = [0]                     # counts in-place changes; a backward checks versions only if it moved
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -146,6 +147,54 @@ class saved_output(_Saved):
                              "recorded for backward")
 
 
+class BackwardPass:
+    """One recorded backward run (`backward(create_graph=True)`, `tg.grad(..., create_graph=True)`):
+    the file:line that called it and the order of the derivative it computes (1 + the highest order
+    among the recorded ops it differentiates)."""
+    __slots__ = ("location", "order")
+
+    def __init__(self, location: str):
+        self.location, self.order = location, 1
+
+
+class GradOf:
+    """What recorded a node during a BackwardPass (the node's `grad_of`): the backward of op `op`
+    (its module path and forward file:line; `of` is that op's own GradOf when it was itself recorded
+    in a backward), or with `op` None the pass's own work (summing gradients, handing them out)."""
+    __slots__ = ("op", "module", "location", "of", "pass_")
+
+    def __init__(self, op, module: str, location: str, of, pass_: BackwardPass):
+        self.op, self.module, self.location, self.of, self.pass_ = op, module, location, of, pass_
+
+
+@contextlib.contextmanager
+def _recorded(record):
+    """Ops created inside get `grad_of = record`."""
+    _recording.append(record)
+    try:
+        yield
+    finally:
+        _recording.pop()
+
+
+def _backward_pass(create_graph: bool):
+    """The context of one public backward call: a new BackwardPass when it records a graph and is not
+    already inside one (a reference composition differentiated within a pass stays in that pass)."""
+    if not create_graph or _recording[-1] is not None:
+        return contextlib.nullcontext()
+    return _recorded(GradOf(None, current_module_path(), user_location(), None, BackwardPass(user_location())))
+
+
+def _grad_of(fn) -> GradOf:
+    """The record for fn's backward in the pass being recorded; raises that pass's order to one more
+    than the order of the pass that made fn."""
+    current = _recording[-1].pass_
+    made = fn.grad_of.pass_ if fn.grad_of is not None else None
+    if made is not current:
+        current.order = max(current.order, (made.order if made is not None else 0) + 1)
+    return GradOf(fn.op, fn.module, fn.location(), fn.grad_of, current)
+
+
 class Function:
     """One primitive. Subclasses define `forward(*arrays)` and `backward(*grads)` on raw arrays.
 
@@ -165,6 +214,7 @@ class Function:
     The engine then calls it with Tensor gradients and Tensor saved values, so the gradient it returns
     is itself a graph. A class with a `reference(self, *inputs)` method (the op rebuilt from such ops)
     is differentiated through that instead; any other op refuses create_graph=True with a clear error.
+    A node made while a backward is recorded has `grad_of` (a GradOf: which op's backward, which pass).
     """
     name = None  # op name shown in errors and graphs; defaults to the lowercase class name
     takes_missing_grads = False
@@ -173,6 +223,7 @@ class Function:
     saved_inputs = ()    # indices of inputs read in backward (set from the saved_input attributes)
     needs_grad = ()      # per input, whether it needs a gradient; () when no graph is recorded
     _saved_in_attrs = _saved_out_attrs = ()   # (attribute name, index) of the descriptors
+    grad_of = None       # a GradOf on nodes recorded during backward(create_graph=True)
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -238,6 +289,8 @@ class Function:
             fn.outputs = tuple(weakref.ref(o) for o in outs)
             fn.out_meta = tuple((y.shape, y.dtype) for y in ys)
             fn.seq = next(_seq)
+            if _recording[-1] is not None:
+                fn.grad_of = _recording[-1]
             for i, o in enumerate(outs):
                 o.creator, o.out_index, o.generation = fn, i, fn.generation + 1
         return outs if multi else outs[0]
@@ -273,7 +326,7 @@ class Function:
         return f"<Function {self.op} module='{getattr(self, 'module', '')}'>"
 
 
-_KEEP_AFTER_RELEASE = ("module", "call_site", "generation", "out_meta", "seq", "outputs", "needs_grad")
+_KEEP_AFTER_RELEASE = ("module", "call_site", "generation", "out_meta", "seq", "outputs", "needs_grad", "grad_of")
 
 
 def _is_inside(filename: str) -> bool:
@@ -514,7 +567,8 @@ class Tensor:
                                         "from inputs with requires_grad=False or under no_grad())"))
         g = _seed_grad("backward", self, grad, create_graph)
         keep = create_graph if retain_graph is None else retain_graph
-        run_backward([self], [g], keep, create_graph)
+        with _backward_pass(create_graph):
+            run_backward([self], [g], keep, create_graph)
 
     def _accumulate(self, g, create_graph: bool = False) -> None:
         if create_graph:
@@ -579,8 +633,8 @@ def run_backward(roots, grads, retain_graph: bool, create_graph: bool = False, w
 
     Gradients go into the leaves' `.grad`, or, when `wanted` is a dict (`tg.grad`), only into its
     entries: keyed by the Tensor for a leaf, by (creator, out_index) otherwise. With `create_graph`
-    every gradient is a Tensor and each backward is recorded as ops. `roots` and `grads` may also be
-    one tensor and its gradient.
+    every gradient is a Tensor and each backward is recorded as ops (call it inside a `_backward_pass`).
+    `roots` and `grads` may also be one tensor and its gradient.
     """
     if isinstance(roots, Tensor):
         roots, grads = [roots], [grads]
@@ -687,8 +741,9 @@ def _nodes_leading_to(roots, wanted) -> set:
 
 
 def _call_graph_backward(fn, gys) -> tuple:
-    """fn's backward recorded as ops: on Tensors, or through the op's reference composition."""
-    with _setting("grad", True):
+    """fn's backward recorded as ops (on Tensors, or through the op's reference composition), with
+    broadcasting undone inside the same record, so every op it adds is drawn as part of fn's backward."""
+    with _setting("grad", True), _recorded(_grad_of(fn)):
         if fn.twice_differentiable:
             d = fn.__dict__
             arrays = {name: d[name] for name, _ in fn._saved_in_attrs + fn._saved_out_attrs}
@@ -712,7 +767,9 @@ def _call_graph_backward(fn, gys) -> tuple:
                 "differentiate it; set twice_differentiable = True once its backward runs on Tensors "
                 "(saved_input/saved_output for what it reads), or give it a reference(*inputs) built "
                 "from ops")))
-    return tuple(None if g is None else _as_node(g) for g in gxs)
+        gxs = tuple(None if g is None else _as_node(g) for g in gxs)
+        return tuple(g if g is None or not x.requires_grad or (g.shape == x.shape and g.dtype.kind == "f")
+                     else _check_grad(fn, i, g, x, True) for i, (x, g) in enumerate(zip(fn.inputs, gxs)))
 
 
 def _reference_vjp(fn, gys) -> tuple:
@@ -752,17 +809,18 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         pairs.append((o, _seed_grad("grad", o, g, create_graph)))
     wanted = {(t if t.creator is None else (t.creator, t.out_index)): None for t in inputs}
     keep = create_graph if retain_graph is None else retain_graph
-    run_backward([o for o, _ in pairs], [g for _, g in pairs], keep, create_graph, wanted)
     result = []
-    for k, t in enumerate(inputs):
-        g = wanted[t if t.creator is None else (t.creator, t.out_index)]
-        if g is None and not allow_unused:
-            raise RuntimeError(describe("grad", f"input {k} (shape {t.shape}) is not used by the outputs' "
-                                        "graph; pass allow_unused=True to get None for it"))
-        if g is not None:
-            g = _fresh(g) if isinstance(g, Tensor) else Tensor._wrap(
-                backend.get_array_module(g).asarray(g).astype(t.dtype, copy=True), False)
-        result.append(g)
+    with _backward_pass(create_graph):
+        run_backward([o for o, _ in pairs], [g for _, g in pairs], keep, create_graph, wanted)
+        for k, t in enumerate(inputs):
+            g = wanted[t if t.creator is None else (t.creator, t.out_index)]
+            if g is None and not allow_unused:
+                raise RuntimeError(describe("grad", f"input {k} (shape {t.shape}) is not used by the "
+                                            "outputs' graph; pass allow_unused=True to get None for it"))
+            if g is not None:
+                g = _fresh(g) if isinstance(g, Tensor) else Tensor._wrap(
+                    backend.get_array_module(g).asarray(g).astype(t.dtype, copy=True), False)
+            result.append(g)
     return tuple(result)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import optim, random, rundir
+from .contract import check_loss
 from .data import Dataset, batch_indices
 from .evaluation import exact_match, format_examples, generate_batched
 from .registry import registered_name
@@ -248,7 +249,7 @@ class Trainer:
                 if stop.requested:
                     raise KeyboardInterrupt
                 idx = batches[b]
-                loss = self.model(ds.x_train[idx], ds.t_train[idx])
+                loss = check_loss(self.model(ds.x_train[idx], ds.t_train[idx]), self.config.model)
                 value = float(loss.item())
                 if not math.isfinite(value):
                     raise self._diverged("loss", value, b)

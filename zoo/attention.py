@@ -46,12 +46,10 @@ class AttentionSeq2seq(Seq2seqModel):
         self._attention = self.decoder.attention.last_weights
         return out
 
-    def decoder_steps(self, xs):
+    def decode_start(self, xs):
         enc_hs, h = self.encoder(xs)
-        state = [h, None]
+        return enc_hs, (h, None)
 
-        def step(ids):
-            logits = self.decoder(ids, enc_hs, *state)
-            state[:] = self.decoder.lstm.h, self.decoder.lstm.c
-            return logits[:, 0], self.decoder.attention.last_weights
-        return step
+    def decode_step(self, ids, enc_hs, state):
+        logits = self.decoder(ids, enc_hs, *state)
+        return logits[:, 0], (self.decoder.lstm.h, self.decoder.lstm.c), self.decoder.attention.last_weights

@@ -18,22 +18,22 @@ from .common import Seq2seqModel
 
 class DeepEncoder(nn.Module):
     """Embedding -> bidirectional LSTM (directions summed) -> (layers - 1) residual LSTMs.
-    Returns the top states (N, T, H) and each layer's final (h, c)."""
+    Returns the top states (N, T, H) and each layer's final (h, c); the first layer's are its
+    forward direction's."""
 
     def __init__(self, vocab_size: int, wordvec_size: int, hidden_size: int, layers: int, dropout: float):
         super().__init__()
+        self.hidden_size = hidden_size
         self.embed = nn.Embedding(vocab_size, wordvec_size)
-        self.lstm_fwd = nn.LSTM(wordvec_size, hidden_size)
-        self.lstm_bwd = nn.LSTM(wordvec_size, hidden_size)
+        self.lstm = nn.LSTM(wordvec_size, hidden_size, bidirectional=True)
         self.layers = nn.ModuleList(nn.LSTM(hidden_size, hidden_size) for _ in range(layers - 1))
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, xs):
-        fwd = self.lstm_fwd(self.embed(xs))
-        # the backward direction reads the question right to left; flip its states back to align them
-        bwd = self.lstm_bwd(self.embed(xs[:, ::-1]))[:, ::-1]
-        x = fwd + bwd
-        states = [(self.lstm_fwd.h, self.lstm_fwd.c)]
+        H = self.hidden_size
+        both = self.lstm(self.embed(xs))             # (N, T, 2H): forward states, then backward ones
+        x = both[:, :, :H] + both[:, :, H:]
+        states = [(self.lstm.h[:, :H], self.lstm.c[:, :H])]
         for lstm in self.layers:
             x = x + lstm(self.dropout(x))
             states.append((lstm.h, lstm.c))
@@ -87,18 +87,26 @@ class DeepLSTMSeq2seq(Seq2seqModel):
         self.encoder = DeepEncoder(vocab_size, wordvec_size, hidden_size, int(layers), dropout)
         self.decoder = DeepDecoder(vocab_size, wordvec_size, hidden_size, int(layers), dropout, fused)
 
+    def load_state_dict(self, state, strict: bool = True) -> None:
+        """Also loads checkpoints saved before the first encoder layer became one bidirectional LSTM,
+        when its directions were `encoder.lstm_fwd` and `encoder.lstm_bwd` (same weights, renamed)."""
+        renamed = {}
+        for name, value in state.items():
+            for old, suffix in (("encoder.lstm_fwd.", ""), ("encoder.lstm_bwd.", "_reverse")):
+                if name.startswith(old):
+                    name = "encoder.lstm." + name[len(old):] + suffix
+            renamed[name] = value
+        super().load_state_dict(renamed, strict)
+
     def logits(self, xs, ts_in):
         enc_hs, states = self.encoder(xs)
         out = self.decoder(ts_in, enc_hs, states)
         self._attention = self.decoder.attention.last_weights
         return out
 
-    def decoder_steps(self, xs):
-        enc_hs, states = self.encoder(xs)
-        state = [states]
+    def decode_start(self, xs):
+        return self.encoder(xs)
 
-        def step(ids):
-            logits = self.decoder(ids, enc_hs, state[0])
-            state[0] = self.decoder.states
-            return logits[:, 0], self.decoder.attention.last_weights
-        return step
+    def decode_step(self, ids, enc_hs, states):
+        logits = self.decoder(ids, enc_hs, states)
+        return logits[:, 0], self.decoder.states, self.decoder.attention.last_weights

@@ -39,12 +39,10 @@ class PeekySeq2seq(Seq2seqModel):
         _, h = self.encoder(xs)
         return self.decoder(ts_in, h)
 
-    def decoder_steps(self, xs):
+    def decode_start(self, xs):
         _, h_enc = self.encoder(xs)
-        state = [None, None]
+        return h_enc, (h_enc, None)
 
-        def step(ids):
-            logits = self.decoder(ids, h_enc, *state)
-            state[:] = self.decoder.lstm.h, self.decoder.lstm.c
-            return logits[:, 0]
-        return step
+    def decode_step(self, ids, h_enc, state):
+        logits = self.decoder(ids, h_enc, *state)
+        return logits[:, 0], (self.decoder.lstm.h, self.decoder.lstm.c)

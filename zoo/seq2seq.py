@@ -35,12 +35,10 @@ class Seq2seq(Seq2seqModel):
         _, h = self.encoder(xs)
         return self.decoder(ts_in, h)
 
-    def decoder_steps(self, xs):
+    def decode_start(self, xs):
         _, h = self.encoder(xs)
-        state = [h, None]
+        return None, (h, None)
 
-        def step(ids):
-            logits = self.decoder(ids, *state)
-            state[:] = self.decoder.lstm.h, self.decoder.lstm.c
-            return logits[:, 0]
-        return step
+    def decode_step(self, ids, memory, state):
+        logits = self.decoder(ids, *state)
+        return logits[:, 0], (self.decoder.lstm.h, self.decoder.lstm.c)

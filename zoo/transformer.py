@@ -139,16 +139,16 @@ class DecoderLayer(nn.Module):
 
     def step(self, x, memory_kv, cache):
         """One new position x (N, 1, d) given the cross-attention keys/values of the memory and the
-        self-attention keys/values of the earlier positions in `cache` (a list it appends to); the
-        causal mask is implicit, since only earlier positions are cached."""
+        self-attention keys/values (N, heads, j, d // heads) of the j earlier positions in `cache`
+        (None for none): returns the output and the cache with this position added. The causal
+        mask is implicit, since only earlier positions are cached."""
         y = self.norm1(x)
-        k, v = self.self_attn.keys_values(y)
-        cache.append((k, v))
-        keys = tg.concat([kv[0] for kv in cache], axis=2)
-        values = tg.concat([kv[1] for kv in cache], axis=2)
+        keys, values = self.self_attn.keys_values(y)
+        if cache is not None:
+            keys, values = tg.concat([cache[0], keys], axis=2), tg.concat([cache[1], values], axis=2)
         x = x + self.dropout(self.self_attn.attend(y, keys, values))
         x = x + self.dropout(self.cross_attn.attend(self.norm2(x), *memory_kv))
-        return x + self.dropout(self.ff(self.norm3(x)))
+        return x + self.dropout(self.ff(self.norm3(x))), (keys, values)
 
 
 class TransformerEncoder(nn.Module):
@@ -189,19 +189,20 @@ class TransformerDecoder(nn.Module):
         return self.affine(self.norm(x))
 
     def start(self, memory):
-        """Decoding state for `step`: each layer's cross-attention keys/values of the memory
-        (computed once) and an empty self-attention cache."""
-        return {"memory_kv": [layer.cross_attn.keys_values(memory) for layer in self.layers],
-                "caches": [[] for _ in self.layers], "position": 0}
+        """Decoding memory and state for `step`: each layer's cross-attention keys/values of the
+        memory (computed once), and a state of no cached positions yet."""
+        return ([layer.cross_attn.keys_values(memory) for layer in self.layers],
+                {"caches": [None] * len(self.layers), "position": 0})
 
-    def step(self, ids, state):
-        """Logits (N, 1, V) of one new position ids (N, 1), continuing `state` (updated in place);
-        the same values `forward` gives at that position."""
+    def step(self, ids, memory_kv, state):
+        """Logits (N, 1, V) of one new position ids (N, 1) and the state continuing `state`; the same
+        values `forward` gives at that position."""
         x = self.dropout(self.embed(ids, offset=state["position"]))
-        for layer, memory_kv, cache in zip(self.layers, state["memory_kv"], state["caches"]):
-            x = layer.step(x, memory_kv, cache)
-        state["position"] += ids.shape[1]
-        return self.affine(self.norm(x))
+        caches = []
+        for layer, kv, cache in zip(self.layers, memory_kv, state["caches"]):
+            x, cache = layer.step(x, kv, cache)
+            caches.append(cache)
+        return self.affine(self.norm(x)), {"caches": caches, "position": state["position"] + ids.shape[1]}
 
     def cross_attention(self):
         """Cross-attention weights of the top layer, averaged over heads: (N, L, T)."""
@@ -240,10 +241,9 @@ class Transformer(Seq2seqModel):
         self._attention = self.decoder.cross_attention()
         return out
 
-    def decoder_steps(self, xs):
-        state = self.decoder.start(self.encoder(xs))
+    def decode_start(self, xs):
+        return self.decoder.start(self.encoder(xs))
 
-        def step(ids):
-            logits = self.decoder.step(ids, state)
-            return logits[:, 0], self.decoder.cross_attention()
-        return step
+    def decode_step(self, ids, memory_kv, state):
+        logits, state = self.decoder.step(ids, memory_kv, state)
+        return logits[:, 0], state, self.decoder.cross_attention()

@@ -1,59 +1,132 @@
-"""An LSTM layer unrolled over time for a batch of sequences (the book's TimeLSTM)."""
+"""Recurrent layers unrolled over time for a batch of sequences: LSTM (the book's TimeLSTM) and its
+single step LSTMCell. The GRU twins are in gru.py; `bidirectional` works the same way in both."""
 from __future__ import annotations
 
 import numpy as np
 
-from ..fused import lstm_sequence, lstm_sequence_reference
+from .. import ops
+from ..fused import _zero_state, lstm_cell, lstm_sequence, lstm_sequence_reference
 from ..tensor import describe
 from .layers import _randn
 from .module import Module, Parameter
 
 
-class LSTM(Module):
-    """(N, T, D) -> hs (N, T, H). After a call, `self.h` and `self.c` hold the last states.
+def gate_weights(module, input_size: int, hidden_size: int, gates: int, suffix: str = "") -> None:
+    """Wx (D, gates*H), Wh (H, gates*H) and b (gates*H,) as Parameters named with `suffix`, scaled
+    by 1/sqrt(fan-in) as the book does."""
+    setattr(module, "Wx" + suffix, Parameter(_randn(input_size, gates * hidden_size, scale=1 / np.sqrt(input_size))))
+    setattr(module, "Wh" + suffix, Parameter(_randn(hidden_size, gates * hidden_size,
+                                                    scale=1 / np.sqrt(hidden_size))))
+    setattr(module, "b" + suffix, Parameter(np.zeros(gates * hidden_size)))
+
+
+class Recurrent(Module):
+    """What LSTM and GRU share: the weights (`Wx`, `Wh`, `b`, and with `bidirectional=True` a second
+    set `Wx_reverse`, `Wh_reverse`, `b_reverse` that reads the sequence right to left), the input
+    and state checks, the start state, and running both directions.
+
+    Bidirectional layers return (N, T, 2H): at each position the forward direction's state, then the
+    backward direction's (which has read the sequence from its end down to that position). Their
+    states `h` (and `c`) are (N, 2H): the forward direction's last state, then the backward one's
+    (its state after reading position 0); start states given to them are (N, 2H) in the same order.
+    """
+    gates = 0          # 4 for the LSTM, 3 for the GRU
+    state_names = ()   # ("h", "c") or ("h",)
+
+    def __init__(self, input_size: int, hidden_size: int, stateful: bool = False, fused: bool = True,
+                 bidirectional: bool = False):
+        super().__init__()
+        if stateful and bidirectional:
+            raise ValueError(f"{type(self).__name__.lower()}: stateful=True carries the state into the next "
+                             "call, which a right-to-left direction cannot continue; use one or the other")
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.stateful, self.fused, self.bidirectional = stateful, fused, bool(bidirectional)
+        gate_weights(self, input_size, hidden_size, self.gates)
+        if self.bidirectional:
+            gate_weights(self, input_size, hidden_size, self.gates, "_reverse")
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        """Forget the state given by `set_state` and the one kept by `stateful`."""
+        self._start = {name: None for name in self.state_names}
+        for name in self.state_names:
+            setattr(self, name, None)
+
+    def _layer(self, xs, starts, suffix):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _run(self, xs, **given):
+        op = type(self).__name__.lower()
+        if xs.ndim != 3 or xs.shape[2] != self.input_size:
+            raise ValueError(describe(op, f"expected input (N, T, {self.input_size}), got {xs.shape}", [xs.shape]))
+        N, H = xs.shape[0], self.hidden_size
+        width = 2 * H if self.bidirectional else H
+        starts = []
+        for name in self.state_names:   # None: a zero start state
+            s = given[name] if given[name] is not None else self._start[name]
+            if s is not None and s.shape != (N, width):
+                raise ValueError(describe(op, f"state {name} has shape {s.shape}, expected {(N, width)}",
+                                          [xs.shape, s.shape]))
+            starts.append(s)
+        if not self.bidirectional:
+            hs, *last = self._layer(xs, starts, "")
+        else:
+            halves = [(None, None) if s is None else (s[:, :H], s[:, H:]) for s in starts]
+            hs, *last = self._layer(xs, [f for f, _ in halves], "")
+            hs_b, *last_b = self._layer(xs[:, ::-1], [b for _, b in halves], "_reverse")
+            hs = ops.concat([hs, hs_b[:, ::-1]], axis=2)
+            last = [ops.concat([f, b], axis=1) for f, b in zip(last, last_b)]
+        for name, s in zip(self.state_names, last):
+            setattr(self, name, s)
+            if self.stateful:
+                self._start[name] = s.detach()
+        return hs
+
+    def extra_repr(self):
+        return (f"{self.input_size}, {self.hidden_size}, stateful={self.stateful}"
+                + (", bidirectional=True" if self.bidirectional else ""))
+
+
+class LSTM(Recurrent):
+    """(N, T, D) -> hs (N, T, H), or (N, T, 2H) with `bidirectional=True` (see `Recurrent`). After a
+    call, `self.h` and `self.c` hold the last states.
 
     The initial state is, in order: the `h0`/`c0` arguments, the state given by `set_state`, or zeros.
     With `stateful=True` each call also carries its last state (detached) into the next call, as the
     book's decoder does while generating one character at a time. `fused=False` builds every step from
     primitives (slower; every gate shows in graph drawings).
     """
-
-    def __init__(self, input_size: int, hidden_size: int, stateful: bool = False, fused: bool = True):
-        super().__init__()
-        self.input_size, self.hidden_size = input_size, hidden_size
-        self.stateful, self.fused = stateful, fused
-        self.Wx = Parameter(_randn(input_size, 4 * hidden_size, scale=1 / np.sqrt(input_size)))
-        self.Wh = Parameter(_randn(hidden_size, 4 * hidden_size, scale=1 / np.sqrt(hidden_size)))
-        self.b = Parameter(np.zeros(4 * hidden_size))
-        self.h = self.c = None
-        self._h0 = self._c0 = None
+    gates, state_names = 4, ("h", "c")
 
     def set_state(self, h, c=None) -> None:
         """Start the next call(s) from h (and c; zeros when None)."""
-        self._h0, self._c0 = h, c
+        self._start = {"h": h, "c": c}
 
-    def reset_state(self) -> None:
-        self._h0 = self._c0 = None
-        self.h = self.c = None
+    def _layer(self, xs, starts, suffix):
+        layer = lstm_sequence if self.fused else lstm_sequence_reference
+        Wx, b, Wh = (getattr(self, n + suffix) for n in ("Wx", "b", "Wh"))
+        return layer(xs, Wx, b, starts[0], starts[1], Wh)
 
     def forward(self, xs, h0=None, c0=None):
-        if xs.ndim != 3 or xs.shape[2] != self.input_size:
-            raise ValueError(describe("lstm", f"expected input (N, T, {self.input_size}), got {xs.shape}",
-                                      [xs.shape]))
-        N, T, _ = xs.shape
-        H = self.hidden_size
-        h = h0 if h0 is not None else self._h0
-        c = c0 if c0 is not None else self._c0
-        for name, s in (("h", h), ("c", c)):   # None: a zero start state
-            if s is not None and s.shape != (N, H):
-                raise ValueError(describe("lstm", f"state {name} has shape {s.shape}, expected {(N, H)}",
-                                          [xs.shape, s.shape]))
-        layer = lstm_sequence if self.fused else lstm_sequence_reference
-        hs, h, c = layer(xs, self.Wx, self.b, h, c, self.Wh)
-        self.h, self.c = h, c
-        if self.stateful:
-            self._h0, self._c0 = h.detach(), c.detach()
-        return hs
+        return self._run(xs, h=h0, c=c0)
+
+
+class LSTMCell(Module):
+    """One LSTM step (the weights and gate order of `LSTM`): x (N, D), h, c (N, H) or None for zeros
+    -> (h', c'). For decoders that feed each output back in, one step at a time."""
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+        gate_weights(self, input_size, hidden_size, 4)
+
+    def forward(self, x, h=None, c=None):
+        if x.ndim != 2 or x.shape[1] != self.input_size:
+            raise ValueError(describe("lstmcell", f"expected input (N, {self.input_size}), got {x.shape}", [x.shape]))
+        a = ops.matmul(x, self.Wx) + self.b
+        if h is not None:
+            a = a + ops.matmul(h, self.Wh)
+        return lstm_cell(a, _zero_state(x, self.Wh) if c is None else c)
 
     def extra_repr(self):
-        return f"{self.input_size}, {self.hidden_size}, stateful={self.stateful}"
+        return f"{self.input_size}, {self.hidden_size}"

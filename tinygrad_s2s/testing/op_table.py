@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.lib.array_utils import normalize_axis_tuple
 
-from .. import fused, ops
+from .. import fused, fused_gru, ops
 from ..random import manual_seed
 from .battery import OpSpec
 from .strategies import arrays, axes, axis, broadcastable_shapes, shapes
@@ -182,6 +182,15 @@ def _lstm_sequence(draw):
 
 
 @st.composite
+def _gru_sequence(draw):
+    # small sizes, as for lstm_sequence: the second-order check runs the reference per perturbed element
+    n, t, d, h = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 2)),
+                  draw(st.integers(1, 2)))
+    return [draw(arrays((n, t, d))), draw(arrays((d, 3 * h), -1, 1)), draw(arrays((3 * h,))),
+            draw(arrays((n, h))), draw(arrays((h, 3 * h), -1, 1))], {}
+
+
+@st.composite
 def _binary_apart(draw, tied=False):
     """Two broadcastable arrays; apart by > 1e-3 everywhere (smooth), or with many ties (`tied`)."""
     sa, sb = draw(broadcastable_shapes())
@@ -299,6 +308,21 @@ def _lstm_sequence_joined(x, Wx, b, h, c, Wh):
     return ops.concat([hs, ops.reshape(h, (h.shape[0], 1, -1)), ops.reshape(c, (c.shape[0], 1, -1))], 1)
 
 
+def _gru_sequence_ref(x, Wx, b, h, Wh):
+    H, hs = h.shape[-1], []
+    for xw in np.moveaxis(x @ Wx + b, 1, 0):
+        z = _sigmoid_ref(xw[:, :H] + h @ Wh[:, :H])
+        r = _sigmoid_ref(xw[:, H:2 * H] + h @ Wh[:, H:2 * H])
+        h = (1 - z) * h + z * np.tanh(xw[:, 2 * H:] + (r * h) @ Wh[:, 2 * H:])
+        hs.append(h)
+    return np.concatenate([np.stack(hs, axis=1), h[:, None]], axis=1)
+
+
+def _gru_sequence_joined(x, Wx, b, h, Wh):
+    hs, h = fused_gru.gru_sequence(x, Wx, b, h, Wh)
+    return ops.concat([hs, ops.reshape(h, (h.shape[0], 1, -1))], 1)
+
+
 def _split_ref(x, sections, axis):
     return np.concatenate(np.split(x, sections, axis=axis), axis=axis)
 
@@ -363,6 +387,7 @@ OPS = [
     OpSpec("softmax_cross_entropy", ops.softmax_cross_entropy, _ce_ref, _cross_entropy()),
     OpSpec("lstm_cell", lambda a, c: ops.stack(fused.lstm_cell(a, c)), _lstm_ref, _lstm_cell()),
     OpSpec("lstm_sequence", _lstm_sequence_joined, _lstm_sequence_ref, _lstm_sequence()),
+    OpSpec("gru_sequence", _gru_sequence_joined, _gru_sequence_ref, _gru_sequence()),
 ]
 
 BY_NAME = {spec.name: spec for spec in OPS}

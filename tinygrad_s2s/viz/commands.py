@@ -65,6 +65,9 @@ def add_subparsers(subparsers) -> None:
                                  "the extension picks the format (png, svg, pdf)")
     p.add_argument("--length", type=_positive_int, default=None,
                    help="characters to decode, at most the run's answer length (the default)")
+    p.add_argument("--beam", type=_positive_int, default=1, metavar="B",
+                   help="decode by beam search with B hypotheses and draw the attention of its best answer "
+                        "(default 1: greedy)")
     p.set_defaults(func=cmd_attention_map)
 
 
@@ -154,6 +157,6 @@ def cmd_attention_map(args) -> int:
         raise UsageError(f"--length {args.length}: this run was trained on answers of {most} characters "
                          f"(answer width {run.answer_width} with the start mark); ask for at most {most}")
     out = args.out or os.path.join(DEFAULT_OUT_DIR, "attention_map.png")
-    path = attention_map_for_run(run, args.question, out, length=args.length, source=args.run)
+    path = attention_map_for_run(run, args.question, out, length=args.length, source=args.run, beam=args.beam)
     print(path)
     return 0

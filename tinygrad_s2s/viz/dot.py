@@ -8,13 +8,15 @@ from ..tensor import Tensor
 from .graph import walk
 from .grouping import group, level, plan, which_call
 
-# colours: ops blue, parameters orange, inputs grey, the requested outputs green; clusters shaded by depth
+# colours: ops blue (ops a backward pass recorded: red), parameters orange, inputs grey, the requested
+# outputs green; clusters shaded by depth
 STYLE = {
     "graph": {"rankdir": "TB", "fontname": "Helvetica", "fontsize": "12", "nodesep": "0.25",
               "ranksep": "0.3"},
     "node": {"fontname": "Helvetica", "fontsize": "10"},
     "edge": {"arrowsize": "0.6", "color": "#555555", "fontname": "Helvetica"},
     "op": {"shape": "box", "style": "rounded,filled", "fillcolor": "#c9daf8", "color": "#3c78d8"},
+    "grad_op": {"shape": "box", "style": "rounded,filled", "fillcolor": "#f4cccc", "color": "#cc4125"},
     "tensor": {"shape": "ellipse", "style": "filled", "fillcolor": "#ffffff", "color": "#666666",
                "height": "0.3"},
     "param": {"fillcolor": "#fce5cd", "color": "#e69138"},
@@ -139,11 +141,11 @@ def _emit_clusters(dot, g, grouping, drawn, show_shapes: bool) -> None:
             grp = groups[child]
             with target.subgraph(name=f"cluster_{_cluster_name(grp)}") as sub:
                 fill = STYLE["cluster_fill"][grp.path.count(".") % len(STYLE["cluster_fill"])]
-                where = grp.path + which_call(grp)
+                where = grp.label + which_call(grp)
                 # left-aligned lines (\\l) keep the label clear of edges entering the box's middle
                 sub.attr(label=f"{grp.cls}\\l({where})\\l" if grp.cls else f"{where}\\l", labeljust="l",
                          style="rounded,filled", fillcolor=fill, color="#999999", fontname="Helvetica",
-                         fontsize="11", tooltip=grp.path)
+                         fontsize="11", tooltip=grp.note or grp.path)
                 emit(sub, child)
 
     emit(dot, None)
@@ -164,7 +166,7 @@ def _emit_box(target, grp) -> None:
                     tooltip=f"{grp.label}: {grp.count} identical calls folded", **STYLE["folded"])
         return
     head += which_call(grp)
-    target.node(grp.key, f"{head}\\n{grp.ops} op{'s' if grp.ops != 1 else ''}", tooltip=grp.path,
+    target.node(grp.key, f"{head}\\n{grp.ops} op{'s' if grp.ops != 1 else ''}", tooltip=grp.note or grp.path,
                 **STYLE["collapsed"])
 
 
@@ -179,7 +181,8 @@ def _emit_edges(dot, drawn, grouping) -> None:
 
 def _emit_node(target, n, show_shapes: bool) -> None:
     if n.kind == "op":
-        target.node(n.id, n.op, tooltip=n.module or "(top level)", **STYLE["op"])
+        style = STYLE["op"] if n.grad_of is None else STYLE["grad_op"]
+        target.node(n.id, n.op, tooltip=n.module or "(top level)", **style)
         return
     lines = []
     if n.name:

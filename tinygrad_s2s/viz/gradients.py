@@ -44,7 +44,7 @@ def tensor_gradient_norms(g: WalkedGraph, output: Tensor) -> dict:
         for n in ops:
             n.ref.backward = watch(n, n.ref.backward)     # an instance attribute: this pass only
         seed = backend.get_array_module(output.data).ones(output.shape, dtype=output.dtype)
-        run_backward(output, seed, retain_graph=True)
+        run_backward([output], [seed], retain_graph=True)
         for n in leaves:
             if n.ref.grad is not None:
                 norms[n.id] = norm(n.ref.grad.data)

@@ -3,6 +3,11 @@
 Node ids are stable: ops are numbered in the order they were created (`op0`, `op1`, ...) and tensors
 in the order they are first met while reading the ops in that order (`t0`, `t1`, ...), so the same
 program gives the same ids on every run (never `id()`), and drawings built on them can be diffed.
+
+The graph of a gradient (`backward(create_graph=True)`, `tg.grad`) is drawn the same way: an op the
+engine recorded during a backward pass (its `grad_of`) gets a path that names the pass and the op
+whose backward made it (`backward1.encoder.grad(matmul)`, `backward2.grad(mul)#2`), so each pass and
+each op's backward becomes a box (see `_BackwardPaths`).
 """
 from __future__ import annotations
 
@@ -28,14 +33,17 @@ class GraphNode:
     value: float | None = None        # the number of a one-element constant leaf (e.g. the 2 in x*2)
     is_output: bool = False            # one of the tensors the drawing was asked for
     is_leaf: bool = False              # a tensor no recorded op produced (input, constant, parameter)
+    grad_of: object = None             # an op recorded inside a backward: the engine's GradOf
     ref: object = field(default=None, repr=False, compare=False)   # an op's Function; a leaf's Tensor
 
 
 @dataclass
 class WalkedGraph:
-    """Nodes in id order and edges (source id, target id, attributes) in data-flow order."""
+    """Nodes in id order, edges (source id, target id, attributes) in data-flow order, and for each
+    `grad(...)` path of a gradient's graph, what it holds (the backward of which op, called where)."""
     nodes: dict = field(default_factory=dict)
     edges: list = field(default_factory=list)
+    scopes: dict = field(default_factory=dict)
 
 
 class GraphFreedError(RuntimeError):
@@ -86,6 +94,7 @@ def walk(*outputs: Tensor) -> WalkedGraph:
     out_keys = {_key(t) for t in outputs}
     consumed = {_key(x) for fn in fns for x in fn.inputs}
     g = WalkedGraph()
+    backward_path = _BackwardPaths(g.scopes)
     tensor_ids: dict = {}
     leaf_readers: dict = {}
 
@@ -119,7 +128,9 @@ def walk(*outputs: Tensor) -> WalkedGraph:
             in_ids.append(tensor_node(key, x, x.creator, x.out_index))
             if x.creator is None:
                 leaf_readers.setdefault(key, []).append(fn.module)
-        g.nodes[oid] = GraphNode(oid, "op", fn.op, shape, dtype, fn.module, None, True, False, ref=fn)
+        module = fn.module if fn.grad_of is None else backward_path(fn.grad_of)
+        g.nodes[oid] = GraphNode(oid, "op", fn.op, shape, dtype, module, None, True, False, ref=fn,
+                                 grad_of=fn.grad_of)
         for tid in dict.fromkeys(in_ids):     # x*x is one edge that carries argument positions (0, 1)
             args = tuple(i for i, s in enumerate(in_ids) if s == tid)
             g.edges.append((tid, oid, {"args": args}))
@@ -137,6 +148,60 @@ def walk(*outputs: Tensor) -> WalkedGraph:
     return g
 
 
+class _BackwardPaths:
+    """The drawn module path of the ops a backward pass recorded (their GradOf): `backwardN` for the
+    pass that computed an N-th derivative, then `grad(F)` for the backward of op F, under F's module
+    path when F is an op of the forward (under the box of the op whose reference composition F
+    belongs to, when that was differentiated in the same pass). Two different records that would
+    share a path get `#2`, `#3`, ... in the order the drawing meets them, so the text never depends
+    on what ran before; what each path holds is in `scopes`."""
+
+    def __init__(self, scopes: dict):
+        self.scopes = scopes          # path -> what it holds
+        self.paths: dict = {}         # id(record) -> (full path, path inside its pass)
+
+    def __call__(self, record) -> str:
+        return self._place(record)[0]
+
+    def _unique(self, prefix: str, base: str, segment: str) -> tuple[str, str]:
+        inner, n = _join(base, segment), 1
+        while _join(prefix, inner) in self.scopes:
+            n += 1
+            inner = _join(base, f"{segment}#{n}")
+        return _join(prefix, inner), inner
+
+    def _place(self, record) -> tuple[str, str]:
+        known = self.paths.get(id(record))
+        if known is not None:
+            return known
+        p = record.pass_
+        top = self.paths.get(id(p))
+        if top is None:
+            top = self.paths[id(p)] = self._unique("", "", f"backward{p.order}")[0]
+            self.scopes[top] = (f"the ops recorded by a backward pass computing a derivative of order "
+                                f"{p.order}, called at {p.location}")
+        if record.op is None:        # the pass's own work: sums of gradients, the handed-out copies
+            place = (top, "")
+        else:
+            of = record.of
+            nested = of is not None and of.pass_ is p     # a reference composition differentiated in p
+            base = self._place(of)[1] if nested else record.module
+            place = self._unique(top, base, f"grad({record.op})")
+            if of is None:
+                where = f" in module '{record.module}'" if record.module else ""
+                note = f"the backward of {record.op}{where} ({record.op} called at {record.location})"
+            else:
+                note = (f"the backward of a {record.op} that {self._place(of)[0]} recorded "
+                        f"(at {record.location})")
+            self.scopes[place[0]] = note
+        self.paths[id(record)] = place
+        return place
+
+
+def _join(a: str, b: str) -> str:
+    return f"{a}.{b}" if a and b else a or b
+
+
 def _key(t: Tensor):
     # an op's output is identified by (op, index) since the Tensor itself may be gone
     return (id(t.creator), t.out_index) if t.creator is not None else ("leaf", id(t))
@@ -147,7 +212,8 @@ def to_networkx(*outputs: Tensor):
 
     One node per tensor and per op application, with stable ids (`t0`, `op0`, ...), and attributes
     `kind` ('tensor' or 'op'), `op` (op name; None for tensors), `shape` (for a multi-output op, the
-    tuple of its output shapes), `dtype`, `module` (dotted module path; for leaves see `walk`), `name`,
+    tuple of its output shapes), `dtype`, `module` (dotted module path; for leaves see `walk`; for ops
+    a backward pass recorded, the `backwardN. ... grad(OP)` path of the module docstring), `name`,
     `requires_grad` and `is_param`. Edges follow the data: tensor -> op (attribute `args`, the argument positions) and
     op -> tensor (attribute `out_index`). Works before backward or after `backward(retain_graph=True)`.
     """

@@ -29,13 +29,14 @@ class Group:
     kind: str                 # "call" or "fold"
     path: str                 # the module path (a fold: its first member's)
     parent: str | None        # the enclosing group's key (None at the top level)
-    label: str                # the path as shown: 'decoder.attention' or 'encoder.layers.0-1'
+    label: str                # the path as shown: 'decoder.attention', 'encoder.layers.0-1', 'grad(mul)'
     cls: str | None = None    # the module's class name, when known
     count: int = 1
     ops: int = 0
     recurrent: bool = False
     members: list = field(default_factory=list)   # a fold's call keys
     step: int | None = None   # a time step found inside a call (steps.py): its index from 0
+    note: str | None = None   # a gradient's `grad(...)` box: the backward it holds (graph.walk)
 
 
 @dataclass
@@ -91,7 +92,9 @@ def _calls(g: WalkedGraph, classes: dict):
             if key is None:                     # the previous op was not inside p: a new call
                 key = f"{p}@{counts.get(p, 0)}"
                 counts[p] = counts.get(p, 0) + 1
-                groups[key] = Group(key, "call", p, parent, p, classes.get(p))
+                note = g.scopes.get(p)       # a gradient's box is labelled by its last part: grad(mul)#2
+                groups[key] = Group(key, "call", p, parent, p.rsplit(".", 1)[-1] if note else p, classes.get(p),
+                                    note=note)
                 ops_of[key] = []
             ops_of[key].append(nid)
             groups[key].ops += 1
@@ -133,7 +136,8 @@ def _split_steps(g: WalkedGraph, groups: dict, chains: dict, ops_of: dict) -> di
             continue          # a step without the module's own ops, or a sub-call across a boundary
         for j, (lo, hi) in enumerate(bounds):
             skey = f"{key}/step{j}"
-            ordered[skey] = Group(skey, "call", grp.path, key, grp.path, grp.cls, ops=hi - lo, step=j)
+            ordered[skey] = Group(skey, "call", grp.path, key, grp.label, grp.cls, ops=hi - lo, step=j,
+                                  note=grp.note)
             ops_of[skey] = ops[lo:hi]
             for o in ops[lo:hi]:
                 c = chains[o]

@@ -66,11 +66,12 @@ def attention_heatmap(weights, src_tokens, tgt_tokens, path, *, title: str | Non
     return os.fspath(path)
 
 
-def attention_map_for_run(run, question: str, out, length: int | None = None, source=None) -> str:
+def attention_map_for_run(run, question: str, out, length: int | None = None, source=None, beam: int = 1) -> str:
     """Decode `question` with the attention model of `run` (a run directory, a checkpoint, or a run
-    `train.load_run` returned) and save the heatmap of its attention weights to `out`; the input is
-    shown in typed order even when the run was trained on reversed questions. `length` (default: the
-    trained answer length, also its maximum) is how many characters to decode."""
+    `train.load_run` returned), greedily or (`beam` > 1) by beam search, and save the heatmap of the
+    attention of the decoded answer to `out`; the input is shown in typed order even when the run was
+    trained on reversed questions. `length` (default: the trained answer length, also its maximum)
+    is how many characters to decode."""
     from ..train import load_run  # noqa: PLC0415 - the trainer pulls in the data pipeline
 
     if isinstance(run, (str, os.PathLike)):
@@ -82,7 +83,7 @@ def attention_map_for_run(run, question: str, out, length: int | None = None, so
         raise ValueError(f"{run_path}: length {length} is outside 1..{most}, the answer length the run "
                          "was trained on")
     x = run.encode_questions([question])
-    ids = run.model.generate(x, run.start_id, length)
+    ids = run.model.generate(x, run.start_id, length, **({"beam": beam} if beam > 1 else {}))
     weights = getattr(run.model, "attention_weights", None)
     if weights is None:
         raise ValueError(f"{run_path}: model '{run.config.get('model')}' records no attention weights "
@@ -96,5 +97,5 @@ def attention_map_for_run(run, question: str, out, length: int | None = None, so
     if run.reverse:               # undo the training-time reversal so the question reads left to right
         weights, src = weights[:, ::-1], src[::-1]
     answer = run.vocab.decode(ids[0])
-    title = f"{question!r} -> {answer.rstrip()!r}"
+    title = f"{question!r} -> {answer.rstrip()!r}" + (f" (beam {beam})" if beam > 1 else "")
     return attention_heatmap(weights, src, answer, out, title=title)

@@ -85,7 +85,7 @@ def graph_data(*outputs: Tensor, module=None, title: str | None = None) -> dict:
         if n.kind == "op":
             fn = n.ref
             d.update(op=n.op, loc=fn.location(), saved=_saved(fn),
-                     ins=[_fmt_shape(tuple(x.shape)) for x in fn.inputs])
+                     ins=[_fmt_shape(tuple(x.shape)) for x in fn.inputs], bw=g.scopes.get(n.module))
         else:
             d.update(name=n.name, param=n.is_param, leaf=n.is_leaf, out=n.is_output,
                      value=_number(n.value), rg=n.requires_grad)
@@ -94,7 +94,8 @@ def graph_data(*outputs: Tensor, module=None, title: str | None = None) -> dict:
         nodes[nid]["grad"] = _number(value)
     groups = {k: {"kind": grp.kind, "path": grp.path, "parent": grp.parent, "label": grp.label, "cls": grp.cls,
                   "count": grp.count, "ops": grp.ops, "recurrent": grp.recurrent, "which": which_call(grp),
-                  "steps": grp.kind == "fold" and grouping.groups[grp.members[0]].step is not None}
+                  "steps": grp.kind == "fold" and grouping.groups[grp.members[0]].step is not None,
+                  "note": grp.note}
               for k, grp in grouping.groups.items()}
     alias = {}
     for (tid, fold), base in grouping.alias.items():
@@ -169,6 +170,8 @@ def to_html(outputs, path, *, module=None, title: str | None = None) -> str:
     about 50 ops); repeated calls and identical blocks fold into a box marked xT that can be unrolled;
     shapes label the edges; hovering shows op, shapes, dtype, module path and the file:line that
     called it; a search box finds module paths and op names.
+    The graph of a gradient (`backward(create_graph=True)`, `tg.grad`) draws each backward pass as a
+    box `backwardN` and each op's backward in it as a box `grad(OP)`, its ops in red.
     After `backward(retain_graph=True)` (a leaf holds a .grad and the first output is a scalar) every
     tensor's gradient norm can be overlaid (`gradients.tensor_gradient_norms`), and an op's saved
     tensors are listed on hover. `module`, the Module that was called, adds class names.

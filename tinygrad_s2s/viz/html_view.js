@@ -131,7 +131,7 @@ function toDot(p) {
     for (const ref of p.items.get(where) || []) out.push(indent + nodeDot(ref, sid, range));
     for (const key of children.get(where) || []) {
       const g = G[key];
-      const where = g.kind === "call" ? g.path + g.which : g.path;
+      const where = g.kind === "call" ? g.label + g.which : g.path;
       const head = g.kind === "fold" ? `${g.label}  ×${g.count} unrolled` : (g.cls ? `${g.cls} (${where})` : where);
       out.push(`${indent}subgraph "cluster_${esc(key)}" {`);
       out.push(`${indent}  id="${sid("cluster", key)}" label="▾ ${esc(head)}" labeljust=l fontsize=11 ` +
@@ -179,11 +179,12 @@ function nodeDot(ref, sid, range) {
     }
     const call = g.which;
     return `"${esc(ref)}" [id="${sid("box", ref)}" shape=box3d style=filled fillcolor="#d9d2e9" color="#674ea7" ` +
-           `label="${esc(`▸ ${head}${g.path}${call}\n${plural(g.ops, "op")}`)}"];`;
+           `label="${esc(`▸ ${head}${g.label}${call}\n${plural(g.ops, "op")}`)}"];`;
   }
   const n = N[ref];
   if (n.k === "op") {
-    return `"${esc(ref)}" [id="${sid("op", ref)}" shape=box style="rounded,filled" fillcolor="#c9daf8" color="#3c78d8" label="${esc(n.op)}"];`;
+    const [fill, color] = n.bw ? ["#f4cccc", "#cc4125"] : ["#c9daf8", "#3c78d8"];   // red: recorded in a backward
+    return `"${esc(ref)}" [id="${sid("op", ref)}" shape=box style="rounded,filled" fillcolor="${fill}" color="${color}" label="${esc(n.op)}"];`;
   }
   const lines = [];
   if (n.name) lines.push(n.name); else if (n.value !== null && n.value !== undefined) lines.push(fmt(n.value));
@@ -271,6 +272,7 @@ function infoFor(ref) {
     const g = G[ref];
     title = g.cls ? `${g.cls} — ${g.label}` : g.label;
     row("module", `<code>${html(g.path)}</code>`);
+    if (g.note) row("holds", html(g.note));
     if (g.kind === "fold") { row("folded", `${g.count} identical calls (click to ${open.has(ref) ? "fold" : "unroll"})`); row("ops", `${Math.round(g.ops / g.count)} each`); }
     else row("ops", String(g.ops));
     if (g.recurrent) row("recurrent", "each call reads the previous call's output");
@@ -279,6 +281,7 @@ function infoFor(ref) {
     const n = N[ref];
     title = `op ${n.op}`;
     row("module", `<code>${html(n.module || "(top level)")}</code>`);
+    if (n.bw) row("part of", html(n.bw));
     row("inputs", n.ins.map(html).join(", "));
     row("output", `${html(n.shape)} ${html(n.dtype)}`);
     row("called at", `<code>${html(n.loc)}</code>`);

@@ -71,8 +71,9 @@ def attention_step(attention, seq_len: int, hidden_size: int, seed: int = 0) -> 
 def whole_model(model, name: str, vocab_size: int, seq_len: int, seed: int = 0) -> ModelGraph:
     """The model's mean cross-entropy on a tiny batch: every op of the unrolled encoder and decoder."""
     rng = np.random.default_rng(seed)
-    xs = Tensor(rng.integers(0, vocab_size, (BATCH, seq_len)), name="xs")
-    ts = Tensor(rng.integers(0, vocab_size, (BATCH, 1 + ANSWER_STEPS)), name="ts")
+    # int64 NumPy ids, as every command hands a model (the plugin contract's "inputs")
+    xs = rng.integers(0, vocab_size, (BATCH, seq_len), dtype=np.int64)
+    ts = rng.integers(0, vocab_size, (BATCH, 1 + ANSWER_STEPS), dtype=np.int64)
     loss = model(xs, ts)
     if not isinstance(loss, Tensor) or loss.creator is None:
         raise TypeError(f"model '{name}' returned {type(loss).__name__} without a recorded graph; "

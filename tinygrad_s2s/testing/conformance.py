@@ -1,0 +1,195 @@
+"""`check_model`: the plugin conformance battery. It builds a model at tiny sizes and checks every item
+of the contract (`tinygrad_s2s.contract.CONTRACT`) in turn; the first violation raises a
+`ContractError` quoting the item it broke. `tinygrad-s2s check MODEL` runs the same battery.
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from ..contract import ContractError, check_generated, check_loss, describe_value
+from ..nn import Module
+from ..random import manual_seed
+from ..tensor import default_dtype, no_grad
+from .numeric import gradcheck_module
+
+__all__ = ["check_model"]
+
+
+@contextlib.contextmanager
+def _item(item: str, label: str):
+    """Any exception the model raises while an item is checked becomes a ContractError naming it."""
+    try:
+        yield
+    except ContractError:
+        raise
+    except Exception as exc:
+        raise ContractError(item, f"{type(exc).__name__}: {exc}", label) from exc
+
+
+def _resolve(name_or_factory):
+    """(build(**kwargs), label) from a registered name or a factory (a class or a function)."""
+    from ..registry import create_model, record_config  # noqa: PLC0415 - registry loads plugins
+
+    if isinstance(name_or_factory, str):
+        return (lambda **kw: create_model(name_or_factory, **kw)), name_or_factory
+    if not callable(name_or_factory):
+        raise TypeError(f"check_model: expected a registered model name or a factory, got "
+                        f"{type(name_or_factory).__name__}")
+
+    def build(**kw):
+        return record_config(name_or_factory(**kw), kw, getattr(name_or_factory, "__name__", "model"))
+    return build, getattr(name_or_factory, "__name__", repr(name_or_factory))
+
+
+def _short(a) -> str:
+    return " ".join(np.array2string(np.asarray(a), threshold=16, separator=",").split())
+
+
+class _Battery:
+    """The state the items share: the factory, the tiny batch, the model under test, its greedy
+    answers and loss. Each method checks one contract item."""
+
+    def __init__(self, name_or_factory, kwargs, batch, src_len, tgt_len, seed, entries):
+        self.build, self.label = _resolve(name_or_factory)
+        self.kwargs, self.seed, self.entries = kwargs, seed, entries
+        rng = np.random.default_rng(seed)
+        self.xs = rng.integers(0, kwargs["vocab_size"], (batch, src_len), dtype=np.int64)
+        self.ts = rng.integers(0, kwargs["vocab_size"], (batch, tgt_len + 1), dtype=np.int64)
+        self.start, self.batch, self.length = int(self.ts[0, 0]), batch, tgt_len
+
+    def fresh(self, **kw):
+        manual_seed(self.seed)
+        with default_dtype(np.float64):
+            model = self.build(**kw)
+        if not isinstance(model, Module):
+            raise ContractError("factory", describe_value(model), self.label)
+        return model
+
+    def answers(self, model, **kw):
+        with no_grad():
+            out = model.generate(self.xs, self.start, self.length, **kw)
+        return check_generated(out, self.batch, self.length, self.label)
+
+    def loss(self, model) -> float:
+        with no_grad():
+            return float(model(self.xs, self.ts).item())
+
+    def same(self, a, b, what: str, item: str) -> None:
+        if np.shape(a) != np.shape(b) or not np.allclose(a, b, rtol=1e-9, atol=1e-12):
+            raise ContractError(item, f"{what}: {_short(a)} against {_short(b)}", self.label)
+
+    def twin_agrees(self, twin, where: str, item: str) -> None:
+        """A rebuilt copy gives the model's loss and answers."""
+        twin.eval()
+        self.same(self.loss(twin), self.want, f"loss {where}", item)
+        self.same(self.answers(twin), self.out, f"answers {where}", item)
+
+    # ---- the items, in order
+    def check_factory(self):
+        self.model = self.fresh(**self.kwargs)
+
+    def check_loss(self):
+        self.model.train()
+        self.first_loss = check_loss(self.model(self.xs, self.ts), self.label)
+
+    def check_gradient(self):
+        from .. import optim  # noqa: PLC0415
+        model = self.model
+        model.zero_grad()
+        self.first_loss.backward()
+        for pname, p in model.named_parameters():
+            if p.grad is None or p.grad.shape != p.shape or not np.isfinite(p.grad.numpy()).all():
+                got = None if p.grad is None else describe_value(p.grad)
+                raise ContractError("gradient", f"parameter '{pname}' got gradient {got}", self.label)
+        optim.Adam(model.parameters(), lr=1e-3).step()
+        check_loss(model(self.xs, self.ts), self.label)
+        model.eval()
+        try:
+            gradcheck_module(model, lambda: model(self.xs, self.ts), max_entries=self.entries, seed=self.seed)
+        except AssertionError as exc:
+            raise ContractError("gradient", str(exc), self.label) from None
+
+    def check_generate(self):
+        self.out = self.answers(self.model)
+        V = self.kwargs["vocab_size"]
+        if ((self.out < 0) | (self.out >= V)).any():
+            raise ContractError("generate", f"ids outside [0, {V}): {self.out.min()}..{self.out.max()}", self.label)
+
+    def check_greedy(self):
+        self.same(self.answers(self.model), self.out, "a second greedy decode", "greedy")
+        params = inspect.signature(self.model.generate).parameters
+        if "beam" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            self.same(self.answers(self.model, beam=1), self.out, "generate(beam=1) against greedy", "greedy")
+
+    def check_attention(self):
+        self.answers(self.model)
+        w = getattr(self.model, "attention_weights", None)
+        shape = (self.batch, self.length, self.xs.shape[1])
+        if w is not None and (not isinstance(w, np.ndarray) or w.shape != shape):
+            raise ContractError("attention", describe_value(w) + f" for N={shape[0]}, length={shape[1]}, "
+                                f"T={shape[2]}", self.label)
+
+    def check_round_trip(self):
+        from .. import serialization  # noqa: PLC0415
+        self.want = self.loss(self.model)
+        config = getattr(self.model, "config", None)
+        if not isinstance(config, dict):
+            raise ContractError("config", describe_value(config), self.label)
+        try:
+            self.config = json.loads(json.dumps(config))
+        except TypeError as exc:
+            raise ContractError("config", f"not JSON-able ({exc})", self.label) from None
+        fd, path = tempfile.mkstemp(suffix=".npz")
+        os.close(fd)
+        try:
+            serialization.save(self.model.state_dict(), path)
+            twin = self.fresh(**self.config)
+            twin.load_state_dict(serialization.load(path))
+        finally:
+            os.unlink(path)
+        self.twin_agrees(twin, "of the rebuilt model", "round trip")
+
+    def check_device(self):
+        from .fake_device import fake_device  # noqa: PLC0415
+        with fake_device() as dev:
+            twin = self.fresh(**self.config)
+            twin.load_state_dict(self.model.state_dict())
+            self.twin_agrees(twin.to(dev), "on the fake GPU", "device")
+
+    def check_draws(self):
+        from .. import viz  # noqa: PLC0415 - viz pulls in networkx
+        dot = viz.to_dot(self.model(self.xs, self.ts), module=self.model).source
+        if "digraph" not in dot:
+            raise ContractError("draws", f"DOT text without a digraph: {dot[:80]!r}", self.label)
+
+
+ITEMS = ("factory", "loss", "gradient", "generate", "greedy", "attention", "round trip", "device", "draws")
+"""The items check_model checks, in order (keys of CONTRACT; 'config' is checked within 'round trip')."""
+
+
+def check_model(name_or_factory, *, vocab_size: int = 9, wordvec_size: int = 4, hidden_size: int = 8,
+                batch: int = 3, src_len: int = 5, tgt_len: int = 4, seed: int = 0, entries: int = 2,
+                device: bool = True, **extra) -> list[str]:
+    """Run the conformance battery on a registered model (by name) or a factory; `extra` are the
+    model's own keyword arguments. Checks, in order: it builds; one optimizer step on a scalar float
+    loss; every parameter's gradient against central differences (`entries` per parameter);
+    `generate` shape and dtype; greedy decoding deterministic and equal to beam=1; attention weights'
+    shape; a save/load round trip through its config gives the same loss and answers; the same on
+    the strict fake GPU (`device=False` skips it); the loss graph draws. Returns the items checked;
+    raises ContractError (naming the item) at the first violation."""
+    kwargs = dict(vocab_size=vocab_size, wordvec_size=wordvec_size, hidden_size=hidden_size, **extra)
+    battery = _Battery(name_or_factory, kwargs, batch, src_len, tgt_len, seed, entries)
+    checked = []
+    for item in ITEMS:
+        if item == "device" and not device:
+            continue
+        with _item(item, battery.label):
+            getattr(battery, "check_" + item.replace(" ", "_"))()
+        checked.append(item)
+    return checked
