@@ -163,7 +163,8 @@ class Abs(Op):
     """The subgradient at 0 is 0 (sign(0), as PyTorch's)."""
 
     def forward(self, x):
-        self.sign = _xp(x).sign(x)
+        if self.needs_grad:        # masks only when a backward will read them
+            self.sign = _xp(x).sign(x)
         return _xp(x).abs(x)
 
     def backward(self, gy):
@@ -179,8 +180,9 @@ class Maximum(Op):
     """Elementwise max of two tensors; tied elements split the gradient equally."""
 
     def forward(self, a, b):
-        tie = (a == b).astype(a.dtype)
-        self.wa, self.wb = _tie_weights(a > b, tie), _tie_weights(a < b, tie)
+        if self.needs_grad:
+            tie = (a == b).astype(a.dtype)
+            self.wa, self.wb = _tie_weights(a > b, tie), _tie_weights(a < b, tie)
         return _xp(a).maximum(a, b)
 
     def backward(self, gy):
@@ -191,8 +193,9 @@ class Minimum(Op):
     """Elementwise min of two tensors; tied elements split the gradient equally."""
 
     def forward(self, a, b):
-        tie = (a == b).astype(a.dtype)
-        self.wa, self.wb = _tie_weights(a < b, tie), _tie_weights(a > b, tie)
+        if self.needs_grad:
+            tie = (a == b).astype(a.dtype)
+            self.wa, self.wb = _tie_weights(a < b, tie), _tie_weights(a > b, tie)
         return _xp(a).minimum(a, b)
 
     def backward(self, gy):

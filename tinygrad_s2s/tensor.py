@@ -221,6 +221,7 @@ class Function:
     twice_differentiable = False   # backward runs on Tensors too (see "Gradients of gradients")
     reference = None     # optional method: the op rebuilt from twice-differentiable ops
     saved_inputs = ()    # indices of inputs read in backward (set from the saved_input attributes)
+    needs_grad = ()      # per input, whether it needs a gradient; () when no graph is recorded
     _saved_in_attrs = _saved_out_attrs = ()   # (attribute name, index) of the descriptors
     grad_of = None       # a GradOf on nodes recorded during backward(create_graph=True)
 
