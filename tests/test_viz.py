@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import time
-import warnings
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -20,14 +19,10 @@ from tinygrad_s2s.viz import (GraphFreedError, GraphvizNotFoundError, attention_
                               find_layout_program, render, to_dot, to_networkx)
 from tinygrad_s2s.viz.model_graphs import attention_step, find_attention
 
+from small_models import mlp_loss, registered
+
 render_module = importlib.import_module("tinygrad_s2s.viz.render")   # the package's `render` is the function
 SVG = "{http://www.w3.org/2000/svg}"
-
-
-def registered(name: str) -> bool:
-    with warnings.catch_warnings():          # a zoo module still being written warns on discovery
-        warnings.simplefilter("ignore")
-        return name in tg.available_models()
 
 
 # ---------------------------------------------------------------- small graphs built from primitives
@@ -87,31 +82,6 @@ def book_attention_step():
     """(ModelGraph, module path) of one attention step of the book's Attention, as `graph` draws it."""
     path, attention = find_attention(Decoder())
     return attention_step(attention, seq_len=5, hidden_size=4), path
-
-
-def mlp_loss(layers: int = 3):
-    """A small stack of modules with parameters: loss of an MLP, modules 'layers.0.fc' ..."""
-    class Block(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc = nn.Linear(4, 4)
-
-        def forward(self, x):
-            return tg.tanh(self.fc(x))
-
-    class MLP(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.layers = nn.ModuleList([Block() for _ in range(layers)])
-            self.head = nn.Linear(4, 2)
-
-        def forward(self, x):
-            for block in self.layers:
-                x = block(x)
-            return tg.mean(self.head(x) ** 2)
-
-    model = MLP()
-    return model(tg.Tensor(np.arange(8.0).reshape(2, 4) / 8)), model
 
 
 def svg_nodes(svg_text: str):

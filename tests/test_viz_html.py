@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import warnings
 
 import numpy as np
 import pytest
@@ -20,42 +19,14 @@ from tinygrad_s2s.viz.html import MAX_OPS_AT_LOAD, graph_data
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from browser import Browser, find_chromium  # noqa: E402
+from small_models import Block, mlp_loss, registered  # noqa: E402
 
 needs_chromium = pytest.mark.skipif(find_chromium() is None,
                                     reason="no chromium on PATH (CI installs Debian's `chromium` in .ci/run)")
 
 
-def registered(name: str) -> bool:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return name in tg.available_models()
-
-
-class Block(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(4, 4)
-
-    def forward(self, x):
-        return tg.tanh(self.fc(x))
-
-
-class Stack(nn.Module):
-    def __init__(self, n=3):
-        super().__init__()
-        self.layers = nn.ModuleList([Block() for _ in range(n)])
-        self.head = nn.Linear(4, 2)
-
-    def forward(self, x):
-        for block in self.layers:
-            x = block(x)
-        return tg.mean(self.head(x) ** 2)
-
-
 def stack_loss():
-    model = Stack()
-    loss = model(tg.Tensor(np.arange(8.0).reshape(2, 4) / 8, requires_grad=True, name="x"))
-    return loss, model
+    return mlp_loss(input_grad=True)
 
 
 def test_the_page_is_one_self_contained_file(tmp_path):
@@ -76,7 +47,7 @@ def test_page_data_carries_shapes_locations_saved_tensors_and_gradients(tmp_path
     ops = {k: n for k, n in data["nodes"].items() if n["k"] == "op"}
     tanh = next(n for n in ops.values() if n["op"] == "tanh")
     assert tanh["module"] == "layers.0" and tanh["shape"] == "(2, 4)" and tanh["dtype"] == "float64"
-    assert tanh["loc"].endswith(f"{os.path.basename(__file__)}:{Block.forward.__code__.co_firstlineno + 1}")
+    assert tanh["loc"].endswith(f"small_models.py:{Block.forward.__code__.co_firstlineno + 1}")
     assert any(name for name, *_ in tanh["saved"])             # what tanh kept for its backward
     grads = {n["name"] or n["module"]: n["grad"] for n in data["nodes"].values() if "grad" in n}
     assert grads["x"] == pytest.approx(float(np.linalg.norm(_leaf(loss, "x").grad.numpy())))

@@ -1,0 +1,44 @@
+"""Small models and helpers that several drawing tests share (imported by path, like tiny_model)."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+import tinygrad_s2s as tg
+from tinygrad_s2s import nn
+
+
+def registered(name: str) -> bool:
+    with warnings.catch_warnings():          # a zoo module still being written warns on discovery
+        warnings.simplefilter("ignore")
+        return name in tg.available_models()
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return tg.tanh(self.fc(x))
+
+
+class MLP(nn.Module):
+    def __init__(self, layers: int = 3):
+        super().__init__()
+        self.layers = nn.ModuleList([Block() for _ in range(layers)])
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        for block in self.layers:
+            x = block(x)
+        return tg.mean(self.head(x) ** 2)
+
+
+def mlp_loss(layers: int = 3, input_grad: bool = False):
+    """(loss, model) of a small MLP with modules 'layers.0.fc' ...; with `input_grad` the input is a
+    leaf named 'x' that requires grad (for gradient overlays)."""
+    model = MLP(layers)
+    x = np.arange(8.0).reshape(2, 4) / 8
+    return model(tg.Tensor(x, requires_grad=True, name="x") if input_grad else tg.Tensor(x)), model
