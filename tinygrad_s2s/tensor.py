@@ -96,9 +96,12 @@ def user_location() -> str:
     """'file:line' of the innermost caller outside this package (where the user wrote the op)."""
     frame = sys._getframe(1)
     while frame is not None:
-        path = os.path.abspath(frame.f_code.co_filename)
-        if not path.startswith(_PKG_DIR + os.sep) and "contextlib" not in path:
-            return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        name = frame.f_code.co_filename
+        inside = _INSIDE.get(name)
+        if inside is None:
+            inside = _is_inside(name)
+        if not inside:
+            return f"{name}:{frame.f_lineno}"
         frame = frame.f_back
     return "<unknown>"
 
