@@ -279,8 +279,9 @@ class Max(Op):
         if x.size == 0:
             raise ValueError("max of an empty tensor")
         y = x.max(axis=ax, keepdims=True)
-        mask = x == y
-        self.scale = mask / mask.sum(axis=ax, keepdims=True)   # ties share the gradient
+        if self.needs_grad:        # the tie-sharing scale only when a backward will read it
+            mask = x == y
+            self.scale = mask / mask.sum(axis=ax, keepdims=True)   # ties share the gradient
         self.ax = ax
         return y if self.keepdims else y.reshape([s for i, s in enumerate(x.shape) if i not in ax])
 
