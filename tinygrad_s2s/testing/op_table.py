@@ -177,7 +177,8 @@ def _lstm_sequence(draw):
     # small sizes: its second-order check runs the reference composition per perturbed element
     n, t, d, h = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 2)),
                   draw(st.integers(1, 2)))
-    return [draw(arrays((n, t, d))), draw(arrays((d, 4 * h), -1, 1)), draw(arrays((4 * h,))),
+    bias = (4 * h,) if draw(st.booleans()) else (n, 4 * h)     # shared, or one per sequence
+    return [draw(arrays((n, t, d))), draw(arrays((d, 4 * h), -1, 1)), draw(arrays(bias)),
             draw(arrays((n, h))), draw(arrays((n, h))), draw(arrays((h, 4 * h), -1, 1))], {}
 
 
@@ -296,7 +297,7 @@ def _lstm_ref(a, c):
 
 
 def _lstm_sequence_ref(x, Wx, b, h, c, Wh):
-    xw, hs = x @ Wx + b, []
+    xw, hs = x @ Wx + (b[:, None] if b.ndim == 2 else b), []
     for t in range(xw.shape[1]):
         h, c = _lstm_ref(xw[:, t] + h @ Wh, c)
         hs.append(h)
