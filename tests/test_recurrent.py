@@ -154,3 +154,39 @@ def test_bidirectional_layers_on_the_strict_fake_gpu(kind):
         np.testing.assert_allclose(out.numpy(), cpu.numpy(), rtol=1e-5, atol=1e-6)
         for p, g in zip(layer.parameters(), want):
             np.testing.assert_allclose(p.grad.numpy(), g, rtol=1e-4, atol=1e-5)
+
+
+@settings(max_examples=15)
+@given(fused=st.booleans(), bidirectional=st.booleans(), with_state=st.booleans(), s=st.integers(1, 3), **dims)
+def test_lstm_static_input_is_the_repeated_concat(fused, bidirectional, with_state, s, n, t, d, h, seed):
+    """lstm(x, static=s) == lstm(concat([repeat(s), x])): values and every gradient, fused or not."""
+    tg.manual_seed(seed)
+    with tg.default_dtype(np.float64):
+        layer = tg.nn.LSTM(s + d, h, fused=fused, bidirectional=bidirectional)
+    xs, st_, h0 = arrays(seed, (n, t, d), (n, s), (n, 2 * h if bidirectional else h))
+    w = np.linspace(-1, 1, 2 * h if bidirectional else h)
+    results = []
+    for use_static in (True, False):
+        x, sv = tg.Tensor(xs, requires_grad=True), tg.Tensor(st_, requires_grad=True)
+        start = tg.Tensor(h0) if with_state else None
+        if use_static:
+            hs = layer(x, h0=start, static=sv)
+        else:
+            hs = layer(tg.concat([tg.repeat(tg.reshape(sv, (n, 1, s)), t, axis=1), x], axis=2), h0=start)
+        layer.zero_grad()
+        ((hs * tg.Tensor(w)).sum() + (layer.c * tg.Tensor(w)).sum()).backward()
+        results.append([hs.numpy(), x.grad.numpy(), sv.grad.numpy()]
+                       + [p.grad.numpy() for p in layer.parameters()])
+    for a, b_ in zip(*results):
+        np.testing.assert_allclose(a, b_, rtol=1e-9, atol=1e-12)
+
+
+def test_lstm_static_input_errors():
+    layer = tg.nn.LSTM(5, 3)
+    x = tg.Tensor(np.zeros((2, 4, 3)))
+    with pytest.raises(ValueError, match=r"static input must be \(N, S\).*static \(3, 2\)"):
+        layer(x, static=tg.Tensor(np.zeros((3, 2))))       # N differs
+    with pytest.raises(ValueError, match=r"expected input \(N, T, 4\) beside static \(2, 1\)"):
+        layer(x, static=tg.Tensor(np.zeros((2, 1))))       # 1 + 3 != 5
+    with pytest.raises(ValueError, match=r"0 < S < 5"):
+        layer(x, static=tg.Tensor(np.zeros((2, 5))))

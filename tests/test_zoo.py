@@ -423,3 +423,28 @@ def test_deep_lstm_loads_checkpoints_from_before_the_bidirectional_option(tmp_pa
     xs, ts = batch()
     model.eval(), twin.eval()
     assert twin(xs, ts).item() == model(xs, ts).item()
+
+
+def test_peeky_decoder_computes_the_books_concatenated_input():
+    """The peeky decoder feeds h to its LSTM as `static` (one product per sequence); the function is
+    the book's, whose LSTM reads concat(h, x) at every step: same loss and gradients from the same
+    weights (so checkpoints of either kind load into the other)."""
+    model = build("peeky")
+    xs, ts = batch()
+    dec = model.decoder
+
+    def book_logits(xs_, ts_in):
+        _, h = model.encoder(xs_)
+        N, L = ts_in.shape
+        hr = tg.repeat(tg.reshape(h, (N, 1, h.shape[1])), L, axis=1)
+        hs = dec.lstm(tg.concat([hr, dec.embed(ts_in)], axis=2), h0=h)
+        return dec.affine(tg.concat([hr, hs], axis=2))
+
+    results = []
+    for logits in (model.logits, book_logits):
+        model.zero_grad()
+        out = logits(xs, ts[:, :-1])
+        (out * tg.Tensor(np.linspace(-1, 1, V))).sum().backward()
+        results.append([out.numpy()] + [p.grad.numpy() for p in model.parameters()])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)

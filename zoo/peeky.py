@@ -21,8 +21,9 @@ class PeekyDecoder(nn.Module):
     def forward(self, ids, h_enc, h=None, c=None):
         N, L = ids.shape
         H = h_enc.shape[1]
+        # the LSTM reads concat(h, x) at every step: `static` makes h's product once per sequence
+        hs = self.lstm(self.embed(ids), h0=h_enc if h is None else h, c0=c, static=h_enc)
         hr = tg.repeat(tg.reshape(h_enc, (N, 1, H)), L, axis=1)      # the same h beside every step
-        hs = self.lstm(tg.concat([hr, self.embed(ids)], axis=2), h0=h_enc if h is None else h, c0=c)
         return self.affine(tg.concat([hr, hs], axis=2))
 
 

@@ -55,10 +55,20 @@ class Recurrent(Module):
     def _layer(self, xs, starts, suffix):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _run(self, xs, **given):
+    def _run(self, xs, static=None, **given):
         op = type(self).__name__.lower()
-        if xs.ndim != 3 or xs.shape[2] != self.input_size:
-            raise ValueError(describe(op, f"expected input (N, T, {self.input_size}), got {xs.shape}", [xs.shape]))
+        width_x = self.input_size
+        extra = {}
+        if static is not None:         # the first features of every step's input, the same at each step
+            if static.ndim != 2 or xs.ndim != 3 or static.shape[0] != xs.shape[0] or not 0 < static.shape[1] < width_x:
+                raise ValueError(describe(op, f"static input must be (N, S) with 0 < S < {width_x} and N that of "
+                                          f"the input; got static {static.shape} beside input {xs.shape}",
+                                          [xs.shape, static.shape]))
+            width_x -= static.shape[1]
+            extra["static"] = static
+        if xs.ndim != 3 or xs.shape[2] != width_x:
+            beside = f" beside static {static.shape}" if static is not None else ""
+            raise ValueError(describe(op, f"expected input (N, T, {width_x}){beside}, got {xs.shape}", [xs.shape]))
         N, H = xs.shape[0], self.hidden_size
         width = 2 * H if self.bidirectional else H
         starts = []
@@ -69,11 +79,11 @@ class Recurrent(Module):
                                           [xs.shape, s.shape]))
             starts.append(s)
         if not self.bidirectional:
-            hs, *last = self._layer(xs, starts, "")
+            hs, *last = self._layer(xs, starts, "", **extra)
         else:
             halves = [(None, None) if s is None else (s[:, :H], s[:, H:]) for s in starts]
-            hs, *last = self._layer(xs, [f for f, _ in halves], "")
-            hs_b, *last_b = self._layer(xs[:, ::-1], [b for _, b in halves], "_reverse")
+            hs, *last = self._layer(xs, [f for f, _ in halves], "", **extra)
+            hs_b, *last_b = self._layer(xs[:, ::-1], [b for _, b in halves], "_reverse", **extra)
             hs = ops.concat([hs, hs_b[:, ::-1]], axis=2)
             last = [ops.concat([f, b], axis=1) for f, b in zip(last, last_b)]
         for name, s in zip(self.state_names, last):
@@ -95,6 +105,11 @@ class LSTM(Recurrent):
     With `stateful=True` each call also carries its last state (detached) into the next call, as the
     book's decoder does while generating one character at a time. `fused=False` builds every step from
     primitives (slower; every gate shows in graph drawings).
+
+    `static` (N, S), an input that is the same at every step (the peeky decoder's h), is read as the
+    first S of the input_size features of every step, before xs (N, T, input_size - S):
+    `lstm(xs, static=s)` computes `lstm(concat([repeat(s), xs], axis=2))`, but the product of s with
+    its rows of Wx once per sequence (as a bias of that sequence's own) instead of once per step.
     """
     gates, state_names = 4, ("h", "c")
 
@@ -102,13 +117,17 @@ class LSTM(Recurrent):
         """Start the next call(s) from h (and c; zeros when None)."""
         self._start = {"h": h, "c": c}
 
-    def _layer(self, xs, starts, suffix):
+    def _layer(self, xs, starts, suffix, static=None):
         layer = lstm_sequence if self.fused else lstm_sequence_reference
         Wx, b, Wh = (getattr(self, n + suffix) for n in ("Wx", "b", "Wh"))
+        if static is not None:
+            S = static.shape[1]
+            b = ops.matmul(static, Wx[:S]) + b     # (N, 4H)
+            Wx = Wx[S:]
         return layer(xs, Wx, b, starts[0], starts[1], Wh)
 
-    def forward(self, xs, h0=None, c0=None):
-        return self._run(xs, h=h0, c=c0)
+    def forward(self, xs, h0=None, c0=None, static=None):
+        return self._run(xs, static=static, h=h0, c=c0)
 
 
 class LSTMCell(Module):
