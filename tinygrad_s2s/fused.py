@@ -3,7 +3,7 @@
 drawings can use the reference to show every primitive."""
 from __future__ import annotations
 
-from . import backend, ops
+from . import backend, blas_threads, ops
 from .tensor import Function, Tensor, as_tensor, saved_input
 
 
@@ -118,30 +118,31 @@ class LSTMSequence(Function):
         gi = xp.empty((H, N), dt)
         cs[0] = c0.T
         c_prev = cs[0]
-        for t in range(T):
-            g = gates[t if keep else 0]
-            flat = g.reshape(H4, N)
-            if t or not self.zero_h0:
-                xp.matmul(WT, Z[t].T, out=flat)
-            else:                           # the zero start state: only x and the bias
-                xp.matmul(WT[:, H:], Z[0, :, H:].T, out=flat)
-            if row_bias is not None:
-                g += row_bias
-            xp.tanh(g, out=g)
-            sig = g[:3]
-            sig *= 0.5
-            sig += 0.5
-            c = cs[t + 1 if keep else (t + 1) % 2]
-            if t or not self.zero_c0:
-                xp.multiply(g[1], c_prev, out=c)
-                xp.multiply(g[3], g[2], out=gi)
-                c += gi
-            else:
-                xp.multiply(g[3], g[2], out=c)
-            tc = tcs[t if keep else 0]
-            xp.tanh(c, out=tc)
-            xp.multiply(g[0], tc, out=Z[t + 1, :, :H].T)
-            c_prev = c
+        with blas_threads.threads_for(("lstm_sequence", N, K, H4, keep), T, xp):
+            for t in range(T):
+                g = gates[t if keep else 0]
+                flat = g.reshape(H4, N)
+                if t or not self.zero_h0:
+                    xp.matmul(WT, Z[t].T, out=flat)
+                else:                           # the zero start state: only x and the bias
+                    xp.matmul(WT[:, H:], Z[0, :, H:].T, out=flat)
+                if row_bias is not None:
+                    g += row_bias
+                xp.tanh(g, out=g)
+                sig = g[:3]
+                sig *= 0.5
+                sig += 0.5
+                c = cs[t + 1 if keep else (t + 1) % 2]
+                if t or not self.zero_c0:
+                    xp.multiply(g[1], c_prev, out=c)
+                    xp.multiply(g[3], g[2], out=gi)
+                    c += gi
+                else:
+                    xp.multiply(g[3], g[2], out=c)
+                tc = tcs[t if keep else 0]
+                xp.tanh(c, out=tc)
+                xp.multiply(g[0], tc, out=Z[t + 1, :, :H].T)
+                c_prev = c
         if keep:
             self.saved = (Z, WT, cs, tcs, gates, row_bias is not None)
         return Z[1:, :, :H].transpose(1, 0, 2), Z[T, :, :H].copy(), c_prev.T.copy()
@@ -181,39 +182,46 @@ class LSTMSequence(Function):
         # W @ da_t gives [dh; dx] of a step in one GEMM, the sum over the gates inside it
         W = xp.ascontiguousarray(WT[:, :H + D].T)
         W[:, :3 * H] *= 2                       # undo the forward's halving (exact)
-        daT = xp.empty((H4, T, N), dt)          # every step's da, feature-major, for the weight GEMM
-        da_steps = daT.reshape(4, H, T, N)
+        # every step's da, feature-major, for the weight GEMM: (4H, T, N), so that all steps are one
+        # (4H, T*N) matrix; each step is computed in `da` (contiguous: as an operand with a row stride
+        # of T*N the step's GEMM ran up to 2x slower) and copied in
+        daT = xp.empty((H4, T, N), dt) if need_Wh or need_Wx or need_b else None
+        da = xp.empty((4, H, N), dt)
         gZ = xp.empty((T, H + D, N), dt)        # each step's [dh_{t-1}; dx_t]
         # dh is this loop's own buffer, written in place; a missing gradient (None) counts as zeros
         gT = None if ghs is None else ghs.transpose(1, 2, 0)   # (T, H, N) views
-        if gh_last is None:
-            dh = xp.zeros((H, N), dt) if gT is None else xp.ascontiguousarray(gT[T - 1])
-        else:
-            dh = xp.ascontiguousarray(gh_last.T) if gT is None else gh_last.T + gT[T - 1]
+        # (C order throughout: a sum of two transposed views comes out in F order, and one such operand
+        # made every elementwise pass of the loop several times slower)
+        dh = xp.zeros((H, N), dt) if gh_last is None else xp.ascontiguousarray(gh_last.T)
+        if gT is not None:
+            dh += gT[T - 1]
         dc = None if gc_last is None else xp.ascontiguousarray(gc_last.T)
-        ds = xp.empty_like(dh)
-        for t in range(T - 1, -1, -1):
-            if t < T - 1 and gT is not None:
-                dh += gT[t]
-            xp.multiply(dh, k_s[t], out=ds)
-            if dc is not None:
-                ds += dc
-            da = da_steps[:, :, t]
-            xp.multiply(ds, k_fig[t], out=da[1:])
-            xp.multiply(dh, k_o[t], out=da[0])
-            if t > 0 or need_c0:
-                dc = ds * f[t]
-            want_h = t > 0 or need_h0           # the encoder's zero start state needs no gradient
-            rows = slice(0 if want_h else H, H + D if need_x else H)
-            if rows.start == rows.stop:
-                continue
-            xp.matmul(W[rows], daT[:, t], out=gZ[t, rows])
-            if want_h:
-                dh = gZ[t, :H]
+        ds = xp.empty((H, N), dt)
+        with blas_threads.threads_for(("lstm_sequence.backward", N, K, H4, need_x), T, xp):
+            for t in range(T - 1, -1, -1):
+                if t < T - 1 and gT is not None:
+                    dh += gT[t]
+                xp.multiply(dh, k_s[t], out=ds)
+                if dc is not None:
+                    ds += dc
+                xp.multiply(ds, k_fig[t], out=da[1:])
+                xp.multiply(dh, k_o[t], out=da[0])
+                if daT is not None:
+                    daT[:, t] = da.reshape(H4, N)
+                if t > 0 or need_c0:
+                    dc = ds * f[t]
+                want_h = t > 0 or need_h0           # the encoder's zero start state needs no gradient
+                rows = slice(0 if want_h else H, H + D if need_x else H)
+                if rows.start == rows.stop:
+                    continue
+                xp.matmul(W[rows], da.reshape(H4, N), out=gZ[t, rows])
+                if want_h:
+                    dh = gZ[t, :H]
         gWx = gb = gWh = None
         if need_Wh or need_Wx or (need_b and not b_rows):   # da^T @ Z over all steps: columns of Wh, Wx, b
             s = int(self.zero_h0)               # a zero start state adds nothing to Wh's gradient
-            gWT = xp.matmul(daT[:, s:].reshape(H4, (T - s) * N), Z[s:T].reshape((T - s) * N, K))
+            with blas_threads.threads_for(("lstm_sequence.weights", (T - s) * N, K, H4), 1, xp):
+                gWT = xp.matmul(daT[:, s:].reshape(H4, (T - s) * N), Z[s:T].reshape((T - s) * N, K))
             if s:
                 gWT[:, H:] += xp.matmul(daT[:, 0], Z[0, :, H:])
             gWT = gWT.reshape(4, H, K)[_BOOK].reshape(H4, K)
