@@ -100,18 +100,19 @@ class LSTMSequence(Function):
         Z[:T, :, H:H + D] = x.transpose(1, 0, 2)
         Z[:T, :, H + D] = 1
         Z[T, :, H:] = 0                     # no step reads it; defined all the same
-        WT = xp.empty((4, H, K), dt)        # W^T, gate-major rows in the order o, f, i, g
-        WT[:, :, :H] = Wh.T.reshape(4, H, H)[_INNER]
-        WT[:, :, H:H + D] = Wx.T.reshape(4, H, D)[_INNER]
+        W = xp.empty((K, 4, H), dt)         # [Wh; Wx; b], gate blocks in the order o, f, i, g
+        W[:H] = Wh.reshape(H, 4, H)[:, _INNER]
+        W[H:H + D] = Wx.reshape(D, 4, H)[:, _INNER]
         row_bias = None
         if b.ndim == 1:
-            WT[:, :, H + D] = b.reshape(4, H)[_INNER]
+            W[H + D] = b.reshape(4, H)[_INNER]
         else:                               # added after each step's GEMM, in the GEMM's layout
-            WT[:, :, H + D] = 0
+            W[H + D] = 0
             row_bias = b.T.reshape(4, H, N)[_INNER]
             row_bias[:3] *= 0.5
-        WT[:3] *= 0.5
-        WT = WT.reshape(H4, K)
+        W[:, :3] *= 0.5
+        W = W.reshape(K, H4)
+        WT = W.T                            # a view: BLAS reads it transposed, no copy
         gates = xp.empty((T if keep else 1, 4, H, N), dt)  # o, f, i, g after the nonlinearities
         cs = xp.empty((T + 1 if keep else 2, H, N), dt)   # cs[t + 1] is step t's c
         tcs = xp.empty((T if keep else 1, H, N), dt)
@@ -144,14 +145,14 @@ class LSTMSequence(Function):
                 xp.multiply(g[0], tc, out=Z[t + 1, :, :H].T)
                 c_prev = c
         if keep:
-            self.saved = (Z, WT, cs, tcs, gates, row_bias is not None)
+            self.saved = (Z, W, cs, tcs, gates, row_bias is not None)
         return Z[1:, :, :H].transpose(1, 0, 2), Z[T, :, :H].copy(), c_prev.T.copy()
 
     def reference(self, x, Wx, b, h0, c0, Wh):
         return lstm_sequence_reference(x, Wx, b, h0, c0, Wh)
 
     def backward(self, ghs, gh_last, gc_last):
-        Z, WT, cs, tcs, gates, b_rows = self.saved
+        Z, W, cs, tcs, gates, b_rows = self.saved
         xp = backend.get_array_module(Z)
         T, H, N = tcs.shape
         H4 = 4 * H
@@ -180,13 +181,12 @@ class LSTMSequence(Function):
         xp.subtract(1, k_s, out=k_s)
         k_s *= o
         # W @ da_t gives [dh; dx] of a step in one GEMM, the sum over the gates inside it
-        W = xp.ascontiguousarray(WT[:, :H + D].T)
+        W = W[:H + D].copy()
         W[:, :3 * H] *= 2                       # undo the forward's halving (exact)
-        # every step's da, feature-major, for the weight GEMM: (4H, T, N), so that all steps are one
-        # (4H, T*N) matrix; each step is computed in `da` (contiguous: as an operand with a row stride
-        # of T*N the step's GEMM ran up to 2x slower) and copied in
-        daT = xp.empty((H4, T, N), dt) if need_Wh or need_Wx or need_b else None
-        da = xp.empty((4, H, N), dt)
+        # every step's da, feature-major: (4H, T, N), so that all steps are one (4H, T*N) matrix for
+        # the weight GEMM; step t is the (4H, N) matrix daT[:, t]
+        daT = xp.empty((H4, T, N), dt)
+        da_steps = daT.reshape(4, H, T, N)
         gZ = xp.empty((T, H + D, N), dt)        # each step's [dh_{t-1}; dx_t]
         # dh is this loop's own buffer, written in place; a missing gradient (None) counts as zeros
         gT = None if ghs is None else ghs.transpose(1, 2, 0)   # (T, H, N) views
@@ -204,17 +204,16 @@ class LSTMSequence(Function):
                 xp.multiply(dh, k_s[t], out=ds)
                 if dc is not None:
                     ds += dc
+                da = da_steps[:, :, t]
                 xp.multiply(ds, k_fig[t], out=da[1:])
                 xp.multiply(dh, k_o[t], out=da[0])
-                if daT is not None:
-                    daT[:, t] = da.reshape(H4, N)
                 if t > 0 or need_c0:
                     dc = ds * f[t]
                 want_h = t > 0 or need_h0           # the encoder's zero start state needs no gradient
                 rows = slice(0 if want_h else H, H + D if need_x else H)
                 if rows.start == rows.stop:
                     continue
-                xp.matmul(W[rows], da.reshape(H4, N), out=gZ[t, rows])
+                xp.matmul(W[rows], daT[:, t], out=gZ[t, rows])
                 if want_h:
                     dh = gZ[t, :H]
         gWx = gb = gWh = None
