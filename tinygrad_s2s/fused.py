@@ -50,9 +50,8 @@ _BOOK = [1, 3, 2, 0]
 
 
 class LSTMSequence(Function):
-    """A whole LSTM layer over time in one node: no per-step graph overhead; each step's pre-activation
-    is one GEMM, as is each step's input and recurrent gradient, and the three weight gradients of all
-    steps are one more.
+    """A whole LSTM layer over time in one node: no per-step graph overhead, and each step's input,
+    recurrent and bias terms come from one GEMM, as do the three weight gradients of all steps.
 
     Inputs: x (N, T, D), Wx (D, 4H), b (4H,) or one bias per sequence (N, 4H), h0, c0 (N, H),
     Wh (H, 4H), gates in the book's order f, g, i, o. Outputs: hs (N, T, H), h_T, c_T. With `zero_h0`
@@ -61,22 +60,19 @@ class LSTMSequence(Function):
     (the peeky decoder's h) costs one product per sequence instead of one per step (nn.LSTM's
     `static`).
 
-    Layout: row t of Z holds [h_{t-1}, x_t, 1] for every sequence (batch-major, so hs is a view of
-    Z), and one GEMM, W^T @ Z[t]^T with W = [Wh; Wx; b], is the step's whole pre-activation (a
-    separate x @ Wx for all steps has K = D, a GEMM shape that runs at half speed and then costs one
-    more pass to add in). Its (4H, N) result is feature-major: four contiguous (H, N) gate blocks,
-    and the cell state keeps that layout, so that every elementwise pass reads and writes whole
-    contiguous blocks (on column slices of a batch-major (N, 4H) array NumPy's iterator is 2-5x
-    slower). One GEMM per step rather than one per gate is what a second BLAS thread can speed up:
-    on this project's 2-core machine (128 x 145) @ (145 x 512) ran 1.7x faster on two threads as one
-    GEMM, while as four GEMMs (one per gate) it ran up to 1.5x slower than on one thread. The
-    backward's W @ da_t sums over the gates inside its GEMM, and da^T @ Z over all steps is every
-    weight gradient at once.
+    Layout: row t of Z holds [h_{t-1}, x_t, 1] for every sequence, so that Z[t] @ [Wh; Wx; b] is the
+    step's whole pre-activation (a separate x @ Wx for all steps has K = D, a GEMM shape that runs
+    at half speed and then costs one more pass to add in), and Z^T @ da is every weight gradient at
+    once. Everything else is gate-major, (4, ..., N, H), so every elementwise pass reads and writes
+    whole contiguous (N, H) blocks: on column slices of an (N, 4H) array NumPy runs one short inner
+    loop per row, which made a step's elementwise work cost as much as its GEMM. (A feature-major
+    variant, one GEMM W^T @ Z[t]^T per step, ran 10-40% faster on two BLAS threads, but every step's
+    h had to be written transposed into Z and the states transposed in and out: greedy decoding of
+    5,000 questions, one step per call, got 20-40% slower; measured and left out.)
 
-    Gates: W^T holds them in the order o, f, i, g with the sigmoid gates' rows halved (exact: a power
+    Gates: W4 holds them in the order o, f, i, g with the sigmoid gates' weights halved (exact: a power
     of two), so that one tanh over a step's four blocks gives tanh(a_g) and tanh(a/2) for the others,
-    and sigmoid(a) = tanh(a/2)/2 + 1/2 (which cannot overflow) is two more passes over three blocks;
-    the three gates whose gradient scales ds (f, i, g) are adjacent too.
+    and sigmoid(a) = tanh(a/2)/2 + 1/2 (which cannot overflow) is two more passes over three blocks.
     """
     name = "lstm_sequence"
     takes_missing_grads = True   # an encoder's unused hs or a decoder's unused last state costs nothing
@@ -88,45 +84,41 @@ class LSTMSequence(Function):
         H = H4 // 4
         if (H4 % 4 or Wh.shape != (H, H4) or Wx.shape != (D, H4) or b.shape not in ((H4,), (N, H4))
                 or h0.shape != (N, H) or c0.shape != (N, H)):
-            raise ValueError(f"x {x.shape} needs Wx of shape {(D, H4)}, b of shape {(H4,)} or {(N, H4)}, h0 "
-                             f"and c0 of shape {(N, H)} and Wh of shape {(H, H4)} (got Wx {Wx.shape}, "
-                             f"b {b.shape}, h0 {h0.shape}, c0 {c0.shape}, Wh {Wh.shape})")
+            raise ValueError(f"x {x.shape} needs Wx of shape {(D, H4)}, b of shape {(H4,)} or {(N, H4)}, h0 and c0 of "
+                             f"shape {(N, H)} and Wh of shape {(H, H4)} (got Wx {Wx.shape}, b {b.shape}, "
+                             f"h0 {h0.shape}, c0 {c0.shape}, Wh {Wh.shape})")
         xp = backend.get_array_module(x)
         dt = x.dtype
         keep = bool(self.needs_grad)        # under no_grad only hs is kept: no per-step history
-        K = H + D + 1
-        Z = xp.empty((T + 1, N, K), dt)     # Z[t + 1, :, :H] is step t's h
+        Z = xp.empty((T + 1, N, H + D + 1), dt)     # Z[t + 1, :, :H] is step t's h
         Z[0, :, :H] = h0
         Z[:T, :, H:H + D] = x.transpose(1, 0, 2)
         Z[:T, :, H + D] = 1
         Z[T, :, H:] = 0                     # no step reads it; defined all the same
-        W = xp.empty((K, 4, H), dt)         # [Wh; Wx; b], gate blocks in the order o, f, i, g
-        W[:H] = Wh.reshape(H, 4, H)[:, _INNER]
-        W[H:H + D] = Wx.reshape(D, 4, H)[:, _INNER]
+        W4 = xp.empty((4, H + D + 1, H), dt)
+        W4[:, :H] = Wh.reshape(H, 4, H).transpose(1, 0, 2)[_INNER]
+        W4[:, H:H + D] = Wx.reshape(D, 4, H).transpose(1, 0, 2)[_INNER]
         row_bias = None
         if b.ndim == 1:
-            W[H + D] = b.reshape(4, H)[_INNER]
+            W4[:, H + D] = b.reshape(4, H)[_INNER]
         else:                               # added after each step's GEMM, in the GEMM's layout
-            W[H + D] = 0
-            row_bias = b.T.reshape(4, H, N)[_INNER]
+            W4[:, H + D] = 0
+            row_bias = b.reshape(N, 4, H).transpose(1, 0, 2)[_INNER]
             row_bias[:3] *= 0.5
-        W[:, :3] *= 0.5
-        W = W.reshape(K, H4)
-        WT = W.T                            # a view: BLAS reads it transposed, no copy
-        gates = xp.empty((T if keep else 1, 4, H, N), dt)  # o, f, i, g after the nonlinearities
-        cs = xp.empty((T + 1 if keep else 2, H, N), dt)   # cs[t + 1] is step t's c
-        tcs = xp.empty((T if keep else 1, H, N), dt)
-        gi = xp.empty((H, N), dt)
-        cs[0] = c0.T
+        W4[:3] *= 0.5
+        gates = xp.empty((4, T if keep else 1, N, H), dt)  # o, f, i, g after the nonlinearities
+        cs = xp.empty((T + 1 if keep else 2, N, H), dt)   # cs[t + 1] is step t's c
+        tcs = xp.empty((T if keep else 1, N, H), dt)
+        gi = xp.empty((N, H), dt)
+        cs[0] = c0
         c_prev = cs[0]
-        with blas_threads.threads_for(("lstm_sequence", N, K, H4, keep), T, xp):
+        with blas_threads.threads_for(("lstm_sequence", N, H + D + 1, H), T, xp):
             for t in range(T):
-                g = gates[t if keep else 0]
-                flat = g.reshape(H4, N)
+                g = gates[:, t if keep else 0]
                 if t or not self.zero_h0:
-                    xp.matmul(WT, Z[t].T, out=flat)
+                    xp.matmul(Z[t], W4, out=g)
                 else:                           # the zero start state: only x and the bias
-                    xp.matmul(WT[:, H:], Z[0, :, H:].T, out=flat)
+                    xp.matmul(Z[0, :, H:], W4[:, H:], out=g)
                 if row_bias is not None:
                     g += row_bias
                 xp.tanh(g, out=g)
@@ -142,96 +134,100 @@ class LSTMSequence(Function):
                     xp.multiply(g[3], g[2], out=c)
                 tc = tcs[t if keep else 0]
                 xp.tanh(c, out=tc)
-                xp.multiply(g[0], tc, out=Z[t + 1, :, :H].T)
+                xp.multiply(g[0], tc, out=Z[t + 1, :, :H])
                 c_prev = c
         if keep:
-            self.saved = (Z, W, cs, tcs, gates, row_bias is not None)
-        return Z[1:, :, :H].transpose(1, 0, 2), Z[T, :, :H].copy(), c_prev.T.copy()
+            self.saved = (Z, W4, cs, tcs, gates, row_bias is not None)
+        return Z[1:, :, :H].transpose(1, 0, 2), Z[T, :, :H].copy(), c_prev.copy()
 
     def reference(self, x, Wx, b, h0, c0, Wh):
         return lstm_sequence_reference(x, Wx, b, h0, c0, Wh)
 
     def backward(self, ghs, gh_last, gc_last):
-        Z, W, cs, tcs, gates, b_rows = self.saved
+        Z, W4, cs, tcs, gates, b_rows = self.saved
         xp = backend.get_array_module(Z)
-        T, H, N = tcs.shape
-        H4 = 4 * H
-        K = Z.shape[2]
-        D = K - H - 1
+        T, N, H = tcs.shape
+        D = Z.shape[2] - H - 1
         dt = Z.dtype
-        o, f, i, gg = (gates[:, j] for j in range(4))
+        o, f, i, gg = gates
         need_x, need_Wx, need_b, need_h0, need_c0, need_Wh = self.needs_grad
         # every factor that does not depend on the incoming gradient, for all steps at once, written
         # in place (no temporaries): da_f,i,g = ds * k_fig, da_o = dh * k_o, ds = dc + dh * k_s
-        k_fig = xp.empty((T, 3, H, N), dt)
+        k_fig = xp.empty((T, 3, N, H), dt)
         k_f, k_i, k_g = k_fig[:, 0], k_fig[:, 1], k_fig[:, 2]
         xp.subtract(1, f, out=k_f)              # c_prev * f * (1 - f)
         k_f *= f
         k_f *= cs[:-1]
-        xp.subtract(1, i, out=k_i)              # g * i * (1 - i)
-        k_i *= i
-        k_i *= gg
         xp.multiply(gg, gg, out=k_g)            # i * (1 - g^2)
         xp.subtract(1, k_g, out=k_g)
         k_g *= i
+        xp.subtract(1, i, out=k_i)              # g * i * (1 - i)
+        k_i *= i
+        k_i *= gg
         k_o = xp.subtract(1, o)                 # tanh(c) * o * (1 - o)
         k_o *= o
         k_o *= tcs
         k_s = xp.multiply(tcs, tcs)             # o * (1 - tanh(c)^2)
         xp.subtract(1, k_s, out=k_s)
         k_s *= o
-        # W @ da_t gives [dh; dx] of a step in one GEMM, the sum over the gates inside it
-        W = W[:H + D].copy()
-        W[:, :3 * H] *= 2                       # undo the forward's halving (exact)
-        # every step's da, feature-major: (4H, T, N), so that all steps are one (4H, T*N) matrix for
-        # the weight GEMM; step t is the (4H, N) matrix daT[:, t]
-        daT = xp.empty((H4, T, N), dt)
-        da_steps = daT.reshape(4, H, T, N)
-        gZ = xp.empty((T, H + D, N), dt)        # each step's [dh_{t-1}; dx_t]
+        # da_t @ [Wh; Wx]^T gives dh and dx of a step in one GEMM: columns :H and H:
+        WT = xp.ascontiguousarray(W4[:, :H + D].transpose(0, 2, 1))
+        WT[:3] *= 2                             # undo the forward's halving (exact)
+        da_all = xp.empty((4, T, N, H), dt)     # gate-major, so each step writes whole blocks
+        per_gate = xp.empty((4, N, H + D), dt)
+        gx = xp.empty((T, N, D), dt) if need_x else None
         # dh is this loop's own buffer, written in place; a missing gradient (None) counts as zeros
-        gT = None if ghs is None else ghs.transpose(1, 2, 0)   # (T, H, N) views
-        # (C order throughout: a sum of two transposed views comes out in F order, and one such operand
-        # made every elementwise pass of the loop several times slower)
-        dh = xp.zeros((H, N), dt) if gh_last is None else xp.ascontiguousarray(gh_last.T)
-        if gT is not None:
-            dh += gT[T - 1]
-        dc = None if gc_last is None else xp.ascontiguousarray(gc_last.T)
-        ds = xp.empty((H, N), dt)
-        with blas_threads.threads_for(("lstm_sequence.backward", N, K, H4, need_x), T, xp):
+        if ghs is None:
+            dh = xp.zeros((N, H), dt) if gh_last is None else gh_last.copy()
+        else:
+            dh = ghs[:, T - 1].copy() if gh_last is None else gh_last + ghs[:, T - 1]
+        dc = gc_last
+        ds = xp.empty_like(dh)
+        with blas_threads.threads_for(("lstm_sequence.backward", N, H + D + 1, H, need_x), T, xp):
             for t in range(T - 1, -1, -1):
-                if t < T - 1 and gT is not None:
-                    dh += gT[t]
+                if t < T - 1 and ghs is not None:
+                    dh += ghs[:, t]
                 xp.multiply(dh, k_s[t], out=ds)
                 if dc is not None:
                     ds += dc
-                da = da_steps[:, :, t]
+                da = da_all[:, t]
                 xp.multiply(ds, k_fig[t], out=da[1:])
                 xp.multiply(dh, k_o[t], out=da[0])
                 if t > 0 or need_c0:
                     dc = ds * f[t]
                 want_h = t > 0 or need_h0           # the encoder's zero start state needs no gradient
-                rows = slice(0 if want_h else H, H + D if need_x else H)
-                if rows.start == rows.stop:
+                cols = slice(0 if want_h else H, H + D if need_x else H)
+                if cols.start == cols.stop:
                     continue
-                xp.matmul(W[rows], daT[:, t], out=gZ[t, rows])
+                pg = per_gate[:, :, cols]
+                xp.matmul(da, WT[:, :, cols], out=pg)
+                xp.add(pg[:2], pg[2:], out=pg[:2])  # the sum over gates: faster than sum(axis=0)
                 if want_h:
-                    dh = gZ[t, :H]
+                    xp.add(per_gate[0, :, :H], per_gate[1, :, :H], out=dh)
+                if need_x:
+                    xp.add(per_gate[0, :, H:], per_gate[1, :, H:], out=gx[t])
         gWx = gb = gWh = None
-        if need_Wh or need_Wx or (need_b and not b_rows):   # da^T @ Z over all steps: columns of Wh, Wx, b
+        if need_Wh or need_Wx or (need_b and not b_rows):   # Z^T @ da: rows of Wh, then Wx, then b
             s = int(self.zero_h0)               # a zero start state adds nothing to Wh's gradient
-            with blas_threads.threads_for(("lstm_sequence.weights", (T - s) * N, K, H4), 1, xp):
-                gWT = xp.matmul(daT[:, s:].reshape(H4, (T - s) * N), Z[s:T].reshape((T - s) * N, K))
+            with blas_threads.threads_for(("lstm_sequence.weights", (T - s) * N, H + D + 1, H), 1, xp):
+                gW = xp.matmul(Z[s:T].reshape((T - s) * N, H + D + 1).T,
+                               da_all[:, s:].reshape(4, (T - s) * N, H))
             if s:
-                gWT[:, H:] += xp.matmul(daT[:, 0], Z[0, :, H:])
-            gWT = gWT.reshape(4, H, K)[_BOOK].reshape(H4, K)
-            gWh = gWT[:, :H].T.copy() if need_Wh else None
-            gWx = gWT[:, H:H + D].T.copy() if need_Wx else None
-            gb = gWT[:, H + D].copy() if need_b and not b_rows else None
+                gW[:, H:] += xp.matmul(Z[0, :, H:].T, da_all[:, 0])
+            gW = gW[_BOOK]
+            gWh = _from_gate_major(gW[:, :H]) if need_Wh else None
+            gWx = _from_gate_major(gW[:, H:H + D]) if need_Wx else None
+            gb = gW[:, H + D].reshape(4 * H) if need_b and not b_rows else None
         if need_b and b_rows:                   # a bias per sequence: the sum over the steps
-            gb = daT.sum(axis=1).reshape(4, H, N)[_BOOK].reshape(H4, N).T.copy()
-        gx = xp.ascontiguousarray(gZ[:, H:].transpose(2, 0, 1)) if need_x else None
-        return (gx, gWx, gb, dh.T.copy() if need_h0 else None,
-                None if dc is None or not need_c0 else dc.T.copy(), gWh)
+            gb = da_all.sum(axis=1)[_BOOK].transpose(1, 0, 2).reshape(N, 4 * H)
+        gx = None if gx is None else gx.transpose(1, 0, 2)
+        return (gx, gWx, gb, dh if need_h0 else None, dc if need_c0 else None, gWh)
+
+
+def _from_gate_major(W4):
+    """(4, K, H) gate blocks -> (K, 4H), the layout of the weights."""
+    n, K, H = W4.shape
+    return W4.transpose(1, 0, 2).reshape(K, n * H)
 
 
 def lstm_sequence(x, Wx, b, h0, c0, Wh):

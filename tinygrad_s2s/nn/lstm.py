@@ -120,7 +120,9 @@ class LSTM(Recurrent):
     def _layer(self, xs, starts, suffix, static=None):
         layer = lstm_sequence if self.fused else lstm_sequence_reference
         Wx, b, Wh = (getattr(self, n + suffix) for n in ("Wx", "b", "Wh"))
-        if static is not None:
+        if static is not None and xs.shape[1] == 1:   # one step (decoding): the product is made once anyway
+            xs = ops.concat([ops.expand_dims(static, 1), xs], axis=2)
+        elif static is not None:
             S = static.shape[1]
             b = ops.matmul(static, Wx[:S]) + b     # (N, 4H)
             Wx = Wx[S:]
