@@ -1,19 +1,28 @@
 """The README's speed table, from one run of every per-process benchmark that compares with PyTorch.
 
     python -m benchmarks.summary [--quick] [--threads 1,default] [--pairs 3] [--repeats N]
+    python -m benchmarks.summary --combine RUN1.txt RUN2.txt RUN3.txt
 
 Runs train_step, evaluate, lstm_layer, op_overhead and memory one after another (each prints its
 full tables, as when run alone), then prints the Markdown table of README.md's "Speed" section: for
 each thread setting, ours / PyTorch (the median over the process pairs, with the lowest and highest
 pair in brackets) and the two times, and the load average before and after. Copy that table, not
 hand-picked figures, into the README. `--repeats` (when given) applies to every benchmark.
+
+`--combine` reads the saved outputs of several such runs and prints one table whose cells give every
+run's ratio in order, then the middle run's two times: the README's table, with its spread over runs.
 """
 from __future__ import annotations
 
 import statistics
 
+import re
+
 from .common import DEFAULT_SETTING, fmt_time, load_average, parser, torch_available
 from .processes import Summary, summarize
+
+TABLE_MARK = "==== README speed table"
+CELL = re.compile(r"(?P<ratio>[\d.]+x) \([\d.]+-[\d.]+\): (?P<ours>.+?) vs (?P<torch>.+?)(;.*)?")
 
 
 def cell(s: Summary, fmt=fmt_time, extra: str = "") -> str:
@@ -66,9 +75,57 @@ def rows_for(settings, runs) -> list[list[str]]:
     return rows
 
 
+def read_table(text: str, source: str) -> list[list[str]]:
+    """The rows (header first) of the speed table in one saved summary output."""
+    if TABLE_MARK not in text:
+        raise SystemExit(f"--combine: {source} has no '{TABLE_MARK}' section (is it a benchmarks.summary output?)")
+    lines = text[text.index(TABLE_MARK):].splitlines()
+    return [[c.strip() for c in ln.strip().strip("|").split("|")] for ln in lines
+            if ln.startswith("| ") and not ln.startswith("| ---")]
+
+
+def combine(paths) -> list[list[str]]:
+    """One table from several runs' tables: each cell 'r1 / r2 / r3 (middle run: ours vs torch)'."""
+    tables = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            tables.append(read_table(f.read(), path))
+    shape = [(row[0], len(row)) for row in tables[0]]
+    for path, table in zip(paths, tables):
+        if [(row[0], len(row)) for row in table] != shape:
+            raise SystemExit(f"--combine: {path} has other rows or thread settings than {paths[0]}")
+    header = [h if i == 0 else f"{h}: runs {' / '.join(str(k + 1) for k in range(len(tables)))}"
+              for i, h in enumerate(tables[0][0])]
+    rows = [header]
+    for r in range(1, len(shape)):
+        row = [tables[0][r][0]]
+        for c in range(1, shape[r][1]):
+            cells = [CELL.fullmatch(t[r][c]) for t in tables]
+            if not all(cells):
+                raise SystemExit(f"--combine: cannot read the cell {tables[0][r][0]!r}, column {c}")
+            m = cells[len(tables) // 2]
+            row.append(" / ".join(x["ratio"] for x in cells) + f" ({m['ours']} vs {m['torch']})")
+        rows.append(row)
+    return rows
+
+
+def print_markdown(rows) -> None:
+    print("| " + " | ".join(rows[0]) + " |")
+    print("| " + " | ".join("---" for _ in rows[0]) + " |")
+    for row in rows[1:]:
+        print("| " + " | ".join(row) + " |")
+
+
 def main(argv=None):
     p = parser(__doc__.splitlines()[0], repeats=1)
+    p.add_argument("--combine", nargs="+", metavar="OUTPUT", default=None,
+                   help="saved outputs of earlier runs: print their tables as one (every run's ratio)")
     args = p.parse_args(argv)
+    if args.combine:
+        print(f"==== README speed table over {len(args.combine)} runs (ours / PyTorch, lower is better; each "
+              "run's median over its process pairs, then the middle run's times)\n")
+        print_markdown(combine(args.combine))
+        return None
     if args.no_torch or not torch_available():
         raise SystemExit("benchmarks.summary compares with PyTorch: install it (pip install -e '.[bench]') "
                          "and leave out --no-torch")
@@ -87,15 +144,14 @@ def main(argv=None):
         print(flush=True)
     after = load_average()
     settings = args.threads
-    print("==== README speed table (ours / PyTorch, lower is better; median over process pairs, "
+    print(f"{TABLE_MARK} (ours / PyTorch, lower is better; median over process pairs, "
           "lowest-highest pair in brackets)\n")
     headers = ["benchmark", *(setting_header(runs["train_step"]["results"], s) for s in settings)]
-    print("| " + " | ".join(headers) + " |")
-    print("| " + " | ".join("---" for _ in headers) + " |")
-    for row in rows_for(settings, runs):
-        if args.quick:
+    rows = rows_for(settings, runs)
+    if args.quick:
+        for row in rows:
             row[0] += " (--quick sizes: meaningless)"
-        print("| " + " | ".join(row) + " |")
+    print_markdown([headers, *rows])
     print(f"\nload average (1, 5, 15 min): {before} before, {after} after")
     return runs
 

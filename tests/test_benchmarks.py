@@ -322,3 +322,24 @@ def test_beam_benchmark_quick(capsys):
     out = capsys.readouterr().out
     assert "beam-5 / greedy vs issue 14" in out and "load average" in out
     assert len(rows) == 3
+
+
+def test_summary_combines_saved_runs_into_one_table(tmp_path, capsys):
+    from benchmarks import summary
+
+    def saved(run, r1, r2):
+        path = tmp_path / f"run{run}.txt"
+        path.write_text("noise before\n==== README speed table (...)\n\n| benchmark | 1 thread | default threads (2 here) |\n"
+                        "| --- | --- | --- |\n"
+                        f"| training iteration, seq2seq | {r1}x (0.70-0.90): {run}.00 ms vs 6.00 ms; ours 50% of GEMM peak "
+                        f"| {r2}x (1.00-1.20): 5.{run}0 ms vs 5.00 ms |\n\nload average ...\n")
+        return str(path)
+    paths = [saved(1, "0.81", "1.08"), saved(2, "0.80", "1.09"), saved(3, "0.82", "1.20")]
+    summary.main(["--combine", *paths])
+    out = capsys.readouterr().out
+    assert "| benchmark | 1 thread: runs 1 / 2 / 3 | default threads (2 here): runs 1 / 2 / 3 |" in out
+    assert ("| training iteration, seq2seq | 0.81x / 0.80x / 0.82x (2.00 ms vs 6.00 ms) "
+            "| 1.08x / 1.09x / 1.20x (5.20 ms vs 5.00 ms) |") in out
+    (tmp_path / "other.txt").write_text("not a summary\n")
+    with pytest.raises(SystemExit, match="other.txt has no '==== README speed table' section"):
+        summary.main(["--combine", paths[0], str(tmp_path / "other.txt")])
