@@ -103,3 +103,22 @@ def test_zoo_models_agree_on_one_and_on_all_blas_threads(name, monkeypatch):
         results.append([loss.numpy()] + [p.grad.numpy() for p in model.parameters()])
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
+
+
+def test_matmul_chooses_for_big_products_only(fake):
+    """A matmul of at least GEMM_MIN multiply-adds (forward and backward) runs under the choice; a
+    small one leaves BLAS alone, so the op costs what it did."""
+    import tinygrad_s2s as tg
+    blas, _, _ = fake
+    m, k, n = 64, 128, blas_threads.GEMM_MIN // (64 * 128)
+    rng = np.random.default_rng(0)
+    for shape_a in ((m, k), (4, m // 4, k)):          # 2-D, and (N, T, D) @ (D, H) as one 2-D GEMM
+        a = tg.Tensor(rng.standard_normal(shape_a), requires_grad=True)
+        b = tg.Tensor(rng.standard_normal((k, n)), requires_grad=True)
+        tg.matmul(a, b).sum().backward()
+        np.testing.assert_allclose(a.grad.numpy(), np.ones(shape_a[:-1] + (n,)) @ b.numpy().T, rtol=1e-12)
+    assert set(blas_threads.chosen()) == {(("gemm", m, n, k), 2)}
+    assert blas.set_calls and blas.threads == 2
+    blas_threads._kinds.clear()
+    tg.matmul(tg.Tensor(np.ones((8, 8)), requires_grad=True), tg.Tensor(np.ones((8, 8)))).sum().backward()
+    assert blas_threads.chosen() == {}

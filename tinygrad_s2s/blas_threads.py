@@ -1,4 +1,4 @@
-"""BLAS threads for the recurrent layers' time loops, chosen by measurement.
+"""BLAS threads for the recurrent layers' time loops and the big matmuls, chosen by measurement.
 
 A recurrent step's GEMM is small ((128 x 145) @ (145 x 512) for the book's LSTM) and is followed by
 elementwise work on one thread, so whether BLAS's other threads speed the loop up depends on the
@@ -7,8 +7,12 @@ threads than on one at one time, and 1.2x slower at another, when waking the sec
 steps cost more than it saved. So each fused layer runs its time loop under `threads_for(key)`: the
 first calls of each kind of loop (op and shapes) try one thread and BLAS's own count in turn, later
 calls take the one with the lower median time per step over its last SAMPLES calls, and every
-PROBE_EVERY-th call tries the other again, so a change of regime is noticed. The GEMMs outside the
-loops (the weight gradients of all steps at once) keep BLAS's own count.
+PROBE_EVERY-th call tries the other again, so a change of regime is noticed. The same choice is made
+for the layers' weight-gradient GEMMs and for every 2-D product of the matmul op (forward and
+backward) of at least GEMM_MIN multiply-adds: on a machine where another program keeps one core busy,
+a GEMM split over two threads waits for that core (the book's seq2seq step: 15.6 ms with BLAS on two
+threads everywhere, 8.0-9.6 ms with the choice, 5.2 ms on one thread), while on a quiet machine the
+choice keeps two threads where they pay.
 
 BLAS's own count is the ceiling: with OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1 or a threadpoolctl
 limit of 1 there is nothing to choose and nothing is timed. TINYGRAD_S2S_BLAS_THREADS=fixed turns the
@@ -23,12 +27,13 @@ import statistics
 import threading
 import time
 from collections import deque
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
 ENV_VAR = "TINYGRAD_S2S_BLAS_THREADS"
 SAMPLES = 5          # the recent calls whose median decides
+GEMM_MIN = 1 << 21   # multiply-adds: a smaller matmul takes ~10 us or less, and choosing would cost a share
 PROBE_EVERY = 50     # then every 50th call measures the other count again
 
 _controllers = None  # threadpoolctl's controllers of the loaded BLAS libraries, found on first use
@@ -107,6 +112,14 @@ def threads_for(key, steps: int, xp):
                     lib.set_num_threads(count)
     finally:
         _lock.release()
+
+
+def for_gemm(m: int, n: int, k: int, xp):
+    """`threads_for` one kind of 2-D product (m x k) @ (k x n) (a matmul op's forward or backward), for
+    products of at least GEMM_MIN multiply-adds; smaller ones run as BLAS decides."""
+    if m * n * k < GEMM_MIN:
+        return nullcontext()
+    return threads_for(("gemm", m, n, k), 1, xp)
 
 
 def chosen() -> dict:

@@ -6,11 +6,12 @@ which makes the gradient, reference, dtype and error tests cover it.
 from __future__ import annotations
 
 import builtins
+from contextlib import nullcontext
 
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_index, normalize_axis_tuple
 
-from . import backend
+from . import backend, blas_threads
 from .tensor import Function, Tensor, as_tensor, describe, saved_input, saved_output, sum_to
 from . import random as _random
 
@@ -233,8 +234,11 @@ class MatMul(Op):
         if k_a != k_b:
             raise ValueError(f"shapes {a.shape} and {b.shape} are not aligned: "
                              f"{k_a} (last dim of a) != {k_b} ({'dim 0' if b.ndim == 1 else 'dim -2'} of b)")
-        if a.ndim > 2 and b.ndim == 2:     # (N,T,D)@(D,H) as one 2-D GEMM: NumPy would loop over N
-            return (a.reshape(-1, k_a) @ b).reshape(a.shape[:-1] + b.shape[1:])
+        if b.ndim == 2 and a.ndim >= 2:    # one 2-D GEMM, on the BLAS thread count chosen for its shape
+            with blas_threads.for_gemm(a.size // k_a, b.shape[1], k_a, _xp(a)):
+                if a.ndim > 2:             # (N,T,D)@(D,H) as one 2-D GEMM: NumPy would loop over N
+                    return (a.reshape(-1, k_a) @ b).reshape(a.shape[:-1] + b.shape[1:])
+                return a @ b
         return a @ b
 
     def backward(self, gy):
@@ -242,17 +246,20 @@ class MatMul(Op):
         xp = _xp(a)
         if a.ndim > 2 and b.ndim == 2:
             g2 = gy.reshape(-1, b.shape[1])
-            ga = (g2 @ b.T).reshape(a.shape) if self.needs_grad[0] else None
-            gb = a.reshape(-1, b.shape[0]).T @ g2 if self.needs_grad[1] else None
+            with blas_threads.for_gemm(g2.shape[0], b.shape[1], b.shape[0], xp):
+                ga = (g2 @ b.T).reshape(a.shape) if self.needs_grad[0] else None
+                gb = a.reshape(-1, b.shape[0]).T @ g2 if self.needs_grad[1] else None
             return ga, gb
         a2 = a.reshape(1, -1) if a.ndim == 1 else a
         b2 = b.reshape(-1, 1) if b.ndim == 1 else b
         gy = gy.reshape(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1]))
         ga = gb = None
-        if self.needs_grad[0]:   # batch dims are summed here: a 1-d operand is not a broadcast of its 2-d form
-            ga = sum_to(gy @ xp.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
-        if self.needs_grad[1]:
-            gb = sum_to(xp.swapaxes(a2, -1, -2) @ gy, b2.shape).reshape(b.shape)
+        plain = a.ndim == 2 and b.ndim == 2
+        with blas_threads.for_gemm(a.shape[0], b.shape[1], a.shape[1], xp) if plain else nullcontext():
+            if self.needs_grad[0]:   # batch dims are summed here: a 1-d operand is not a broadcast of its 2-d form
+                ga = sum_to(gy @ xp.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+            if self.needs_grad[1]:
+                gb = sum_to(xp.swapaxes(a2, -1, -2) @ gy, b2.shape).reshape(b.shape)
         return ga, gb
 
 
