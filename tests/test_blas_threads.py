@@ -39,53 +39,96 @@ def fake(monkeypatch):
     return blas, per_step, run
 
 
-def loop(run, steps=4, key="k"):
-    with blas_threads.threads_for(key, steps, np):
+def call(blas, run, steps=4, key="k", result=lambda blas: np.ones(3)):
+    """One call of a kind of work through the chooser; returns the thread count it ran on."""
+    used = []
+
+    def work():
+        used.append(blas.threads)
         run(steps)
+        return result(blas)
+    blas_threads.run(key, steps, np, work)
+    return used
 
 
 def test_the_faster_count_is_chosen_and_a_change_is_noticed(fake):
     blas, per_step, run = fake
-    used = []
-    for _ in range(20):
-        with blas_threads.threads_for("k", 3, np):
-            used.append(blas.threads)
-            run(3)
-    assert used[:4] == [1, 1, 2, 2]                      # each count measured twice first
-    assert used[4:] == [2] * 16 and blas.threads == 2    # then the faster one; restored after each
+    used = [n for _ in range(20) for n in call(blas, run, 3)]
+    assert used[:2] == [1, 2]                            # first call: both counts, results compared
+    assert used[2:4] == [1, 2]                           # each count measured twice before any choice
+    assert used[4:] == [2] * 17 and blas.threads == 2    # then the faster one; restored after each
     per_step.update({1: 0.5})                            # the machine changes: one thread now faster
     for _ in range(blas_threads.PROBE_EVERY * (blas_threads.SAMPLES + 1)):
-        loop(run)
+        call(blas, run)
     choice = blas_threads.chosen()[("k", 2)]
-    assert choice["best"] == 1 and choice["seconds per step"][1] == 0.5
-    with blas_threads.threads_for("k", 1, np):
-        assert blas.threads == 1
+    assert choice["best"] == 1 and choice["identical"] and choice["seconds per step"][1] == 0.5
+    assert call(blas, run) == [1] and blas.threads == 2
+
+
+def test_a_kind_whose_results_differ_stays_on_blas_own_count(fake):
+    """Some GEMM shapes round differently on one thread: the choice must never change a number."""
+    blas, per_step, run = fake
+    per_step.update({1: 0.1})                            # one thread would be much faster...
+    differs = lambda blas: np.array([1.0 + blas.threads * 1e-16, 1.0 / blas.threads])  # noqa: E731
+    used = [n for _ in range(60) for n in call(blas, run, result=differs)]
+    assert used[:2] == [1, 2] and used[2:] == [2] * 59   # ...but its results differ: never again
+    assert blas_threads.chosen()[("k", 2)]["identical"] is False
     assert blas.threads == 2
 
 
-def test_the_count_is_restored_when_the_loop_raises(fake):
+def test_the_count_is_restored_when_the_work_raises(fake):
     blas, _, run = fake
-    with pytest.raises(RuntimeError):
-        with blas_threads.threads_for("k", 1, np):
-            assert blas.threads == 1
-            raise RuntimeError("inside")
-    assert blas.threads == 2
-    assert blas_threads.chosen()[("k", 2)]["seconds per step"] == {}   # a failed call is not a sample
+    call(blas, run)                                      # the first call (both counts) is done
+
+    def fails():
+        raise RuntimeError("inside")
+    for _ in range(3):
+        with pytest.raises(RuntimeError):
+            blas_threads.run("k", 1, np, fails)
+        assert blas.threads == 2
 
 
 def test_nothing_is_chosen_on_one_thread_when_fixed_or_on_a_gpu(fake, monkeypatch):
     blas, _, run = fake
     blas.threads = 1
-    loop(run)
+    call(blas, run)
     blas.threads = 2
-    with blas_threads.threads_for("k", 1, object()):     # another array module: a GPU
-        run()
+    blas_threads.run("k", 1, object(), lambda: run())    # another array module: a GPU
     monkeypatch.setenv(blas_threads.ENV_VAR, "fixed")
-    loop(run)
+    call(blas, run)
     assert blas.set_calls == [] and blas_threads.chosen() == {}
     monkeypatch.setenv(blas_threads.ENV_VAR, "sometimes")
     with pytest.raises(ValueError, match="TINYGRAD_S2S_BLAS_THREADS='sometimes'.*'auto'.*'fixed'"):
-        loop(run)
+        call(blas, run)
+
+
+def test_an_lstm_layer_that_rounds_differently_per_thread_count_stays_reproducible(monkeypatch):
+    """Layers this wide take another kernel path on one BLAS thread than on two (as the deep
+    LSTM's): whatever the chooser does, every call gives what BLAS's own count gives, bit for bit."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import tinygrad_s2s as tg
+    monkeypatch.setattr(blas_threads, "_kinds", {})
+    rng = np.random.default_rng(0)
+    N, T, D, H = 64, 4, 512, 64
+    arrays = [rng.standard_normal(s).astype(np.float32) * 0.3 for s in ((N, T, D), (D, 4 * H), (4 * H,), (H, 4 * H))]
+
+    def layer():
+        ts = [tg.Tensor(a, requires_grad=True) for a in arrays]
+        hs = tg.lstm_sequence(ts[0], ts[1], ts[2], None, None, ts[3])[0]
+        (hs * 1.5).sum().backward()
+        return [hs.numpy()] + [t.grad.numpy() for t in ts]
+    monkeypatch.setenv(blas_threads.ENV_VAR, "fixed")
+    reference = layer()
+    monkeypatch.setenv(blas_threads.ENV_VAR, "auto")
+    for _ in range(blas_threads.PROBE_EVERY + 5):
+        for a, b in zip(layer(), reference):
+            np.testing.assert_array_equal(a, b)
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):   # shows the case is real, where it is
+        one = layer()
+    if threadpoolctl.threadpool_info() and max(i["num_threads"] for i in threadpoolctl.threadpool_info()) > 1:
+        differs = not all(np.array_equal(a, b) for a, b in zip(one, reference))
+        kinds = blas_threads.chosen()
+        assert all(not v["identical"] for v in kinds.values()) if differs else True
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -117,8 +160,19 @@ def test_matmul_chooses_for_big_products_only(fake):
         b = tg.Tensor(rng.standard_normal((k, n)), requires_grad=True)
         tg.matmul(a, b).sum().backward()
         np.testing.assert_allclose(a.grad.numpy(), np.ones(shape_a[:-1] + (n,)) @ b.numpy().T, rtol=1e-12)
-    assert set(blas_threads.chosen()) == {(("gemm", m, n, k), 2)}
+    kinds = blas_threads.chosen()
+    assert kinds and all(key[:4] == ("gemm", m, n, k) for key, _ in kinds)
     assert blas.set_calls and blas.threads == 2
     blas_threads._kinds.clear()
     tg.matmul(tg.Tensor(np.ones((8, 8)), requires_grad=True), tg.Tensor(np.ones((8, 8)))).sum().backward()
     assert blas_threads.chosen() == {}
+
+
+def test_all_zero_results_prove_nothing_and_the_next_call_compares_again(fake):
+    blas, _, run = fake
+    zeros = lambda blas: np.zeros(3)                     # noqa: E731  e.g. a backward with no gradient in
+    assert call(blas, run, result=zeros) == [1, 2] and blas_threads.chosen() == {}
+    differs = lambda blas: np.array([float(blas.threads)])  # noqa: E731
+    assert call(blas, run, result=differs) == [1, 2]
+    assert blas_threads.chosen()[("k", 2)]["identical"] is False
+    assert call(blas, run, result=differs) == [2]

@@ -1,24 +1,27 @@
-"""BLAS threads for the recurrent layers' time loops and the big matmuls, chosen by measurement.
+"""BLAS threads for the fused LSTM's time loops and the big matmuls, chosen by measurement.
 
 A recurrent step's GEMM is small ((128 x 145) @ (145 x 512) for the book's LSTM) and is followed by
 elementwise work on one thread, so whether BLAS's other threads speed the loop up depends on the
 machine and on the moment: on this project's 2-core VM the same LSTM loop ran 1.4x faster on two
 threads than on one at one time, and 1.2x slower at another, when waking the second thread between
-steps cost more than it saved. So each fused layer runs its time loop under `threads_for(key)`: the
-first calls of each kind of loop (op and shapes) try one thread and BLAS's own count in turn, later
-calls take the one with the lower median time per step over its last SAMPLES calls, and every
-PROBE_EVERY-th call tries the other again, so a change of regime is noticed. The same choice is made
-for the layers' weight-gradient GEMMs and for every 2-D product of the matmul op (forward and
-backward) of at least GEMM_MIN multiply-adds: on a machine where another program keeps one core busy,
-a GEMM split over two threads waits for that core (the book's seq2seq step: 15.6 ms with BLAS on two
-threads everywhere, 8.0-9.6 ms with the choice, 5.2 ms on one thread), while on a quiet machine the
-choice keeps two threads where they pay.
+steps cost more than it saved; and on a machine where another program keeps one core busy, every GEMM
+split over two threads waits for that core. So the fused LSTM's loops, its weight-gradient GEMM and
+every 2-D product of the matmul op of at least GEMM_MIN multiply-adds run through `run(key, ...)`:
+each kind of work (op and shapes) is timed on one thread and on BLAS's own count, later calls take
+the one with the lower median time per step over its last SAMPLES calls, and every PROBE_EVERY-th
+call tries the other again, so a change of regime is noticed.
+
+The choice never changes a number. Some GEMM shapes round differently on one thread than on several
+(OpenBLAS takes another kernel path; an LSTM layer whose input is 256 wide is one), so the first call
+of each kind runs on both counts, on the same inputs, and compares the results bit for bit: a kind
+whose results differ stays on BLAS's own count, as if nothing chose (results that are all zeros, as
+when no gradient came in, prove nothing: the next call compares again). So a run is as reproducible as
+before, and a resumed run still continues bit for bit.
 
 BLAS's own count is the ceiling: with OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1 or a threadpoolctl
 limit of 1 there is nothing to choose and nothing is timed. TINYGRAD_S2S_BLAS_THREADS=fixed turns the
-choice off (BLAS keeps its count everywhere); the results are the same either way, to float32
-round-off (tested on every zoo model). The thread counts are set through threadpoolctl; without it,
-or without a BLAS it can drive, nothing changes.
+choice off. The thread counts are set through threadpoolctl; without a BLAS it can drive, nothing
+changes.
 """
 from __future__ import annotations
 
@@ -27,7 +30,6 @@ import statistics
 import threading
 import time
 from collections import deque
-from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
@@ -55,20 +57,24 @@ def controllers() -> list:
         try:
             from threadpoolctl import ThreadpoolController
             _controllers = ThreadpoolController().select(user_api="blas").lib_controllers
-        except Exception:   # no threadpoolctl, or nothing it can drive: leave BLAS as it is
+        except Exception:   # no BLAS threadpoolctl can drive: leave BLAS as it is
             _controllers = []
     return _controllers
 
 
 class Choice:
-    """The running record of one kind of loop: per thread count, the seconds per step of recent calls."""
+    """The running record of one kind of work: per thread count, the seconds per step of recent calls;
+    `pinned` when the counts gave different results (then only BLAS's own count runs)."""
 
-    def __init__(self, counts):
+    def __init__(self, counts, pinned=None):
         self.times = {n: deque(maxlen=SAMPLES) for n in counts}
         self.calls = 0
+        self.pinned = pinned
 
     def pick(self) -> int:
         self.calls += 1
+        if self.pinned is not None:
+            return self.pinned
         for n, seen in self.times.items():
             if len(seen) < 2:            # each count twice before any choice: a first call pays warm-ups
                 return n
@@ -78,52 +84,106 @@ class Choice:
         return best
 
     def best(self) -> int:
+        if self.pinned is not None:
+            return self.pinned
         return min(self.times, key=lambda n: statistics.median(self.times[n]))
 
 
-@contextmanager
-def threads_for(key, steps: int, xp):
-    """Run the block (a loop of `steps` steps of the kind `key`, on arrays of the module `xp`) on the
-    BLAS thread count chosen for it; on a GPU (xp is not NumPy) nothing is chosen."""
+def run(key, steps: int, xp, fn):
+    """fn() on the BLAS thread count chosen for the kind of work `key` (`steps` steps of it, on arrays
+    of the module `xp`); returns what fn returns. fn must compute everything it writes from inputs it
+    does not write, so that it can run twice: the first call of a kind runs it on both counts and
+    compares what they return. On a GPU (xp is not NumPy) nothing is chosen."""
     libs = controllers() if xp is np and enabled() else []
     if not libs or not _lock.acquire(blocking=False):   # another thread is choosing: leave it be
-        yield
-        return
+        return fn()
     try:
         own = [lib.get_num_threads() for lib in libs]
         ceiling = max(own)
         if ceiling <= 1:
-            yield
-            return
+            return fn()
         choice = _kinds.get((key, ceiling))
         if choice is None:
-            choice = _kinds[(key, ceiling)] = Choice((1, ceiling))
+            return _first_call(key, ceiling, libs, own, steps, fn)
         n = choice.pick()
-        if n != ceiling:
-            for lib in libs:
-                lib.set_num_threads(n)
-        start = clock()
+        _set(libs, n, own)
         try:
-            yield
-            choice.times[n].append((clock() - start) / max(steps, 1))
+            start = clock()
+            result = fn()
+            if choice.pinned is None:
+                choice.times[n].append((clock() - start) / max(steps, 1))
+            return result
         finally:
-            if n != ceiling:
-                for lib, count in zip(libs, own):
-                    lib.set_num_threads(count)
+            _restore(libs, n, own)
     finally:
         _lock.release()
 
 
-def for_gemm(m: int, n: int, k: int, xp):
-    """`threads_for` one kind of 2-D product (m x k) @ (k x n) (a matmul op's forward or backward), for
-    products of at least GEMM_MIN multiply-adds; smaller ones run as BLAS decides."""
+def _first_call(key, ceiling, libs, own, steps, fn):
+    _set(libs, 1, own)
+    try:
+        start = clock()
+        one = _copies(fn())                  # fn may return views of buffers that its next run rewrites
+        t_one = clock() - start
+    finally:
+        _restore(libs, 1, own)
+    start = clock()
+    result = fn()
+    t_all = clock() - start
+    same = _identical(one, result)
+    if same and not _any_nonzero(result):   # all zeros (no gradient came in): it proves nothing, ask again
+        return result
+    choice = _kinds[(key, ceiling)] = Choice((1, ceiling), pinned=None if same else ceiling)
+    if same:
+        choice.times[1].append(t_one / max(steps, 1))
+        choice.times[ceiling].append(t_all / max(steps, 1))
+    return result
+
+
+def _set(libs, n, own):
+    if n != max(own):
+        for lib in libs:
+            lib.set_num_threads(n)
+
+
+def _restore(libs, n, own):
+    if n != max(own):
+        for lib, count in zip(libs, own):
+            lib.set_num_threads(count)
+
+
+def _copies(result):
+    if isinstance(result, tuple):
+        return tuple(_copies(r) for r in result)
+    return result.copy() if isinstance(result, np.ndarray) else result
+
+
+def _identical(a, b) -> bool:
+    if isinstance(a, tuple):
+        return isinstance(b, tuple) and len(a) == len(b) and all(_identical(x, y) for x, y in zip(a, b))
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+    return a is b or a == b
+
+
+def _any_nonzero(result) -> bool:
+    if isinstance(result, tuple):
+        return any(_any_nonzero(r) for r in result)
+    return isinstance(result, np.ndarray) and bool(np.any(result))
+
+
+def gemm(m: int, n: int, k: int, xp, fn, key=()):
+    """`run` for one 2-D product (m x k) @ (k x n) (a matmul op's forward or backward) of at least
+    GEMM_MIN multiply-adds; smaller ones run as BLAS decides. `key` tells layouts apart."""
     if m * n * k < GEMM_MIN:
-        return nullcontext()
-    return threads_for(("gemm", m, n, k), 1, xp)
+        return fn()
+    return run(("gemm", m, n, k, *key), 1, xp, fn)
 
 
 def chosen() -> dict:
-    """What has been measured so far: {(key, ceiling): {'best': n, 'seconds per step': {n: median}}}."""
-    return {k: {"best": c.best() if all(len(s) for s in c.times.values()) else None,
+    """What has been measured so far: {(key, ceiling): {'best': n, 'identical': bool,
+    'seconds per step': {n: median}}}."""
+    return {k: {"best": c.best() if c.pinned is not None or all(len(s) for s in c.times.values()) else None,
+                "identical": c.pinned is None,
                 "seconds per step": {n: statistics.median(s) for n, s in c.times.items() if s}}
             for k, c in _kinds.items()}

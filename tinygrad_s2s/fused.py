@@ -111,13 +111,15 @@ class LSTMSequence(Function):
         tcs = xp.empty((T if keep else 1, N, H), dt)
         gi = xp.empty((N, H), dt)
         cs[0] = c0
-        c_prev = cs[0]
-        with blas_threads.threads_for(("lstm_sequence", N, H + D + 1, H), T, xp):
+        zero_h0, zero_c0 = self.zero_h0, self.zero_c0
+
+        def steps():                        # writes gates, cs[1:], tcs and Z's h from the rest: rerunnable
+            c_prev = cs[0]
             for t in range(T):
                 g = gates[:, t if keep else 0]
-                if t or not self.zero_h0:
+                if t or not zero_h0:
                     xp.matmul(Z[t], W4, out=g)
-                else:                           # the zero start state: only x and the bias
+                else:                       # the zero start state: only x and the bias
                     xp.matmul(Z[0, :, H:], W4[:, H:], out=g)
                 if row_bias is not None:
                     g += row_bias
@@ -126,7 +128,7 @@ class LSTMSequence(Function):
                 sig *= 0.5
                 sig += 0.5
                 c = cs[t + 1 if keep else (t + 1) % 2]
-                if t or not self.zero_c0:
+                if t or not zero_c0:
                     xp.multiply(g[1], c_prev, out=c)
                     xp.multiply(g[3], g[2], out=gi)
                     c += gi
@@ -136,6 +138,9 @@ class LSTMSequence(Function):
                 xp.tanh(c, out=tc)
                 xp.multiply(g[0], tc, out=Z[t + 1, :, :H])
                 c_prev = c
+            return Z[1:, :, :H], c_prev
+
+        c_prev = blas_threads.run(("lstm_sequence", N, H + D + 1, H, keep), T, xp, steps)[1]
         if keep:
             self.saved = (Z, W4, cs, tcs, gates, row_bias is not None)
         return Z[1:, :, :H].transpose(1, 0, 2), Z[T, :, :H].copy(), c_prev.copy()
@@ -176,14 +181,15 @@ class LSTMSequence(Function):
         da_all = xp.empty((4, T, N, H), dt)     # gate-major, so each step writes whole blocks
         per_gate = xp.empty((4, N, H + D), dt)
         gx = xp.empty((T, N, D), dt) if need_x else None
-        # dh is this loop's own buffer, written in place; a missing gradient (None) counts as zeros
-        if ghs is None:
-            dh = xp.zeros((N, H), dt) if gh_last is None else gh_last.copy()
-        else:
-            dh = ghs[:, T - 1].copy() if gh_last is None else gh_last + ghs[:, T - 1]
-        dc = gc_last
-        ds = xp.empty_like(dh)
-        with blas_threads.threads_for(("lstm_sequence.backward", N, H + D + 1, H, need_x), T, xp):
+
+        def steps():                            # writes da_all, gx, dh and dc from the rest: rerunnable
+            # dh is this loop's own buffer, written in place; a missing gradient (None) counts as zeros
+            if ghs is None:
+                dh = xp.zeros((N, H), dt) if gh_last is None else gh_last.copy()
+            else:
+                dh = ghs[:, T - 1].copy() if gh_last is None else gh_last + ghs[:, T - 1]
+            dc = gc_last
+            ds = xp.empty_like(dh)
             for t in range(T - 1, -1, -1):
                 if t < T - 1 and ghs is not None:
                     dh += ghs[:, t]
@@ -195,7 +201,7 @@ class LSTMSequence(Function):
                 xp.multiply(dh, k_o[t], out=da[0])
                 if t > 0 or need_c0:
                     dc = ds * f[t]
-                want_h = t > 0 or need_h0           # the encoder's zero start state needs no gradient
+                want_h = t > 0 or need_h0       # the encoder's zero start state needs no gradient
                 cols = slice(0 if want_h else H, H + D if need_x else H)
                 if cols.start == cols.stop:
                     continue
@@ -206,12 +212,16 @@ class LSTMSequence(Function):
                     xp.add(per_gate[0, :, :H], per_gate[1, :, :H], out=dh)
                 if need_x:
                     xp.add(per_gate[0, :, H:], per_gate[1, :, H:], out=gx[t])
+            return da_all, gx, dh, dc
+
+        _, gx, dh, dc = blas_threads.run(("lstm_sequence.backward", N, H + D + 1, H, need_x, need_h0, need_c0),
+                                         T, xp, steps)
         gWx = gb = gWh = None
         if need_Wh or need_Wx or (need_b and not b_rows):   # Z^T @ da: rows of Wh, then Wx, then b
             s = int(self.zero_h0)               # a zero start state adds nothing to Wh's gradient
-            with blas_threads.threads_for(("lstm_sequence.weights", (T - s) * N, H + D + 1, H), 1, xp):
-                gW = xp.matmul(Z[s:T].reshape((T - s) * N, H + D + 1).T,
-                               da_all[:, s:].reshape(4, (T - s) * N, H))
+            gW = blas_threads.run(("lstm_sequence.weights", (T - s) * N, H + D + 1, H), 1, xp,
+                                  lambda: xp.matmul(Z[s:T].reshape((T - s) * N, H + D + 1).T,
+                                                    da_all[:, s:].reshape(4, (T - s) * N, H)))
             if s:
                 gW[:, H:] += xp.matmul(Z[0, :, H:].T, da_all[:, 0])
             gW = gW[_BOOK]

@@ -7,7 +7,7 @@ The book's GRU (Deep Learning from Scratch 2, appendix C), gates in the order z,
 """
 from __future__ import annotations
 
-from . import backend, blas_threads, ops
+from . import backend, ops
 from .fused import _zero_state
 from .tensor import Function, as_tensor, saved_input
 
@@ -40,15 +40,14 @@ class GRUSequence(Function):
         hs[0] = h0
         if keep:
             zs, rs, cands = (xp.empty((T, N, H), x.dtype) for _ in range(3))
-        with blas_threads.threads_for(("gru_sequence", N, D, H3, keep), T, xp):
-            for t in range(T):
-                h = hs[t]
-                zr = _sigmoid(xp, xw[t, :, :2 * H] + xp.matmul(h, Wh[:, :2 * H]))
-                z, r = zr[:, :H], zr[:, H:]
-                cand = xp.tanh(xw[t, :, 2 * H:] + xp.matmul(r * h, Wh[:, 2 * H:]))
-                hs[t + 1] = h + z * (cand - h)
-                if keep:
-                    zs[t], rs[t], cands[t] = z, r, cand
+        for t in range(T):
+            h = hs[t]
+            zr = _sigmoid(xp, xw[t, :, :2 * H] + xp.matmul(h, Wh[:, :2 * H]))
+            z, r = zr[:, :H], zr[:, H:]
+            cand = xp.tanh(xw[t, :, 2 * H:] + xp.matmul(r * h, Wh[:, 2 * H:]))
+            hs[t + 1] = h + z * (cand - h)
+            if keep:
+                zs[t], rs[t], cands[t] = z, r, cand
         if keep:
             self.saved = (hs, zs, rs, cands)
         return hs[1:].transpose(1, 0, 2), hs[T].copy()
@@ -67,20 +66,19 @@ class GRUSequence(Function):
         gWh = xp.zeros(Wh.shape, hs.dtype) if need_Wh else None
         Wh_zr_T, Wh_h_T = Wh[:, :2 * H].T, Wh[:, 2 * H:].T
         dh = xp.zeros((N, H), hs.dtype) if gh_last is None else gh_last.copy()
-        with blas_threads.threads_for(("gru_sequence.backward", N, H, need_Wh), T, xp):
-            for t in range(T - 1, -1, -1):
-                if ghs is not None:
-                    dh += ghs[:, t]
-                h, z, r, cand = hs[t], zs[t], rs[t], cands[t]
-                da_h = dh * z * (1 - cand * cand)                    # through tanh of the candidate
-                d_rh = xp.matmul(da_h, Wh_h_T)
-                da_z = dh * (cand - h) * z * (1 - z)
-                da_r = d_rh * h * r * (1 - r)
-                dxw[t, :, :H], dxw[t, :, H:2 * H], dxw[t, :, 2 * H:] = da_z, da_r, da_h
-                if need_Wh:
-                    gWh[:, :2 * H] += xp.matmul(h.T, dxw[t, :, :2 * H])
-                    gWh[:, 2 * H:] += xp.matmul((r * h).T, da_h)
-                dh = dh * (1 - z) + d_rh * r + xp.matmul(dxw[t, :, :2 * H], Wh_zr_T)
+        for t in range(T - 1, -1, -1):
+            if ghs is not None:
+                dh += ghs[:, t]
+            h, z, r, cand = hs[t], zs[t], rs[t], cands[t]
+            da_h = dh * z * (1 - cand * cand)                    # through tanh of the candidate
+            d_rh = xp.matmul(da_h, Wh_h_T)
+            da_z = dh * (cand - h) * z * (1 - z)
+            da_r = d_rh * h * r * (1 - r)
+            dxw[t, :, :H], dxw[t, :, H:2 * H], dxw[t, :, 2 * H:] = da_z, da_r, da_h
+            if need_Wh:
+                gWh[:, :2 * H] += xp.matmul(h.T, dxw[t, :, :2 * H])
+                gWh[:, 2 * H:] += xp.matmul((r * h).T, da_h)
+            dh = dh * (1 - z) + d_rh * r + xp.matmul(dxw[t, :, :2 * H], Wh_zr_T)
         flat = dxw.reshape(T * N, 3 * H)
         gx = xp.matmul(dxw, Wx.T).transpose(1, 0, 2) if need_x else None
         gWx = xp.matmul(x.transpose(1, 0, 2).reshape(T * N, -1).T, flat) if need_Wx else None

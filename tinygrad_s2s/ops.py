@@ -6,7 +6,6 @@ which makes the gradient, reference, dtype and error tests cover it.
 from __future__ import annotations
 
 import builtins
-from contextlib import nullcontext
 
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_index, normalize_axis_tuple
@@ -224,6 +223,12 @@ class Clip(Op):
 
 
 # ---------------------------------------------------------------- matmul
+def _strides(v):
+    """An array's layout, which picks BLAS's kernel as much as its shape does (a Tensor under
+    create_graph: none, nothing is chosen for it)."""
+    return getattr(v, "strides", None)
+
+
 class MatMul(Op):
     a, b = saved_input(0), saved_input(1)
 
@@ -235,10 +240,11 @@ class MatMul(Op):
             raise ValueError(f"shapes {a.shape} and {b.shape} are not aligned: "
                              f"{k_a} (last dim of a) != {k_b} ({'dim 0' if b.ndim == 1 else 'dim -2'} of b)")
         if b.ndim == 2 and a.ndim >= 2:    # one 2-D GEMM, on the BLAS thread count chosen for its shape
-            with blas_threads.for_gemm(a.size // k_a, b.shape[1], k_a, _xp(a)):
-                if a.ndim > 2:             # (N,T,D)@(D,H) as one 2-D GEMM: NumPy would loop over N
-                    return (a.reshape(-1, k_a) @ b).reshape(a.shape[:-1] + b.shape[1:])
-                return a @ b
+            if a.ndim > 2:                 # (N,T,D)@(D,H) as one 2-D GEMM: NumPy would loop over N
+                product = lambda: (a.reshape(-1, k_a) @ b).reshape(a.shape[:-1] + b.shape[1:])  # noqa: E731
+            else:
+                product = lambda: a @ b    # noqa: E731
+            return blas_threads.gemm(a.size // k_a, b.shape[1], k_a, _xp(a), product, (_strides(a), _strides(b)))
         return a @ b
 
     def backward(self, gy):
@@ -246,21 +252,19 @@ class MatMul(Op):
         xp = _xp(a)
         if a.ndim > 2 and b.ndim == 2:
             g2 = gy.reshape(-1, b.shape[1])
-            with blas_threads.for_gemm(g2.shape[0], b.shape[1], b.shape[0], xp):
-                ga = (g2 @ b.T).reshape(a.shape) if self.needs_grad[0] else None
-                gb = a.reshape(-1, b.shape[0]).T @ g2 if self.needs_grad[1] else None
-            return ga, gb
+            return blas_threads.gemm(g2.shape[0], b.shape[1], b.shape[0], xp, lambda: (
+                (g2 @ b.T).reshape(a.shape) if self.needs_grad[0] else None,
+                a.reshape(-1, b.shape[0]).T @ g2 if self.needs_grad[1] else None), ("backward", _strides(a), _strides(b)))
         a2 = a.reshape(1, -1) if a.ndim == 1 else a
         b2 = b.reshape(-1, 1) if b.ndim == 1 else b
         gy = gy.reshape(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1]))
-        ga = gb = None
-        plain = a.ndim == 2 and b.ndim == 2
-        with blas_threads.for_gemm(a.shape[0], b.shape[1], a.shape[1], xp) if plain else nullcontext():
-            if self.needs_grad[0]:   # batch dims are summed here: a 1-d operand is not a broadcast of its 2-d form
-                ga = sum_to(gy @ xp.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
-            if self.needs_grad[1]:
-                gb = sum_to(xp.swapaxes(a2, -1, -2) @ gy, b2.shape).reshape(b.shape)
-        return ga, gb
+
+        def grads():             # batch dims are summed here: a 1-d operand is not a broadcast of its 2-d form
+            return (sum_to(gy @ xp.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape) if self.needs_grad[0] else None,
+                    sum_to(xp.swapaxes(a2, -1, -2) @ gy, b2.shape).reshape(b.shape) if self.needs_grad[1] else None)
+        if a.ndim == 2 and b.ndim == 2:
+            return blas_threads.gemm(a.shape[0], b.shape[1], a.shape[1], xp, grads, ("backward", _strides(a), _strides(b)))
+        return grads()
 
 
 # ---------------------------------------------------------------- reductions and normalisers
