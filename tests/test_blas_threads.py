@@ -176,3 +176,34 @@ def test_all_zero_results_prove_nothing_and_the_next_call_compares_again(fake):
     assert call(blas, run, result=differs) == [1, 2]
     assert blas_threads.chosen()[("k", 2)]["identical"] is False
     assert call(blas, run, result=differs) == [2]
+
+
+def test_a_call_from_another_thread_waits_while_the_count_is_changed(fake):
+    """Running on a count it did not choose could round differently: the other thread waits its turn."""
+    import threading
+    blas, _, run = fake
+    call(blas, run)                                      # first call done: the kind is measured
+    times = blas_threads._kinds[("k", 2)].times
+    times[1].extend([0.0] * 5)                           # one thread is now clearly faster
+    times[2].extend([9.0] * 5)
+    inside, release, seen = threading.Event(), threading.Event(), []
+
+    def slow():
+        inside.set()
+        release.wait(5)
+        return np.ones(1)
+
+    def other():
+        seen.append(blas_threads.run("other", 1, np, lambda: blas.threads))
+    first = threading.Thread(target=lambda: blas_threads.run("k", 1, np, slow))
+    first.start()
+    inside.wait(5)
+    assert blas.threads == 1                             # the first call runs on one thread...
+    second = threading.Thread(target=other)
+    second.start()
+    second.join(0.2)
+    assert second.is_alive() and seen == []              # ...and the other thread's call waits
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert seen and blas.threads == 2

@@ -18,6 +18,11 @@ whose results differ stays on BLAS's own count, as if nothing chose (results tha
 when no gradient came in, prove nothing: the next call compares again). So a run is as reproducible as
 before, and a resumed run still continues bit for bit.
 
+Calls from several Python threads take turns while one has changed the count; other NumPy products
+running meanwhile in another thread (plain NumPy, or matmuls below GEMM_MIN) see the changed count:
+a program that runs models in several threads at once and needs bit-for-bit repeatability should set
+TINYGRAD_S2S_BLAS_THREADS=fixed.
+
 BLAS's own count is the ceiling: with OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1 or a threadpoolctl
 limit of 1 there is nothing to choose and nothing is timed. TINYGRAD_S2S_BLAS_THREADS=fixed turns the
 choice off. The thread counts are set through threadpoolctl; without a BLAS it can drive, nothing
@@ -39,7 +44,9 @@ GEMM_MIN = 1 << 21   # multiply-adds: a smaller matmul takes ~10 us or less, and
 PROBE_EVERY = 50     # then every 50th call measures the other count again
 
 _controllers = None  # threadpoolctl's controllers of the loaded BLAS libraries, found on first use
-_lock = threading.Lock()   # the thread count is process-wide: one chooser at a time changes it
+# The thread count is process-wide: while one call has set it, a call from another Python thread waits
+# (running meanwhile on a count it did not choose could round differently); a nested call passes.
+_lock = threading.RLock()
 _kinds: dict = {}
 clock = time.perf_counter
 
@@ -95,9 +102,9 @@ def run(key, steps: int, xp, fn):
     does not write, so that it can run twice: the first call of a kind runs it on both counts and
     compares what they return. On a GPU (xp is not NumPy) nothing is chosen."""
     libs = controllers() if xp is np and enabled() else []
-    if not libs or not _lock.acquire(blocking=False):   # another thread is choosing: leave it be
+    if not libs:
         return fn()
-    try:
+    with _lock:
         own = [lib.get_num_threads() for lib in libs]
         ceiling = max(own)
         if ceiling <= 1:
@@ -115,8 +122,6 @@ def run(key, steps: int, xp, fn):
             return result
         finally:
             _restore(libs, n, own)
-    finally:
-        _lock.release()
 
 
 def _first_call(key, ceiling, libs, own, steps, fn):
