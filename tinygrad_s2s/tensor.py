@@ -94,16 +94,21 @@ def current_module_path() -> str:
 
 def user_location() -> str:
     """'file:line' of the innermost caller outside this package (where the user wrote the op)."""
-    frame = sys._getframe(1)
+    frame = _user_frame(sys._getframe(1))
+    return "<unknown>" if frame is None else f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def _user_frame(frame):
+    """The first frame from `frame` outward whose file is outside this package (None if there is none)."""
     while frame is not None:
         name = frame.f_code.co_filename
         inside = _INSIDE.get(name)
         if inside is None:
             inside = _is_inside(name)
         if not inside:
-            return f"{name}:{frame.f_lineno}"
+            return frame
         frame = frame.f_back
-    return "<unknown>"
+    return None
 
 
 def describe(op: str, reason: str, shapes=(), module: str | None = None) -> str:
@@ -270,16 +275,8 @@ class Function:
         if need:
             fn.inputs = inputs
             fn.module = _scope[-1]
-            f = sys._getframe(1)       # the innermost frame outside this package: the user's line
-            while f is not None:
-                name = f.f_code.co_filename
-                inside = _INSIDE.get(name)
-                if inside is None:
-                    inside = _is_inside(name)
-                if not inside:
-                    break
-                f = f.f_back
-            fn.call_site = ("<unknown>", 0) if f is None else (name, f.f_lineno)
+            f = _user_frame(sys._getframe(1))   # the user's line
+            fn.call_site = ("<unknown>", 0) if f is None else (f.f_code.co_filename, f.f_lineno)
             if cls.saved_inputs:
                 fn._clock = _clock[0]
             if cls._saves:         # saved values as plain attributes: backward reads them at full speed
