@@ -239,11 +239,9 @@ class MatMul(Op):
         if k_a != k_b:
             raise ValueError(f"shapes {a.shape} and {b.shape} are not aligned: "
                              f"{k_a} (last dim of a) != {k_b} ({'dim 0' if b.ndim == 1 else 'dim -2'} of b)")
-        if b.ndim == 2 and a.ndim >= 2:    # one 2-D GEMM, on the BLAS thread count chosen for its shape
-            if a.ndim > 2:                 # (N,T,D)@(D,H) as one 2-D GEMM: NumPy would loop over N
-                product = lambda: (a.reshape(-1, k_a) @ b).reshape(a.shape[:-1] + b.shape[1:])  # noqa: E731
-            else:
-                product = lambda: a @ b    # noqa: E731
+        if b.ndim == 2 and a.ndim >= 2:    # one 2-D GEMM, on the BLAS thread count chosen for its shape;
+            def product():                 # (N,T,D)@(D,H) too, as NumPy would loop over N
+                return (a.reshape(-1, k_a) @ b).reshape(a.shape[:-1] + b.shape[1:])
             return blas_threads.gemm(a.size // k_a, b.shape[1], k_a, _xp(a), product, (_strides(a), _strides(b)))
         return a @ b
 
