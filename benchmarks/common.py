@@ -52,8 +52,20 @@ def positive_int(text: str) -> int:
     return value
 
 
-def parser(description: str, repeats: int, pairs: int = 3) -> argparse.ArgumentParser:
-    """The flags every benchmark takes; add your own before `parse_args`."""
+def positive_float(text: str) -> float:
+    """An argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
+def parser(description: str, repeats: int, pairs: int = 3, sample_s: float = 0.05) -> argparse.ArgumentParser:
+    """The flags every benchmark takes; add your own before `parse_args`. `sample_s`: this benchmark's
+    default shortest timed sample (see Bench.min_sample_s)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes and repeat counts (a smoke run of a few seconds, numbers meaningless)")
@@ -65,10 +77,13 @@ def parser(description: str, repeats: int, pairs: int = 3) -> argparse.ArgumentP
     p.add_argument("--pairs", type=positive_int, default=None,
                    help=f"process pairs (one process per framework) per thread setting; the tables give "
                         f"the median and the spread over pairs (default {pairs}, 1 with --quick)")
+    p.add_argument("--sample-seconds", type=positive_float, default=None,
+                   help=f"shortest timed sample: short calls are looped to fill it (default {sample_s}; "
+                        "0.002 with --quick)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch columns even if installed")
     p.add_argument("--child", choices=["ours", "torch"], default=None, help=argparse.SUPPRESS)
     p.add_argument("--setting", default=None, help=argparse.SUPPRESS)
-    p.set_defaults(default_repeats=repeats, default_pairs=pairs)
+    p.set_defaults(default_repeats=repeats, default_pairs=pairs, default_sample_s=sample_s)
     return p
 
 
@@ -91,8 +106,13 @@ class Bench:
 
     @property
     def min_sample_s(self) -> float:
-        """Shortest time one timed sample may take; short calls are looped to reach it."""
-        return 0.002 if self.quick else 0.05
+        """Shortest time one timed sample may take; short calls are looped to reach it. Whole-model
+        benchmarks default to half a second: on a VM one of the cores can run ~30% slower than the
+        other for a few seconds at a time (benchmarks/README.md, "Timing on a shared VM"), and a process
+        timed for only a quarter of a second measures which core it got more than its own speed."""
+        if self.args.sample_seconds:
+            return self.args.sample_seconds
+        return 0.002 if self.quick else self.args.default_sample_s
 
 
 def torch_available() -> bool:
@@ -177,7 +197,7 @@ def machine_lines(bench: Bench) -> list[str]:
         f"thread settings: {', '.join(bench.settings)} ('default': none of {', '.join(THREAD_ENV)} set, "
         "as a user's program runs)",
         f"each framework alone in its own process; {bench.pairs} process pair(s) per setting, "
-        f"{bench.repeats} timed samples per process (median)"
+        f"{bench.repeats} timed samples of >= {bench.min_sample_s:g} s per process (median)"
         + (" | --quick: smoke run, numbers not meaningful" if bench.quick else ""),
         f"load average (1, 5, 15 min) at start: {load_average()}",
     ]

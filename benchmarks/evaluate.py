@@ -69,7 +69,7 @@ def report(bench, results, workloads, questions: int):
 
 
 def main(argv=None):
-    p = parser(__doc__.splitlines()[0], repeats=7)
+    p = parser(__doc__.splitlines()[0], repeats=7, sample_s=0.5)
     p.add_argument("--questions", type=positive_int, default=None, help="questions decoded per call (default 5000)")
     p.add_argument("--models", default=None, help="comma-separated subset of seq2seq,peeky,attention")
     args = p.parse_args(argv)

@@ -1,13 +1,14 @@
 """The README's speed table, from one run of every per-process benchmark that compares with PyTorch.
 
-    python -m benchmarks.summary [--quick] [--threads 1,default] [--pairs 3] [--repeats N]
+    python -m benchmarks.summary [--quick] [--threads 1,default] [--pairs 3] [--repeats N] [--sample-seconds S]
     python -m benchmarks.summary --combine RUN1.txt RUN2.txt RUN3.txt
 
 Runs train_step, evaluate, lstm_layer, op_overhead and memory one after another (each prints its
 full tables, as when run alone), then prints the Markdown table of README.md's "Speed" section: for
 each thread setting, ours / PyTorch (the median over the process pairs, with the lowest and highest
 pair in brackets) and the two times, and the load average before and after. Copy that table, not
-hand-picked figures, into the README. `--repeats` (when given) applies to every benchmark.
+hand-picked figures, into the README. `--repeats` and `--sample-seconds` (when given) apply to every
+benchmark.
 
 `--combine` reads the saved outputs of several such runs and prints one table whose cells give every
 run's ratio in order, then the middle run's two times: the README's table, with its spread over runs.
@@ -132,9 +133,9 @@ def main(argv=None):
     from . import evaluate, lstm_layer, memory, op_overhead, train_step
     from .train_step import selected_workloads
     common = (["--quick"] if args.quick else []) + ["--threads", ",".join(args.threads)]
-    for flag in ("pairs", "repeats"):     # unless given, each benchmark keeps its own default
+    for flag in ("pairs", "repeats", "sample_seconds"):     # unless given, each benchmark keeps its own default
         if getattr(args, flag):
-            common += [f"--{flag}", str(getattr(args, flag))]
+            common += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     before = load_average()
     runs = {}
     for name, module in (("train_step", train_step), ("evaluate", evaluate), ("lstm_layer", lstm_layer),

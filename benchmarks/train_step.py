@@ -214,7 +214,7 @@ def selected_workloads(names: str | None, quick: bool):
 
 
 def main(argv=None):
-    p = parser(__doc__.splitlines()[0], repeats=20)
+    p = parser(__doc__.splitlines()[0], repeats=7, sample_s=0.5)
     p.add_argument("--models", default=None, help="comma-separated subset of seq2seq,peeky,attention")
     args = p.parse_args(argv)
     workloads = selected_workloads(args.models, args.quick)

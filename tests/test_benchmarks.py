@@ -216,6 +216,19 @@ def test_thread_settings_flag():
     assert p.parse_args(["--threads", "2,default,02"]).threads == ["2", "default"]
 
 
+def test_sample_seconds_per_benchmark_and_from_the_flag(capsys):
+    from benchmarks.common import parser, setup
+    p = parser("x", repeats=1, sample_s=0.5)
+    assert setup(p.parse_args(["--no-torch"])).min_sample_s == 0.5            # the benchmark's own default
+    assert setup(p.parse_args(["--no-torch", "--quick"])).min_sample_s == 0.002
+    assert setup(p.parse_args(["--no-torch", "--sample-seconds", "1.5"])).min_sample_s == 1.5
+    assert setup(parser("x", repeats=1).parse_args(["--no-torch"])).min_sample_s == 0.05
+    for bad in ("0", "-1", "nan", "inf", "half"):
+        with pytest.raises(SystemExit) as exc:
+            p.parse_args(["--sample-seconds", bad])
+        assert exc.value.code == 2 and "--sample-seconds" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("bad", ["0", "two", "1,,default", "-1"])
 def test_bad_thread_settings_exit_2_naming_the_flag(bad, capsys):
     from benchmarks.common import parser
