@@ -55,14 +55,31 @@ def test_the_faster_count_is_chosen_and_a_change_is_noticed(fake):
     blas, per_step, run = fake
     used = [n for _ in range(20) for n in call(blas, run, 3)]
     assert used[:2] == [1, 2]                            # first call: both counts, results compared
-    assert used[2:4] == [1, 2]                           # each count measured twice before any choice
-    assert used[4:] == [2] * 17 and blas.threads == 2    # then the faster one; restored after each
+    assert used[2:8] == [1, 1, 1, 2, 2, 2]               # each count timed twice (after an untimed change)
+    assert used[8:] == [2] * 13 and blas.threads == 2    # then the faster one; restored after each
     per_step.update({1: 0.5})                            # the machine changes: one thread now faster
     for _ in range(blas_threads.PROBE_EVERY * (blas_threads.SAMPLES + 1)):
         call(blas, run)
     choice = blas_threads.chosen()[("k", 2)]
     assert choice["best"] == 1 and choice["identical"] and choice["seconds per step"][1] == 0.5
     assert call(blas, run) == [1] and blas.threads == 2
+
+
+def test_the_call_that_changes_the_count_is_not_timed(fake):
+    """Waking BLAS's idle threads makes the first call after a change slow, which a run that stays on
+    that count does not pay: a probe runs PROBE_CALLS calls in a row and times all but the first."""
+    blas, per_step, run = fake
+    changed = [None]
+
+    def run_with_wake_up(steps=1):
+        if blas.threads != changed[0]:                   # the first call after a change: 50 s to wake up
+            run(50 / per_step[blas.threads])
+        changed[0] = blas.threads
+        run(steps)
+    used = [n for _ in range(3 * blas_threads.PROBE_EVERY) for n in call(blas, run_with_wake_up, 1)]
+    assert blas_threads.chosen()[("k", 2)]["seconds per step"] == {1: 2.0, 2: 1.0}
+    assert used[-blas_threads.PROBE_EVERY:].count(1) == blas_threads.PROBE_CALLS   # one probe per 50 calls
+    assert used[-1] == 2 and blas.threads == 2
 
 
 def test_a_kind_whose_results_differ_stays_on_blas_own_count(fake):

@@ -8,8 +8,11 @@ steps cost more than it saved; and on a machine where another program keeps one 
 split over two threads waits for that core. So the fused LSTM's loops, its weight-gradient GEMM and
 every 2-D product of the matmul op of at least GEMM_MIN multiply-adds run through `run(key, ...)`:
 each kind of work (op and shapes) is timed on one thread and on BLAS's own count, later calls take
-the one with the lower median time per step over its last SAMPLES calls, and every PROBE_EVERY-th
-call tries the other again, so a change of regime is noticed.
+the one with the lower median time per step over its last SAMPLES timed calls, and every PROBE_EVERY-th
+call starts a probe of the other count, PROBE_CALLS calls in a row, so a change of regime is noticed.
+The first call after a change of count is not timed: it pays for the change (BLAS's idle threads
+have to be woken), which a run that stays on that count does not; timing it made two threads look
+25-70% slower than they run.
 
 The choice never changes a number. Some GEMM shapes round differently on one thread than on several
 (OpenBLAS takes another kernel path; an LSTM layer whose input is 256 wide is one), so the first call
@@ -41,7 +44,8 @@ import numpy as np
 ENV_VAR = "TINYGRAD_S2S_BLAS_THREADS"
 SAMPLES = 5          # the recent calls whose median decides
 GEMM_MIN = 1 << 21   # multiply-adds: a smaller matmul takes ~10 us or less, and choosing would cost a share
-PROBE_EVERY = 50     # then every 50th call measures the other count again
+PROBE_EVERY = 50     # then every 50th call starts a probe of the other count...
+PROBE_CALLS = 3      # ...this many calls in a row (the first of them, after the change, is not timed)
 
 _controllers = None  # threadpoolctl's controllers of the loaded BLAS libraries, found on first use
 # The thread count is process-wide: while one call has set it, a call from another Python thread waits
@@ -70,25 +74,37 @@ def controllers() -> list:
 
 
 class Choice:
-    """The running record of one kind of work: per thread count, the seconds per step of recent calls;
-    `pinned` when the counts gave different results (then only BLAS's own count runs)."""
+    """The running record of one kind of work: per thread count, the seconds per step of recent timed
+    calls; `pinned` when the counts gave different results (then only BLAS's own count runs)."""
 
-    def __init__(self, counts, pinned=None):
+    def __init__(self, counts, pinned=None, last=None):
         self.times = {n: deque(maxlen=SAMPLES) for n in counts}
         self.calls = 0
         self.pinned = pinned
+        self.last = last         # the count the previous call ran on
+        self.probing = 0         # calls left in the current probe
 
     def pick(self) -> int:
         self.calls += 1
         if self.pinned is not None:
             return self.pinned
         for n, seen in self.times.items():
-            if len(seen) < 2:            # each count twice before any choice: a first call pays warm-ups
+            if len(seen) < 2:            # each count timed twice before any choice
                 return n
+        if self.probing:
+            self.probing -= 1
+            return self.last
         best = self.best()
         if self.calls % PROBE_EVERY == 0:
+            self.probing = PROBE_CALLS - 1
             return next(n for n in self.times if n != best)
         return best
+
+    def record(self, n: int, seconds_per_step: float) -> None:
+        """A call ran on n threads: timed unless it was the first on n after another count."""
+        if n == self.last:
+            self.times[n].append(seconds_per_step)
+        self.last = n
 
     def best(self) -> int:
         if self.pinned is not None:
@@ -118,30 +134,25 @@ def run(key, steps: int, xp, fn):
             start = clock()
             result = fn()
             if choice.pinned is None:
-                choice.times[n].append((clock() - start) / max(steps, 1))
+                choice.record(n, (clock() - start) / max(steps, 1))
             return result
         finally:
             _restore(libs, n, own)
 
 
 def _first_call(key, ceiling, libs, own, steps, fn):
+    """Runs fn on one thread, then on BLAS's count, and compares; neither run is timed (both pay for
+    the change of count, and for whatever a kind's first call warms up)."""
     _set(libs, 1, own)
     try:
-        start = clock()
         one = _copies(fn())                  # fn may return views of buffers that its next run rewrites
-        t_one = clock() - start
     finally:
         _restore(libs, 1, own)
-    start = clock()
     result = fn()
-    t_all = clock() - start
     same = _identical(one, result)
     if same and not _any_nonzero(result):   # all zeros (no gradient came in): it proves nothing, ask again
         return result
-    choice = _kinds[(key, ceiling)] = Choice((1, ceiling), pinned=None if same else ceiling)
-    if same:
-        choice.times[1].append(t_one / max(steps, 1))
-        choice.times[ceiling].append(t_all / max(steps, 1))
+    _kinds[(key, ceiling)] = Choice((1, ceiling), pinned=None if same else ceiling, last=ceiling)
     return result
 
 
