@@ -11,8 +11,9 @@ each kind of work (op and shapes) is timed on one thread and on BLAS's own count
 the one with the lower median time per step over its last SAMPLES timed calls, and every PROBE_EVERY-th
 call starts a probe of the other count, PROBE_CALLS calls in a row, so a change of regime is noticed.
 The first call after a change of count is not timed: it pays for the change (BLAS's idle threads
-have to be woken), which a run that stays on that count does not; timing it made two threads look
-25-70% slower than they run.
+have to be woken), which a run that stays on that count does not. Timed, one-call probes made two
+threads look slower than one where they were faster: seq2seq's forward loop took 167-186 us a step in
+them, 90-101 us in consecutive calls on two threads, and 122-149 us on one.
 
 The choice never changes a number. Some GEMM shapes round differently on one thread than on several
 (OpenBLAS takes another kernel path; an LSTM layer whose input is 256 wide is one), so the first call
@@ -42,7 +43,7 @@ from collections import deque
 import numpy as np
 
 ENV_VAR = "TINYGRAD_S2S_BLAS_THREADS"
-SAMPLES = 5          # the recent calls whose median decides
+SAMPLES = 5          # the recent timed calls whose median decides
 GEMM_MIN = 1 << 21   # multiply-adds: a smaller matmul takes ~10 us or less, and choosing would cost a share
 PROBE_EVERY = 50     # then every 50th call starts a probe of the other count...
 PROBE_CALLS = 3      # ...this many calls in a row (the first of them, after the change, is not timed)
@@ -127,7 +128,7 @@ def run(key, steps: int, xp, fn):
             return fn()
         choice = _kinds.get((key, ceiling))
         if choice is None:
-            return _first_call(key, ceiling, libs, own, steps, fn)
+            return _first_call(key, ceiling, libs, own, fn)
         n = choice.pick()
         _set(libs, n, own)
         try:
@@ -140,7 +141,7 @@ def run(key, steps: int, xp, fn):
             _restore(libs, n, own)
 
 
-def _first_call(key, ceiling, libs, own, steps, fn):
+def _first_call(key, ceiling, libs, own, fn):
     """Runs fn on one thread, then on BLAS's count, and compares; neither run is timed (both pay for
     the change of count, and for whatever a kind's first call warms up)."""
     _set(libs, 1, own)
