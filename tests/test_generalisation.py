@@ -48,6 +48,31 @@ def test_date_buckets_cover_every_format_and_case():
             assert q == datagen.format_date(day, fmt, datagen.DATE_CASES.get(case, str))
 
 
+def test_year_buckets_are_decades_clipped_to_the_years_asked_for():
+    buckets = list(gen.year_buckets((1955, 2031), 30, np.random.default_rng(0)))
+    names = [name[0] for name, _, _ in buckets]
+    assert names == ["1955-1959"] + [f"{y}-{y + 9}" for y in range(1960, 2030, 10)] + ["2030-2031"]
+    four_digit = [f for f in datagen.DATE_FORMATS if "{yy}" not in f]
+    for (name,), size, pairs in buckets:
+        first, last = (int(y) for y in name.split("-"))
+        assert size == (dt.date(last, 12, 31) - dt.date(first, 1, 1)).days + 1
+        assert len(pairs) == 30 and len({a for _, a in pairs}) == 30            # distinct days
+        for q, answer in pairs:
+            day = dt.date.fromisoformat(answer)
+            assert first <= day.year <= last and str(day.year) in q
+            assert any(q == datagen.format_date(day, f, c) for f in four_digit for c in datagen.DATE_CASES.values())
+    assert buckets == list(gen.year_buckets((1955, 2031), 30, np.random.default_rng(0)))
+    assert [len(p) for _, _, p in gen.year_buckets((2000, 2000), 1000, np.random.default_rng(0))] == [366]
+    assert [gen.in_task_range(n) for n in ("1960-1969", "1970-1979", "2020-2029", "2021-2030")] == \
+        ["none", "all", "part", "none"]
+
+
+@pytest.mark.parametrize("bad", ["1950", "1950-", "1950-20x0", "2039-1950", "950-1960", "1950-12345"])
+def test_bad_years_are_a_clear_error(bad):
+    with pytest.raises(ValueError, match="--years must be"):
+        gen.parse_years(bad)
+
+
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     """A tiny model trained one epoch on 600 addition examples (its report is far from perfect)."""
@@ -94,6 +119,10 @@ def test_an_unknown_task_is_a_clear_error(small_run, capsys):
     run_dir, _ = small_run
     assert gen.main([str(run_dir)]) == 1      # trained on 'add600', a file of no known task
     assert "trained on 'add600'" in capsys.readouterr().err
+    assert gen.main([str(run_dir), "--task", "addition", "--years", "1950-1960"]) == 1
+    assert "--years asks about other years of the date task" in capsys.readouterr().err
+    assert gen.main([str(run_dir), "--task", "addition", "--years", "1950"]) == 1
+    assert "--years must be FIRST-LAST" in capsys.readouterr().err
     assert gen.main([str(run_dir), "--task", "addition", "--samples", "0"]) == 1
     assert "--samples must be positive" in capsys.readouterr().err
 
@@ -114,3 +143,11 @@ def test_date_report_of_a_small_run_is_a_format_by_case_table(tmp_path, capsys):
     rows = [line for line in table.splitlines() if line.startswith("| `")]
     assert [row.split("`")[1] for row in rows] == list(datagen.DATE_FORMATS)
     assert all(row.count("%") == (3 if row.split("`")[1] in lettered else 1) for row in rows)
+    rep = gen.report(tmp_path / "run", task="date", samples=4, years=(1965, 1974))
+    assert [(r["years"], r["in_task_range"], r["sampled"]) for r in rep["buckets"]] == \
+        [("1965-1969", "none", 4), ("1970-1974", "all", 4)]
+    assert rep["buckets"][0]["in_training_split"] == 0 and rep["years"] == [1965, 1974]
+    assert gen.main([str(tmp_path / "run"), "--task", "date", "--samples", "4", "--years", "1965-1974"]) == 0
+    table = capsys.readouterr().out
+    assert "| years | in the task's range | days | sampled | also in training split | exact match |" in table
+    assert "| 1965-1969 | none | 1,826 | 4 | 0 |" in table
