@@ -78,16 +78,14 @@ def year_buckets(years: tuple[int, int], samples: int, rng: np.random.Generator)
     formats = [f for f in datagen.DATE_FORMATS if "{yy}" not in f]
     cases = list(datagen.DATE_CASES.values())
     first, last = years
-    for start in range(first, last + 1):
-        if start != first and start % 10:
-            continue
+    for start in [first, *range(first - first % 10 + 10, last + 1, 10)]:   # the first, then each decade
         end = min(last, start - start % 10 + 9)
         day0 = dt.date(start, 1, 1)
         span = (dt.date(end, 12, 31) - day0).days + 1
-        days = np.sort(rng.choice(span, min(samples, span), replace=False))
+        days = [day0 + dt.timedelta(days=int(k)) for k in np.sort(rng.choice(span, min(samples, span), replace=False))]
         fmts, case_ids = rng.integers(0, len(formats), len(days)), rng.integers(0, len(cases), len(days))
-        pairs = [(datagen.format_date(day0 + dt.timedelta(days=int(k)), formats[f], cases[c]),
-                  (day0 + dt.timedelta(days=int(k))).isoformat()) for k, f, c in zip(days, fmts, case_ids)]
+        pairs = [(datagen.format_date(day, formats[f], cases[c]), day.isoformat())
+                 for day, f, c in zip(days, fmts, case_ids)]
         yield (f"{start}-{end}",), span, pairs
 
 
@@ -110,11 +108,11 @@ def report(run_path, task: str | None = None, samples: int = 1000, seed: int = 0
     if task not in TASKS:
         raise ValueError(f"{run.run_dir} was trained on {run.config.get('dataset')!r}; the report knows the "
                          f"tasks {', '.join(TASKS)} (pass --task if the file holds one of them)")
+    if years is not None and task != "date":
+        raise ValueError(f"--years asks about other years of the date task; {run.run_dir} is on {task!r}")
     ds = dataset_of(dict(run.config, test_limit=None))
     trained_on = set(ds.question_text(ds.x_train))
     test_accuracy = evaluate(run.model, ds.x_test, ds.t_test, run.start_id, batch_size=batch_size)
-    if years is not None and task != "date":
-        raise ValueError(f"--years asks about other years of the date task; {run.run_dir} is on {task!r}")
     if years is not None:
         buckets = functools.partial(year_buckets, years)
     else:

@@ -15,9 +15,8 @@ run's ratio in order, then the middle run's two times: the README's table, with 
 """
 from __future__ import annotations
 
-import statistics
-
 import re
+import statistics
 
 from .common import DEFAULT_SETTING, fmt_time, load_average, parser, torch_available
 from .processes import Summary, summarize
