@@ -426,9 +426,10 @@ def test_deep_lstm_loads_checkpoints_from_before_the_bidirectional_option(tmp_pa
 
 
 def test_peeky_decoder_computes_the_books_concatenated_input():
-    """The peeky decoder feeds h to its LSTM as `static` (one product per sequence); the function is
-    the book's, whose LSTM reads concat(h, x) at every step: same loss and gradients from the same
-    weights (so checkpoints of either kind load into the other)."""
+    """The peeky decoder feeds h to its LSTM as `static` and to its Affine as a product of its own
+    (each one product per sequence); the function is the book's, whose LSTM reads concat(h, x) and
+    whose Affine reads concat(h, hs) at every step: same loss and gradients from the same weights (so
+    checkpoints of either kind load into the other)."""
     model = build("peeky")
     xs, ts = batch()
     dec = model.decoder
