@@ -123,6 +123,59 @@ def test_gradgradcheck_catches_a_backward_that_treats_saved_values_as_constants(
         gradgradcheck(lambda x: Cube.apply(x), np.array([0.5, 2.0]))
 
 
+class _SwishFused(tg.Function):
+    """x * sigmoid(x) with an array-only backward; subclasses bring a reference."""
+    x = tg.saved_input(0)
+
+    def forward(self, x):
+        self.s = 1 / (1 + np.exp(-x))
+        return x * self.s
+
+    def backward(self, gy):
+        return gy * (self.s + self.x * self.s * (1 - self.s))
+
+
+def test_gradgradcheck_catches_a_reference_whose_value_is_right_and_gradient_wrong():
+    class ConstantSigmoid(_SwishFused):     # the sigmoid computed on arrays: a constant to the graph
+        def reference(self, x):
+            return x * tg.Tensor(1 / (1 + np.exp(-x.numpy())))
+
+    class Right(_SwishFused):
+        def reference(self, x):
+            return x * tg.sigmoid(x)
+    assert gradgradcheck(lambda x: Right.apply(x), np.array([0.5, -1.0]))
+    with pytest.raises(AssertionError, match=r"gradgradcheck: input 0 at index \(\d,\): the gradient made with "
+                                             r"create_graph=True is \S+, a plain backward gives \S+ \(2 of 2"):
+        gradgradcheck(lambda x: ConstantSigmoid.apply(x), np.array([0.5, -1.0]))
+
+
+def test_a_reference_is_compared_with_the_outputs_only_while_they_are_unchanged():
+    class Off(_SwishFused):
+        def reference(self, x):
+            return x * tg.sigmoid(x) + 1
+    x = tg.Tensor(np.array([0.5, -1.0]), requires_grad=True)
+    y = Off.apply(x)
+    with pytest.raises(RuntimeError, match=r"off: Off.reference does not compute what its forward "
+                                           r"computed: output 0 at element \(0,\) is 1.3112297, the forward gave "
+                                           r"0.31122967 \(2 of 2 differ\)"):
+        tg.grad(tg.sum(y), x, create_graph=True)
+    y = Off.apply(x)
+    y.data = y.data + 1                     # the user's own in-place change: nothing left to compare with
+    (gx,) = tg.grad(tg.sum(y), x, create_graph=True)
+    s = 1 / (1 + np.exp(-x.numpy()))
+    np.testing.assert_allclose(gx.numpy(), s + x.numpy() * s * (1 - s))
+
+
+def test_gradcheck_names_an_input_that_the_op_changed_in_place():
+    class Doubles(_SwishFused):
+        def backward(self, gy):
+            self.x[...] *= 2                 # writes into the saved input
+            return super().backward(gy)
+    with pytest.raises(AssertionError, match=r"gradcheck: input 0 was changed in place by the forward or backward: "
+                                             r"at index \(0,\) it was 0.5 and is now 1"):
+        gradcheck(lambda x: Doubles.apply(x), np.array([0.5, -1.0]))
+
+
 def test_in_place_changes_are_refused_in_the_recorded_backward_too():
     w = tg.Tensor(np.ones(3), requires_grad=True)
     loss = tg.sum(w * w)

@@ -16,11 +16,12 @@ def _blocks(section):
     return re.findall(r"```python\n(.*?)```", body, re.S)
 
 
-def _run(code, tmp_path):
-    """Run a README block as a user would: saved to a file (Hypothesis reads composite sources)."""
+def _run(code, tmp_path, main=True):
+    """Run a README block as a user would: saved to a file (Hypothesis reads composite sources), as
+    a script (`main`) or imported."""
     path = tmp_path / "readme_example.py"
     path.write_text(code)
-    return runpy.run_path(str(path))
+    return runpy.run_path(str(path), run_name="__main__" if main else "readme_example")
 
 
 def test_hessian_vector_product_and_gradient_penalty_example(tmp_path):
@@ -63,9 +64,48 @@ def test_the_users_fused_layer_norm_passes_the_battery_and_a_broken_one_is_named
     assert "input shapes" in msg
 
 
+def test_a_reference_that_computes_something_else_fails_the_battery_and_create_graph(tmp_path):
+    """create_graph=True differentiates an op's reference: one that drops a term (here the README's
+    layer norm without `+ b`) would give wrong second-order results silently. The recorded backward
+    refuses it, and the battery's second-order check names it."""
+    scope = _run(_blocks("Test your own ops with the library's battery")[0], tmp_path, main=False)
+    LayerNorm, SPEC = scope["LayerNorm"], scope["SPEC"]
+
+    class NoBias(LayerNorm):
+        def reference(self, x, g, b):
+            d = x - tg.mean(x, axis=-1, keepdims=True)
+            return d / tg.sqrt(tg.mean(d * d, axis=-1, keepdims=True) + self.eps) * g
+    rng = np.random.default_rng(0)
+    x, g, b = (tg.Tensor(rng.standard_normal(s), requires_grad=True) for s in ((3, 4), (4,), (4,)))
+    y = NoBias.apply(x, g, b, eps=1e-5)
+    tg.grad(tg.sum(y * y), [x, g, b])                     # first order: the fused backward, right
+    with pytest.raises(RuntimeError, match=r"layer_norm: NoBias.reference does not compute what its forward "
+                                           r"computed: output 0 at element \(\d, \d\) is .*create_graph=True "
+                                           r"differentiates reference.*forward at .*readme_examples.py:\d+"):
+        tg.grad(tg.sum(NoBias.apply(x, g, b, eps=1e-5) ** 2), [x, g, b], create_graph=True)
+    broken = tg.testing.OpSpec("layer_norm", lambda x, g, b: NoBias.apply(x, g, b, eps=1e-5), SPEC.ref, SPEC.inputs)
+    with pytest.raises(AssertionError, match="layer_norm: second_order: (raised RuntimeError: layer_norm: NoBias"
+                                             ".reference does not compute|gradgradcheck: input 2 at index .*: the "
+                                             "gradient made with create_graph=True is)"):   # at b = 0 only the gradient differs
+        tg.testing.check_op(broken, checks=["second_order"])
+
+
+def test_the_battery_names_the_check_when_the_op_itself_raises(tmp_path):
+    scope = _run(_blocks("Test your own ops with the library's battery")[0], tmp_path, main=False)
+
+    class Crashes(scope["LayerNorm"]):
+        def backward(self, gy):
+            return gy[0, 0, 0]                            # an IndexError on the battery's 1-D and 2-D inputs
+    spec = tg.testing.OpSpec("layer_norm", lambda x, g, b: Crashes.apply(x, g, b, eps=1e-5),
+                             scope["SPEC"].ref, scope["SPEC"].inputs)
+    with pytest.raises(AssertionError, match=r"layer_norm: gradient: raised IndexError: layer_norm: "
+                                             r"Crashes.backward failed: .*\(input shapes") as info:
+        tg.testing.check_op(spec, checks=["gradient"])
+    assert isinstance(info.value.__cause__, IndexError)
+
+
 def test_op_test_cases_generates_one_case_per_op_and_check(tmp_path):
-    scope = _run(_blocks("Test your own ops with the library's battery")[0].replace("check_op(SPEC) ", "pass "),
-                 tmp_path)
+    scope = _run(_blocks("Test your own ops with the library's battery")[0], tmp_path, main=False)
     cases = tg.testing.op_test_cases([scope["SPEC"]])
     ids = [c.id for c in cases]
     assert ids == [f"layer_norm-{c}" for c in tg.testing.CHECKS if c != "kinks"]
@@ -77,7 +117,7 @@ def test_the_readme_pytest_snippet_generates_tests_in_a_users_project(tmp_path):
     import subprocess
     import sys
     ops_code, test_code = _blocks("Test your own ops with the library's battery")
-    (tmp_path / "my_ops.py").write_text(ops_code.replace("check_op(SPEC) ", "pass "))
+    (tmp_path / "my_ops.py").write_text(ops_code)
     (tmp_path / "test_mine.py").write_text(test_code)
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_mine.py",
                           "-k", "forward_float64 or invariants", "-rA"],

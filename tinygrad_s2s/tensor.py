@@ -776,11 +776,46 @@ def _reference_vjp(fn, gys) -> tuple:
     """The vector-Jacobian product of fn computed through its reference composition, recorded."""
     outs = fn.reference(*fn.inputs)
     outs = outs if isinstance(outs, tuple) else (outs,)
+    _check_reference(fn, outs)
     pairs = [(o, g) for o, g in zip(outs, gys) if g is not None and o.requires_grad]
     targets = [x for x, need in zip(fn.inputs, fn.needs_grad) if need]
     got = iter(grad([o for o, _ in pairs], targets, [g for _, g in pairs], create_graph=True,
                     allow_unused=True) if pairs and targets else [None] * len(targets))
     return tuple(next(got) if need else None for need in fn.needs_grad)
+
+
+# How far a reference's output may be from the forward's: round-off of another order of operations
+_REFERENCE_RTOL = {2: 1e-2, 4: 1e-3, 8: 1e-8}     # by itemsize: float16, float32, float64
+
+
+def _check_reference(fn, outs) -> None:
+    """A reference that computes something other than the forward would make every gradient of
+    create_graph=True silently wrong: compare it with the forward's outputs that are still as the
+    forward left them (version 0)."""
+    if len(outs) != len(fn.outputs):
+        raise RuntimeError(_node_error(fn, f"{type(fn).__name__}.reference returned {len(outs)} outputs, "
+                                           f"forward {len(fn.outputs)}"))
+    for i, (ref, w) in enumerate(zip(outs, fn.outputs)):
+        y = w()
+        if y is None or y._version:         # gone, or changed in place since: nothing to compare with
+            continue
+        got, want = as_tensor(ref).data, y._data
+        if got.shape != want.shape:
+            raise RuntimeError(_node_error(fn, f"{type(fn).__name__}.reference gives output {i} of shape "
+                                               f"{got.shape}, forward {want.shape}"))
+        if not want.size:
+            continue
+        xp = backend.get_array_module(want)     # compared where the arrays live: one number comes back
+        rtol = _REFERENCE_RTOL.get(np.dtype(want.dtype).itemsize, 1e-3)
+        scale = max(float(backend.to_numpy(xp.max(xp.abs(want)))), 1.0)
+        bad = ~xp.isclose(got, want, rtol=rtol, atol=rtol * scale, equal_nan=True)
+        if bool(backend.to_numpy(bad.any())):
+            got, want, bad = (backend.to_numpy(a) for a in (got, want, bad))
+            idx = tuple(int(k) for k in np.argwhere(bad)[0])
+            raise RuntimeError(_node_error(fn, (
+                f"{type(fn).__name__}.reference does not compute what its forward computed: output {i} at "
+                f"element {idx} is {float(got[idx]):.8g}, the forward gave {float(want[idx]):.8g} ({int(bad.sum())} of {bad.size} "
+                "differ); create_graph=True differentiates reference, so its gradients would be wrong")))
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
+from hypothesis.errors import HypothesisException
 
 from ..nn import Module
 from ..tensor import Tensor, detect_anomaly
@@ -207,7 +208,7 @@ def _applies(spec, check) -> bool:
 def check_op(spec: OpSpec, checks=None) -> None:
     """Run the battery (all of CHECKS, or the named `checks`) on `spec`, each over Hypothesis draws
     under the active settings profile. Raises AssertionError '<op>: <check>: ...' on the first failure
-    (after Hypothesis shrinks the input)."""
+    (after Hypothesis shrinks the input), also when the op itself raised (its exception is the cause)."""
     for name in checks or CHECKS:
         if name not in CHECKS:
             raise ValueError(f"check_op: unknown check {name!r}; choose from {sorted(CHECKS)}")
@@ -221,9 +222,13 @@ def _one_draw(spec, name):
         arrays, kw = drawn
         try:
             CHECKS[name](spec, arrays, kw)
-        except AssertionError as exc:
+        except HypothesisException:
+            raise
+        except Exception as exc:        # an op's own error too: say which check ran it, on what input
             shapes = ", ".join(str(np.shape(a)) for a in arrays)
-            raise AssertionError(f"{spec.name}: {name}: {exc} (input shapes {shapes}; kwargs {kw})") from None
+            what = str(exc) if isinstance(exc, AssertionError) else f"raised {type(exc).__name__}: {exc}"
+            raise AssertionError(f"{spec.name}: {name}: {what} (input shapes {shapes}; kwargs {kw})") from (
+                None if isinstance(exc, AssertionError) else exc)
     return run
 
 

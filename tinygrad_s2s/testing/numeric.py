@@ -49,11 +49,13 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-4, upstream=None, seed=0
             ts.append(Tensor(np.asarray(a, dtype=np.float64), requires_grad=True))
         else:
             ts.append(a)
+    before = [backend.to_numpy(t.data).copy() if isinstance(t, Tensor) and t.requires_grad else None for t in ts]
     with default_dtype(np.float64):
         out = fn(*ts)
         if upstream is None:
             upstream = rng.standard_normal(out.shape)
         out.backward(grad=upstream.astype(out.dtype) if hasattr(upstream, "astype") else upstream)
+        _unchanged(ts, before, names)
         for i, t in enumerate(ts):
             if not (isinstance(t, Tensor) and t.requires_grad):
                 continue
@@ -78,6 +80,8 @@ def gradgradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0, names=Non
         shape = fn(*[Tensor(np.asarray(getattr(a, "data", a), np.float64)) if i in diff else a
                      for i, a in enumerate(inputs)]).shape
     u = rng.standard_normal(shape)
+    names = list(names or [f"input {i}" for i in range(len(inputs))]) + ["upstream"]
+    _same_first_order(fn, inputs, diff, u, atol, rtol, names)
 
     def first_order(*args):
         xs, upstream = list(args[:-1]), args[-1]
@@ -86,8 +90,45 @@ def gradgradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0, names=Non
         flat = [reshape(g if g is not None else Tensor(np.zeros(xs[i].shape)), (-1,))
                 for i, g in zip(diff, grads)]
         return concat(flat)
-    names = list(names or [f"input {i}" for i in range(len(inputs))]) + ["upstream"]
     return gradcheck(first_order, *inputs, u, eps=eps, atol=atol, rtol=rtol, seed=seed + 1, names=names)
+
+
+def _unchanged(ts, before, names):
+    """An op that writes into an input (or into a saved array that is one) changes what the
+    numerical differences start from: say so, rather than report the gradients that then differ."""
+    for name, t, b in zip(names, ts, before):
+        if b is None:
+            continue
+        now = backend.to_numpy(t.data)
+        changed = ~((now == b) | (np.isnan(now) & np.isnan(b)))
+        if changed.any():
+            idx = tuple(int(k) for k in np.argwhere(changed)[0])
+            raise AssertionError(f"gradcheck: {name} was changed in place by the forward or backward: at index "
+                                 f"{idx} it was {b[idx]:.8g} and is now {now[idx]:.8g}; an op writes into its input "
+                                 "(or into a saved array that is its input)")
+
+
+def _same_first_order(fn, inputs, diff, u, atol, rtol, names):
+    """The gradient made with create_graph=True (through an op's reference, or its backward on
+    Tensors) must be the one a plain backward gives: the second derivatives are checked against the
+    first-order gradient of create_graph=True, so a difference would pass unnoticed."""
+    grads = []
+    with default_dtype(np.float64):
+        for create_graph in (False, True):
+            xs = [Tensor(np.array(getattr(a, "data", a), np.float64), requires_grad=True) if i in diff else a
+                  for i, a in enumerate(inputs)]
+            got = grad(fn(*xs), [xs[i] for i in diff], grad_outputs=Tensor(u), create_graph=create_graph,
+                       allow_unused=True)
+            grads.append([np.zeros(np.shape(getattr(xs[i], "data", xs[i]))) if g is None
+                          else backend.to_numpy(g.data) for i, g in zip(diff, got)])
+    for i, plain, graphed in zip(diff, *grads):
+        bad = ~np.isclose(graphed, plain, atol=atol, rtol=rtol)
+        if bad.any():
+            idx = tuple(int(k) for k in np.argwhere(bad)[0])
+            raise AssertionError(f"gradgradcheck: {names[i]} at index {idx}: the gradient made with "
+                                 f"create_graph=True is {graphed[idx]:.8g}, a plain backward gives "
+                                 f"{plain[idx]:.8g} ({int(bad.sum())} of {bad.size} entries differ): an op's "
+                                 "reference() or twice-differentiable backward computes another gradient")
 
 
 def _compare(name, analytic, numeric, atol, rtol, index=None):
