@@ -125,6 +125,22 @@ def test_kill_9_at_a_chosen_moment_then_resume_is_exact(work, reference, where):
     assert_same_run(work / out, reference)
 
 
+@pytest.mark.parametrize("save_every, kept", [("1e-9", (1, 2, 8)), ("0", (1, 0, 6))], ids=["every-step", "epochs-only"])
+def test_a_kill_inside_an_epoch_loses_only_the_steps_since_the_last_save(work, reference, save_every, kept):
+    """--save-every: a checkpoint inside an epoch once that many seconds of training passed (1e-9:
+    after every step), so a kill at step 9 (the third of epoch 2) keeps the first 8 steps; 0 keeps
+    the end of epoch 1. Either way the resumed run is the uninterrupted one, bit for bit."""
+    out = f"kill-save-{save_every}"
+    r = cli(work, *TRAIN, "--out", out, "--save-every", save_every, TG_KILL_STEP=9)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    _, meta = tg.load(work / out / "last.npz", return_meta=True)
+    assert (meta["epoch"], meta["batch"], meta["step"]) == kept
+    assert meta["epoch_examples"] == 64 * kept[1] and meta["epoch_seconds"] >= 0
+    r = cli(work, *RESUME, "--out", out, "--save-every", "0")     # may change on resume
+    assert r.returncode == 0, r.stderr
+    assert_same_run(work / out, reference)
+
+
 def test_kill_9_before_the_first_write_leaves_a_run_to_start_again(work, reference):
     """Killed while writing its very first file (config.json), a run has recorded nothing: --resume
     says so and the same command starts it in the directory it left."""
@@ -325,6 +341,7 @@ def test_a_run_is_replaced_only_with_overwrite_and_best_is_never_lost(work, refe
     (["train", "tiny-s2s", "--lr", "nan"], "--lr"), (["train", "tiny-s2s", "--lr", "-inf"], "--lr"),
     (["train", "tiny-s2s", "--seed", "-1"], "--seed"), (["train", "tiny-s2s", "--epochs", "1.5"], "--epochs"),
     (["train", "tiny-s2s", "--model-arg", "scale=NaN"], "--model-arg"),
+    (["train", "tiny-s2s", "--save-every", "-1"], "--save-every"), (["train", "tiny-s2s", "--save-every", "inf"], "--save-every"),
     (["predict", "r", "1+1", "--sample", "--temperature", "nan"], "--temperature"),
     (["predict", "r", "1+1", "--seed", "-3"], "--seed"), (["eval", "r", "--show", "-1"], "--show"),
     (["gradcheck", "tiny-s2s", "--seed", "x"], "--seed")])

@@ -14,7 +14,7 @@ from .trainconfig import CHANGEABLE_ON_RESUME, TASK_DEFAULTS, TrainConfig
 RUNS = Path("runs")
 _SHOWN = 10     # examples listed in train's JSON
 _SETTINGS = ("model", "dataset", "reverse", "epochs", "batch_size", "wordvec", "hidden", "lr", "lr_schedule",
-             "max_grad", "seed", "limit", "test_limit", "device")     # the flags that set TrainConfig fields
+             "max_grad", "seed", "limit", "test_limit", "device", "save_every")     # the flags that set TrainConfig fields
 
 
 def _per_task(key: str) -> str:
@@ -59,6 +59,10 @@ def add_subparsers(sub) -> None:
     p.add_argument("--device", choices=("cpu", "cuda"), default=None,
                    help=f"where to train (default {d.device}, or the resumed run's)")
     p.add_argument("--out", help="run directory (default: runs/MODEL-DATASET, numbered if taken)")
+    p.add_argument("--save-every", type=non_negative_float, metavar="SECONDS",
+                   help=f"also save a checkpoint inside an epoch after this many seconds of training since the "
+                        f"last one, so a crash or kill -9 loses at most that much work (default {d.save_every:g}; "
+                        "0: at the end of each epoch only; may change on --resume)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out exactly where it stopped (Ctrl-C, a crash, kill -9, a NaN stop)")
     p.add_argument("--overwrite", action="store_true",
@@ -154,7 +158,7 @@ def _resume_trainer(args, run_dir: Path, log):
     if args.dataset is not None and args.dataset != config.dataset and \
             str(Path(args.dataset).resolve()) != config.dataset_path:
         raise UsageError(f"--dataset {args.dataset} differs from the run's {config.dataset} ({config.dataset_path})")
-    return Trainer.resume(run_dir, device=args.device, log=log, progress=args.progress)
+    return Trainer.resume(run_dir, device=args.device, save_every=args.save_every, log=log, progress=args.progress)
 
 
 def cmd_train(args) -> int:

@@ -2,7 +2,8 @@
 book's ☑/☒ examples) and resumable runs.
 
 Nothing is ever lost: a run directory is held by one process at a time (an OS lock) and gets its
-config and a checkpoint before the first step and after every epoch; Ctrl-C stops at the next step
+config and a checkpoint before the first step, after every epoch and, inside an epoch, after every
+`save_every` seconds of training (60 by default, so a kill loses at most that); Ctrl-C stops at the next step
 boundary and saves where it stopped; a NaN/Inf loss or gradient stops training before it touches the
 weights and keeps the last good checkpoint. Whatever stopped it (Ctrl-C, a crash, kill -9 at any
 moment, a NaN stop), `Trainer.resume(run_dir)` continues exactly, RNG state included.
@@ -123,10 +124,12 @@ class Trainer:
         self._rng_epoch_start = self._rng = None
         self._started = False
         self._restart = False       # resuming a run stopped before its first checkpoint
+        self._saved_at = time.monotonic()   # when the last checkpoint was written (or this Trainer made)
 
     # ---- resuming
     @classmethod
-    def resume(cls, run_dir, *, device: str | None = None, dataset: Dataset | None = None, **kwargs) -> Trainer:
+    def resume(cls, run_dir, *, device: str | None = None, save_every: float | None = None,
+               dataset: Dataset | None = None, **kwargs) -> Trainer:
         """A Trainer that continues the run in `run_dir` exactly where it stopped: from last.npz
         (weights, optimizer slots, RNG, position, history; best.npz where last.npz was lost), or, for
         a run stopped before its first checkpoint, from the start of its config.json (the model
@@ -145,6 +148,8 @@ class Trainer:
         cfg = TrainConfig.from_dict(config)
         if device is not None:
             cfg = replace(cfg, device=device)
+        if save_every is not None:
+            cfg = replace(cfg, save_every=save_every)
         if dataset is None:
             dataset = dataset_of(config)
         random.manual_seed(cfg.seed)        # as a new run builds its model (a checkpoint then replaces it)
@@ -182,6 +187,7 @@ class Trainer:
             return None
         path = self.run_dir / name
         save_checkpoint(path, self.model, self.optimizer, self._meta(**extra))
+        self._saved_at = time.monotonic()
         return path
 
     def _start(self, epochs: int) -> None:
@@ -268,6 +274,12 @@ class Trainer:
                 self._epoch_examples += len(idx)
                 self._rng = random.get_state()
                 stop.critical = False
+                if (self.run_dir is not None and self.config.save_every and b + 1 < len(batches)
+                        and time.monotonic() - self._saved_at >= self.config.save_every):
+                    now = time.perf_counter()       # the checkpoint records the epoch's time so far
+                    self._epoch_seconds += now - t0
+                    t0 = now
+                    self.save()
                 bar.update(len(idx))
                 bar.set_postfix(loss=f"{self._epoch_loss / self._epoch_examples:.4f}", refresh=False)
         finally:

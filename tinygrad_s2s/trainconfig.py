@@ -19,7 +19,7 @@ TASK_DEFAULTS = {
 }
 """Per-task settings that reproduce the book (chapters 7.3 and 8.4); any other file gets addition's."""
 
-CHANGEABLE_ON_RESUME = ("epochs", "device")
+CHANGEABLE_ON_RESUME = ("epochs", "device", "save_every")
 """The settings a resumed run may change; every other setting is the run's own."""
 
 
@@ -42,6 +42,8 @@ class TrainConfig:
     limit: int | None = None              # only the first N training examples
     test_limit: int | None = None         # only the first N test examples
     device: str = "cpu"
+    save_every: float = 60.0              # seconds of training between checkpoints inside an epoch (a kill
+                                          # loses at most this much work); 0: at the end of each epoch only
 
     # recorded by the Trainer: the data (with its fingerprint) and the model it built
     format: str = RUN_FORMAT
@@ -92,6 +94,10 @@ class TrainConfig:
         if self.max_grad is not None and not (isinstance(self.max_grad, (int, float))
                                               and math.isfinite(self.max_grad) and self.max_grad >= 0):
             raise ValueError(f"max_grad must be 0 (off) or a positive finite number, got {self.max_grad!r}")
+        if not (isinstance(self.save_every, (int, float)) and math.isfinite(self.save_every)
+                and self.save_every >= 0):
+            raise ValueError(f"save_every must be 0 (epoch ends only) or a positive number of seconds, "
+                             f"got {self.save_every!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         return self
