@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize("name", MODELS)
 def test_every_zoo_model_passes_the_battery(name):
     extra = {"layers": 1} if name == "transformer" else {}
-    assert check_model(name, **extra) == ["factory", "loss", "gradient", "generate", "greedy", "attention",
-                                          "round trip", "device", "draws"]
+    assert check_model(name, **extra) == ["factory", "loss", "gradient", "generate", "greedy", "beam",
+                                          "attention", "round trip", "device", "draws"]
 
 
 # ---------------------------------------------------------------- one broken model per item
@@ -111,6 +111,31 @@ class BeamOneIsNotGreedy(Seq2seq):
         return (out + 1) % self.config["vocab_size"] if kw.get("beam") == 1 else out
 
 
+class StateOnTheModel(Seq2seq):
+    """Keeps its decoder state on the model, which the README forbids: greedy decoding works, beam
+    search (which reorders the state of its hypotheses) cannot."""
+
+    def decode_start(self, xs):
+        _, h = self.encoder(xs)
+        self.state = (h, None)
+        return None, ()
+
+    def decode_step(self, ids, memory, state):
+        logits = self.decoder(ids, *self.state)
+        self.state = (self.decoder.lstm.h, self.decoder.lstm.c)
+        return logits[:, 0], ()
+
+
+class BeamDependsOnTheBatch(Seq2seq):
+    """A question's beam answer changes with its place in the batch (as when rows' states get mixed)."""
+
+    def generate(self, xs, start_id, length, **kw):
+        out = super().generate(xs, start_id, length, **kw)
+        if kw.get("beam", 1) > 1:
+            out = (out + np.arange(len(out))[:, None]) % self.config["vocab_size"]
+        return out
+
+
 class WrongAttention(PlainModel):
     attention_weights = property(lambda self: np.ones((2, 2)))
 
@@ -167,6 +192,8 @@ BROKEN = [
     (OneTooFew, {}, "generate", r"got int64 \(3, 3\) for N=3, length=4"),
     (AlwaysSamples, {}, "greedy", "a second greedy decode"),
     (BeamOneIsNotGreedy, {}, "greedy", r"generate\(beam=1\) against greedy"),
+    (StateOnTheModel, {}, "beam", "got ValueError: .*shape"),
+    (BeamDependsOnTheBatch, {}, "beam", r"question 1 decoded alone against in the batch of 3"),
     (WrongAttention, {}, "attention", r"got float64 \(2, 2\) for N=3, length=4, T=5"),
     (ForgetsItsArgument, {"scale": 0.0}, "round trip", "loss of the rebuilt model"),
     (ForgetsAShapeArgument, {"bottleneck": True}, "round trip", "extra.weight"),

@@ -19,6 +19,9 @@ CONTRACT = {
     "generate": "generate must return an integer array of shape (N, length)",
     "greedy": "generate(xs, start_id, length) with sample=False must be deterministic in eval mode, and "
               "with beam=1 (when it takes beam) equal to greedy decoding",
+    "beam": "generate(xs, start_id, length, beam=3) (when it takes beam) must return an integer array of "
+            "shape (N, length) whose every row is the answer its question gets when decoded alone (the "
+            "decoding state lives in what decode_step returns, never on the model)",
     "round trip": "a model rebuilt from its config and loaded from its saved state_dict must give the "
                   "same loss and the same answers",
     "device": "model.to(device) must move every array: on the strict fake GPU the loss and answers are "

@@ -121,11 +121,24 @@ class _Battery:
         if ((self.out < 0) | (self.out >= V)).any():
             raise ContractError("generate", f"ids outside [0, {V}): {self.out.min()}..{self.out.max()}", self.label)
 
+    def takes_beam(self) -> bool:
+        params = inspect.signature(self.model.generate).parameters
+        return "beam" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
     def check_greedy(self):
         self.same(self.answers(self.model), self.out, "a second greedy decode", "greedy")
-        params = inspect.signature(self.model.generate).parameters
-        if "beam" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        if self.takes_beam():
             self.same(self.answers(self.model, beam=1), self.out, "generate(beam=1) against greedy", "greedy")
+
+    def check_beam(self):
+        if not self.takes_beam():
+            return
+        out = self.answers(self.model, beam=3)
+        for i in range(self.batch):
+            with no_grad():
+                alone = self.model.generate(self.xs[i:i + 1], self.start, self.length, beam=3)
+            self.same(check_generated(alone, 1, self.length, self.label)[0], out[i],
+                      f"question {i} decoded alone against in the batch of {self.batch}", "beam")
 
     def check_attention(self):
         self.answers(self.model)
@@ -169,7 +182,7 @@ class _Battery:
             raise ContractError("draws", f"DOT text without a digraph: {dot[:80]!r}", self.label)
 
 
-ITEMS = ("factory", "loss", "gradient", "generate", "greedy", "attention", "round trip", "device", "draws")
+ITEMS = ("factory", "loss", "gradient", "generate", "greedy", "beam", "attention", "round trip", "device", "draws")
 """The items check_model checks, in order (keys of CONTRACT; 'config' is checked within 'round trip')."""
 
 
@@ -179,8 +192,8 @@ def check_model(name_or_factory, *, vocab_size: int = 9, wordvec_size: int = 4, 
     """Run the conformance battery on a registered model (by name) or a factory; `extra` are the
     model's own keyword arguments. Checks, in order: it builds; one optimizer step on a scalar float
     loss; every parameter's gradient against central differences (`entries` per parameter);
-    `generate` shape and dtype; greedy decoding deterministic and equal to beam=1; attention weights'
-    shape; a save/load round trip through its config gives the same loss and answers; the same on
+    `generate` shape and dtype; greedy decoding deterministic and equal to beam=1; beam search
+    (beam=3) answering each question as it does alone; attention weights' shape; a save/load round trip through its config gives the same loss and answers; the same on
     the strict fake GPU (`device=False` skips it); the loss graph draws. Returns the items checked;
     raises ContractError (naming the item) at the first violation."""
     kwargs = dict(vocab_size=vocab_size, wordvec_size=wordvec_size, hidden_size=hidden_size, **extra)
