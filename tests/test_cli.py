@@ -98,7 +98,7 @@ def test_console_script_trains_and_uses_a_zoo_model(work):
     assert load_run(work / "runs" / "deep").config["model_config"]["layers"] == 2
     assert load_run(work / "runs" / "deep").config["model_config"]["fused"] is False
     one_error_line(run("train", "seq2seq", *SMALL, "--out", "runs/bad", "--model-arg", "heads=2"), 2,
-                   "model 'seq2seq' does not take these arguments ['heads']")
+                   "--model-arg: model 'seq2seq' takes no argument 'heads' (its own arguments: none)")
     r = run("train", "seq2seq", "--model-arg", "2layers")      # argparse's own usage error
     assert r.returncode == 2 and "expected KEY=VALUE with a Python identifier as KEY" in r.stderr
 

@@ -131,7 +131,10 @@ def test_check_command(work, capsys):
     assert main(["check", "transformer", "--model-arg", "layers=1", "--no-device"]) == 0
     out = capsys.readouterr().out
     assert "ok  round trip:" in out and "device" not in out.split("round trip")[1].split("\n")[1]
-    assert "check transformer: OK, 8 contract items" in out
+    assert "check transformer: OK, 9 contract items" in out
+    assert main(["check", "deep_lstm", "--model-arg", "layerz=2"]) == 2        # the user's typo, not the model's
+    assert ("--model-arg: model 'deep_lstm' takes no argument 'layerz' (its own arguments: layers, dropout, "
+            "fused)") in capsys.readouterr().err
 
 
 @tg.register_model("test-cli-broken")

@@ -620,7 +620,8 @@ def test_graph_takes_model_args_and_says_when_it_draws_the_whole_model(tmp_path,
         sizes[layers] = out.read_text(encoding="utf-8").count("->")
     assert sizes[1] < sizes[2]
     assert main(["graph", "transformer", "--model-arg", "colour=3", "--out", str(tmp_path / "x.svg")]) == 2
-    assert "does not take these arguments ['colour']" in capsys.readouterr().err
+    assert "--model-arg: model 'transformer' takes no argument 'colour' (its own arguments: heads, layers, ff" \
+        in capsys.readouterr().err
 
 
 def test_attention_is_found_by_class_not_by_child_names():

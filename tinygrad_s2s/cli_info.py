@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from .argtypes import model_arg, non_negative_int, positive_int
-from .cli_base import emit_json
+from .cli_base import emit_json, require_model
 
 
 def add_subparsers(sub) -> None:
@@ -111,7 +111,6 @@ def cmd_datasets(args) -> int:
 
 def cmd_gradcheck(args) -> int:
     """tinygrad-s2s gradcheck MODEL: the model's loss gradients against float64 central differences."""
-    from .registry import require_model  # noqa: PLC0415
     from .testing import gradcheck_model  # noqa: PLC0415
     require_model(args.model)
     try:
@@ -129,10 +128,9 @@ def cmd_gradcheck(args) -> int:
 def cmd_check(args) -> int:
     """tinygrad-s2s check MODEL: the plugin contract, item by item (tg.testing.check_model)."""
     from .contract import CONTRACT  # noqa: PLC0415
-    from .registry import require_model  # noqa: PLC0415
     from .testing import check_model  # noqa: PLC0415
-    require_model(args.model)
     extra = dict(args.model_args)
+    require_model(args.model, extra)
     checked = check_model(args.model, seed=args.seed, device=args.device, **extra)
     if args.json:
         emit_json({"model": args.model, "model_args": extra, "passed": checked})

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .argtypes import model_arg, non_negative_float, non_negative_int, positive_float, positive_int
-from .cli_base import PROG, UsageError, emit_json
+from .cli_base import PROG, UsageError, emit_json, require_model
 from .optim import LR_SCHEDULES
 from .trainconfig import CHANGEABLE_ON_RESUME, TASK_DEFAULTS, TrainConfig
 
@@ -100,13 +100,12 @@ def _new_trainer(args, log):
     import tinygrad_s2s as tg  # noqa: PLC0415
     from . import rundir  # noqa: PLC0415
     from .data import load_dataset  # noqa: PLC0415
-    from .registry import require_model  # noqa: PLC0415
     from .runfiles import build_model  # noqa: PLC0415
     from .train import Trainer  # noqa: PLC0415
     if not args.model:
         raise UsageError("MODEL is required (or --resume --out RUN_DIR to continue a run)")
-    require_model(args.model)
     cfg = TrainConfig(**_given(args)).resolved()
+    require_model(args.model, cfg.model_args)
     if args.out:
         rundir.check_new_run(args.out, overwrite=args.overwrite)
     ds = load_dataset(cfg.dataset, reverse=cfg.reverse)

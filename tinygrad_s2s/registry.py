@@ -70,6 +70,25 @@ def require_model(name: str) -> None:
                                 "(see `tinygrad-s2s models`)")
 
 
+def check_model_args(name: str, keys) -> None:
+    """Raise UnknownModelError-style usage errors early: TypeError naming the keyword arguments the
+    registered factory `name` does not take (a typo in `--model-arg`), and the ones it does."""
+    import inspect  # noqa: PLC0415
+    require_model(name)
+    try:
+        params = inspect.signature(_models[name][0]).parameters
+    except (TypeError, ValueError):       # no signature to read (a builtin): the call itself will tell
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    own = [k for k, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+           and k not in ("self", "vocab_size", "wordvec_size", "hidden_size")]
+    unknown = sorted(set(keys) - set(params))
+    if unknown:
+        raise TypeError(f"model '{name}' takes no argument {', '.join(repr(k) for k in unknown)} (its own "
+                        f"arguments: {', '.join(own) or 'none'})")
+
+
 def registered_name(model) -> str | None:
     """The registry name whose factory is `model`'s class (None if no registered factory built it)."""
     load_plugins()

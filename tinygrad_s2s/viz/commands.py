@@ -111,7 +111,7 @@ def _check_flags(args, fmt: str) -> None:
 
 def cmd_graph(args) -> int:
     """Build, lay out and save a model's graph; prints the file written (and any note on stderr)."""
-    from ..cli_base import UsageError  # noqa: PLC0415
+    from ..cli_base import UsageError, require_model  # noqa: PLC0415
     from .dot import to_dot  # noqa: PLC0415 - heavy imports wait until the command runs
     from .html import to_html  # noqa: PLC0415
     from .model_graphs import model_graph  # noqa: PLC0415
@@ -120,6 +120,7 @@ def cmd_graph(args) -> int:
     fmt, out = _output_path(args)
     _check_flags(args, fmt)
     extra = dict(args.model_args or ())
+    require_model(args.model, extra)
     try:
         drawn = model_graph(args.model, whole=args.whole, seq_len=args.seq_len, vocab_size=args.vocab,
                             wordvec_size=args.wordvec, hidden_size=args.hidden, **extra)
