@@ -1,6 +1,7 @@
 """Bad input gets a clear error naming the op, the shapes, the module path and the user's file:line."""
 import inspect
 import os
+import re
 
 import numpy as np
 import pytest
@@ -87,10 +88,33 @@ def test_embedding_rejects_float_ids():
 
 
 def test_integer_tensors_never_require_grad():
-    with pytest.raises(TypeError, match="only floating point tensors"):
+    with pytest.raises(TypeError, match="only real floating point tensors"):
         tg.Tensor(np.array([1, 2]), requires_grad=True)
+    with pytest.raises(TypeError, match="complex ones are refused"):     # the ops' gradients are real ones
+        tg.Tensor(np.array([1 + 2j]), requires_grad=True)
     ids = tg.Tensor(np.array([1, 2]))
     assert not (ids * 2).requires_grad
+
+
+@pytest.mark.parametrize("data, error, words", [
+    (np.array(["a", "b"]), TypeError, "data of dtype <U1 is not numeric"),
+    ([1, None], TypeError, "data of dtype object is not numeric"),
+    ([[1, 2], [3]], ValueError, "cannot make a numeric array of list data (setting an array element with a sequence"),
+])
+def test_a_tensor_refuses_data_that_is_not_a_rectangular_array_of_numbers(data, error, words):
+    with pytest.raises(error, match=re.escape("Tensor: " + words)):
+        tg.Tensor(data)
+
+
+def test_floats_made_from_integers_take_the_default_dtype():
+    """As Python floats do (and as in PyTorch): tanh, softmax, mean of ids, or ids * 0.5, are float32
+    by default, float64 under default_dtype(float64) or with a float64 array in the op."""
+    ids = tg.Tensor(np.array([[1, 2, 3]]))
+    for y in (tg.tanh(ids), tg.softmax(ids), tg.mean(ids), ids / 2, ids * 0.5, ids * tg.Tensor(np.ones(3, np.float32))):
+        assert y.dtype == np.float32, y
+    assert (ids * np.ones(3)).dtype == np.float64        # an explicit float64 array keeps NumPy's promotion
+    with tg.default_dtype(np.float64):
+        assert tg.softmax(ids).dtype == np.float64
 
 
 def test_backward_on_non_scalar_needs_a_grad():
@@ -166,3 +190,9 @@ def test_module_without_super_init():
             self.w = tg.nn.Parameter(np.ones(2))
     with pytest.raises(RuntimeError, match=r"call super\(\).__init__\(\)"):
         Bad()
+
+
+def test_take_along_axis_names_the_dtype_of_indices_that_are_not_integers():
+    with pytest.raises(TypeError, match=r"take_along_axis: indices must be an integer array, got a float64 array; "
+                                        r"input shapes \(2, 3\)"):
+        tg.take_along_axis(tg.Tensor(np.ones((2, 3))), np.zeros((2, 1)), axis=1)

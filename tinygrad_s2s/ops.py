@@ -534,7 +534,8 @@ class TakeAlongAxis(Op):
     def forward(self, x):
         idx, xp = self.indices, _xp(x)
         if getattr(idx, "dtype", None) is None or idx.dtype.kind not in "iu":
-            raise TypeError(f"indices must be an integer array, got {type(idx).__name__}")
+            got = f"a {idx.dtype} array" if getattr(idx, "dtype", None) is not None else type(idx).__name__
+            raise TypeError(f"indices must be an integer array, got {got}")
         if idx.ndim != x.ndim:
             raise ValueError(f"indices have {idx.ndim} dims, x has {x.ndim}: they must match")
         self.axis = normalize_axis_index(self.axis, x.ndim)

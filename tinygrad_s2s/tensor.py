@@ -268,6 +268,9 @@ class Function:
         multi = isinstance(ys, tuple)
         ys = ys if multi else (ys,)
         ys = tuple(np.asarray(y) if isinstance(y, np.generic) else y for y in ys)  # 0-d ops give scalars
+        if ys[0].dtype == np.float64 and _state["dtype"] != np.float64 and not any(
+                a.dtype == np.float64 for a in arrays):
+            ys = _default_float(ys)
         if _state["anomaly"]:
             for y in ys:
                 _check_finite(fn.op, "forward", y, current_module_path())
@@ -390,6 +393,13 @@ def _broadcasts_to(shape, target) -> bool:
     return True
 
 
+def _default_float(ys) -> tuple:
+    """NumPy makes float64 from integers (tanh, mean, division, int64 * float32); floats made from
+    inputs that held no float64 take the default dtype instead, as floats written in Python do (and
+    as in PyTorch)."""
+    return tuple(y.astype(_state["dtype"]) if y.dtype == np.float64 else y for y in ys)
+
+
 def _check_same_device(op, arrays):
     first = backend.device_of(arrays[0])
     for a in arrays[1:]:
@@ -430,6 +440,8 @@ def _is_backend_array(x) -> bool:
     return isinstance(x, np.ndarray) or backend.get_array_module(x) is not np
 
 
+_NUMERIC_KINDS = "biufc"   # what a Tensor may hold: booleans, integers, floats (and complex constants)
+
 class Tensor:
     """An n-dimensional array that records the ops applied to it, for reverse-mode autodiff."""
     __slots__ = ("_data", "_version", "_stamp", "requires_grad", "grad", "creator", "out_index", "generation",
@@ -453,9 +465,16 @@ class Tensor:
         if _is_backend_array(data):
             arr = data if dtype is None else data.astype(dtype, copy=False)
         else:
-            arr = np.asarray(data, dtype=dtype)
+            try:
+                arr = np.asarray(data, dtype=dtype)
+            except (ValueError, TypeError) as exc:   # ragged lists, strings for a numeric dtype
+                raise type(exc)(f"Tensor: cannot make a numeric array of {type(data).__name__} data "
+                                f"({exc}); pass a rectangular array of numbers") from None
             if dtype is None and arr.dtype == np.float64:
                 arr = arr.astype(_state["dtype"])   # Python floats follow the default dtype
+        if arr.dtype.kind not in _NUMERIC_KINDS:
+            raise TypeError(f"Tensor: data of dtype {arr.dtype} is not numeric; a Tensor holds booleans, "
+                            "integers or floating point numbers")
         self._data = arr
         self._version = 0
         self.grad = None
@@ -471,13 +490,14 @@ class Tensor:
     def _wrap(cls, arr, requires_grad: bool) -> Tensor:
         t = object.__new__(cls)
         t._data, t._version, t.grad, t.creator, t.out_index, t.generation, t.name = arr, 0, None, None, 0, 0, None
-        t.requires_grad = requires_grad and arr.dtype.kind in "fc"
+        t.requires_grad = requires_grad and arr.dtype.kind == "f"
         return t
 
     def requires_grad_(self, flag: bool = True) -> Tensor:
-        if flag and self.data.dtype.kind not in "fc":
-            raise TypeError(f"Tensor of dtype {self.data.dtype} cannot require grad: only floating "
-                            "point tensors can (integer ids, masks and counts never do)")
+        if flag and self.data.dtype.kind != "f":
+            raise TypeError(f"Tensor of dtype {self.data.dtype} cannot require grad: only real floating "
+                            "point tensors can (integer ids, masks and counts never do; the ops' gradients "
+                            "are those of real functions, so complex ones are refused)")
         self.requires_grad = flag
         return self
 
@@ -884,6 +904,7 @@ def as_tensor(x, like: Tensor | None = None) -> Tensor:
     if like is not None and not _is_backend_array(x):
         xp = backend.get_array_module(like.data)
         arr = np.asarray(x)
-        dtype = like.dtype if (arr.dtype.kind in "fiub" and like.dtype.kind == "f") else None
+        dtype = (like.dtype if (arr.dtype.kind in "fiub" and like.dtype.kind == "f") else
+                 _state["dtype"] if arr.dtype == np.float64 and not isinstance(x, np.ndarray) else None)
         return Tensor._wrap(xp.asarray(arr, dtype=dtype), False)
     return Tensor(x)

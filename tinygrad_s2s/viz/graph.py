@@ -113,7 +113,7 @@ def walk(*outputs: Tensor) -> WalkedGraph:
             alive = fn.outputs[index]()
             name = alive.name if alive is not None else None
             g.nodes[tid] = GraphNode(tid, "tensor", None, tuple(shape), str(np.dtype(dtype)), fn.module,
-                                     name, np.dtype(dtype).kind in "fc", False)
+                                     name, np.dtype(dtype).kind == "f", False)
         g.nodes[tid].is_output = key in out_keys
         return tid
 
