@@ -179,7 +179,8 @@ def test_book_examples_are_among_the_generated_forms():
     ("1+1  _2  \n_3  \n", 2, "empty question"),
     ("1+1  _2  \n1+3  _\n", 2, "empty answer"),
     ("", 1, "empty"),
-    ("\n", 1, "empty line"),
+    ("\n", 1, "the file is empty"),
+    ("1+1  _2  \n1+2  _3_ \n", 2, "a second '_' (column 8): '_' marks where the answer starts and may appear once"),
 ])
 def test_malformed_lines_name_file_and_line(tmp_path, text, line, words):
     path = write(tmp_path / "bad.txt", text)
@@ -213,8 +214,24 @@ def test_non_utf8_names_file_and_line(tmp_path):
 def test_missing_dataset_is_a_clear_error(root):
     with pytest.raises(DatasetError, match="no such dataset: not a built-in task"):
         load_dataset("no-such-task")
+    with pytest.raises(DatasetError, match=r"not a file, and no .*[/\\]no-such-task\.txt$"):   # not .txt.txt
+        load_dataset("no-such-task.txt")
     with pytest.raises(DatasetError, match="at least 2"):
         load_dataset(write(root.parent / "one.txt", "1+1  _2  \n"))
+
+
+def test_empty_lines_an_editor_leaves_at_the_end_are_not_examples(tmp_path):
+    for tail in ("\n\n", "\n\n\n", "\r\n\r\n"):
+        ds = load_dataset(write(tmp_path / "tail.txt", "1+1  _2  \n1+2  _3  \n1+3  _4  " + tail))
+        assert ds.size == 3, tail
+
+
+def test_a_character_the_models_vocabulary_lacks_names_the_line(tmp_path):
+    from tinygrad_s2s.data import OutOfVocabulary, Vocab
+    path = write(tmp_path / "oov.txt", "1+1  _2  \n1+2  _3  \n1+K  _4  \n")
+    with pytest.raises(OutOfVocabulary, match=re.escape(f"{path}:3: does not fit the model's vocabulary: "
+                                                        "character 'K' is not in")):
+        load_dataset(path, vocab=Vocab("0123456789+ _"))
 
 
 # ---------------------------------------------------------------- custom files

@@ -355,6 +355,11 @@ def test_bad_flags_exit_2_naming_the_flag(args, flag, capsys):
 def test_predict_and_eval_bounds(work, reference):
     one_error_line(cli(work, "predict", "ref", ""), 2, "empty question")
     one_error_line(cli(work, "predict", "ref", "1+1", "  "), 2, "empty question")
+    one_error_line(cli(work, "predict", "ref", "1_1"), 2, "question '1_1' holds '_', the answers' start marker")
+    oov = work / "data" / "oov.txt"
+    oov.write_text("1+1  _2  \n1+2  _3  \n1+K  _4  \n")
+    one_error_line(cli(work, "eval", "ref", "--dataset", str(oov)), 2, "tinygrad-s2s eval: error:",
+                   f"{oov}:3: does not fit the model's vocabulary: character 'K' is not in")
     wide = work / "data" / "wide.txt"
     wide.write_text("1000+1000_2000\n2000+2000_4000\n")
     one_error_line(cli(work, "eval", "ref", "--dataset", str(wide)), 2, "wider than the run was trained on")

@@ -82,13 +82,14 @@ def cmd_eval(args) -> int:
 
 def _evaluate(args) -> int:
     from .evaluation import example_rows, exact_match, format_examples, generate_batched  # noqa: PLC0415
+    from .data import OutOfVocabulary  # noqa: PLC0415
     from .rundata import DoesNotFit, dataset_of  # noqa: PLC0415
     from .runfiles import load_run  # noqa: PLC0415
     run = load_run(args.run, device=args.device)
     config = dict(run.config, limit=None, test_limit=None)
     try:
         ds = dataset_of(config, source=args.dataset)
-    except DoesNotFit as exc:
+    except (DoesNotFit, OutOfVocabulary) as exc:   # a file this model cannot read: the user's choice
         raise UsageError(str(exc)) from None
     x, t = {"test": (ds.x_test, ds.t_test), "train": (ds.x_train, ds.t_train),
             "all": (np.concatenate([ds.x_train, ds.x_test]), np.concatenate([ds.t_train, ds.t_test]))}[args.split]

@@ -51,6 +51,10 @@ class DatasetError(ValueError):
         super().__init__(f"{where}: {reason}")
 
 
+class OutOfVocabulary(DatasetError):
+    """A dataset line holding a character the given vocabulary (a trained model's) lacks."""
+
+
 # ---------------------------------------------------------------- vocabulary
 def _codes(text: str) -> np.ndarray:
     """Unicode code points of a string as a uint32 array (no per-character Python loop)."""
@@ -140,8 +144,8 @@ def read_examples(path) -> tuple[list[str], list[str]]:
         line = raw[:exc.start].count(b"\n") + 1
         raise DatasetError(path, line, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
     lines = text.removeprefix("\ufeff").split("\n")     # a byte-order mark is not part of line 1
-    if lines and lines[-1] == "":
-        lines.pop()     # the newline that ends the last line
+    while lines and lines[-1] in ("", "\r"):
+        lines.pop()     # the newline that ends the last line, and empty lines an editor left after it
     if not lines:
         raise DatasetError(path, 1, "the file is empty; expected lines like '16+75  _91  '")
     questions, answers = [], []
@@ -157,6 +161,9 @@ def read_examples(path) -> tuple[list[str], list[str]]:
         q, a = line[:k], line[k:]
         if len(a) < 2:
             raise DatasetError(path, n, f"empty answer after '{START}': {line!r}")
+        if START in a[1:]:
+            raise DatasetError(path, n, f"a second '{START}' (column {k + 2 + a[1:].index(START)}): '{START}' marks "
+                                        f"where the answer starts and may appear once: {line!r}")
         if qw is None:
             qw, aw = len(q), len(a)
         elif (len(q), len(a)) != (qw, aw):
@@ -224,7 +231,7 @@ def dataset_path(name_or_path) -> Path:
     path = Path(s)
     if path.is_file():
         return path
-    in_root = data_root() / f"{s}.txt"
+    in_root = data_root() / (s if s.endswith(".txt") else f"{s}.txt")
     if os.sep not in s and "/" not in s and in_root.is_file():
         return in_root
     raise DatasetError(s, None, f"no such dataset: not a built-in task ({', '.join(BUILTIN_TASKS)}), "
@@ -276,8 +283,12 @@ def load_dataset(name_or_path, reverse: bool = False, seed: int = SPLIT_SEED,
     try:
         x = vocab.encode(questions)
         t = vocab.encode(answers)
-    except ValueError as exc:
-        raise DatasetError(path, None, f"does not fit the model's vocabulary: {exc}") from None
+    except ValueError:
+        known = set(vocab.chars)
+        n = next(i for i, (q, a) in enumerate(zip(questions, answers)) if not set(q + a) <= known)
+        bad = sorted(set(questions[n] + answers[n]) - known)
+        raise OutOfVocabulary(path, n + 1, f"does not fit the model's vocabulary: character {bad[0]!r} is not in "
+                                           f"{''.join(vocab.chars)!r}: {questions[n] + answers[n]!r}") from None
     if reverse:
         x = np.ascontiguousarray(x[:, ::-1])
     train, test = split_indices(len(x), seed)
@@ -298,12 +309,15 @@ def batch_indices(n: int, batch_size: int, rng: np.random.Generator) -> list[np.
 
 def encode_questions(questions, vocab: Vocab, width: int, reverse: bool = False) -> np.ndarray:
     """Pad typed questions to the training width (and reverse them as in training) -> (n, width) ids.
-    An empty question, one that is too long or one holding a character outside the vocabulary raises
-    ValueError."""
+    An empty question, one that is too long, one holding the start marker or a character outside the
+    vocabulary raises ValueError."""
     padded = []
     for q in questions:
         if not q.strip(PAD):
             raise ValueError(f"empty question {q!r}: nothing to answer")
+        if START in q:     # the vocabulary has it, as the answers' start marker: no question holds it
+            raise ValueError(f"question {q!r} holds '{START}', the answers' start marker, which no training "
+                             "question held")
         vocab.encode(q)     # names an unknown character in the question as typed, before padding
         if len(q) > width:
             raise ValueError(f"question {q!r} is {len(q)} characters; the model was trained on at most {width}")
