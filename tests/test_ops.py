@@ -91,3 +91,14 @@ def test_random_compositions_with_shared_subexpressions(dag):
         return pool[-1] + pool[len(xs) - 1] * 0.5   # the result and an early node share inputs
     gradcheck(build, *vals)
     gradgradcheck(build, *vals)
+
+
+def test_the_gradient_of_a_nan_maximum_goes_to_its_nans_without_a_warning():
+    """A NaN maximum equals no element; its NaNs take the gradient (as in PyTorch), shared like ties,
+    and no 0/0 warning is printed."""
+    import warnings
+    x = tg.Tensor(np.array([[1.0, np.nan, 3.0], [np.nan, 5.0, np.nan], [1.0, 5.0, 5.0]]), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tg.sum(tg.max(x, axis=1)).backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[0, 1, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])

@@ -200,7 +200,7 @@ def _fit(args, trainer, epochs: int, log) -> int:
         return 130
     last = history[-1] if history else None
     accuracy = last["test_accuracy"] if last else None
-    print(f"test accuracy {100 * accuracy:.3f}% after {trainer.epoch} epochs (best "
+    print(f"test accuracy {100 * accuracy:.3f}% after {trainer.epoch} epoch{'s' if trainer.epoch != 1 else ''} (best "
           f"{100 * trainer.best_accuracy:.3f}%); run saved in {trainer.run_dir}" if last else
           f"no epoch trained; run in {trainer.run_dir}", file=log)
     if args.json:

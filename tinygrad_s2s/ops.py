@@ -290,7 +290,12 @@ class Max(Op):
         y = x.max(axis=ax, keepdims=True)
         if self.needs_grad:        # the tie-sharing scale only when a backward will read it
             mask = x == y
-            self.scale = mask / mask.sum(axis=ax, keepdims=True)   # ties share the gradient
+            count = mask.sum(axis=ax, keepdims=True)
+            if not count.all():     # a NaN maximum equals nothing: its NaNs take the gradient (as in PyTorch)
+                xp = _xp(x)
+                mask |= xp.isnan(x) & xp.isnan(y)
+                count = mask.sum(axis=ax, keepdims=True)
+            self.scale = mask / count                               # ties share the gradient
         self.ax = ax
         return y if self.keepdims else y.reshape([s for i, s in enumerate(x.shape) if i not in ax])
 
