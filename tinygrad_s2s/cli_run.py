@@ -81,8 +81,8 @@ def cmd_eval(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from .evaluation import example_rows, exact_match, format_examples, generate_batched  # noqa: PLC0415
     from .data import OutOfVocabulary  # noqa: PLC0415
+    from .evaluation import example_rows, exact_match, format_examples, generate_batched  # noqa: PLC0415
     from .rundata import DoesNotFit, dataset_of  # noqa: PLC0415
     from .runfiles import load_run  # noqa: PLC0415
     run = load_run(args.run, device=args.device)

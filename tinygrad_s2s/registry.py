@@ -71,8 +71,9 @@ def require_model(name: str) -> None:
 
 
 def check_model_args(name: str, keys) -> None:
-    """Raise UnknownModelError-style usage errors early: TypeError naming the keyword arguments the
-    registered factory `name` does not take (a typo in `--model-arg`), and the ones it does."""
+    """Before building anything: UnknownModelError for an unregistered `name`, and TypeError naming
+    the keyword arguments in `keys` its factory does not take (a typo in `--model-arg`) and the ones
+    it does. A factory taking **kwargs, or without a signature to read, is left to the call."""
     import inspect  # noqa: PLC0415
     require_model(name)
     try:

@@ -442,6 +442,7 @@ def _is_backend_array(x) -> bool:
 
 _NUMERIC_KINDS = "biufc"   # what a Tensor may hold: booleans, integers, floats (and complex constants)
 
+
 class Tensor:
     """An n-dimensional array that records the ops applied to it, for reverse-mode autodiff."""
     __slots__ = ("_data", "_version", "_stamp", "requires_grad", "grad", "creator", "out_index", "generation",
