@@ -155,6 +155,29 @@ def test_missing_cuda_is_a_clear_error():
         tg.Tensor(np.ones(2)).to("tpu")
 
 
+@pytest.mark.parametrize("target, words", [
+    ("gpu", "unknown device 'gpu': expected 'cpu' or 'cuda'$"),
+    ("float16", r"unknown device 'float16': expected 'cpu' or 'cuda' \('float16' is a dtype: pass np.float16\)"),
+    ("cuda:1", r"device 'cuda:1': one GPU is used, 'cuda' \(the current CUDA device; choose it with CUDA_VISIBLE"),
+])
+def test_a_device_name_that_names_no_device_here_is_refused_before_any_gpu_is_looked_for(target, words):
+    for thing in (tg.Tensor(np.ones(2)), tg.nn.Linear(2, 2)):
+        with pytest.raises(ValueError, match=words):
+            thing.to(target)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.bool_, np.complex64])
+def test_a_module_converts_only_to_a_floating_point_dtype(dtype):
+    """Casting the weights to integers zeroed them silently (and left them requiring grad)."""
+    model = tg.nn.Linear(2, 2)
+    before = model.weight.numpy().copy()
+    with pytest.raises(TypeError, match=rf"Linear.to\({np.dtype(dtype).name}\): parameters convert to a floating "
+                                        r"point dtype only"):
+        model.to(dtype)
+    np.testing.assert_array_equal(model.weight.numpy(), before)
+    assert model.to(np.float64).weight.dtype == np.float64
+
+
 @pytest.mark.parametrize("targets, exc, words", [
     (np.array([[0, 1]]), ValueError, "do not match logits"),
     (np.array([0.0, 1.0, 2.0]), TypeError, "targets must be integer ids"),

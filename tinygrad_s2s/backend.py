@@ -51,9 +51,22 @@ def module_for(device: str):
         return np
     if device in _extra:
         return _extra[device]
-    if device in ("cuda", "gpu") or device.startswith("cuda:"):
+    if device == "cuda":
         return _load_cupy()
-    raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda'")
+    raise ValueError(_unknown(device))
+
+
+def _unknown(device) -> str:
+    """Why `device` names no device here (one GPU at most: another index would be device 0 silently)."""
+    if isinstance(device, str) and device.startswith("cuda:"):
+        return (f"device {device!r}: one GPU is used, 'cuda' (the current CUDA device; choose it with "
+                "CUDA_VISIBLE_DEVICES)")
+    try:
+        dtype = np.dtype(device)
+    except TypeError:
+        dtype = None
+    hint = f" ({device!r} is a dtype: pass np.{dtype.name})" if dtype is not None else ""
+    return f"unknown device {device!r}: expected 'cpu' or 'cuda'{hint}"
 
 
 def get_array_module(a):

@@ -135,7 +135,12 @@ class Module:
                 p.data = backend.to_device(backend.to_numpy(arr).astype(p.dtype), p.device)
 
     def to(self, target):
-        """Move every parameter and buffer to a device ('cpu'/'cuda') or convert it to a float dtype."""
+        """Move every parameter and buffer to a device ('cpu'/'cuda') or convert the floating point
+        ones to another floating point dtype (np.float32, np.float64)."""
+        if not isinstance(target, str) and np.dtype(target).kind != "f":
+            raise TypeError(f"{type(self).__name__}.to({np.dtype(target).name}): parameters convert to a floating "
+                            "point dtype only (np.float32, np.float64); an integer, boolean or complex one would "
+                            "lose their values or their gradients")
         for m in self.modules():
             for t in list(m._params.values()) + list(m._buffers.values()):
                 if isinstance(target, str):
