@@ -141,6 +141,16 @@ def test_a_kill_inside_an_epoch_loses_only_the_steps_since_the_last_save(work, r
     assert_same_run(work / out, reference)
 
 
+def test_resume_refuses_to_re_plan_a_learning_rate_schedule(work):
+    base = [a for a in TRAIN if a not in ("--epochs", str(EPOCHS))]
+    assert cli(work, *base, "--epochs", "1", "--lr-schedule", "cosine", "--out", "cos").returncode == 0
+    one_error_line(cli(work, *RESUME, "--out", "cos", "--epochs", "2"), 2,
+                   "--epochs 2: this run's cosine learning-rate schedule was planned over 1 epoch and 6 steps",
+                   "Train a new run with 2 epochs instead")
+    one_error_line(cli(work, *RESUME, "--out", "cos", "--lr", "0.5"), 2,
+                   "a resumed run keeps its settings (only --epochs, --device, --save-every may change)")
+
+
 def test_kill_9_before_the_first_write_leaves_a_run_to_start_again(work, reference):
     """Killed while writing its very first file (config.json), a run has recorded nothing: --resume
     says so and the same command starts it in the directory it left."""

@@ -328,3 +328,22 @@ def test_cosine_schedule_anneals_to_zero_and_resumes_exactly(ds, tmp_path):
     assert_same_arrays(arrays(tmp_path / "run" / "last.npz"), arrays(tmp_path / "ref" / "last.npz"))
     with pytest.raises(ValueError, match="lr_schedule must be one of constant, cosine"):
         make_trainer(ds, lr_schedule="step")
+
+
+def test_a_scheduled_run_refuses_another_number_of_epochs_once_it_has_stepped(ds, tmp_path):
+    """Extending a finished cosine run restarted its rate at half the base rate, silently: the run
+    then matched no run trained straight through. A constant rate may be extended (bit for bit the
+    straight run), and a scheduled run may finish its own plan."""
+    t = make_trainer(ds, tmp_path / "cos", lr=0.01, lr_schedule="cosine")
+    t.fit(1)
+    resumed = Trainer.resume(tmp_path / "cos", log=io.StringIO(), progress=False)
+    with pytest.raises(ValueError, match=r"cosine learning-rate schedule was planned over 1 epoch and 5 steps of "
+                                         r"it are done; training it to 2 epochs would re-plan"):
+        resumed.fit(2)
+    resumed.fit(1)                                   # its own plan: nothing to do, nothing refused
+    c = make_trainer(ds, tmp_path / "const", lr=0.01)
+    c.fit(1)
+    Trainer.resume(tmp_path / "const", log=io.StringIO(), progress=False).fit(2)
+    straight = make_trainer(ds, tmp_path / "straight", lr=0.01)
+    straight.fit(2)
+    assert_same_arrays(arrays(tmp_path / "const" / "last.npz"), arrays(tmp_path / "straight" / "last.npz"))

@@ -153,7 +153,7 @@ def _resume_trainer(args, run_dir: Path, log):
     for key, mine, theirs in config.differences(given):
         flag = key if key == "model" else "--" + key.replace("_", "-")
         raise UsageError(f"{flag} {mine} differs from the run's {theirs}; a resumed run keeps its settings "
-                         f"(only {', '.join('--' + k for k in CHANGEABLE_ON_RESUME)} may change)")
+                         f"(only {', '.join('--' + k.replace('_', '-') for k in CHANGEABLE_ON_RESUME)} may change)")
     if args.dataset is not None and args.dataset != config.dataset and \
             str(Path(args.dataset).resolve()) != config.dataset_path:
         raise UsageError(f"--dataset {args.dataset} differs from the run's {config.dataset} ({config.dataset_path})")
@@ -169,7 +169,12 @@ def cmd_train(args) -> int:
         run_dir = _resume_dir(args)
         with rundir.locked(run_dir, create=False):
             trainer = _resume_trainer(args, run_dir, log)
-            return _fit(args, trainer, args.epochs or trainer.config.epochs, log)
+            epochs = args.epochs or trainer.config.epochs
+            try:
+                trainer.check_epochs(epochs)
+            except ValueError as exc:
+                raise UsageError(f"--epochs {epochs}: {exc}") from None
+            return _fit(args, trainer, epochs, log)
     trainer = _new_trainer(args, log)
     with rundir.locked(trainer.run_dir):
         if args.overwrite:

@@ -52,7 +52,8 @@ class TrainingDiverged(RuntimeError):
         kept = (f"the last good checkpoint is {checkpoint}" if checkpoint
                 else "no run directory, nothing saved")
         super().__init__(f"training stopped: the {what} is {value} at step {step} (epoch {epoch + 1}, "
-                         f"batch {batch + 1}); {kept}; start a new run with a smaller --lr or --max-grad")
+                         f"batch {batch + 1}); {kept}; start a new run with a smaller --lr or --max-grad"
+                         + (f" (in another --out, or in {checkpoint.parent} with --overwrite)" if checkpoint else ""))
 
 
 # ---------------------------------------------------------------- Ctrl-C
@@ -222,6 +223,7 @@ class Trainer:
             if not self._started:
                 self._start(epochs)
             if epochs > self.epoch and epochs != self.config.epochs:
+                self.check_epochs(epochs)
                 self.config.epochs = epochs     # the new target; fewer epochs than done changes nothing
                 if self.run_dir is not None:
                     write_config(self.run_dir, self.config)
@@ -232,6 +234,20 @@ class Trainer:
                     path = self.save(interrupted=True)
                     raise TrainingInterrupted(path, self.epoch, self.batch, self.step) from None
         return self.history
+
+    def check_epochs(self, epochs: int) -> None:
+        """Raise ValueError if training to `epochs` would change a run's learning-rate schedule: one
+        spans the planned epochs, so changing their number after a step re-plans it (a cosine schedule
+        that reached 0 would restart at half the rate), and the run would match no run trained
+        straight through. `fit` calls it; the command line calls it before anything runs."""
+        if epochs <= self.epoch or epochs == self.config.epochs or self.config.lr_schedule == "constant" \
+                or not self.step:
+            return
+        planned = self.config.epochs
+        raise ValueError(f"this run's {self.config.lr_schedule} learning-rate schedule was planned over "
+                         f"{planned} epoch{'s' if planned != 1 else ''} and {self.step} steps of it are done; training it to {epochs} "
+                         f"epochs would re-plan the schedule mid-run (the rate would jump), matching no run "
+                         f"trained straight to {epochs} epochs. Train a new run with {epochs} epochs instead")
 
     def _run_epoch(self, epochs: int, stop: _StopFlag) -> None:
         from tqdm import tqdm  # noqa: PLC0415 - keeps `import tinygrad_s2s.train` light
