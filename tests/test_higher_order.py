@@ -119,7 +119,7 @@ def test_gradgradcheck_catches_a_backward_that_treats_saved_values_as_constants(
         def backward(self, gy):
             return gy * 3 * self.x ** 2
     assert gradcheck(lambda x: Cube.apply(x), np.array([0.5, 2.0]))
-    with pytest.raises(AssertionError, match="gradcheck: input 0 at index"):
+    with pytest.raises(AssertionError, match="^gradgradcheck: second derivatives: input 0 at index"):
         gradgradcheck(lambda x: Cube.apply(x), np.array([0.5, 2.0]))
 
 
@@ -164,6 +164,13 @@ def test_a_reference_is_compared_with_the_outputs_only_while_they_are_unchanged(
     (gx,) = tg.grad(tg.sum(y), x, create_graph=True)
     s = 1 / (1 + np.exp(-x.numpy()))
     np.testing.assert_allclose(gx.numpy(), s + x.numpy() * s * (1 - s))
+
+
+def test_the_checks_want_one_tensor_from_fn():
+    for check in (gradcheck, gradgradcheck):
+        with pytest.raises(TypeError, match=f"{check.__name__}: fn must return one Tensor, got tuple; check each "
+                                            r"output on its own \(e.g. lambda \*xs: fn\(\*xs\)\[0\]\)"):
+            check(lambda x: (tg.tanh(x), x * 2), np.array([0.5, 1.0]))
 
 
 def test_gradcheck_names_an_input_that_the_op_changed_in_place():

@@ -51,7 +51,7 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-4, upstream=None, seed=0
             ts.append(a)
     before = [backend.to_numpy(t.data).copy() if isinstance(t, Tensor) and t.requires_grad else None for t in ts]
     with default_dtype(np.float64):
-        out = fn(*ts)
+        out = _one_tensor(fn(*ts), "gradcheck")
         if upstream is None:
             upstream = rng.standard_normal(out.shape)
         out.backward(grad=upstream.astype(out.dtype) if hasattr(upstream, "astype") else upstream)
@@ -77,8 +77,8 @@ def gradgradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0, names=Non
     rng = np.random.default_rng(seed)
     diff = [i for i, a in enumerate(inputs) if np.asarray(getattr(a, "data", a)).dtype.kind == "f"]
     with default_dtype(np.float64):
-        shape = fn(*[Tensor(np.asarray(getattr(a, "data", a), np.float64)) if i in diff else a
-                     for i, a in enumerate(inputs)]).shape
+        shape = _one_tensor(fn(*[Tensor(np.asarray(getattr(a, "data", a), np.float64)) if i in diff else a
+                                 for i, a in enumerate(inputs)]), "gradgradcheck").shape
     u = rng.standard_normal(shape)
     names = list(names or [f"input {i}" for i in range(len(inputs))]) + ["upstream"]
     _same_first_order(fn, inputs, diff, u, atol, rtol, names)
@@ -90,7 +90,17 @@ def gradgradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0, names=Non
         flat = [reshape(g if g is not None else Tensor(np.zeros(xs[i].shape)), (-1,))
                 for i, g in zip(diff, grads)]
         return concat(flat)
-    return gradcheck(first_order, *inputs, u, eps=eps, atol=atol, rtol=rtol, seed=seed + 1, names=names)
+    try:
+        return gradcheck(first_order, *inputs, u, eps=eps, atol=atol, rtol=rtol, seed=seed + 1, names=names)
+    except AssertionError as exc:      # say which check failed: the derivatives of the gradient
+        raise AssertionError("gradgradcheck: second derivatives: " + str(exc).removeprefix("gradcheck: ")) from None
+
+
+def _one_tensor(out, who):
+    if not isinstance(out, Tensor):
+        raise TypeError(f"{who}: fn must return one Tensor, got {type(out).__name__}; check each output on its "
+                        "own (e.g. lambda *xs: fn(*xs)[0])")
+    return out
 
 
 def _unchanged(ts, before, names):
