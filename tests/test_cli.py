@@ -238,8 +238,12 @@ def test_eval_prints_accuracy_and_marked_examples(trained, work):
     r = cli(work, "eval", "runs/small/last.npz", "--split", "train", "--limit", "200", "--show", "3")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].startswith("accuracy ") and "/200 exact matches) on the train split of addition" in lines[0]
+    assert lines[0].startswith("accuracy ") and ("/200 exact matches) on the train split (the first 300, which "
+                                                 "the run trained on) of addition") in lines[0]
     assert len(lines) == 4 and all(line.lstrip()[0] in "☑☒" for line in lines[1:])
+    r = cli(work, "eval", "runs/small", "--split", "train", "--json")      # trained with --limit 300: those 300
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["examples"] == 300
     one_error_line(cli(work, "eval", "runs/missing"), 1,
                    "tinygrad-s2s: error: no such run directory or checkpoint: runs/missing")
 

@@ -24,7 +24,8 @@ def add_subparsers(sub) -> None:
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT", help="run directory or .npz checkpoint")
     p.add_argument("--dataset", help="evaluate on this dataset instead ('addition', 'date' or a path)")
     p.add_argument("--split", choices=("test", "train", "all"), default="test",
-                   help="which examples to evaluate (default test)")
+                   help="which examples to evaluate (default test; train: those the run trained on, the first "
+                        "--limit of them for a run trained with --limit; all: every example of the file)")
     p.add_argument("--limit", type=positive_int, help="evaluate only the first N examples of the split")
     p.add_argument("--batch-size", type=positive_int, default=1000, help="questions decoded at once (default 1000)")
     p.add_argument("--beam", type=positive_int, default=1, metavar="B",
@@ -91,7 +92,8 @@ def _evaluate(args) -> int:
         ds = dataset_of(config, source=args.dataset)
     except (DoesNotFit, OutOfVocabulary) as exc:   # a file this model cannot read: the user's choice
         raise UsageError(str(exc)) from None
-    x, t = {"test": (ds.x_test, ds.t_test), "train": (ds.x_train, ds.t_train),
+    trained = run.config.get("limit") if args.dataset is None else None   # the examples it saw, not the rest
+    x, t = {"test": (ds.x_test, ds.t_test), "train": (ds.x_train[:trained], ds.t_train[:trained]),
             "all": (np.concatenate([ds.x_train, ds.x_test]), np.concatenate([ds.t_train, ds.t_test]))}[args.split]
     x, t = x[:args.limit], t[:args.limit]
     if not len(x):
@@ -101,8 +103,9 @@ def _evaluate(args) -> int:
     accuracy = float(ok.mean())
     log = sys.stderr if args.json else sys.stdout
     how = f"beam-{args.beam} " if args.beam > 1 else ""
+    seen = f" (the first {trained:,}, which the run trained on)" if trained and args.split == "train" else ""
     print(f"{how}accuracy {100 * accuracy:.3f}% ({int(ok.sum())}/{len(ok)} exact matches) on the {args.split} "
-          f"split of {ds.name} ({ds.path}); checkpoint {run.checkpoint}", file=log)
+          f"split{seen} of {ds.name} ({ds.path}); checkpoint {run.checkpoint}", file=log)
     k = args.show
     for line in format_examples(ds, x[:k], t[:k], pred[:k], log):
         print(line, file=log)
