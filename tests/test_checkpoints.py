@@ -3,6 +3,7 @@ is wrong, never NumPy's advice to enable pickle, and nothing is allocated beyond
 (a zip bomb member is refused from the archive's directory, before it is decompressed)."""
 import io
 import json
+import re
 import tracemalloc
 import zipfile
 
@@ -320,3 +321,18 @@ def test_the_command_line_reports_a_bad_checkpoint_in_one_line(tmp_path, capsys)
     assert main(["predict", str(path), "1+2"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and str(path) in err and "pickle" not in err
+
+
+@pytest.mark.parametrize("state, words", [
+    ({"s": "x"}, "'s' is a str, not an array"), ({"x": None}, "'x' is a NoneType, not an array"),
+    ({"d": {"b": np.ones(2)}}, "'d' is a dict, not an array; save writes a flat dict of numeric arrays"),
+    ({"o": np.array([1, None])}, "'o' has dtype object; save writes numeric arrays only"),
+    ({"u": np.array(["a"])}, "'u' has dtype <U1"), ({1: np.ones(2)}, "key 1 is a int; the names of arrays are strings"),
+])
+def test_save_refuses_what_load_could_not_read_and_writes_nothing(tmp_path, state, words):
+    """Such dicts were saved without complaint, and load then refused the file: lost work."""
+    with pytest.raises(TypeError, match=re.escape("save: " + words)):
+        tg.save(state, tmp_path / "x.npz")
+    assert not list(tmp_path.iterdir())
+    tg.save({"ok": [1, 2], "flag": True, "z": np.array([1j])}, tmp_path / "y.npz")
+    assert list(tg.load(tmp_path / "y.npz")) == ["ok", "flag", "z"]

@@ -22,8 +22,27 @@ def _state_of(obj):
     if isinstance(obj, Module):
         return obj.state_dict()
     if isinstance(obj, dict):
-        return OrderedDict((k, backend.to_numpy(getattr(v, "data", v))) for k, v in obj.items())
+        return OrderedDict((_name(k), _array(k, v)) for k, v in obj.items())
     raise TypeError(f"save: expected a Module or a dict of arrays, got {type(obj).__name__}")
+
+
+def _name(key):
+    if not isinstance(key, str):
+        raise TypeError(f"save: key {key!r} is a {type(key).__name__}; the names of arrays are strings")
+    return key
+
+
+def _array(key, value):
+    """A numeric host array, or a TypeError naming the entry: what `load` refuses is never written
+    (a file saved without complaint that cannot be loaded again is lost work)."""
+    if isinstance(value, (dict, str, bytes)) or value is None:
+        raise TypeError(f"save: '{key}' is a {type(value).__name__}, not an array; save writes a flat dict of "
+                        "numeric arrays (put other values in meta=, a JSON-able dict)")
+    a = backend.to_numpy(getattr(value, "data", value))
+    if a.dtype.kind not in _NUMERIC_KINDS or a.dtype.hasobject:
+        raise TypeError(f"save: '{key}' has dtype {a.dtype}; save writes numeric arrays only (bool, int, "
+                        "float, complex)")
+    return a
 
 
 def atomic_write(path, write) -> None:
