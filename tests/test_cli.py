@@ -192,6 +192,14 @@ def test_nan_loss_stops_with_the_step_and_exit_1(work):
     assert "epoch 1, batch 2" in line
     meta = tg.load(work / "runs" / "nan" / "last.npz", return_meta=True)[1]
     assert meta["step"] == 0               # the initial checkpoint: no update ever used a NaN
+    assert "start a new run with a smaller --lr or --max-grad (in another --out, or in runs/nan with " \
+           "--overwrite)" in line
+    r = cli(work, "train", "tiny-s2s-nan", *SMALL, "--epochs", "2", "--out", "runs/nan-json", "--no-progress", "--json")
+    assert r.returncode == 1 and "training stopped" in r.stderr
+    report = json.loads(r.stdout)          # --json still prints its one object
+    assert report["status"] == "diverged" and (report["what"], report["value"]) == ("loss", "nan")
+    assert (report["epoch"], report["epochs_done"], report["batch"], report["step"]) == (1, 0, 1, 2)
+    assert report["checkpoint"] == "runs/nan-json/last.npz" and report["history"] == []
 
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(work):
@@ -216,7 +224,8 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(work):
     assert report["status"] == "interrupted"
     meta = tg.load(run / "last.npz", return_meta=True)[1]
     assert meta["interrupted"] is True and meta["epoch"] >= 1
-    assert (meta["epoch"], meta["batch"], meta["step"]) == (report["epoch"], report["batch"], report["step"])
+    assert (meta["epoch"], meta["batch"], meta["step"]) == (report["epochs_done"], report["batch"], report["step"])
+    assert report["epoch"] == meta["epoch"] + 1 and f"interrupted at epoch {report['epoch']}, after batch" in err
     r = cli(work, "train", "--resume", "--out", str(run), "--epochs", str(meta["epoch"] + 1))
     assert r.returncode == 0, r.stderr
     assert tg.load(run / "last.npz", return_meta=True)[1]["epoch"] == meta["epoch"] + 1

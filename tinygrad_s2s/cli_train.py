@@ -183,9 +183,15 @@ def cmd_train(args) -> int:
         return _fit(args, trainer, trainer.config.epochs, log)
 
 
+def _position(exc) -> dict:
+    """Where training stopped, as the message says it (`epoch` counts from 1) and as the checkpoint
+    records it (`epochs_done`, the finished epochs)."""
+    return {"epoch": exc.epoch + 1, "epochs_done": exc.epoch, "batch": exc.batch, "step": exc.step}
+
+
 def _fit(args, trainer, epochs: int, log) -> int:
     from .evaluation import example_rows, generate_batched  # noqa: PLC0415
-    from .train import TrainingInterrupted  # noqa: PLC0415
+    from .train import TrainingDiverged, TrainingInterrupted  # noqa: PLC0415
     ds, cfg = trainer.dataset, trainer.config
     print(f"{cfg.model} on {ds.name}: {len(ds.x_train)} training / {len(ds.x_test)} test examples, "
           f"vocabulary {len(ds.vocab)}, D={cfg.wordvec} H={cfg.hidden}, "
@@ -201,8 +207,14 @@ def _fit(args, trainer, epochs: int, log) -> int:
         print(f"{PROG}: {exc}; continue with: {PROG} train --resume --out {trainer.run_dir}", file=sys.stderr)
         if args.json:
             emit_json({"status": "interrupted", "run": str(trainer.run_dir), "checkpoint": str(exc.checkpoint),
-                       "epoch": exc.epoch, "batch": exc.batch, "step": exc.step, "history": trainer.history})
+                       **_position(exc), "history": trainer.history})
         return 130
+    except TrainingDiverged as exc:      # --json still gets its one object: what stopped, and where
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        if args.json:
+            emit_json({"status": "diverged", "run": str(trainer.run_dir), "what": exc.what, "value": str(exc.value),
+                       "checkpoint": str(exc.checkpoint), **_position(exc), "history": trainer.history})
+        return 1
     last = history[-1] if history else None
     accuracy = last["test_accuracy"] if last else None
     print(f"test accuracy {100 * accuracy:.3f}% after {trainer.epoch} epoch{'s' if trainer.epoch != 1 else ''} (best "

@@ -48,6 +48,7 @@ class TrainingDiverged(RuntimeError):
     """The loss or the gradient norm became NaN/Inf; the weights were not updated with it."""
 
     def __init__(self, what: str, value: float, step: int, epoch: int, batch: int, checkpoint):
+        self.what, self.value = what, value
         self.step, self.epoch, self.batch, self.checkpoint = step, epoch, batch, checkpoint
         kept = (f"the last good checkpoint is {checkpoint}" if checkpoint
                 else "no run directory, nothing saved")
