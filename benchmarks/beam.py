@@ -28,7 +28,7 @@ def run(bench, workloads, questions: int, beam: int):
         rows.append([f"{w.model} ({w.data})", f"{questions} x {w.L} ids", fmt_time(times["greedy"]),
                      fmt_time(times["beam"]), fmt_ratio(times["beam"], times["greedy"]),
                      fmt_num(questions / times["beam"], 0)])
-        verdicts.append(target_line(f"{w.model}: beam-{beam} / greedy vs issue 14", ratio, 6.0))
+        verdicts.append(target_line(f"{w.model}: beam-{beam} / greedy vs issue 14", ratio, 6.0, bench.quick))
     print_table(["model (data)", "decoded", "greedy", f"beam-{beam}", "beam/greedy", "beam q/s"], rows,
                 title=f"Greedy vs beam-{beam} decoding of a whole test set (median; lower is better)")
     for line in verdicts:

@@ -309,11 +309,12 @@ def print_table(headers, rows, title: str | None = None) -> None:
     print()
 
 
-def target_line(label: str, ratio, target: float) -> str:
-    """'label: 1.23x (target <= 1.5x: met)' — the verdict of one ratio against one target."""
+def target_line(label: str, ratio, target: float, quick: bool = False) -> str:
+    """'label: 1.23x (target <= 1.5x: met)' — the verdict of one ratio against one target (none for
+    a --quick smoke run, whose sizes and samples mean nothing)."""
     if ratio is None:
         return f"{label}: n/a (target <= {target}x; no PyTorch to compare with)"
-    verdict = "met" if ratio <= target else "NOT met"
+    verdict = "not judged: --quick" if quick else "met" if ratio <= target else "NOT met"
     return f"{label}: {ratio:.2f}x (target <= {target}x: {verdict})"
 
 

@@ -54,7 +54,7 @@ def report(bench, results, workloads, questions: int):
                                        for fw in ("ours", "torch"))
                 agree = f"{100 * (ours_ids == torch_ids).mean():.2f}%"
                 verdicts.append(target_line(f"{w.model}, {setting_label(setting)}: ours/torch vs issue 15",
-                                            s.ratio, issue15_target(setting)))
+                                            s.ratio, issue15_target(setting), bench.quick))
             rows.append([f"{w.model} ({w.data})", f"{questions} x {w.L} ids", fmt_time(s.ours), fmt_time(s.torch),
                          s.ratio_text(), s.spread(), fmt_num(questions / s.ours, 0),
                          fmt_num(None if s.torch is None else questions / s.torch, 0), agree])

@@ -89,7 +89,7 @@ def report(bench, results, N, T, D, H):
             rows.append([TORCH, fmt_time(theirs), "1.00x", "", fmt_num(gflops(flops, theirs)),
                          fmt_pct(gflops(flops, theirs), peak)])
             ratio = summarize(results.values(setting, "ours", FUSED), results.values(setting, "torch", TORCH)).ratio
-            verdicts.append(target_line(f"tg.nn.LSTM / torch.nn.LSTM, {setting_label(setting)}, vs issue 2", ratio, 1.5))
+            verdicts.append(target_line(f"tg.nn.LSTM / torch.nn.LSTM, {setting_label(setting)}, vs issue 2", ratio, 1.5, bench.quick))
         print(results.threads_text(setting) + f" | NumPy float32 GEMM peak {fmt_num(peak)} GFLOP/s")
         print_table(["implementation", "fwd+bwd", "vs torch", f"spread ({bench.pairs})", "GFLOP/s", "of GEMM peak"],
                     rows, title=f"LSTM layer forward + backward, N={N} T={T} D={D} H={H} ({flops / 1e6:.0f} MFLOP "

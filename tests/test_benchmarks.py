@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +82,22 @@ def test_op_overhead_covers_every_op(torch_mode, capsys):
         assert (r[4].endswith("x") or r[4] == "n/a") if torch_mode else r[4] == "n/a"
     if torch_mode:
         assert "vs issue 2" in out and "vs issue 6" in out
+
+
+def test_every_op_has_a_pytorch_twin_computing_the_same():
+    """The per-op row of the speed table is a geometric mean over every op of the table: each op's
+    PyTorch twin exists and gives our op's output on the benchmark's own example."""
+    torch = pytest.importorskip("torch")
+    import tinygrad_s2s as tg
+    from benchmarks.op_overhead import _torch_ops, tiny_example
+    from tinygrad_s2s.testing.op_table import OPS
+    twins = _torch_ops(torch)
+    assert sorted(twins) == sorted(spec.name for spec in OPS)
+    for spec in OPS:
+        arrays, kwargs = tiny_example(spec)
+        ours = spec.fn(*[tg.Tensor(a) for a in arrays], **kwargs).numpy()
+        theirs = twins[spec.name](*[torch.tensor(a) for a in arrays], **kwargs).detach().numpy()
+        np.testing.assert_allclose(theirs, ours, rtol=1e-4, atol=1e-5, err_msg=spec.name)
 
 
 def test_op_overhead_examples_are_deterministic():
