@@ -312,7 +312,7 @@ def test_roll_folds_time_steps_and_identical_blocks():
     assert folds == ["fold/cell@0"] and grouping.groups["fold/cell@0"].count == 5
     assert drawn.loops == ["fold/cell@0"]               # step t+1 reads step t's h
     src = to_dot(loss, module=model, roll=True).source
-    assert r"Cell\ncell  ×5\n4 ops each" in src and 'label="next call"' in src
+    assert r"Cell\ncell steps  ×5\n4 ops each" in src and 'label="next call"' in src
     # the steps' ops are inside the box; the per-step sums are top-level code, not a module: still drawn
     assert "tanh" not in src and src.count("label=sum") == 6
     mlp, mlp_model = mlp_loss(3)
@@ -321,6 +321,34 @@ def test_roll_folds_time_steps_and_identical_blocks():
     assert src.count("box3d") == 1 and "tanh" not in src
     unrolled = to_dot(mlp, module=mlp_model).source
     assert unrolled.count("tanh") == 3 and "box3d" not in unrolled
+
+
+class CellLoop(nn.Module):
+    """A loop calling a one-op cell (a fused GRU step) back to back, nothing in between."""
+    def __init__(self):
+        super().__init__()
+        self.cell = nn.GRUCell(3, 4)
+
+    def forward(self, x):
+        h = None
+        for xt in tg.unstack(x, 1):
+            h = self.cell(xt, h)
+        return tg.sum(h)
+
+
+@pytest.mark.parametrize("steps", [2, 3, 4, 5, 7])
+def test_back_to_back_calls_are_separate_calls_and_roll_to_their_count(steps):
+    """The engine numbers module calls, so a module called again straight after itself is a new
+    call: one box per call at any depth, and --roll folds them to exactly `steps` (a loop of one-op
+    calls was folded in pairs, leaving one over)."""
+    model = CellLoop()
+    loss = model(tg.Tensor(np.ones((2, steps, 3), np.float32)))
+    edges, drawn, grouping = _drawn_edges([loss], model, collapse=["cell"])
+    boxes = [k for k in dict.fromkeys(drawn.rep.values()) if k in grouping.groups]
+    assert boxes == [f"cell@{j}" for j in range(steps)]
+    assert to_dot(loss, module=model, depth=0).source.count("box3d") == steps
+    rolled = to_dot(loss, module=model, roll=True).source
+    assert rf"GRUCell\ncell steps  ×{steps}\n1 op each" in rolled and "gru_sequence" not in rolled
 
 
 class UnrolledLSTM(nn.Module):
@@ -529,6 +557,7 @@ def test_cli_usage_and_failures(tmp_path):
     assert main(["graph", "attention", "--out", str(tmp_path / "x.txt")]) == 2
     assert main(["graph", "attention", "--out", str(tmp_path / "x.svg"), "--format", "png"]) == 2
     assert main(["graph", "attention", "--model-arg", "nokey"]) == 2
+    assert main(["graph", "attention", "--collapse", "nosuch", "--out", str(tmp_path / "x.svg")]) == 2
     assert not list(tmp_path.iterdir())
 
 

@@ -21,6 +21,8 @@ from . import backend
 # ---------------------------------------------------------------- global state (one place)
 _state = {"grad": True, "anomaly": False, "dtype": np.dtype(np.float32)}
 _scope = [""]                   # module path stack; Module.__call__ pushes its dotted path
+_scope_calls = [()]             # per path level, which call of that module (a number); see module_scope
+_call_numbers = itertools.count(1)
 _seq = itertools.count()         # tie-breaker so the heap never compares Functions
 _recording = [None]              # the GradOf under which a backward is being recorded (create_graph)
 _clock = [0]                     # counts in-place changes; a backward checks versions only if it moved
@@ -79,13 +81,23 @@ def _float_dtype(dtype) -> np.dtype:
 
 @contextlib.contextmanager
 def module_scope(name: str):
-    """Push a module name; every node created inside records the dotted path."""
+    """Push a module name; every node created inside records the dotted path and, per level of it,
+    a number that tells one call of that module from the next (two calls back to back are two calls
+    in a drawing). A dotted name (`layers.0`, a ModuleList's child) adds levels its call does not own:
+    they keep the enclosing call's number."""
     parent = _scope[-1]
-    _scope.append(f"{parent}.{name}" if parent and name else (name or parent))
+    path = f"{parent}.{name}" if parent and name else (name or parent)
+    calls = _scope_calls[-1]
+    added = (path.count(".") + 1 if path else 0) - (parent.count(".") + 1 if parent else 0)
+    if added > 0:
+        calls = calls + (calls[-1] if calls else 0,) * (added - 1) + (next(_call_numbers),)
+    _scope.append(path)
+    _scope_calls.append(calls)
     try:
         yield
     finally:
         _scope.pop()
+        _scope_calls.pop()
 
 
 def current_module_path() -> str:
@@ -232,6 +244,7 @@ class Function:
     needs_grad = ()      # per input, whether it needs a gradient; () when no graph is recorded
     _saved_in_attrs = _saved_out_attrs = ()   # (attribute name, index) of the descriptors
     grad_of = None       # a GradOf on nodes recorded during backward(create_graph=True)
+    calls = ()           # per level of `module`, the number of that module's call (module_scope)
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -277,7 +290,7 @@ class Function:
         outs = tuple(Tensor._wrap(y, need) for y in ys)
         if need:
             fn.inputs = inputs
-            fn.module = _scope[-1]
+            fn.module, fn.calls = _scope[-1], _scope_calls[-1]
             f = _user_frame(sys._getframe(1))   # the user's line
             fn.call_site = ("<unknown>", 0) if f is None else (f.f_code.co_filename, f.f_lineno)
             if cls.saved_inputs:
@@ -329,7 +342,7 @@ class Function:
         return f"<Function {self.op} module='{getattr(self, 'module', '')}'>"
 
 
-_KEEP_AFTER_RELEASE = ("module", "call_site", "generation", "out_meta", "seq", "outputs", "needs_grad", "grad_of")
+_KEEP_AFTER_RELEASE = ("module", "calls", "call_site", "generation", "out_meta", "seq", "outputs", "needs_grad", "grad_of")
 
 
 def _is_inside(filename: str) -> bool:

@@ -6,8 +6,9 @@ front of the call of a module whose calls repeat identically under the same pare
 steps of a recurrent module, or identical sibling blocks such as `layers.0`, `layers.1`). A drawing
 chooses which groups are closed; an op is drawn as the first closed group of its chain (one box for
 all its ops), or as itself when every group is open. A call is a maximal run of consecutive ops
-(in creation order) inside one module, so each box is an interval of a topological order and
-boxes of single calls can never draw an arrow that leaves a box and comes back into it.
+(in creation order) inside one call of a module (the engine numbers calls, so a module called twice
+back to back is two calls), so each box is an interval of a topological order and boxes of single
+calls can never draw an arrow that leaves a box and comes back into it.
 
 The static drawing (`to_dot`) and the interactive page (`to_html`) share this structure; the page
 only decides in the browser which groups are open.
@@ -79,16 +80,28 @@ def _fold_label(paths: list[str]) -> str:
     return f"{first}-{last.rsplit('.', 1)[-1]}" if _pattern(first) == _pattern(last) else f"{first}, ..."
 
 
+def _call_numbers(n) -> tuple:
+    """Per level of an op's module path, the number of the module call it ran in (the engine's
+    module_scope); () for ops a backward recorded, whose paths are made up (backward1.grad(mul))."""
+    fn = n.ref
+    calls = getattr(fn, "calls", ())
+    return calls if getattr(fn, "grad_of", None) is None and len(calls) == level(n.module) else ()
+
+
 def _calls(g: WalkedGraph, classes: dict):
     """The call groups, each op's chain of call keys, and each call's ops in order."""
     groups, chains, ops_of, counts = {}, {}, {}, {}
-    prev: dict = {}          # path -> call key of the previous op's enclosing calls
+    prev: dict = {}          # path -> (call key, call number) of the previous op's enclosing calls
     for nid, n in g.nodes.items():
         if n.kind != "op":
             continue
         chain, current, parent = [], {}, None
-        for p in prefixes(n.module):
-            key = prev.get(p)
+        numbers = _call_numbers(n)
+        for i, p in enumerate(prefixes(n.module)):
+            number = numbers[i] if numbers else None
+            key, was = prev.get(p, (None, None))
+            if key is not None and number is not None and was is not None and was != number:
+                key = None                      # the same module called again straight after: a new call
             if key is None:                     # the previous op was not inside p: a new call
                 key = f"{p}@{counts.get(p, 0)}"
                 counts[p] = counts.get(p, 0) + 1
@@ -98,7 +111,8 @@ def _calls(g: WalkedGraph, classes: dict):
                 ops_of[key] = []
             ops_of[key].append(nid)
             groups[key].ops += 1
-            current[p] = parent = key
+            current[p] = (key, number)
+            parent = key
             chain.append(key)
         chains[nid] = chain
         prev = current
@@ -198,6 +212,8 @@ def group(g: WalkedGraph, classes: dict | None = None) -> Grouping:
                     alias.update({(t, fkey): b for t, b in zip(mine, base)})
             folds[fkey].recurrent = any(producer.get(src) in where and dst in where
                                         and where[producer[src]] != where[dst] for src, dst, _ in g.edges)
+            if first.step is None and folds[fkey].recurrent and len({groups[m].path for m in members}) == 1:
+                folds[fkey].label += " steps"    # one module called again on its own output: time steps
     ordered = {}
     for key, grp in groups.items():       # a fold goes just before its first member
         fkey = f"fold/{key}"
