@@ -91,6 +91,7 @@ def test_top_k_one_samples_greedy_and_top_p_samples(work):
 @pytest.mark.parametrize("flags,code,words", [
     (["--top-k", "2"], 2, ["--top-k only applies with --sample"]),
     (["--top-p", "0.5"], 2, ["--top-p only applies with --sample"]),
+    (["--seed", "3"], 2, ["--seed only applies with --sample"]),
     (["--nbest", "3"], 2, ["--nbest 3 needs --beam of at least 3"]),
     (["--sample", "--beam", "3"], 2, ["cannot be combined with --beam"]),
 ])
@@ -132,6 +133,9 @@ def test_check_command(work, capsys):
     out = capsys.readouterr().out
     assert "ok  round trip:" in out and "device" not in out.split("round trip")[1].split("\n")[1]
     assert "check transformer: OK, 9 contract items" in out
+    assert main(["check", "transformer", "--model-arg", "heads=3"]) == 2     # a value the model refuses
+    assert ("--model-arg: model 'transformer' cannot be built with {'heads': 3} at the check's sizes: "
+            "ValueError:") in capsys.readouterr().err
     assert main(["check", "deep_lstm", "--model-arg", "layerz=2"]) == 2        # the user's typo, not the model's
     assert ("--model-arg: model 'deep_lstm' takes no argument 'layerz' (its own arguments: layers, dropout, "
             "fused)") in capsys.readouterr().err

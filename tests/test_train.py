@@ -135,6 +135,24 @@ def test_run_directory_holds_config_metrics_checkpoints_and_curve(ds, tmp_path):
     assert text.count("☒") + text.count("☑") == 6           # three examples after each epoch
 
 
+def test_a_log_without_write_is_refused_before_any_training(ds, tmp_path):
+    """Trainer(log=print) failed after its first epoch had trained."""
+    with pytest.raises(TypeError, match=r"Trainer: log must be a text stream with write\(\) .*got builtin_function"):
+        make_trainer(ds, tmp_path / "run", log=print)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_model_the_registry_cannot_name_is_refused_without_making_the_run_directory(ds, tmp_path):
+    class Unregistered(tg.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = tg.nn.Parameter(np.ones(2))
+    t = Trainer(Unregistered(), ds, run_dir=tmp_path / "run", log=io.StringIO(), progress=False)
+    with pytest.raises(ValueError, match="cannot tell which registered model this is"):
+        t.fit(1)
+    assert not (tmp_path / "run").exists()
+
+
 def test_trainer_refuses_to_overwrite_a_run(ds, tmp_path):
     make_trainer(ds, tmp_path / "run").fit(1)
     with pytest.raises(FileExistsError, match="already holds a run"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from .argtypes import model_arg, non_negative_int, positive_int
-from .cli_base import emit_json, require_model
+from .cli_base import UsageError, emit_json, require_model
 
 
 def add_subparsers(sub) -> None:
@@ -127,11 +127,17 @@ def cmd_gradcheck(args) -> int:
 
 def cmd_check(args) -> int:
     """tinygrad-s2s check MODEL: the plugin contract, item by item (tg.testing.check_model)."""
-    from .contract import CONTRACT  # noqa: PLC0415
+    from .contract import CONTRACT, ContractError  # noqa: PLC0415
     from .testing import check_model  # noqa: PLC0415
     extra = dict(args.model_args)
     require_model(args.model, extra)
-    checked = check_model(args.model, seed=args.seed, device=args.device, **extra)
+    try:
+        checked = check_model(args.model, seed=args.seed, device=args.device, **extra)
+    except ContractError as exc:     # a value the model refuses (heads=3 for hidden 8) is the user's doing
+        if exc.item != "factory" or not extra:
+            raise
+        raise UsageError(f"--model-arg: model '{args.model}' cannot be built with {extra} at the check's "
+                         f"sizes: {exc.got}") from None
     if args.json:
         emit_json({"model": args.model, "model_args": extra, "passed": checked})
         return 0

@@ -119,7 +119,8 @@ def _evaluate(args) -> int:
 
 # ---------------------------------------------------------------- predict
 def _check_predict_flags(args) -> None:
-    for flag, value in (("--temperature", args.temperature), ("--top-k", args.top_k), ("--top-p", args.top_p)):
+    for flag, value in (("--temperature", args.temperature), ("--top-k", args.top_k), ("--top-p", args.top_p),
+                        ("--seed", args.seed)):
         if value is not None and not args.sample:
             raise UsageError(f"{flag} only applies with --sample")
     if args.sample and args.beam > 1:

@@ -107,8 +107,9 @@ def check_new_run(run_dir, overwrite: bool = False) -> str:
     if pid is not None:
         raise RunDirLocked(run_dir, pid or None)
     if kind == "run" and not overwrite:
-        raise RunDirRefused(f"{run_dir} already holds a run; pass --resume to continue it, --overwrite to "
-                            "replace it, or choose another --out")
+        raise RunDirRefused(f"{run_dir} already holds a run; pass --resume to continue it (in Python: "
+                            "Trainer.resume(run_dir)), --overwrite to replace it, or choose another --out "
+                            "(another run_dir)")
     if kind == "run" and other:
         raise RunDirRefused(f"{run_dir} holds a run and files this tool did not write ({', '.join(other[:5])}); "
                             "--overwrite replaces a run whole and never deletes those: move them first")

@@ -116,6 +116,9 @@ class Trainer:
         self.model, self.dataset = model, dataset
         self.optimizer = optim.Adam(model.parameters(), lr=cfg.lr)
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        if log is not None and not callable(getattr(log, "write", None)):
+            raise TypeError(f"Trainer: log must be a text stream with write() (sys.stdout, an open file, "
+                            f"io.StringIO), got {type(log).__name__}")   # not after an epoch of training
         self.log = log if log is not None else sys.stdout
         self.progress, self.eval_batch_size, self.examples_shown = progress, eval_batch_size, examples_shown
         # position: `epoch` epochs finished, `batch` batches of the next one done, `step` updates in all
@@ -198,9 +201,6 @@ class Trainer:
         self._rng = self._rng_epoch_start = random.get_state()
         self.config.epochs = epochs
         if self.run_dir is not None:
-            if self.config.model is None:
-                raise ValueError("cannot tell which registered model this is, so the run could not be "
-                                 "reloaded; pass config={'model': NAME}")
             if not self._restart:
                 rundir.check_new_run(self.run_dir)
             write_config(self.run_dir, self.config)
@@ -216,6 +216,9 @@ class Trainer:
         epochs = epochs or self.config.epochs
         if not epochs:
             raise ValueError("fit: how many epochs? pass fit(epochs) or set the config's epochs")
+        if self.run_dir is not None and self.config.model is None:    # before the lock makes the directory
+            raise ValueError("cannot tell which registered model this is, so the run could not be "
+                             "reloaded; pass config={'model': NAME}")
         stop = _StopFlag()
         held = rundir.locked(self.run_dir) if self.run_dir is not None else contextlib.nullcontext()
         with held, stop.installed(), np.errstate(over="ignore", invalid="ignore"):

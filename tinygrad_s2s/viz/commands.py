@@ -139,8 +139,13 @@ def cmd_graph(args) -> int:
             loss.backward(retain_graph=True)
         print(to_html(drawn.outputs, out, module=drawn.module, title=drawn.title))
         return 0
-    g = to_dot(*drawn.outputs, collapse=_split_collapse(args.collapse), depth=args.depth, roll=args.roll,
-               show_shapes=args.show_shapes, module=drawn.module, title=drawn.title)
+    try:
+        g = to_dot(*drawn.outputs, collapse=_split_collapse(args.collapse), depth=args.depth, roll=args.roll,
+                   show_shapes=args.show_shapes, module=drawn.module, title=drawn.title)
+    except ValueError as exc:
+        if args.collapse and str(exc).startswith("collapse:"):   # a module name the user typed
+            raise UsageError(f"--{exc}") from None
+        raise
     path = render(g, out)
     print(path)
     return 0
