@@ -220,3 +220,9 @@ def test_take_along_axis_names_the_dtype_of_indices_that_are_not_integers():
     with pytest.raises(TypeError, match=r"take_along_axis: indices must be an integer array, got a float64 array; "
                                         r"input shapes \(2, 3\)"):
         tg.take_along_axis(tg.Tensor(np.ones((2, 3))), np.zeros((2, 1)), axis=1)
+
+
+@pytest.mark.parametrize("index", [3, 5, -4])
+def test_take_along_axis_names_an_index_out_of_range(index):
+    with pytest.raises(ValueError, match=rf"take_along_axis: index {index} is out of range for axis 1 of size 3"):
+        tg.take_along_axis(tg.Tensor(np.ones((1, 3))), np.array([[index]]), axis=1)

@@ -545,9 +545,9 @@ class TakeAlongAxis(Op):
             raise ValueError(f"indices have {idx.ndim} dims, x has {x.ndim}: they must match")
         self.axis = normalize_axis_index(self.axis, x.ndim)
         n = x.shape[self.axis]
-        if idx.size and (int(idx.min()) < -n or int(idx.max()) >= n):
-            bad = int(idx.max()) if int(idx.max()) >= n else int(idx.min())
-            raise IndexError(f"index {bad} is out of range for axis {self.axis} of size {n}")
+        lo, hi = (int(idx.min()), int(idx.max())) if idx.size else (0, -1)
+        if lo < -n or hi >= n:
+            raise IndexError(f"index {hi if hi >= n else lo} is out of range for axis {self.axis} of size {n}")
         self.indices = xp.where(idx < 0, idx + n, idx)
         self.in_shape = x.shape
         return xp.take_along_axis(x, self.indices, axis=self.axis)
