@@ -170,3 +170,59 @@ def test_only_changes_after_the_forward_to_the_saved_inputs_count():
     loss.backward()
     np.testing.assert_array_equal(w.grad.numpy(), [2.0] * 3)
     assert u.version == 1 and other.version == 1
+
+
+@pytest.mark.parametrize("make", [lambda w: tg.exp(w), lambda w: tg.sigmoid(w), lambda w: tg.sqrt(w),
+                                  lambda w: tg.softmax(tg.reshape(w, (1, 2))),
+                                  lambda w: tg.nn.LSTM(2, 3)(tg.reshape(w, (1, 1, 2)))])
+def test_an_output_its_backward_reads_changed_in_place_raises(make):
+    """exp's backward reads exp's output: y.fill_(1) after the forward gave w.grad = [1, 1] (true:
+    [e, e^2]). As for saved inputs, the version check now covers saved outputs, also the hs that the
+    fused LSTM keeps a view of."""
+    w = tg.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = make(w)
+    y.fill_(0.5)
+    with pytest.raises(RuntimeError, match=r"output 0 \(a tensor of shape .*\), which its backward reads, was "
+                                           r"modified in place after the forward \(its version is now 1\)"):
+        tg.sum(y).backward()
+    assert w.grad is None
+    y = make(w)
+    z = y * 1                                  # a copy may be changed: the gradient is y's own
+    z.fill_(0.5)
+    tg.sum(y).backward()
+    assert w.grad is not None
+
+
+def test_in_place_operators_mean_what_they_mean_in_pytorch():
+    lin = tg.nn.Linear(2, 2)
+    tg.sum(lin(tg.Tensor(np.ones((1, 2))))).backward()
+    before = [p.numpy().copy() for p in lin.parameters()]
+    with tg.no_grad():                         # the hand-written SGD step: it did nothing before
+        for p in lin.parameters():
+            p -= 0.1 * p.grad
+    for p, b in zip(lin.parameters(), before):
+        np.testing.assert_allclose(p.numpy(), b - 0.1 * p.grad.numpy())
+        assert p.creator is None and p.version == 1
+    w = tg.Tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"\+= on a leaf tensor that requires grad .* under tg.no_grad\(\)"):
+        w += 1
+    loss = tg.sum(w * 2)
+    loss += tg.sum(w)                          # a tensor an op made: a new node, as `loss = loss + ...`
+    loss.backward()
+    np.testing.assert_array_equal(w.grad.numpy(), [3.0, 3.0])
+    c = tg.Tensor(np.ones(2))
+    alias = c
+    c *= 3                                     # needs no gradient: in place, seen through every name
+    np.testing.assert_array_equal(alias.numpy(), [3.0, 3.0])
+    with pytest.raises(TypeError, match=r"\+= in place on a tensor of shape \(2,\) and dtype int64: Cannot cast"):
+        ids = tg.Tensor(np.ones(2, np.int64))
+        ids += 0.5
+
+
+def test_requires_grad_cannot_be_switched_off_inside_the_graph():
+    w = tg.Tensor(np.ones(2), requires_grad=True)
+    y = w * 2
+    with pytest.raises(RuntimeError, match=r"requires_grad_\(False\) on a tensor an op made .* use t.detach\(\)"):
+        y.requires_grad_(False)
+    w.requires_grad_(False)                    # a leaf may
+    assert not w.requires_grad

@@ -75,6 +75,7 @@ class LSTMSequence(Function):
     and sigmoid(a) = tanh(a/2)/2 + 1/2 (which cannot overflow) is two more passes over three blocks.
     """
     name = "lstm_sequence"
+    saved_outputs = (0,)                # hs is a view of the saved Z: changing it in place changes Z
     takes_missing_grads = True   # an encoder's unused hs or a decoder's unused last state costs nothing
     zero_h0 = zero_c0 = False
 

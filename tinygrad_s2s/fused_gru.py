@@ -22,6 +22,7 @@ class GRUSequence(Function):
     loop, and the input-weight gradients of all steps from one GEMM after it. Its fused backward runs
     on arrays; create_graph differentiates `reference` instead."""
     name = "gru_sequence"
+    saved_outputs = (0,)         # hs is a view of the saved states: changing it in place changes them
     takes_missing_grads = True   # an encoder's unused hs or a decoder's unused last state costs nothing
     x, Wx, Wh = saved_input(0), saved_input(1), saved_input(4)   # a change in place is refused in backward
 

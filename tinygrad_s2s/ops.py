@@ -11,7 +11,7 @@ import numpy as np
 from numpy.lib.array_utils import normalize_axis_index, normalize_axis_tuple
 
 from . import backend, blas_threads
-from .tensor import Function, Tensor, as_tensor, describe, saved_input, saved_output, sum_to
+from .tensor import Function, Tensor, as_tensor, describe, is_grad_enabled, saved_input, saved_output, sum_to
 from . import random as _random
 
 
@@ -912,6 +912,29 @@ class TensorMath:
 
 
 # ---------------------------------------------------------------- Tensor operators and methods
+def _in_place(t, other, op, sym):
+    """`t += u` and the like, as in PyTorch: in place on t's array (a version bump) where nothing
+    records it (no_grad, or a tensor that needs no gradient), which is what a hand-written update
+    `p -= lr * p.grad` means; a new graph node for a tensor an op made (`loss += l`); refused on a leaf
+    that requires grad while recording, where an in-place change would be lost to the graph."""
+    if is_grad_enabled() and t.requires_grad:
+        if t.creator is None:
+            raise RuntimeError(f"{sym} on a leaf tensor that requires grad (shape {t.shape}) while the graph is "
+                               "recorded: do the update under tg.no_grad() (as an optimizer step does), or write "
+                               f"t = t {sym[0]} ... for a new tensor")
+        return op(t, other)
+    u = other.data if isinstance(other, Tensor) else other
+    xp = backend.get_array_module(t.data)
+    ufunc = {"+=": xp.add, "-=": xp.subtract, "*=": xp.multiply, "/=": xp.divide}[sym]
+    try:
+        ufunc(t.data, u, out=t.data)
+    except (ValueError, TypeError) as exc:
+        kind = TypeError if isinstance(exc, TypeError) else ValueError   # NumPy's own types need more arguments
+        raise kind(f"{sym} in place on a tensor of shape {t.shape} and dtype {t.dtype}: {exc}") from None
+    t.bump_version()
+    return t
+
+
 def _install():
     T = Tensor
     T.__add__ = lambda s, o: add(s, o)
@@ -926,6 +949,9 @@ def _install():
     T.__rpow__ = lambda s, o: pow(o, s)
     T.__matmul__ = lambda s, o: matmul(s, o)
     T.__rmatmul__ = lambda s, o: matmul(o, s)
+    for name, f, sym in (("__iadd__", add, "+="), ("__isub__", sub, "-="), ("__imul__", mul, "*="),
+                         ("__itruediv__", div, "/=")):
+        setattr(T, name, lambda s, o, f=f, sym=sym: _in_place(s, o, f, sym))
     T.__neg__ = lambda s: neg(s)
     T.__abs__ = lambda s: abs(s)
     T.__getitem__ = lambda s, i: getitem(s, i)

@@ -241,6 +241,8 @@ class Function:
     twice_differentiable = False   # backward runs on Tensors too (see "Gradients of gradients")
     reference = None     # optional method: the op rebuilt from twice-differentiable ops
     saved_inputs = ()    # indices of inputs read in backward (set from the saved_input attributes)
+    saved_outputs = ()   # indices of outputs whose arrays backward reads (from saved_output attributes;
+                         # a fused op that keeps views of its outputs in its own state lists them itself)
     needs_grad = ()      # per input, whether it needs a gradient; () when no graph is recorded
     _saved_in_attrs = _saved_out_attrs = ()   # (attribute name, index) of the descriptors
     grad_of = None       # a GradOf on nodes recorded during backward(create_graph=True)
@@ -255,6 +257,10 @@ class Function:
         ins = {i for _, i in cls._saved_in_attrs}
         if ins:
             cls.saved_inputs = tuple(sorted(set(cls.saved_inputs) | ins))
+        outs = {i for _, i in cls._saved_out_attrs}
+        if outs:
+            cls.saved_outputs = tuple(sorted(set(cls.saved_outputs) | outs))
+        cls._checks_versions = bool(cls.saved_inputs or cls.saved_outputs)
 
     def __init__(self, **params):
         self.__dict__.update(params)
@@ -293,7 +299,7 @@ class Function:
             fn.module, fn.calls = _scope[-1], _scope_calls[-1]
             f = _user_frame(sys._getframe(1))   # the user's line
             fn.call_site = ("<unknown>", 0) if f is None else (f.f_code.co_filename, f.f_lineno)
-            if cls.saved_inputs:
+            if cls._checks_versions:
                 fn._clock = _clock[0]
             if cls._saves:         # saved values as plain attributes: backward reads them at full speed
                 d = fn.__dict__
@@ -371,6 +377,13 @@ def _check_versions(fn) -> None:
                 f"(its version is now {t._version}), so its gradient would be wrong. Call backward before "
                 "optimizer.step() (or before assigning .data / loading a state dict), or run the "
                 "forward again")))
+    for i in fn.saved_outputs:
+        t = fn.outputs[i]()          # gone: nobody can have changed it since
+        if t is not None and getattr(t, "_stamp", 0) > fn._clock:
+            raise RuntimeError(_node_error(fn, (
+                f"output {i} (a tensor of shape {t.shape}), which its backward reads, was modified in place "
+                f"after the forward (its version is now {t._version}), so the gradient would be wrong. Change "
+                "a copy instead (y = y * 1 before the in-place change), or modify it after backward")))
 
 
 def _check_grad(fn, i, gx, x, create_graph=False):
@@ -508,6 +521,9 @@ class Tensor:
         return t
 
     def requires_grad_(self, flag: bool = True) -> Tensor:
+        if not flag and self.requires_grad and self.creator is not None:
+            raise RuntimeError("requires_grad_(False) on a tensor an op made would cut its gradient out of "
+                               "the graph silently; use t.detach() for a tensor that needs no gradient")
         if flag and self.data.dtype.kind != "f":
             raise TypeError(f"Tensor of dtype {self.data.dtype} cannot require grad: only real floating "
                             "point tensors can (integer ids, masks and counts never do; the ops' gradients "
@@ -696,7 +712,7 @@ def run_backward(roots, grads, retain_graph: bool, create_graph: bool = False, w
         if fn.inputs is None:
             raise RuntimeError(describe("backward", f"graph freed at op '{fn.op}'; use retain_graph=True",
                                         module=fn.module))
-        if fn.saved_inputs and fn._clock != _clock[0]:
+        if fn._checks_versions and fn._clock != _clock[0]:
             _check_versions(fn)
         for i, gy in enumerate(gys):
             if gy is None and not fn.takes_missing_grads:   # an unused output of a multi-output op
