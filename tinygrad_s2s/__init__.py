@@ -1,5 +1,7 @@
 """tinygrad-s2s: a define-by-run autograd engine on NumPy/CuPy and the seq2seq models of
 *Deep Learning from Scratch 2*, chapters 7-8, built from its primitives."""
+import warnings
+
 from . import allocator, backend, random
 from .tensor import (Function, Tensor, current_module_path, default_dtype, detect_anomaly,
                      enable_grad, get_default_dtype, grad, is_grad_enabled, no_grad, saved_input,
@@ -30,7 +32,12 @@ __all__ = [
     "zeros", "zeros_like",
 ]
 
-if allocator.enabled_by_environment():
+try:
+    _keep = allocator.enabled_by_environment()
+except ValueError as _exc:       # importing must not fail on it; the command line refuses it (exit 2)
+    warnings.warn(f"{_exc}; keeping freed memory in the heap (the default)", stacklevel=2)
+    _keep = True
+if _keep:
     allocator.keep_freed_memory()
 
 

@@ -15,8 +15,9 @@ allocator alone.
 from __future__ import annotations
 
 import ctypes
-import os
 import sys
+
+from . import envvars
 
 ENV_VAR = "TINYGRAD_S2S_KEEP_FREED_MEMORY"
 MMAP_THRESHOLD = 32 << 20      # blocks below this come from the heap (glibc's own upper bound)
@@ -38,4 +39,4 @@ def keep_freed_memory() -> bool:
 
 
 def enabled_by_environment() -> bool:
-    return os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "false", "no", "off")
+    return envvars.flag(ENV_VAR, True)

@@ -34,13 +34,14 @@ changes.
 """
 from __future__ import annotations
 
-import os
 import statistics
 import threading
 import time
 from collections import deque
 
 import numpy as np
+
+from . import envvars
 
 ENV_VAR = "TINYGRAD_S2S_BLAS_THREADS"
 SAMPLES = 5          # the recent timed calls whose median decides
@@ -57,10 +58,7 @@ clock = time.perf_counter
 
 
 def enabled() -> bool:
-    value = os.environ.get(ENV_VAR, "").strip().lower()
-    if value not in ("", "auto", "fixed"):
-        raise ValueError(f"environment variable {ENV_VAR}={value!r}: use 'auto' (the default) or 'fixed'")
-    return value != "fixed"
+    return envvars.choice(ENV_VAR, ("auto", "fixed"), "auto") != "fixed"
 
 
 def controllers() -> list:

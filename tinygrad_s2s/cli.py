@@ -14,6 +14,7 @@ import importlib
 import os
 import sys
 
+from . import envvars
 from .cli_base import PROG, UsageError
 from .registry import UnknownModelError
 from .rundir import RunDirError
@@ -57,7 +58,12 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    debug = os.environ.get("TINYGRAD_S2S_DEBUG", "") not in ("", "0")
+    try:
+        envvars.check()         # a bad value is a usage error now, not an op's error halfway through a run
+    except ValueError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    debug = envvars.flag(envvars.DEBUG, False)
     try:
         return int(args.func(args) or 0)
     except _USAGE_ERRORS as exc:
