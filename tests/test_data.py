@@ -343,3 +343,19 @@ def test_limit_keeps_the_first_examples(root):
 def test_byte_order_mark_is_ignored(tmp_path):
     ds = load_dataset(write(tmp_path / "bom.txt", "\ufeff" + BOOK_LINES))
     assert "\ufeff" not in ds.vocab and ds.question_width == 7
+
+
+def test_only_the_padding_space_is_stripped_from_what_is_shown(tmp_path):
+    """Answers and questions are shown without their padding spaces; a full-width space, a tab or a
+    no-break space at the end is part of the data (rstrip() took those too: '東京\\u3000' was shown
+    as '東京', the same as a plain '東京' line)."""
+    from tinygrad_s2s.data import unpad
+    from tinygrad_s2s.evaluation import example_rows
+    lines = ["東京\u3000 _東京\u3000 ", "大阪  _大阪  ", "a\t  _b\xa0  "]
+    ds = load_dataset(write(tmp_path / "ws.txt", "\n".join(lines * 4) + "\n"))
+    x = np.concatenate([ds.x_train, ds.x_test])
+    t = np.concatenate([ds.t_train, ds.t_test])
+    rows = example_rows(ds, x, t, t[:, 1:])
+    assert {(r["question"], r["expected"]) for r in rows} == {("東京\u3000", "東京\u3000"), ("大阪", "大阪"),
+                                                              ("a\t", "b\xa0")}
+    assert unpad("x \u3000  ") == "x \u3000"

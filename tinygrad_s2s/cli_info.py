@@ -67,7 +67,7 @@ def cmd_models(args) -> int:
 
 
 def _describe(name, path, description="") -> dict:
-    from .data import Vocab, read_examples  # noqa: PLC0415
+    from .data import Vocab, read_examples, unpad  # noqa: PLC0415
     row = {"name": name, "path": str(path), "description": description}
     try:
         questions, answers = read_examples(path)
@@ -76,7 +76,7 @@ def _describe(name, path, description="") -> dict:
     vocab = Vocab(set("".join(questions)) | set("".join(answers)))
     return dict(row, examples=len(questions), question_width=len(questions[0]),
                 answer_width=len(answers[0]), vocab_size=len(vocab), vocab="".join(vocab.chars),
-                example={"question": questions[0].rstrip(), "answer": answers[0][1:].rstrip()})
+                example={"question": unpad(questions[0]), "answer": unpad(answers[0][1:])})
 
 
 def cmd_datasets(args) -> int:

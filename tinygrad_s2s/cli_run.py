@@ -133,6 +133,7 @@ def cmd_predict(args) -> int:
     """tinygrad-s2s predict: answer typed questions (greedy, sampled with a temperature, top-k and
     top-p, or by beam search with the n best hypotheses and their scores)."""
     import tinygrad_s2s as tg  # noqa: PLC0415
+    from .data import unpad  # noqa: PLC0415
     from .evaluation import generate_batched  # noqa: PLC0415
     from .runfiles import load_run  # noqa: PLC0415
     _check_predict_flags(args)
@@ -148,7 +149,7 @@ def cmd_predict(args) -> int:
         return _predict_beam(args, run, x)
     ids = generate_batched(run.model, x, run.start_id, run.answer_width - 1, sample=args.sample,
                            temperature=temperature, top_k=args.top_k, top_p=args.top_p)
-    answers = [a.rstrip() for a in run.vocab.decode_batch(ids)]
+    answers = [unpad(a) for a in run.vocab.decode_batch(ids)]
     if args.json:
         emit_json({"run": str(run.run_dir), "checkpoint": str(run.checkpoint), "sample": args.sample,
                    "temperature": temperature if args.sample else None, "seed": seed if args.sample else None,
@@ -163,10 +164,11 @@ def cmd_predict(args) -> int:
 
 def _predict_beam(args, run, x) -> int:
     """predict --beam B [--nbest K]: each question's K best hypotheses with their scores, best first."""
+    from .data import unpad  # noqa: PLC0415
     from .evaluation import beam_batched  # noqa: PLC0415
     ids, scores = beam_batched(run.model, x, run.start_id, run.answer_width - 1, beam=args.beam, nbest=args.nbest)
     n, k, length = ids.shape
-    texts = [a.rstrip() for a in run.vocab.decode_batch(ids.reshape(n * k, length))]
+    texts = [unpad(a) for a in run.vocab.decode_batch(ids.reshape(n * k, length))]
     rows = [[{"answer": texts[i * k + j], "score": float(scores[i, j])} for j in range(k)] for i in range(n)]
     if args.json:
         emit_json({"run": str(run.run_dir), "checkpoint": str(run.checkpoint), "beam": args.beam,

@@ -51,6 +51,12 @@ class DatasetError(ValueError):
         super().__init__(f"{where}: {reason}")
 
 
+def unpad(text: str) -> str:
+    """A fixed-width field without the padding it ends with: PAD only (a full-width space, a tab or a
+    no-break space at the end is the data's own and stays)."""
+    return text.rstrip(PAD)
+
+
 class OutOfVocabulary(DatasetError):
     """A dataset line holding a character the given vocabulary (a trained model's) lacks."""
 
@@ -213,7 +219,7 @@ class Dataset:
     def question_text(self, x) -> list[str]:
         """Id rows of questions -> their text as written (un-reversed, padding stripped)."""
         rows = self.vocab.decode_batch(x)
-        return [(r[::-1] if self.reverse else r).rstrip() for r in rows]
+        return [unpad(r[::-1] if self.reverse else r) for r in rows]
 
 
 def dataset_path(name_or_path) -> Path:

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 
 from .contract import ContractError, check_generated, describe_value
+from .data import unpad
 from .registry import registered_name
 
 __all__ = ["beam_batched", "evaluate", "exact_match", "example_rows", "format_examples", "generate_batched"]
@@ -100,7 +101,7 @@ def evaluate(model, x, t, start_id: int, batch_size: int = 1000, beam: int = 1) 
 def example_rows(dataset, x, t, pred) -> list[dict]:
     """One dict per example: question as typed, expected and predicted answers, and whether they match."""
     vocab = dataset.vocab
-    return [{"question": q, "expected": e.rstrip(), "predicted": p.rstrip(), "correct": bool(ok)}
+    return [{"question": q, "expected": unpad(e), "predicted": unpad(p), "correct": bool(ok)}
             for q, e, p, ok in zip(dataset.question_text(x), vocab.decode_batch(np.asarray(t)[:, 1:]),
                                    vocab.decode_batch(pred), exact_match(pred, t))]
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import serialization
-from .data import Vocab, encode_questions
+from .data import Vocab, encode_questions, unpad
 from .evaluation import generate_batched
 from .registry import create_model
 from .rundir import BEST, CONFIG, CURVE, LAST, METRICS
@@ -236,7 +236,7 @@ class Run:
         ids = generate_batched(self.model, self.encode_questions(questions), self.start_id,
                                self.answer_width - 1, batch_size=batch_size, sample=sample,
                                temperature=temperature)
-        return [s.rstrip() for s in self.vocab.decode_batch(ids)] if len(ids) else []
+        return [unpad(s) for s in self.vocab.decode_batch(ids)] if len(ids) else []
 
 
 def load_run(path, device: str = "cpu") -> Run:
