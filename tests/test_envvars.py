@@ -4,7 +4,7 @@ it before it does any work (exit 2)."""
 import pytest
 
 from tinygrad_s2s import allocator, blas_threads, envvars
-from tinygrad_s2s.cli import main
+from tinygrad_s2s.cli import check_environment, main
 
 
 @pytest.mark.parametrize("value, on", [("", True), ("1", True), ("ON", True), (" yes ", True), ("true", True),
@@ -26,7 +26,7 @@ def test_a_value_the_library_does_not_know_is_refused_before_any_work(monkeypatc
     monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match=f"environment variable {name}={value!r}: {words}".replace("(", r"\(")
                        .replace(")", r"\)")):
-        envvars.check()
+        check_environment()
     assert main(["train", "seq2seq", "--dataset", "addition", "--out", str(tmp_path / "run")]) == 2
     assert f"tinygrad-s2s: error: environment variable {name}" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()

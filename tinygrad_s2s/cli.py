@@ -14,7 +14,7 @@ import importlib
 import os
 import sys
 
-from . import envvars
+from . import allocator, blas_threads, envvars
 from .cli_base import PROG, UsageError
 from .registry import UnknownModelError
 from .rundir import RunDirError
@@ -23,6 +23,13 @@ COMMAND_MODULES = ("cli_train", "cli_run", "cli_info", "viz.commands")
 """Modules (relative to tinygrad_s2s) whose `add_subparsers(sub)` adds commands, in help order."""
 
 _USAGE_ERRORS = (UsageError, UnknownModelError, RunDirError)
+
+
+def check_environment() -> None:
+    """Parse every environment variable the library reads (ValueError naming a value it does not know)."""
+    allocator.enabled_by_environment()
+    blas_threads.enabled()
+    envvars.flag(envvars.DEBUG, False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +66,7 @@ def main(argv=None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        envvars.check()         # a bad value is a usage error now, not an op's error halfway through a run
+        check_environment()     # a bad value is a usage error now, not an op's error halfway through a run
     except ValueError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

@@ -34,11 +34,3 @@ def choice(name: str, choices: tuple, default: str) -> str:
         raise ValueError(f"environment variable {name}={os.environ[name]!r}: use {' or '.join(map(repr, choices))}"
                          f" ({default!r} is the default), or leave it unset")
     return value
-
-
-def check() -> None:
-    """Parse every variable the library reads; the command line calls this before it does anything."""
-    from . import allocator, blas_threads  # noqa: PLC0415 - both read their variable through this module
-    allocator.enabled_by_environment()
-    blas_threads.enabled()
-    flag(DEBUG, False)
