@@ -359,3 +359,11 @@ def test_only_the_padding_space_is_stripped_from_what_is_shown(tmp_path):
     assert {(r["question"], r["expected"]) for r in rows} == {("東京\u3000", "東京\u3000"), ("大阪", "大阪"),
                                                               ("a\t", "b\xa0")}
     assert unpad("x \u3000  ") == "x \u3000"
+
+
+def test_a_data_root_that_cannot_be_written_names_the_variable(tmp_path, monkeypatch):
+    blocker = write(tmp_path / "file", "not a directory")
+    monkeypatch.setenv("TINYGRAD_S2S_DATA", str(blocker / "datasets"))
+    with pytest.raises(DatasetError, match=r"cannot generate the built-in task into the data root .*datasets "
+                                           r"\(.*\); set TINYGRAD_S2S_DATA to a directory you can write to"):
+        load_dataset("addition")

@@ -230,7 +230,12 @@ def dataset_path(name_or_path) -> Path:
         path = data_root() / f"{s}.txt"
         if not path.exists():
             remove_stale_temps(path.parent)     # a generation killed half way left its temporary file
-            write_task(s, path)
+            try:
+                write_task(s, path)
+            except OSError as exc:
+                raise DatasetError(path, None, f"cannot generate the built-in task into the data root {path.parent} "
+                                               f"({exc.strerror or exc}); set TINYGRAD_S2S_DATA to a directory "
+                                               "you can write to") from None
         else:
             _check_builtin_file(s, path)
         return path
