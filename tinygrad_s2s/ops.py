@@ -923,6 +923,7 @@ def _in_place(t, other, op, sym):
                                "recorded: do the update under tg.no_grad() (as an optimizer step does), or write "
                                f"t = t {sym[0]} ... for a new tensor")
         return op(t, other)
+    t.check_writable(sym)
     u = other.data if isinstance(other, Tensor) else other
     xp = backend.get_array_module(t.data)
     ufunc = {"+=": xp.add, "-=": xp.subtract, "*=": xp.multiply, "/=": xp.divide}[sym]

@@ -549,13 +549,28 @@ class Tensor:
 
     def zero_(self) -> Tensor:
         """Set every element to 0 in place (a version bump: a saved-for-backward use then raises)."""
+        self.check_writable("zero_()")
         self._data[...] = 0
         return self.bump_version()
 
     def fill_(self, value) -> Tensor:
         """Set every element to `value` in place (a version bump, as `zero_`)."""
+        self.check_writable("fill_()")
         self._data[...] = value
         return self.bump_version()
+
+    def check_writable(self, what: str) -> None:
+        """Refuse an in-place change of a tensor whose array is another tensor's data (a view an op
+        made, as slicing, reshape and transpose do, or an input passed through): the version check
+        would not see the change reach that tensor, and a backward that saved it would be wrong."""
+        fn = self.creator
+        if fn is None:
+            return
+        arr = self._data
+        if getattr(arr, "base", None) is not None or (fn.inputs is not None and any(x._data is arr for x in fn.inputs)):
+            raise RuntimeError(f"{what} on a tensor that op '{fn.op}' made as a view of another tensor's data: the "
+                               "change would reach that tensor unseen, and a backward that saved it would compute a "
+                               "wrong gradient; change a copy instead (t = t * 1)")
 
     def __len__(self):
         return len(self.data)
