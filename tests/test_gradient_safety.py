@@ -237,3 +237,37 @@ def test_a_view_an_op_made_cannot_be_changed_in_place(change):
             change(view)
     copy = tg.exp(w)[0:1] * 1                  # a copy may change
     copy.fill_(0.0)
+
+
+@pytest.mark.parametrize("view", [lambda t: tg.transpose(t), lambda t: tg.reshape(t, (-1,)), lambda t: t[0],
+                                  lambda t: tg.expand_dims(t, 0), lambda t: t.detach()])
+def test_a_change_to_a_tensor_reaches_the_views_an_op_saved(view):
+    """A parameter used through a transpose (reshape, slice...), then an optimizer step before
+    backward: the saved view's own version had not moved and the gradient came out wrong."""
+    W = tg.nn.Parameter(np.arange(6.0).reshape(2, 3), name="W")
+    v = view(W)
+    x = tg.Tensor(np.ones(v.shape), requires_grad=True)
+    loss = tg.sum(x * v)
+    W.grad = tg.Tensor(np.ones((2, 3)))
+    tg.optim.SGD([W], lr=1.0).step()
+    with pytest.raises(RuntimeError, match=r"mul: input 1 \(a tensor of shape .*, a view of parameter 'W'\), saved "
+                                           r"for backward, was modified in place after the forward \(its version is now 1\)"):
+        loss.backward()
+
+
+def test_a_change_through_a_view_reaches_the_tensor_it_views():
+    """v = reshape(a) under no_grad, then v += 100: the a that mul saved changed, with no version bump."""
+    a = tg.Tensor(np.arange(6.0), name="a")
+    w = tg.Tensor(np.ones(6), requires_grad=True)
+    with tg.no_grad():
+        v = tg.reshape(a, (2, 3))
+    loss = tg.sum(a * w)
+    with tg.no_grad():
+        v += 100.0
+    assert a.version == 1 and v.version == 1
+    with pytest.raises(RuntimeError, match=r"mul: input 0 \(tensor 'a'\), saved for backward, was modified in place"):
+        loss.backward()
+    b = tg.Tensor(np.arange(6.0))
+    copy = tg.reshape(b, (2, 3)) * 1           # not a view: changing it leaves b alone
+    copy.fill_(0.0)
+    assert b.version == 0

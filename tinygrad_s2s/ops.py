@@ -360,6 +360,8 @@ class LogSoftmax(Op):
 
 # ---------------------------------------------------------------- shape ops
 class Reshape(Op):
+    views = True
+
     def forward(self, x):
         self.in_shape = x.shape
         try:
@@ -372,6 +374,8 @@ class Reshape(Op):
 
 
 class Transpose(Op):
+    views = True
+
     def forward(self, x):
         axes = tuple(reversed(range(x.ndim))) if self.axes is None else self.axes
         if sorted(a % x.ndim if -x.ndim <= a < x.ndim else a for a in axes) != list(range(x.ndim)):
@@ -384,6 +388,7 @@ class Transpose(Op):
 
 
 class BroadcastTo(Op):
+    views = True
     name = "broadcast_to"
 
     def forward(self, x):
@@ -443,6 +448,7 @@ class Stack(Op):
 
 class Split(Op):
     """Multi-output inverse of concat: one op (and one gradient buffer) instead of many slices."""
+    views = True
 
     def forward(self, x):
         self.axis = normalize_axis_index(self.axis, x.ndim)
@@ -460,6 +466,7 @@ class Split(Op):
 
 class Unstack(Op):
     """Multi-output inverse of stack: the T time steps of a sequence as T tensors."""
+    views = True
 
     def forward(self, x):
         self.axis = normalize_axis_index(self.axis, x.ndim)
@@ -471,6 +478,7 @@ class Unstack(Op):
 
 
 class GetItem(Op):
+    views = True
     name = "getitem"
 
     def forward(self, x):

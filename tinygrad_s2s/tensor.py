@@ -238,6 +238,7 @@ class Function:
     """
     name = None  # op name shown in errors and graphs; defaults to the lowercase class name
     takes_missing_grads = False
+    views = False        # outputs may be views of the first input's array (reshape, transpose, slicing)
     twice_differentiable = False   # backward runs on Tensors too (see "Gradients of gradients")
     reference = None     # optional method: the op rebuilt from twice-differentiable ops
     saved_inputs = ()    # indices of inputs read in backward (set from the saved_input attributes)
@@ -294,6 +295,12 @@ class Function:
             for y in ys:
                 _check_finite(fn.op, "forward", y, current_module_path())
         outs = tuple(Tensor._wrap(y, need) for y in ys)
+        if cls.views:              # outputs that are the first input's data: they share its versions
+            first = inputs[0]._data
+            for o, y in zip(outs, ys):
+                if y is first or (getattr(y, "base", None) is not None
+                                  and (type(y) is not np.ndarray or np.may_share_memory(y, first))):
+                    o._base = inputs[0]
         if need:
             fn.inputs = inputs
             fn.module, fn.calls = _scope[-1], _scope_calls[-1]
@@ -366,20 +373,39 @@ def _node_error(fn, reason: str) -> str:
     return (f"{fn.op}: {reason}; in module '{fn.module or '<top level>'}'; forward at {fn.location()}")
 
 
+def _stamp(t) -> int:
+    """When t's data last changed in place: through t, or through a view of the tensor t views (a
+    reshape of a parameter that an optimizer step then changed)."""
+    stamp = getattr(t, "_stamp", 0)
+    base = t._base
+    while base is not None:
+        stamp = max(stamp, getattr(base, "_stamp", 0))
+        base = base._base
+    return stamp
+
+
+def _describe_tensor(t) -> str:
+    if getattr(t, "is_param", False):
+        return f"parameter '{t.name}'"
+    return f"tensor '{t.name}'" if t.name else f"a tensor of shape {t.shape}"
+
+
 def _check_versions(fn) -> None:
     for i in fn.saved_inputs:
         t = fn.inputs[i]
-        if getattr(t, "_stamp", 0) > fn._clock:
-            what = f"parameter '{t.name}'" if getattr(t, "is_param", False) else (
-                f"tensor '{t.name}'" if t.name else f"a tensor of shape {t.shape}")
+        if _stamp(t) > fn._clock:
+            changed = t
+            while getattr(changed, "_stamp", 0) <= fn._clock and changed._base is not None:
+                changed = changed._base          # a view: the tensor it views was changed
+            what = _describe_tensor(t) + ("" if changed is t else f", a view of {_describe_tensor(changed)}")
             raise RuntimeError(_node_error(fn, (
                 f"input {i} ({what}), saved for backward, was modified in place after the forward "
-                f"(its version is now {t._version}), so its gradient would be wrong. Call backward before "
+                f"(its version is now {changed._version}), so its gradient would be wrong. Call backward before "
                 "optimizer.step() (or before assigning .data / loading a state dict), or run the "
                 "forward again")))
     for i in fn.saved_outputs:
         t = fn.outputs[i]()          # gone: nobody can have changed it since
-        if t is not None and getattr(t, "_stamp", 0) > fn._clock:
+        if t is not None and _stamp(t) > fn._clock:
             raise RuntimeError(_node_error(fn, (
                 f"output {i} (a tensor of shape {t.shape}), which its backward reads, was modified in place "
                 f"after the forward (its version is now {t._version}), so the gradient would be wrong. Change "
@@ -472,7 +498,7 @@ _NUMERIC_KINDS = "biufc"   # what a Tensor may hold: booleans, integers, floats 
 class Tensor:
     """An n-dimensional array that records the ops applied to it, for reverse-mode autodiff."""
     __slots__ = ("_data", "_version", "_stamp", "requires_grad", "grad", "creator", "out_index", "generation",
-                 "name", "__weakref__")
+                 "name", "_base", "__weakref__")
     __array_ufunc__ = None  # make `ndarray op Tensor` call Tensor's reflected operator
 
     def _set_data(self, arr):
@@ -487,8 +513,9 @@ class Tensor:
         "to make saved-for-backward checks see it)."))
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
+        self._base = None
         if isinstance(data, Tensor):
-            data = data.data
+            self._base, data = data, data.data
         if _is_backend_array(data):
             arr = data if dtype is None else data.astype(dtype, copy=False)
         else:
@@ -502,6 +529,8 @@ class Tensor:
         if arr.dtype.kind not in _NUMERIC_KINDS:
             raise TypeError(f"Tensor: data of dtype {arr.dtype} is not numeric; a Tensor holds booleans, "
                             "integers or floating point numbers")
+        if self._base is not None and arr is not self._base._data:
+            self._base = None        # a converted copy: its own data
         self._data = arr
         self._version = 0
         self.grad = None
@@ -517,6 +546,7 @@ class Tensor:
     def _wrap(cls, arr, requires_grad: bool) -> Tensor:
         t = object.__new__(cls)
         t._data, t._version, t.grad, t.creator, t.out_index, t.generation, t.name = arr, 0, None, None, 0, 0, None
+        t._base = None
         t.requires_grad = requires_grad and arr.dtype.kind == "f"
         return t
 
@@ -541,10 +571,15 @@ class Tensor:
     version = property(lambda self: self._version, doc="How many in-place changes this tensor has seen.")
 
     def bump_version(self) -> Tensor:
-        """Record an in-place change made by writing into `.data[...]` (see `data`)."""
-        self._version += 1
+        """Record an in-place change made by writing into `.data[...]` (see `data`). A view (a
+        reshape, transpose or slice of another tensor: `_base`) passes the change on to what it views,
+        whose data it is."""
         _clock[0] += 1           # the stamp says when: a node checks only inputs stamped after it
-        self._stamp = _clock[0]
+        t = self
+        while t is not None:
+            t._version += 1
+            t._stamp = _clock[0]
+            t = t._base
         return self
 
     def zero_(self) -> Tensor:
@@ -589,8 +624,11 @@ class Tensor:
         return self.numpy().tolist()
 
     def detach(self) -> Tensor:
-        """A new leaf sharing this tensor's data, cut off from the graph."""
-        return Tensor._wrap(self.data, False)
+        """A new leaf sharing this tensor's data, cut off from the graph (an in-place change of it is
+        a change of this tensor: the version checks see it)."""
+        t = Tensor._wrap(self.data, False)
+        t._base = self
+        return t
 
     def to(self, target) -> Tensor:
         """A copy on another device ('cpu', 'cuda') or with another dtype, as a new leaf that keeps
