@@ -73,24 +73,28 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba) with bias correction, as in torch.optim.Adam."""
+    """Adam (Kingma & Ba) with bias correction, as in torch.optim.Adam: each parameter counts its own
+    steps, the ones it had a gradient in (a parameter left out of some steps, a frozen layer thawed
+    later, gets the bias correction of its own updates, not of the optimizer's calls)."""
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
         super().__init__(params, lr)
         self.beta1, self.beta2 = betas
         self.eps = eps
-        self.t = 0
+        self.t = 0                           # step() calls
+        self.steps = [0] * len(self.params)  # per parameter, the updates it had
         self.m = [backend.get_array_module(p.data).zeros_like(p.data) for p in self.params]
         self.v = [backend.get_array_module(p.data).zeros_like(p.data) for p in self.params]
 
     def step(self) -> None:
         self.t += 1
         b1, b2 = self.beta1, self.beta2
-        lr_t = self.lr * math.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
-        eps_t = self.eps * math.sqrt(1 - b2 ** self.t)   # torch's eps sits outside the corrected sqrt(v)
-        for p, m, v in zip(self.params, self.m, self.v):
+        for i, (p, m, v) in enumerate(zip(self.params, self.m, self.v)):
             if p.grad is None:
                 continue
+            self.steps[i] = k = self.steps[i] + 1
+            lr_t = self.lr * math.sqrt(1 - b2 ** k) / (1 - b1 ** k)
+            eps_t = self.eps * math.sqrt(1 - b2 ** k)   # torch's eps sits outside the corrected sqrt(v)
             g = p.grad.data
             xp = backend.get_array_module(g)
             tmp = xp.multiply(g, 1 - b1)        # one scratch array, every pass in place
@@ -107,7 +111,18 @@ class Adam(Optimizer):
             p.data -= tmp
 
     def _hyper(self):
-        return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, "t": self.t}
+        return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, "t": self.t,
+                "steps": list(self.steps)}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        steps = state["hyper"].get("steps")
+        if steps is None:                   # saved before per-parameter counts: every one had t updates
+            steps = [self.t] * len(self.params)
+        if len(steps) != len(self.params):
+            raise ValueError(f"Adam.load_state_dict: 'steps' holds {len(steps)} counts for {len(self.params)} "
+                             "parameters")
+        self.steps = [int(k) for k in steps]
 
     def _slots(self):
         return {"m": self.m, "v": self.v}
