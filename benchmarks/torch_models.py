@@ -36,6 +36,9 @@ def lstm_weights_to_torch(lstm: nn.LSTM, Wx, Wh, b) -> None:
         lstm.weight_hh_l0.copy_(torch.from_numpy(np.ascontiguousarray(reorder(Wh).T)))
         lstm.bias_ih_l0.copy_(torch.from_numpy(reorder(b)))
         lstm.bias_hh_l0.zero_()
+    # the book's LSTM has one bias: a trainable second one would take the same gradient, doubling the
+    # bias's Adam step and its share of the clipping norm (the twins' losses parted after a few steps)
+    lstm.bias_hh_l0.requires_grad_(False)
 
 
 def linear_weights_to_torch(linear: nn.Linear, W, b) -> None:

@@ -100,6 +100,26 @@ def test_every_op_has_a_pytorch_twin_computing_the_same():
         np.testing.assert_allclose(theirs, ours, rtol=1e-4, atol=1e-5, err_msg=spec.name)
 
 
+@pytest.mark.parametrize("model", ["seq2seq", "peeky", "attention"])
+def test_the_pytorch_twins_train_as_ours_do(model):
+    """The train-step benchmark times the same training: from the same weights, five steps of
+    forward, backward, clip and Adam give the same losses (the twins' second LSTM bias, trainable,
+    made them part after a few steps)."""
+    torch = pytest.importorskip("torch")
+    from benchmarks.train_step import (WORKLOADS, build_ours, build_torch, make_batch, ours_train_step,
+                                       quick_workload, torch_train_step)
+    w = quick_workload(next(w for w in WORKLOADS if w.model == model))
+    xs, ts = make_batch(w)
+    ours = build_ours(w)
+    twin = build_torch(torch, w, ours.state_dict())
+    ours.to(np.float64)
+    twin.double()
+    steps = ours_train_step(ours, xs, ts, lr=0.01, max_norm=0.5), torch_train_step(torch, twin, xs, ts, lr=0.01,
+                                                                                  max_norm=0.5)
+    losses = [[float(step().item()) for _ in range(5)] for step in steps]
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-9)
+
+
 def test_op_overhead_examples_are_deterministic():
     from benchmarks.op_overhead import MIN_ELEMENTS, describe_example, tiny_example
     from tinygrad_s2s.testing.op_table import BY_NAME

@@ -250,6 +250,8 @@ def test_eval_prints_accuracy_and_marked_examples(trained, work):
     assert lines[0].startswith("accuracy ") and ("/200 exact matches) on the train split (the first 300, which "
                                                  "the run trained on) of addition") in lines[0]
     assert len(lines) == 4 and all(line.lstrip()[0] in "☑☒" for line in lines[1:])
+    r = cli(work, "eval", "runs/small", "--limit", "80")        # trained with --test-limit 50: eval scores more
+    assert r.returncode == 0 and "on the test split (training chose best.npz on the first 50 of these 80)" in r.stdout
     r = cli(work, "eval", "runs/small", "--split", "train", "--json")      # trained with --limit 300: those 300
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["examples"] == 300

@@ -153,6 +153,15 @@ def test_a_model_the_registry_cannot_name_is_refused_without_making_the_run_dire
     assert not (tmp_path / "run").exists()
 
 
+def test_a_dataset_without_a_file_trains_without_a_run_directory_only(ds, tmp_path):
+    from dataclasses import replace
+    mem = replace(ds, path=None)            # was: TypeError from pathlib, even without run_dir
+    make_trainer(mem).fit(1)
+    with pytest.raises(ValueError, match=r"a run directory records its training file .* this dataset has none"):
+        make_trainer(mem, tmp_path / "run").fit(1)
+    assert not (tmp_path / "run").exists()
+
+
 def test_trainer_refuses_to_overwrite_a_run(ds, tmp_path):
     make_trainer(ds, tmp_path / "run").fit(1)
     with pytest.raises(FileExistsError, match="already holds a run"):

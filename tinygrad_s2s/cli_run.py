@@ -104,6 +104,9 @@ def _evaluate(args) -> int:
     log = sys.stderr if args.json else sys.stdout
     how = f"beam-{args.beam} " if args.beam > 1 else ""
     seen = f" (the first {trained:,}, which the run trained on)" if trained and args.split == "train" else ""
+    chose = run.config.get("test_limit") if args.dataset is None and args.split == "test" else None
+    if chose and chose < len(x):            # eval scores the whole split; training chose best.npz on a part
+        seen = f" (training chose best.npz on the first {chose:,} of these {len(x):,})"
     print(f"{how}accuracy {100 * accuracy:.3f}% ({int(ok.sum())}/{len(ok)} exact matches) on the {args.split} "
           f"split{seen} of {ds.name} ({ds.path}); checkpoint {run.checkpoint}", file=log)
     k = args.show

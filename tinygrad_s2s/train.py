@@ -108,7 +108,7 @@ class Trainer:
         mc = getattr(model, "config", None)
         self.config = replace(
             cfg, model=cfg.model or registered_name(model), dataset=dataset.name, reverse=dataset.reverse,
-            **fingerprint(dataset.path), vocab="".join(dataset.vocab.chars),
+            **(fingerprint(dataset.path) if dataset.path is not None else {}), vocab="".join(dataset.vocab.chars),
             question_width=dataset.question_width, answer_width=dataset.answer_width, split_seed=dataset.seed,
             limit=dataset.train_limit, test_limit=dataset.test_limit, train_examples=len(dataset.x_train),
             test_examples=len(dataset.x_test), model_config=mc,
@@ -219,6 +219,10 @@ class Trainer:
         if self.run_dir is not None and self.config.model is None:    # before the lock makes the directory
             raise ValueError("cannot tell which registered model this is, so the run could not be "
                              "reloaded; pass config={'model': NAME}")
+        if self.run_dir is not None and self.dataset.path is None:
+            raise ValueError("a run directory records its training file (path, size, SHA-256) to resume and "
+                             "evaluate on it, and this dataset has none (path=None): write it to a file and "
+                             "load_dataset(path), or train without run_dir")
         stop = _StopFlag()
         held = rundir.locked(self.run_dir) if self.run_dir is not None else contextlib.nullcontext()
         with held, stop.installed(), np.errstate(over="ignore", invalid="ignore"):

@@ -37,7 +37,9 @@ class TrainConfig:
     lr: float = 1e-3                      # Adam's learning rate
     lr_schedule: str = "constant"         # a name in optim.LR_SCHEDULES
     max_grad: float | None = 5.0          # clip the global gradient norm to this; 0 (or None) turns clipping off
-    seed: int = 0                         # of the initial weights and the batch order
+    seed: int = 0                         # of the initial weights and the batch order (the command line seeds
+                                          # with it; a Trainer made in Python uses the generator as it finds
+                                          # it: call tg.manual_seed(seed) before building the model)
     model_args: dict = field(default_factory=dict)    # extra keywords for the model's constructor
     limit: int | None = None              # only the first N training examples
     test_limit: int | None = None         # only the first N test examples
