@@ -231,6 +231,15 @@ def test_adam_counts_each_parameters_own_steps_as_pytorch_does():
     np.testing.assert_allclose(q.numpy(), tp.detach().numpy(), rtol=1e-12)
 
 
+def test_adam_follows_a_model_converted_after_it_was_made():
+    lin = tg.nn.Linear(2, 2)
+    opt = tg.optim.Adam(lin.parameters())
+    lin.to(np.float64)                       # the moments were float32: the updates were rounded to them
+    tg.sum(lin(tg.Tensor(np.ones((1, 2))))).backward()
+    opt.step()
+    assert all(m.dtype == np.float64 for m in opt.m + opt.v)
+
+
 def test_sgd_with_momentum_and_optimizer_state_round_trip():
     p = tg.nn.Parameter(np.ones(2), dtype=np.float64)
     opt = tg.optim.SGD([p], lr=0.1, momentum=0.9)

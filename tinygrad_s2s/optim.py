@@ -47,7 +47,7 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """p -= lr * (grad + momentum buffer)."""
+    """p -= lr * grad, or with momentum mu: v = mu * v + grad, p -= lr * v (as torch.optim.SGD)."""
 
     def __init__(self, params, lr: float = 0.01, momentum: float = 0.0):
         super().__init__(params, lr)
@@ -92,6 +92,9 @@ class Adam(Optimizer):
         for i, (p, m, v) in enumerate(zip(self.params, self.m, self.v)):
             if p.grad is None:
                 continue
+            if m.dtype != p.data.dtype:     # the model was converted (model.to(np.float64)) after this was made
+                m = self.m[i] = m.astype(p.data.dtype)
+                v = self.v[i] = v.astype(p.data.dtype)
             self.steps[i] = k = self.steps[i] + 1
             lr_t = self.lr * math.sqrt(1 - b2 ** k) / (1 - b1 ** k)
             eps_t = self.eps * math.sqrt(1 - b2 ** k)   # torch's eps sits outside the corrected sqrt(v)
