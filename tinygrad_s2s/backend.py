@@ -13,6 +13,9 @@ import numpy as np
 _cupy = None          # the real cupy module once loaded
 _extra = {}           # device name -> array module registered by tests (the strict fake device)
 
+NUMERIC_KINDS = "biufc"
+"""The dtype kinds arrays of this library hold: bool, int, uint, float, complex (nothing that needs pickle)."""
+
 
 class DeviceError(RuntimeError):
     """Raised when a device is asked for that this machine does not have."""

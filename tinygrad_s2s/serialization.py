@@ -39,7 +39,7 @@ def _array(key, value):
         raise TypeError(f"save: '{key}' is a {type(value).__name__}, not an array; save writes a flat dict of "
                         "numeric arrays (put other values in meta=, a JSON-able dict)")
     a = backend.to_numpy(getattr(value, "data", value))
-    if a.dtype.kind not in _NUMERIC_KINDS or a.dtype.hasobject:
+    if a.dtype.kind not in backend.NUMERIC_KINDS or a.dtype.hasobject:
         raise TypeError(f"save: '{key}' has dtype {a.dtype}; save writes numeric arrays only (bool, int, "
                         "float, complex)")
     return a
@@ -122,7 +122,6 @@ MAX_HEADER_BYTES = 16 << 20
 """The largest `__header__` (names, shapes and the JSON meta) load will read."""
 _NPY_PREFIX_MAX = 10 + 0xFFFF      # an .npy version 1 prefix: magic, version, length, header dict
 _CHUNK = 16 << 20                  # bytes read at a time, so reading never holds a second full copy
-_NUMERIC_KINDS = "biufc"           # bool, int, uint, float, complex: nothing that needs pickle
 
 
 def _fail(path, reason):
@@ -185,7 +184,7 @@ def _read_member(path, z: zipfile.ZipFile, info: zipfile.ZipInfo, shape=None, dt
                 _fail(path, f"{what} is not a valid .npy array")
             if any(d < 0 for d in npy_shape):
                 _fail(path, f"{what} has the negative shape {list(npy_shape)}")
-            if npy_dtype.kind not in _NUMERIC_KINDS or npy_dtype.hasobject:
+            if npy_dtype.kind not in backend.NUMERIC_KINDS or npy_dtype.hasobject:
                 _fail(path, f"{what} holds dtype '{npy_dtype}'; checkpoints hold only numbers")
             if shape is not None and (list(npy_shape) != list(shape) or str(npy_dtype) != dtype):
                 _fail(path, f"{what} is {npy_dtype} {list(npy_shape)}, the header declares {dtype} {list(shape)}")
@@ -232,7 +231,7 @@ def _check_header(path, header) -> dict:
         if not isinstance(shape, list) or not all(_int(d) and d >= 0 for d in shape):
             _fail(path, f"array '{name}' has shape {shape!r} in the __header__; expected a list of sizes")
         try:
-            ok = isinstance(dtype, str) and np.dtype(dtype).kind in _NUMERIC_KINDS
+            ok = isinstance(dtype, str) and np.dtype(dtype).kind in backend.NUMERIC_KINDS
         except (TypeError, ValueError):
             ok = False
         if not ok:

@@ -492,9 +492,6 @@ def _is_backend_array(x) -> bool:
     return isinstance(x, np.ndarray) or backend.get_array_module(x) is not np
 
 
-_NUMERIC_KINDS = "biufc"   # what a Tensor may hold: booleans, integers, floats (and complex constants)
-
-
 class Tensor:
     """An n-dimensional array that records the ops applied to it, for reverse-mode autodiff."""
     __slots__ = ("_data", "_version", "_stamp", "requires_grad", "grad", "creator", "out_index", "generation",
@@ -526,7 +523,7 @@ class Tensor:
                                 f"({exc}); pass a rectangular array of numbers") from None
             if dtype is None and arr.dtype == np.float64:
                 arr = arr.astype(_state["dtype"])   # Python floats follow the default dtype
-        if arr.dtype.kind not in _NUMERIC_KINDS:
+        if arr.dtype.kind not in backend.NUMERIC_KINDS:
             raise TypeError(f"Tensor: data of dtype {arr.dtype} is not numeric; a Tensor holds booleans, "
                             "integers or floating point numbers")
         if self._base is not None and arr is not self._base._data:
