@@ -20,6 +20,8 @@ from . import THREAD_ENV, usable_cores
 
 import numpy as np
 
+from tinygrad_s2s.argtypes import positive_float   # the library's own (every child process imports it anyway)
+
 TORCH_SKIPPED = "PyTorch: skipped (not installed)"
 TORCH_DISABLED = "PyTorch: skipped (--no-torch)"
 DEFAULT_SETTING = "default"      # no thread variable set: what a user's program gets
@@ -49,17 +51,6 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """An argparse type: a number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
     return value
 
 
