@@ -920,7 +920,7 @@ class TensorMath:
 
 
 # ---------------------------------------------------------------- Tensor operators and methods
-def _in_place(t, other, op, sym):
+def _in_place(t, other, op, sym, ufunc):
     """`t += u` and the like, as in PyTorch: in place on t's array (a version bump) where nothing
     records it (no_grad, or a tensor that needs no gradient), which is what a hand-written update
     `p -= lr * p.grad` means; a new graph node for a tensor an op made (`loss += l`); refused on a leaf
@@ -933,10 +933,8 @@ def _in_place(t, other, op, sym):
         return op(t, other)
     t.check_writable(sym)
     u = other.data if isinstance(other, Tensor) else other
-    xp = backend.get_array_module(t.data)
-    ufunc = {"+=": xp.add, "-=": xp.subtract, "*=": xp.multiply, "/=": xp.divide}[sym]
     try:
-        ufunc(t.data, u, out=t.data)
+        getattr(backend.get_array_module(t.data), ufunc)(t.data, u, out=t.data)
     except (ValueError, TypeError) as exc:
         kind = TypeError if isinstance(exc, TypeError) else ValueError   # NumPy's own types need more arguments
         raise kind(f"{sym} in place on a tensor of shape {t.shape} and dtype {t.dtype}: {exc}") from None
@@ -958,9 +956,9 @@ def _install():
     T.__rpow__ = lambda s, o: pow(o, s)
     T.__matmul__ = lambda s, o: matmul(s, o)
     T.__rmatmul__ = lambda s, o: matmul(o, s)
-    for name, f, sym in (("__iadd__", add, "+="), ("__isub__", sub, "-="), ("__imul__", mul, "*="),
-                         ("__itruediv__", div, "/=")):
-        setattr(T, name, lambda s, o, f=f, sym=sym: _in_place(s, o, f, sym))
+    for name, f, sym, ufunc in (("__iadd__", add, "+=", "add"), ("__isub__", sub, "-=", "subtract"),
+                                ("__imul__", mul, "*=", "multiply"), ("__itruediv__", div, "/=", "divide")):
+        setattr(T, name, lambda s, o, f=f, sym=sym, ufunc=ufunc: _in_place(s, o, f, sym, ufunc))
     T.__neg__ = lambda s: neg(s)
     T.__abs__ = lambda s: abs(s)
     T.__getitem__ = lambda s, i: getitem(s, i)

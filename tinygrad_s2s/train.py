@@ -230,8 +230,8 @@ class Trainer:
                 rundir.remove_temps(self.run_dir)     # what a write cut short by a crash left behind
             if not self._started:
                 self._start(epochs)
+            self.check_epochs(epochs)
             if epochs > self.epoch and epochs != self.config.epochs:
-                self.check_epochs(epochs)
                 self.config.epochs = epochs     # the new target; fewer epochs than done changes nothing
                 if self.run_dir is not None:
                     write_config(self.run_dir, self.config)
