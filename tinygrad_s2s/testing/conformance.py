@@ -193,8 +193,9 @@ def check_model(name_or_factory, *, vocab_size: int = 9, wordvec_size: int = 4, 
     model's own keyword arguments. Checks, in order: it builds; one optimizer step on a scalar float
     loss; every parameter's gradient against central differences (`entries` per parameter);
     `generate` shape and dtype; greedy decoding deterministic and equal to beam=1; beam search
-    (beam=3) answering each question as it does alone; attention weights' shape; a save/load round trip through its config gives the same loss and answers; the same on
-    the strict fake GPU (`device=False` skips it); the loss graph draws. Returns the items checked;
+    (beam=3) answering each question as it does alone; attention weights' shape; a save/load round
+    trip through its config gives the same loss and answers; the same on the strict fake GPU
+    (`device=False` skips it); the loss graph draws. Returns the items checked;
     raises ContractError (naming the item) at the first violation."""
     kwargs = dict(vocab_size=vocab_size, wordvec_size=wordvec_size, hidden_size=hidden_size, **extra)
     battery = _Battery(name_or_factory, kwargs, batch, src_len, tgt_len, seed, entries)
