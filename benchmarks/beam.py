@@ -3,7 +3,7 @@
     python -m benchmarks.beam [--quick] [--repeats N] [--questions 5000] [--beam 5]
 
 The models and shapes are those of benchmarks/train_step.py. Beam search advances all
-questions x beam hypotheses as one batch (in chunks of zoo.common.DECODE_CHUNK rows) and reorders the
+questions x beam hypotheses as one batch (in chunks of tinygrad_s2s.models.base.DECODE_CHUNK rows) and reorders the
 decoder state with one gather per state array per step. Target (issue 14): beam-5 / greedy <= 6.
 Both run in this one process, alternating, with whatever BLAS threads the environment gives (the
 ratio compares our two decoders, not two frameworks).

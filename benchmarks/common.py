@@ -20,7 +20,7 @@ from . import THREAD_ENV, usable_cores
 
 import numpy as np
 
-from tinygrad_s2s.argtypes import positive_float   # the library's own (every child process imports it anyway)
+from tinygrad_s2s.cli.argtypes import positive_float   # the library's own (every child process imports it anyway)
 
 TORCH_SKIPPED = "PyTorch: skipped (not installed)"
 TORCH_DISABLED = "PyTorch: skipped (--no-torch)"

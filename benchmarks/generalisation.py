@@ -29,10 +29,10 @@ import sys
 
 import numpy as np
 
-from tinygrad_s2s import datagen
-from tinygrad_s2s.runfiles import load_run
-from tinygrad_s2s.evaluation import evaluate
-from tinygrad_s2s.rundata import dataset_of
+from tinygrad_s2s.data import generators as datagen
+from tinygrad_s2s.training.runfiles import load_run
+from tinygrad_s2s.training.evaluation import evaluate
+from tinygrad_s2s.training.fingerprint import dataset_of
 
 TASKS = ("addition", "date")
 

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tinygrad_s2s import allocator
+from tinygrad_s2s.backend import allocator
 
 # Four 20 MiB arrays made and freed ten times: with glibc's defaults the heap top is trimmed after
 # every round and faulted in again on the next (~20,000 minor faults); with the setting, none.

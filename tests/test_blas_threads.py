@@ -5,7 +5,7 @@ gradients on one BLAS thread as on several."""
 import numpy as np
 import pytest
 
-from tinygrad_s2s import blas_threads
+from tinygrad_s2s.backend import blas_threads
 
 from test_zoo import MODELS, batch, build
 
@@ -145,7 +145,9 @@ def test_an_lstm_layer_that_rounds_differently_per_thread_count_stays_reproducib
     if threadpoolctl.threadpool_info() and max(i["num_threads"] for i in threadpoolctl.threadpool_info()) > 1:
         differs = not all(np.array_equal(a, b) for a, b in zip(one, reference))
         kinds = blas_threads.chosen()
-        assert all(not v["identical"] for v in kinds.values()) if differs else True
+        # which kinds of call round differently depends on the BLAS kernels (OpenBLAS's SkylakeX kernels:
+        # only the forward loop's GEMMs; Haswell's: every kind): the chooser must have seen at least one
+        assert any(not v["identical"] for v in kinds.values()) if differs else True
 
 
 @pytest.mark.parametrize("name", MODELS)

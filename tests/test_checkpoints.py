@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 import tinygrad_s2s as tg
-from tinygrad_s2s import datagen, runfiles
+from tinygrad_s2s.data import generators as datagen
+from tinygrad_s2s.training import runfiles
 from tinygrad_s2s.cli import main
 from tinygrad_s2s.data import load_dataset
 from tinygrad_s2s.serialization import CheckpointError, read_header
-from tinygrad_s2s.train import Trainer, load_run
+from tinygrad_s2s.training.trainer import Trainer, load_run
 
 import tiny_model  # noqa: F401 - registers 'tiny-s2s'
 

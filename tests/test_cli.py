@@ -17,7 +17,7 @@ import pytest
 import tinygrad_s2s as tg
 from tinygrad_s2s.cli import main
 from tinygrad_s2s.data import load_dataset
-from tinygrad_s2s.train import load_run
+from tinygrad_s2s.training.trainer import load_run
 
 import tiny_model  # noqa: F401 - registers 'tiny-s2s' in this process too
 
@@ -143,7 +143,7 @@ def test_train_resume_continues_the_run(trained, work):
 def test_train_defaults_reproduce_the_book(work, monkeypatch, tmp_path, dataset, wordvec, hidden, reverse,
                                            epochs):
     from tinygrad_s2s.cli import build_parser
-    from tinygrad_s2s.cli_train import _new_trainer
+    from tinygrad_s2s.cli.train import _new_trainer
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TINYGRAD_S2S_DATA", str(work / "datasets"))
     args = build_parser().parse_args(["train", "tiny-s2s", "--dataset", dataset])
@@ -177,7 +177,7 @@ def test_train_usage_and_failure_exit_codes(work, tmp_path, monkeypatch, capsys)
 def test_train_refuses_to_overwrite_and_numbers_default_dirs(trained, work, tmp_path, monkeypatch):
     one_error_line(cli(work, "train", "tiny-s2s", *SMALL, "--out", "runs/small"), 2,
                    "already holds a run; pass --resume")
-    from tinygrad_s2s.cli_train import _fresh_run_dir
+    from tinygrad_s2s.cli.train import _fresh_run_dir
     monkeypatch.chdir(tmp_path)
     assert _fresh_run_dir("attention", "date") == Path("runs/attention-date")
     Path("runs/attention-date").mkdir(parents=True)

@@ -12,10 +12,10 @@ import pytest
 import tinygrad_s2s as tg
 from tinygrad_s2s.cli import main
 from test_cli import one_error_line
-from tinygrad_s2s.evaluation import evaluate
-from tinygrad_s2s.rundata import dataset_of
-from tinygrad_s2s.train import load_run
-from zoo.decoding import log_softmax
+from tinygrad_s2s.training.evaluation import evaluate
+from tinygrad_s2s.training.fingerprint import dataset_of
+from tinygrad_s2s.training.trainer import load_run
+from tinygrad_s2s.models.decoding import log_softmax
 
 SMALL = ["--dataset", "addition", "--limit", "300", "--test-limit", "50", "--hidden", "8", "--wordvec", "4"]
 QUESTIONS = ["77+85", "5+5", "123+4"]
@@ -114,7 +114,7 @@ def test_beam_on_a_model_without_beam_search_is_a_clear_error(work, monkeypatch,
     assert main(["train", "tiny-s2s", *SMALL, "--epochs", "1", "--out", "runs/tiny", "--no-progress"]) == 0
     capsys.readouterr()
     assert main(["predict", "runs/tiny", "1+1", "--beam", "3"]) == 1
-    assert "has no beam_search: subclass zoo.common.Seq2seqModel" in capsys.readouterr().err
+    assert "has no beam_search: subclass tinygrad_s2s.models.Seq2seqModel" in capsys.readouterr().err
     assert main(["eval", "runs/tiny", "--beam", "3"]) == 1
     assert "its generate takes no beam" in capsys.readouterr().err
 

@@ -9,7 +9,7 @@ import pytest
 
 import tinygrad_s2s as tg
 from tinygrad_s2s import nn
-from tinygrad_s2s.contract import CONTRACT, ContractError, check_generated, check_loss
+from tinygrad_s2s.models.contract import CONTRACT, ContractError, check_generated, check_loss
 from tinygrad_s2s.testing import check_model
 from zoo.seq2seq import Seq2seq
 
@@ -244,7 +244,7 @@ class NoConfig(PlainModel):
 
 
 def test_the_registry_records_the_arguments_of_a_model_without_config():
-    from tinygrad_s2s.runfiles import build_model
+    from tinygrad_s2s.training.runfiles import build_model
     model = tg.create_model("test-forgetful", 9, wordvec_size=4, hidden_size=8, scale=0.0, bottleneck=True)
     assert model.config == {"vocab_size": 9, "wordvec_size": 4, "hidden_size": 8, "scale": 0.0, "bottleneck": True}
     twin = build_model({"model": "test-forgetful", "model_config": model.config, "vocab": "x" * 9})
@@ -258,7 +258,7 @@ def test_the_registry_records_the_arguments_of_a_model_without_config():
 # ---------------------------------------------------------------- the guards in train / eval / predict
 def test_training_a_broken_plugin_fails_at_the_first_step_with_the_item(tmp_path):
     from tinygrad_s2s.data import load_dataset
-    from tinygrad_s2s.train import Trainer, generate_batched
+    from tinygrad_s2s.training.trainer import Trainer, generate_batched
     ds = load_dataset("addition").limit(64, 16)
     model = PerExampleLoss(len(ds.vocab))
     trainer = Trainer(model, ds, config={"model": "per-example"}, progress=False)

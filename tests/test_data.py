@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from tinygrad_s2s import data, datagen
+from tinygrad_s2s.data import datasets as data, generators as datagen
 from tinygrad_s2s.data import DatasetError, Vocab, load_dataset, read_examples
 
 
@@ -350,7 +350,7 @@ def test_only_the_padding_space_is_stripped_from_what_is_shown(tmp_path):
     no-break space at the end is part of the data (rstrip() took those too: '東京\\u3000' was shown
     as '東京', the same as a plain '東京' line)."""
     from tinygrad_s2s.data import unpad
-    from tinygrad_s2s.evaluation import example_rows
+    from tinygrad_s2s.training.evaluation import example_rows
     lines = ["東京\u3000 _東京\u3000 ", "大阪  _大阪  ", "a\t  _b\xa0  "]
     ds = load_dataset(write(tmp_path / "ws.txt", "\n".join(lines * 4) + "\n"))
     x = np.concatenate([ds.x_train, ds.x_test])

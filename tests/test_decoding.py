@@ -13,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 import tinygrad_s2s as tg
 from tinygrad_s2s.testing.fake_device import fake_device
-from zoo.decoding import gnmt_penalty, log_softmax, sampling_probs
+from tinygrad_s2s.models.decoding import gnmt_penalty, log_softmax, sampling_probs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples" / "gru_attention"))
 import gru_attention_plugin.model  # noqa: E402, F401 - registers the worked plugin 'gru_attention'
@@ -114,12 +114,12 @@ def test_end_id_and_length_penalty(name, alpha, end_id, beam, n, t, length, seed
 
 @pytest.mark.parametrize("name", MODELS)
 def test_beam_search_in_chunks_gives_the_same_hypotheses(name, monkeypatch):
-    import zoo.common
+    import tinygrad_s2s.models.base
     model = build(name)
     xs = questions(7, 5, 9, 0)
     ids, scores = model.beam_search(xs, 2, 4, beam=3, nbest=2)
     weights = model.attention_weights
-    monkeypatch.setattr(zoo.common, "DECODE_CHUNK", 6)       # 2 questions x 3 hypotheses per chunk
+    monkeypatch.setattr(tinygrad_s2s.models.base, "DECODE_CHUNK", 6)       # 2 questions x 3 hypotheses per chunk
     ids2, scores2 = model.beam_search(xs, 2, 4, beam=3, nbest=2)
     np.testing.assert_array_equal(ids2, ids)
     np.testing.assert_allclose(scores2, scores, rtol=1e-12)

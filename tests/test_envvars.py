@@ -3,7 +3,7 @@ does not know is refused naming the variable (never a silent default), and the c
 it before it does any work (exit 2)."""
 import pytest
 
-from tinygrad_s2s import allocator, blas_threads, envvars
+from tinygrad_s2s.backend import allocator, blas_threads, envvars
 from tinygrad_s2s.cli import check_environment, main
 
 

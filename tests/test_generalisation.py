@@ -9,10 +9,10 @@ import pytest
 
 import tinygrad_s2s as tg
 from benchmarks import generalisation as gen
-from tinygrad_s2s import datagen
+from tinygrad_s2s.data import generators as datagen
 from tinygrad_s2s.data import load_dataset
-from tinygrad_s2s.runfiles import load_run
-from tinygrad_s2s.train import Trainer
+from tinygrad_s2s.training.runfiles import load_run
+from tinygrad_s2s.training.trainer import Trainer
 
 import tiny_model  # noqa: F401 - registers 'tiny-s2s'
 

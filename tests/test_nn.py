@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import tinygrad_s2s as tg
-from tinygrad_s2s.fused import lstm_sequence, lstm_sequence_reference
+from tinygrad_s2s.ops.lstm import lstm_sequence, lstm_sequence_reference
 from tinygrad_s2s.testing import gradcheck, gradcheck_module
 from tinygrad_s2s.testing.strategies import arrays
 

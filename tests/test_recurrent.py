@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import tinygrad_s2s as tg
-from tinygrad_s2s.fused_gru import gru_sequence, gru_sequence_reference
+from tinygrad_s2s.ops.gru import gru_sequence, gru_sequence_reference
 from tinygrad_s2s.testing import gradcheck, gradcheck_module
 from tinygrad_s2s.testing.fake_device import fake_device
 

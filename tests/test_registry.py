@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import tinygrad_s2s as tg
-from tinygrad_s2s import nn, registry
+from tinygrad_s2s import nn
+from tinygrad_s2s.models import registry
 
 ZOO = {"seq2seq", "peeky", "attention", "deep_lstm", "transformer"}
 

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import tinygrad_s2s as tg
-from tinygrad_s2s import datagen, rundir
+from tinygrad_s2s.data import generators as datagen
+from tinygrad_s2s.training import rundir
 
 import tiny_model  # noqa: F401 - registers tiny-s2s in this process too
 
@@ -274,7 +275,7 @@ def test_a_run_refuses_data_that_changed_or_vanished(work):
     assert len(old_digest) == 64
 
     datagen.write_task("addition", data, n=300, seed=8)       # other data under the same name
-    from tinygrad_s2s.rundata import fingerprint
+    from tinygrad_s2s.training.fingerprint import fingerprint
     new_digest = fingerprint(data)["dataset_sha256"]
     line = one_error_line(cli(work, *RESUME, "--out", "fp", "--epochs", "2"), 1, old_digest, new_digest, str(data))
     assert "refusing" in line
@@ -378,7 +379,7 @@ def test_predict_and_eval_bounds(work, reference):
     r = cli(work, "eval", "ref", "--dataset", str(narrow), "--split", "all", "--json")
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
-    from tinygrad_s2s.runfiles import load_run
+    from tinygrad_s2s.training.runfiles import load_run
     answers = load_run(work / "ref").predict([p["question"] for p in report["predictions"]])
     assert [p["predicted"] for p in report["predictions"]] == answers      # padded exactly as predict pads
 
@@ -392,7 +393,7 @@ def test_config_json_is_strict(work, reference):
 
 def test_a_narrower_file_is_padded_as_predict_pads_it_reversed_too(tmp_path):
     from tinygrad_s2s.data import encode_questions, load_dataset
-    from tinygrad_s2s.rundata import DoesNotFit, fit_widths
+    from tinygrad_s2s.training.fingerprint import DoesNotFit, fit_widths
     wide = datagen.write_task("addition", tmp_path / "wide.txt", n=50, seed=1)
     vocab = load_dataset(wide).vocab
     narrow = tmp_path / "narrow.txt"

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 import tinygrad_s2s as tg
-from tinygrad_s2s import datagen, runfiles
+from tinygrad_s2s.data import generators as datagen
+from tinygrad_s2s.training import runfiles
 from tinygrad_s2s.data import load_dataset
-from tinygrad_s2s.evaluation import evaluate, exact_match, generate_batched
-from tinygrad_s2s.train import Trainer, TrainingDiverged, TrainingInterrupted, load_run
+from tinygrad_s2s.training.evaluation import evaluate, exact_match, generate_batched
+from tinygrad_s2s.training.trainer import Trainer, TrainingDiverged, TrainingInterrupted, load_run
 
 import tiny_model  # noqa: F401 - registers 'tiny-s2s'
 

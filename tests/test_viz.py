@@ -15,8 +15,7 @@ import pytest
 
 import tinygrad_s2s as tg
 from tinygrad_s2s import nn
-from tinygrad_s2s.viz import (GraphFreedError, GraphvizNotFoundError, attention_heatmap,
-                              find_layout_program, render, to_dot, to_networkx)
+from tinygrad_s2s.viz import (GraphFreedError, GraphvizNotFoundError, attention_heatmap, find_layout_program, render, to_dot, to_networkx)
 from tinygrad_s2s.viz.model_graphs import attention_step, find_attention
 
 from small_models import mlp_loss, registered
@@ -563,7 +562,7 @@ def test_cli_usage_and_failures(tmp_path):
 
 def _save_run(run_dir, model_name: str, model, reverse: bool = True):
     """A run directory holding an (untrained) model's checkpoint, as the trainer writes it."""
-    from tinygrad_s2s.runfiles import save_checkpoint
+    from tinygrad_s2s.training.runfiles import save_checkpoint
 
     chars = " ,-0123456789_abcdefghijklmnopqrstuvwxyz"
     config = {"model": model_name, "vocab": chars, "question_width": 20, "answer_width": 11,
@@ -604,7 +603,7 @@ def test_attention_map_needs_an_attention_model(tmp_path, capsys, monkeypatch):
 
 
 def test_parsing_the_commands_imports_no_drawing_library():
-    code = ("import argparse, sys; from tinygrad_s2s.viz.commands import add_subparsers; "
+    code = ("import argparse, sys; from tinygrad_s2s.cli.graph import add_subparsers; "
             "p = argparse.ArgumentParser(); add_subparsers(p.add_subparsers()); "
             "a = p.parse_args(['graph', 'attention', '--collapse', 'encoder,decoder', '--depth', '2']); "
             "print(sorted(m for m in ('networkx', 'graphviz', 'matplotlib') if m in sys.modules), "

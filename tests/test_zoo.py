@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 import tinygrad_s2s as tg
 from tinygrad_s2s.testing import gradcheck, gradcheck_model
 from tinygrad_s2s.testing.fake_device import fake_device
-from zoo.attention_layers import Attention
+from zoo.attention import Attention
 from zoo.transformer import sinusoid_table
 
 MODELS = ["seq2seq", "peeky", "attention", "deep_lstm", "transformer"]
@@ -192,13 +192,13 @@ def test_attention_weights_of_forward_and_generate(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_large_batches_decode_in_chunks_with_the_same_answers(name, monkeypatch):
-    import zoo.common
+    import tinygrad_s2s.models.base
     model = build(name)
     model.eval()
     xs, _ = batch(n=7)
     whole = model.generate(xs, 2, 4)
     weights = model.attention_weights
-    monkeypatch.setattr(zoo.common, "DECODE_CHUNK", 3)      # 7 rows -> chunks of 3, 3 and 1
+    monkeypatch.setattr(tinygrad_s2s.models.base, "DECODE_CHUNK", 3)      # 7 rows -> chunks of 3, 3 and 1
     np.testing.assert_array_equal(model.generate(xs, 2, 4), whole)
     if weights is not None:
         np.testing.assert_allclose(model.attention_weights, weights, atol=1e-12)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import tinygrad_s2s as tg
 from tinygrad_s2s import nn
 
-from .attention_layers import Attention
-from .common import Seq2seqModel
+from tinygrad_s2s.models import Seq2seqModel
+
+from .attention import Attention
 
 
 class DeepEncoder(nn.Module):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import tinygrad_s2s as tg
 from tinygrad_s2s import nn
 
-from .common import Encoder, Seq2seqModel
+from .seq2seq import Seq2seq
 
 
 class PeekyDecoder(nn.Module):
@@ -34,17 +34,10 @@ class PeekyDecoder(nn.Module):
 
 
 @tg.register_model("peeky")
-class PeekySeq2seq(Seq2seqModel):
-    """LSTM encoder -> h, which starts the decoder and is fed to all its LSTM and Affine steps."""
-
-    def __init__(self, vocab_size: int, wordvec_size: int = 16, hidden_size: int = 128):
-        super().__init__(vocab_size=vocab_size, wordvec_size=wordvec_size, hidden_size=hidden_size)
-        self.encoder = Encoder(vocab_size, wordvec_size, hidden_size)
-        self.decoder = PeekyDecoder(vocab_size, wordvec_size, hidden_size)
-
-    def logits(self, xs, ts_in):
-        _, h = self.encoder(xs)
-        return self.decoder(ts_in, h)
+class PeekySeq2seq(Seq2seq):
+    """LSTM encoder -> h, which starts the decoder and is fed to all its LSTM and Affine steps (the
+    book's PeekySeq2seq subclasses its Seq2seq the same way: only the decoder differs)."""
+    decoder_class = PeekyDecoder
 
     def decode_start(self, xs):
         _, h_enc = self.encoder(xs)

@@ -5,7 +5,21 @@ from __future__ import annotations
 import tinygrad_s2s as tg
 from tinygrad_s2s import nn
 
-from .common import Encoder, Seq2seqModel
+from tinygrad_s2s.models import Seq2seqModel
+
+
+class Encoder(nn.Module):
+    """The book's encoder: Embedding -> LSTM over the question. Returns every hidden state (N, T, H)
+    and the last one (N, H)."""
+
+    def __init__(self, vocab_size: int, wordvec_size: int, hidden_size: int):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, wordvec_size)
+        self.lstm = nn.LSTM(wordvec_size, hidden_size)
+
+    def forward(self, xs):
+        hs = self.lstm(self.embed(xs))
+        return hs, self.lstm.h
 
 
 class Decoder(nn.Module):
@@ -24,12 +38,14 @@ class Decoder(nn.Module):
 
 @tg.register_model("seq2seq")
 class Seq2seq(Seq2seqModel):
-    """LSTM encoder -> last h -> LSTM decoder -> Affine (Deep Learning from Scratch 2, section 7.3)."""
+    """LSTM encoder -> last h -> LSTM decoder -> Affine (Deep Learning from Scratch 2, section 7.3).
+    A subclass swaps the decoder by setting `decoder_class` (peeky does)."""
+    decoder_class = Decoder
 
     def __init__(self, vocab_size: int, wordvec_size: int = 16, hidden_size: int = 128):
         super().__init__(vocab_size=vocab_size, wordvec_size=wordvec_size, hidden_size=hidden_size)
         self.encoder = Encoder(vocab_size, wordvec_size, hidden_size)
-        self.decoder = Decoder(vocab_size, wordvec_size, hidden_size)
+        self.decoder = self.decoder_class(vocab_size, wordvec_size, hidden_size)
 
     def logits(self, xs, ts_in):
         _, h = self.encoder(xs)

@@ -14,7 +14,7 @@ import numpy as np
 import tinygrad_s2s as tg
 from tinygrad_s2s import nn
 
-from .common import Seq2seqModel
+from tinygrad_s2s.models import Seq2seqModel
 
 
 def sinusoid_table(max_len: int, dim: int) -> np.ndarray:

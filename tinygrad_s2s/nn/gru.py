@@ -3,8 +3,8 @@ step GRUCell; the same conventions as nn.LSTM (see `Recurrent` for `bidirectiona
 from __future__ import annotations
 
 from .. import ops
-from ..fused_gru import gru_sequence, gru_sequence_reference
-from ..tensor import describe
+from ..ops.gru import gru_sequence, gru_sequence_reference
+from ..autograd import describe
 from .lstm import Recurrent, gate_weights
 from .module import Module
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from ..random import generator
-from ..tensor import Tensor, describe
+from ..backend.random import generator
+from ..tensor import Tensor
+from ..autograd import describe
 from .module import Module, Parameter
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from ..fused import _zero_state, lstm_cell, lstm_sequence, lstm_sequence_reference
-from ..tensor import describe
+from ..ops.lstm import _zero_state, lstm_cell, lstm_sequence, lstm_sequence_reference
+from ..autograd import describe
 from .layers import _randn
 from .module import Module, Parameter
 

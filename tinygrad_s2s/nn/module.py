@@ -6,7 +6,8 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import backend
-from ..tensor import Tensor, module_scope, get_default_dtype
+from ..tensor import Tensor
+from ..autograd import module_scope, get_default_dtype
 
 
 class Parameter(Tensor):

@@ -4,7 +4,7 @@ Describe an op with an `OpSpec` (the function, a NumPy reference, a Hypothesis s
 inputs) and run `check_op(spec)`, or generate one pytest test per op and check:
 
     import pytest
-    from tinygrad_s2s.testing import check_op, op_test_cases
+    from . import check_op, op_test_cases
     from my_ops import SPECS
 
     @pytest.mark.parametrize("spec, check", op_test_cases(SPECS))
@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 from hypothesis.errors import HypothesisException
 
 from ..nn import Module
-from ..tensor import Tensor, detect_anomaly
+from ..tensor import Tensor
+from ..autograd import detect_anomaly
 from .numeric import gradcheck, gradgradcheck
 from .fake_device import fake_device
 
@@ -184,7 +185,7 @@ def check_anomaly(spec, arrays, kw):
 
 def check_kinks(spec, arrays, kw):
     """At ties and kinks, the documented subgradient exactly."""
-    from ..tensor import sum_to  # noqa: PLC0415
+    from ..autograd import sum_to  # noqa: PLC0415
     xs, out, g = run_op(spec, arrays, kw)
     for i, (x, e) in enumerate(zip(xs, spec.subgradient(arrays, g, **kw))):
         e = sum_to(np.asarray(e), x.shape)      # a broadcast input's subgradient, summed back

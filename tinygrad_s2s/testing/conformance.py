@@ -12,10 +12,10 @@ import tempfile
 
 import numpy as np
 
-from ..contract import ContractError, check_generated, check_loss, describe_value
+from ..models.contract import ContractError, check_generated, check_loss, describe_value
 from ..nn import Module
-from ..random import manual_seed
-from ..tensor import default_dtype, no_grad
+from ..backend.random import manual_seed
+from ..autograd import default_dtype, no_grad
 from .numeric import gradcheck_module
 
 __all__ = ["check_model"]
@@ -34,7 +34,7 @@ def _item(item: str, label: str):
 
 def _resolve(name_or_factory):
     """(build(**kwargs), label) from a registered name or a factory (a class or a function)."""
-    from ..registry import create_model, record_config  # noqa: PLC0415 - registry loads plugins
+    from ..models.registry import create_model, record_config  # noqa: PLC0415 - registry loads plugins
 
     if isinstance(name_or_factory, str):
         return (lambda **kw: create_model(name_or_factory, **kw)), name_or_factory

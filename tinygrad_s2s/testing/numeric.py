@@ -6,7 +6,8 @@ import numpy as np
 
 from .. import backend
 from ..ops import concat, reshape
-from ..tensor import Tensor, default_dtype, grad
+from ..tensor import Tensor
+from ..autograd import default_dtype, grad
 
 __all__ = ["gradcheck", "gradcheck_module", "gradcheck_model", "gradgradcheck", "numerical_grad"]
 
@@ -197,8 +198,8 @@ def gradcheck_model(name_or_model, vocab_size=7, src_len=5, tgt_len=4, batch=2, 
     Accepts a model name (built with `create_model`) or a model instance. Returns
     {parameter name: entries checked}; raises AssertionError naming the parameter and index.
     """
-    from ..registry import create_model  # noqa: PLC0415
-    from ..random import manual_seed  # noqa: PLC0415
+    from ..models.registry import create_model  # noqa: PLC0415
+    from ..backend.random import manual_seed  # noqa: PLC0415
     manual_seed(seed)
     with default_dtype(np.float64):
         model = (create_model(name_or_model, vocab_size, wordvec_size=wordvec_size,

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.lib.array_utils import normalize_axis_tuple
 
-from .. import fused, fused_gru, ops
-from ..random import manual_seed
+from .. import ops
+from ..backend.random import manual_seed
 from .battery import OpSpec
 from .strategies import arrays, axes, axis, broadcastable_shapes, shapes
 
@@ -305,7 +305,7 @@ def _lstm_sequence_ref(x, Wx, b, h, c, Wh):
 
 
 def _lstm_sequence_joined(x, Wx, b, h, c, Wh):
-    hs, h, c = fused.lstm_sequence(x, Wx, b, h, c, Wh)
+    hs, h, c = ops.lstm_sequence(x, Wx, b, h, c, Wh)
     return ops.concat([hs, ops.reshape(h, (h.shape[0], 1, -1)), ops.reshape(c, (c.shape[0], 1, -1))], 1)
 
 
@@ -320,7 +320,7 @@ def _gru_sequence_ref(x, Wx, b, h, Wh):
 
 
 def _gru_sequence_joined(x, Wx, b, h, Wh):
-    hs, h = fused_gru.gru_sequence(x, Wx, b, h, Wh)
+    hs, h = ops.gru_sequence(x, Wx, b, h, Wh)
     return ops.concat([hs, ops.reshape(h, (h.shape[0], 1, -1))], 1)
 
 
@@ -386,7 +386,7 @@ OPS = [
     OpSpec("getitem", ops.getitem, lambda x, index: x[index], _getitem()),
     OpSpec("dropout", _dropout_seeded, _dropout_ref, _dropout()),
     OpSpec("softmax_cross_entropy", ops.softmax_cross_entropy, _ce_ref, _cross_entropy()),
-    OpSpec("lstm_cell", lambda a, c: ops.stack(fused.lstm_cell(a, c)), _lstm_ref, _lstm_cell()),
+    OpSpec("lstm_cell", lambda a, c: ops.stack(ops.lstm_cell(a, c)), _lstm_ref, _lstm_cell()),
     OpSpec("lstm_sequence", _lstm_sequence_joined, _lstm_sequence_ref, _lstm_sequence()),
     OpSpec("gru_sequence", _gru_sequence_joined, _gru_sequence_ref, _gru_sequence()),
 ]

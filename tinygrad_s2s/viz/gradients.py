@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ..tensor import Tensor, run_backward
+from ..tensor import Tensor
+from ..autograd import run_backward
 from .graph import WalkedGraph
 
 

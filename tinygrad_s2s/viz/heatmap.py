@@ -72,7 +72,7 @@ def attention_map_for_run(run, question: str, out, length: int | None = None, so
     attention of the decoded answer to `out`; the input is shown in typed order even when the run was
     trained on reversed questions. `length` (default: the trained answer length, also its maximum)
     is how many characters to decode."""
-    from ..train import load_run  # noqa: PLC0415 - the trainer pulls in the data pipeline
+    from ..training.trainer import load_run  # noqa: PLC0415 - the trainer pulls in the data pipeline
 
     if isinstance(run, (str, os.PathLike)):
         run, source = load_run(run), run

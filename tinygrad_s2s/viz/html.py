@@ -19,7 +19,8 @@ from importlib import resources
 import numpy as np
 
 from ..serialization import write_bytes as _write_bytes
-from ..tensor import Tensor, saved_input, saved_output
+from ..tensor import Tensor
+from ..autograd import saved_input, saved_output
 from .dot import closed_groups, module_classes
 from .gradients import norm, tensor_gradient_norms
 from .graph import walk

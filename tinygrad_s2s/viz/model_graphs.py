@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import random as tg_random
-from ..registry import create_model
-from ..tensor import Tensor, module_scope
+from ..backend import random as tg_random
+from ..models.registry import create_model
+from ..tensor import Tensor
+from ..autograd import module_scope
 
 BATCH = 2             # N: two sequences, so the batch axis is visible in the shapes
 ANSWER_STEPS = 2      # decoder steps of the whole-model drawing

@@ -1,6 +1,6 @@
 """`gru_attention`: a GRU encoder-decoder with dot-product attention, written as an outside plugin.
 
-It subclasses the zoo's `Seq2seqModel`, so it defines only three hooks and gets the loss, greedy and
+It subclasses `tinygrad_s2s.models.Seq2seqModel`, so it defines only three hooks and gets the loss, greedy and
 sampled decoding, beam search and attention recording from the base:
 
 - `logits(xs, ts_in)`: (N, L, V) scores of every decoder step under teacher forcing;
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tinygrad_s2s as tg
 from tinygrad_s2s import nn
-from zoo.common import Seq2seqModel
+from tinygrad_s2s.models import Seq2seqModel
 
 
 def attend(enc_hs, dec_hs):

@@ -1,0 +1,94 @@
+"""The engine's global settings, in one place: whether a graph is recorded (`no_grad`), anomaly
+detection, the default float dtype, and the module path (and call number) each new node records."""
+from __future__ import annotations
+
+import contextlib
+import itertools
+
+import numpy as np
+
+_state = {"grad": True, "anomaly": False, "dtype": np.dtype(np.float32)}
+
+
+_scope = [""]                   # module path stack; Module.__call__ pushes its dotted path
+
+
+_scope_calls = [()]             # per path level, which call of that module (a number); see module_scope
+
+
+_call_numbers = itertools.count(1)
+
+
+@contextlib.contextmanager
+def _setting(key, value):
+    old = _state[key]
+    _state[key] = value
+    try:
+        yield
+    finally:
+        _state[key] = old
+
+
+def no_grad():
+    """Build no graph at all inside this block (inference, decoding, optimizer updates)."""
+    return _setting("grad", False)
+
+
+def enable_grad():
+    """Re-enable graph building inside a `no_grad` block."""
+    return _setting("grad", True)
+
+
+def is_grad_enabled() -> bool:
+    return _state["grad"]
+
+
+def detect_anomaly():
+    """Raise FloatingPointError at the first op (forward or backward) that produces NaN or Inf."""
+    return _setting("anomaly", True)
+
+
+def set_default_dtype(dtype) -> None:
+    """Set the float dtype of new tensors and parameters (float32 unless changed)."""
+    _state["dtype"] = _float_dtype(dtype)
+
+
+def get_default_dtype() -> np.dtype:
+    return _state["dtype"]
+
+
+def default_dtype(dtype):
+    """`with tg.default_dtype(np.float64):` creates float64 tensors and parameters inside."""
+    return _setting("dtype", _float_dtype(dtype))
+
+
+def _float_dtype(dtype) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"set_default_dtype: expected a floating dtype, got {dtype}")
+    return dtype
+
+
+@contextlib.contextmanager
+def module_scope(name: str):
+    """Push a module name; every node created inside records the dotted path and, per level of it,
+    a number that tells one call of that module from the next (two calls back to back are two calls
+    in a drawing). A dotted name (`layers.0`, a ModuleList's child) adds levels its call does not own:
+    they keep the enclosing call's number."""
+    parent = _scope[-1]
+    path = f"{parent}.{name}" if parent and name else (name or parent)
+    calls = _scope_calls[-1]
+    added = (path.count(".") + 1 if path else 0) - (parent.count(".") + 1 if parent else 0)
+    if added > 0:
+        calls = calls + (calls[-1] if calls else 0,) * (added - 1) + (next(_call_numbers),)
+    _scope.append(path)
+    _scope_calls.append(calls)
+    try:
+        yield
+    finally:
+        _scope.pop()
+        _scope_calls.pop()
+
+
+def current_module_path() -> str:
+    return _scope[-1]

@@ -1,0 +1,209 @@
+"""The engine's tensor: data, versions and gradient bookkeeping. The public `tinygrad_s2s.Tensor`
+subclasses it with the operators and op methods (defined above the ops, which it calls), and registers
+itself here, so that every tensor an op returns is a `tinygrad_s2s.Tensor` (as PyTorch's engine makes
+`torch.Tensor`s)."""
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from .. import backend
+from .checks import _clock
+from .grad_mode import _state
+
+_tensor_class: list = [None]     # the class every tensor the engine makes is of (set_tensor_class)
+
+
+def set_tensor_class(cls) -> None:
+    """Make `cls` (a TensorBase subclass: `tinygrad_s2s.Tensor`) the class of every tensor ops return."""
+    _tensor_class[0] = cls
+
+
+def wrap(arr, requires_grad: bool):
+    """A tensor around a backend array, without the constructor's checks (the engine's outputs)."""
+    t = object.__new__(_tensor_class[0] or TensorBase)
+    t._data, t._version, t.grad, t.creator, t.out_index, t.generation, t.name = arr, 0, None, None, 0, 0, None
+    t._base = None
+    t.requires_grad = requires_grad and arr.dtype.kind == "f"
+    return t
+
+
+def new_tensor(data, requires_grad: bool = False):
+    """`Tensor(data, requires_grad)` for the layers below `tinygrad_s2s.Tensor` (the factories)."""
+    return (_tensor_class[0] or TensorBase)(data, requires_grad=requires_grad)
+
+
+def _is_backend_array(x) -> bool:
+    return isinstance(x, np.ndarray) or backend.get_array_module(x) is not np
+
+
+class TensorBase:
+    """What the engine needs of a tensor: one backend array, `requires_grad`, `grad`, the Function that
+    made it (`creator`) and its in-place versions. `tinygrad_s2s.Tensor` adds the operators and the op
+    methods; every tensor the engine makes is of that class (`set_tensor_class`)."""
+    __slots__ = ("_data", "_version", "_stamp", "requires_grad", "grad", "creator", "out_index", "generation",
+                 "name", "_base", "__weakref__")
+    __array_ufunc__ = None  # make `ndarray op Tensor` call Tensor's reflected operator
+
+    def _set_data(self, arr):
+        self._data = arr
+        self.bump_version()
+
+    data = property(operator.attrgetter("_data"), _set_data, doc=(
+        "The backend array itself. Assigning it (`t.data = a`, also `t.data -= u`, which assigns) "
+        "counts as an in-place change: it bumps `t.version`, and a backward that saved `t` then "
+        "raises instead of computing a wrong gradient. Writing into the array (`t.data[...] = v`) is "
+        "the escape hatch, as PyTorch's `.data` is: nothing sees it (call `t.bump_version()` after it "
+        "to make saved-for-backward checks see it)."))
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
+        self._base = None
+        if isinstance(data, TensorBase):
+            self._base, data = data, data.data
+        if _is_backend_array(data):
+            arr = data if dtype is None else data.astype(dtype, copy=False)
+        else:
+            try:
+                arr = np.asarray(data, dtype=dtype)
+            except (ValueError, TypeError) as exc:   # ragged lists, strings for a numeric dtype
+                raise type(exc)(f"Tensor: cannot make a numeric array of {type(data).__name__} data "
+                                f"({exc}); pass a rectangular array of numbers") from None
+            if dtype is None and arr.dtype == np.float64:
+                arr = arr.astype(_state["dtype"])   # Python floats follow the default dtype
+        if arr.dtype.kind not in backend.NUMERIC_KINDS:
+            raise TypeError(f"Tensor: data of dtype {arr.dtype} is not numeric; a Tensor holds booleans, "
+                            "integers or floating point numbers")
+        if self._base is not None and arr is not self._base._data:
+            self._base = None        # a converted copy: its own data
+        self._data = arr
+        self._version = 0
+        self.grad = None
+        self.creator = None
+        self.out_index = 0
+        self.generation = 0
+        self.name = name
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    _wrap = staticmethod(wrap)
+
+    def requires_grad_(self, flag: bool = True) -> TensorBase:
+        if not flag and self.requires_grad and self.creator is not None:
+            raise RuntimeError("requires_grad_(False) on a tensor an op made would cut its gradient out of "
+                               "the graph silently; use t.detach() for a tensor that needs no gradient")
+        if flag and self.data.dtype.kind != "f":
+            raise TypeError(f"Tensor of dtype {self.data.dtype} cannot require grad: only real floating "
+                            "point tensors can (integer ids, masks and counts never do; the ops' gradients "
+                            "are those of real functions, so complex ones are refused)")
+        self.requires_grad = flag
+        return self
+
+    # ---- properties
+    shape = property(lambda self: self._data.shape)
+    dtype = property(lambda self: self._data.dtype)
+    ndim = property(lambda self: self._data.ndim)
+    size = property(lambda self: self._data.size)
+    device = property(lambda self: backend.device_of(self._data))
+    is_leaf = property(lambda self: self.creator is None)
+    version = property(lambda self: self._version, doc="How many in-place changes this tensor has seen.")
+
+    def bump_version(self) -> TensorBase:
+        """Record an in-place change made by writing into `.data[...]` (see `data`). A view (a
+        reshape, transpose or slice of another tensor: `_base`) passes the change on to what it views,
+        whose data it is."""
+        _clock[0] += 1           # the stamp says when: a node checks only inputs stamped after it
+        t = self
+        while t is not None:
+            t._version += 1
+            t._stamp = _clock[0]
+            t = t._base
+        return self
+
+    def zero_(self) -> TensorBase:
+        """Set every element to 0 in place (a version bump: a saved-for-backward use then raises)."""
+        self._check_in_place("zero_()")
+        self._data[...] = 0
+        return self.bump_version()
+
+    def fill_(self, value) -> TensorBase:
+        """Set every element to `value` in place (a version bump, as `zero_`)."""
+        self._check_in_place("fill_()")
+        self._data[...] = value
+        return self.bump_version()
+
+    def _check_in_place(self, what: str) -> None:
+        """Refuse an in-place change of a view an op made while recording (a slice, reshape or transpose:
+        `_base`), or of an output whose array the op that made it keeps views of (`Function.kept_views`,
+        the fused LSTM's hs): the change would reach data a backward reads, behind the graph's back."""
+        fn = self.creator
+        if fn is not None and (self._base is not None or self.out_index in fn.kept_views):
+            raise RuntimeError(f"{what} on a tensor that op '{fn.op}' made as a view of another tensor's data: the "
+                               "change would reach that tensor unseen, and a backward that saved it would compute a "
+                               "wrong gradient; change a copy instead (t = t * 1)")
+
+    def __len__(self):
+        return len(self.data)
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item(): only a one-element tensor converts to a Python scalar, "
+                             f"this one has shape {self.shape}")
+        return self.data.reshape(()).item()
+
+    def numpy(self) -> np.ndarray:
+        """A host ndarray (sharing memory on the CPU)."""
+        return backend.to_numpy(self.data)
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def detach(self) -> TensorBase:
+        """A new leaf sharing this tensor's data, cut off from the graph (an in-place change of it is
+        a change of this tensor: the version checks see it)."""
+        t = wrap(self.data, False)
+        t._base = self
+        return t
+
+    def to(self, target) -> TensorBase:
+        """A copy on another device ('cpu', 'cuda') or with another dtype, as a new leaf that keeps
+        `requires_grad` (use it for inputs and parameters, not inside a differentiable graph)."""
+        if isinstance(target, str):
+            arr = backend.to_device(self.data, target)
+        else:
+            arr = self.data.astype(target)
+        out = wrap(arr, False)
+        if self.requires_grad and arr.dtype.kind == "f":
+            out.requires_grad = True
+        return out
+
+    def __repr__(self):
+        extra = ", requires_grad=True" if self.requires_grad else ""
+        dev = "" if self.device == "cpu" else f", device='{self.device}'"
+        body = np.array2string(self.numpy(), separator=", ", prefix="Tensor(")
+        return f"Tensor({body}, dtype={self.dtype}{dev}{extra})"
+
+    def __hash__(self):
+        return id(self)
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise ValueError(f"the truth value of a Tensor of shape {self.shape} is ambiguous")
+        return bool(self.data)
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+
+def as_tensor(x, like: TensorBase | None = None) -> TensorBase:
+    """Tensors pass through; scalars and arrays become constants (on `like`'s device and dtype)."""
+    if isinstance(x, TensorBase):
+        return x
+    if like is not None and not _is_backend_array(x):
+        xp = backend.get_array_module(like.data)
+        arr = np.asarray(x)
+        dtype = (like.dtype if (arr.dtype.kind in "fiub" and like.dtype.kind == "f") else
+                 _state["dtype"] if arr.dtype == np.float64 and not isinstance(x, np.ndarray) else None)
+        return wrap(xp.asarray(arr, dtype=dtype), False)
+    return (_tensor_class[0] or TensorBase)(x)

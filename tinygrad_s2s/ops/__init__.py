@@ -1,0 +1,27 @@
+"""Every primitive op, one Function class each with its lowercase function directly beneath it, grouped
+by kind: elementwise, linalg, reductions, shape, indexing, losses, the fused recurrent layers (lstm,
+gru) and the factories. `base` holds what they share.
+
+Adding an op is its class, its function beneath it and one row in `tinygrad_s2s.testing.op_table`
+(which makes the gradient, reference, dtype, device and error tests cover it); tests then ask for the
+function's name in `__all__` here and in `tinygrad_s2s`, in the docs' list and a PyTorch twin in the
+benchmarks.
+"""
+from .elementwise import (abs, add, clip, div, dropout, exp, log, maximum, minimum, mul, neg, pow, relu, sigmoid,
+                          sqrt, sub, tanh)
+from .linalg import matmul
+from .reductions import log_softmax, logsumexp, max, mean, softmax, sum
+from .shape import broadcast_to, concat, expand_dims, repeat, reshape, split, squeeze, stack, transpose, unstack
+from .indexing import getitem, take_along_axis, where
+from .losses import softmax_cross_entropy
+from .lstm import lstm_cell, lstm_sequence
+from .gru import gru_sequence
+from .factories import arange, full, ones, ones_like, zeros, zeros_like
+
+__all__ = [
+    "abs", "add", "arange", "broadcast_to", "clip", "concat", "div", "dropout", "exp", "expand_dims", "full",
+    "getitem", "gru_sequence", "log", "log_softmax", "logsumexp", "lstm_cell", "lstm_sequence", "matmul", "max",
+    "maximum", "mean", "minimum", "mul", "neg", "ones", "ones_like", "pow", "relu", "repeat", "reshape", "sigmoid",
+    "softmax", "softmax_cross_entropy", "split", "sqrt", "squeeze", "stack", "sub", "sum", "take_along_axis", "tanh",
+    "transpose", "unstack", "where", "zeros", "zeros_like",
+]

@@ -1,0 +1,52 @@
+"""What every op module shares: `Op` (a primitive whose backward runs on arrays and on Tensors),
+`_pair` (two operands as Tensors) and `_xp`, the array module that backward code calls.
+
+Backward code written once as `_xp(v).exp(v)` runs on arrays (a first-order backward: NumPy or CuPy)
+and on Tensors (`create_graph=True`: ops, so the gradient is itself a graph). For Tensors `_xp` gives
+`tensor_functions`, which holds the ops that stand for the array functions backward code uses; each op
+module registers its own with `@array_function(name)`.
+"""
+from __future__ import annotations
+
+import types
+
+from numpy.lib.array_utils import normalize_axis_tuple
+
+from .. import backend
+from ..autograd import Function, TensorBase, as_tensor
+
+tensor_functions = types.SimpleNamespace()
+
+
+def array_function(name: str):
+    """Register the decorated function as `_xp(t).<name>` for Tensors (numpy's name and signature)."""
+    def register(f):
+        setattr(tensor_functions, name, f)
+        return f
+    return register
+
+
+def _xp(a):
+    """The array module for an array, or `tensor_functions` for a Tensor."""
+    return tensor_functions if isinstance(a, TensorBase) else backend.get_array_module(a)
+
+
+class Op(Function):
+    """A primitive of this package: its backward is written once and runs on arrays and on Tensors."""
+    twice_differentiable = True
+
+
+def _pair(a, b):
+    """Two operands as Tensors; a Python scalar takes the other operand's dtype and device."""
+    if isinstance(a, TensorBase):
+        return a, as_tensor(b, like=a)
+    b = as_tensor(b)
+    return as_tensor(a, like=b), b
+
+
+def _axes(axis, ndim):
+    return tuple(range(ndim)) if axis is None else normalize_axis_tuple(axis, ndim)
+
+
+def _drop(shape, ax):
+    return tuple(s for i, s in enumerate(shape) if i not in ax)

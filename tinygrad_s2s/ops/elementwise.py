@@ -1,0 +1,295 @@
+"""Elementwise ops: arithmetic, exp/log/sqrt, the activations, abs, maximum/minimum, clip and dropout.
+
+Backward returns gradients of the broadcast result's shape: the engine sums them back to each input.
+"""
+from __future__ import annotations
+
+import operator
+
+from .. import backend
+from ..autograd import as_tensor, describe, saved_input, saved_output
+from ..backend import random as _random
+from .base import Op, _pair, _xp, array_function
+
+
+# Backward returns gradients of the broadcast result's shape: the engine sums them back to each input.
+class Add(Op):
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, gy):
+        return gy, gy
+
+
+def add(a, b):
+    """a + b with broadcasting."""
+    return Add.apply(*_pair(a, b))
+
+
+class Sub(Op):
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, gy):
+        return gy, -gy
+
+
+def sub(a, b):
+    """a - b with broadcasting."""
+    return Sub.apply(*_pair(a, b))
+
+
+class Mul(Op):
+    a, b = saved_input(0), saved_input(1)
+
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, gy):
+        return (gy * self.b if self.needs_grad[0] else None,
+                gy * self.a if self.needs_grad[1] else None)
+
+
+def mul(a, b):
+    """a * b with broadcasting."""
+    return Mul.apply(*_pair(a, b))
+
+
+class Div(Op):
+    a, b = saved_input(0), saved_input(1)
+
+    def forward(self, a, b):
+        return a / b
+
+    def backward(self, gy):
+        a, b = self.a, self.b
+        return (gy / b if self.needs_grad[0] else None,
+                -gy * a / (b * b) if self.needs_grad[1] else None)
+
+
+def div(a, b):
+    """a / b with broadcasting."""
+    return Div.apply(*_pair(a, b))
+
+
+class Neg(Op):
+    def forward(self, x):
+        return -x
+
+    def backward(self, gy):
+        return -gy
+
+
+def neg(x):
+    """-x."""
+    return Neg.apply(as_tensor(x))
+
+
+class Pow(Op):
+    a, b, y = saved_input(0), saved_input(1), saved_output(0)
+
+    def forward(self, a, b):
+        return a ** b
+
+    def backward(self, gy):
+        a, b = self.a, self.b
+        return (gy * b * a ** (b - 1) if self.needs_grad[0] else None,
+                gy * self.y * _xp(a).log(a) if self.needs_grad[1] else None)
+
+
+def pow(a, b):  # noqa: A001 - the public name mirrors numpy/torch
+    """a ** b (b a scalar or a Tensor; its gradient needs a > 0)."""
+    return Pow.apply(*_pair(a, b))
+
+
+class Exp(Op):
+    y = saved_output(0)
+
+    def forward(self, x):
+        return _xp(x).exp(x)
+
+    def backward(self, gy):
+        return gy * self.y
+
+
+@array_function("exp")
+def exp(x):
+    """e ** x."""
+    return Exp.apply(as_tensor(x))
+
+
+class Log(Op):
+    x = saved_input(0)
+
+    def forward(self, x):
+        return _xp(x).log(x)
+
+    def backward(self, gy):
+        return gy / self.x
+
+
+@array_function("log")
+def log(x):
+    """Natural logarithm."""
+    return Log.apply(as_tensor(x))
+
+
+class Sqrt(Op):
+    y = saved_output(0)
+
+    def forward(self, x):
+        return _xp(x).sqrt(x)
+
+    def backward(self, gy):
+        return gy / (2 * self.y)
+
+
+def sqrt(x):
+    """Square root."""
+    return Sqrt.apply(as_tensor(x))
+
+
+class Sigmoid(Op):
+    y = saved_output(0)
+
+    def forward(self, x):
+        return _xp(x).tanh(x * 0.5) * 0.5 + 0.5   # the tanh form never overflows in exp
+
+    def backward(self, gy):
+        y = self.y
+        return gy * y * (1 - y)
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)), computed without overflow."""
+    return Sigmoid.apply(as_tensor(x))
+
+
+class Tanh(Op):
+    y = saved_output(0)
+
+    def forward(self, x):
+        return _xp(x).tanh(x)
+
+    def backward(self, gy):
+        y = self.y
+        return gy * (1 - y * y)
+
+
+def tanh(x):
+    """Hyperbolic tangent."""
+    return Tanh.apply(as_tensor(x))
+
+
+class ReLU(Op):
+    """The subgradient at 0 is 0 (as PyTorch's)."""
+    name = "relu"
+
+    def forward(self, x):
+        self.mask = x > 0
+        return x * self.mask
+
+    def backward(self, gy):
+        return gy * self.mask
+
+
+def relu(x):
+    """max(x, 0)."""
+    return ReLU.apply(as_tensor(x))
+
+
+class Abs(Op):
+    """The subgradient at 0 is 0 (sign(0), as PyTorch's)."""
+
+    def forward(self, x):
+        if self.needs_grad:        # masks only when a backward will read them
+            self.sign = _xp(x).sign(x)
+        return _xp(x).abs(x)
+
+    def backward(self, gy):
+        return gy * self.sign
+
+
+def abs(x):  # noqa: A001
+    """|x|; the gradient at 0 is 0."""
+    return Abs.apply(as_tensor(x))
+
+
+class Maximum(Op):
+    """Elementwise max of two tensors; tied elements split the gradient equally (as PyTorch). Minimum is
+    this op with the comparison turned round."""
+    _wins = staticmethod(operator.gt)        # a's element is taken where _wins(a, b)
+    _array_function = "maximum"
+
+    def forward(self, a, b):
+        if self.needs_grad:
+            half_tie = (a == b).astype(a.dtype) * 0.5
+            self.wa, self.wb = self._wins(a, b) + half_tie, self._wins(b, a) + half_tie
+        return getattr(_xp(a), self._array_function)(a, b)
+
+    def backward(self, gy):
+        return gy * self.wa, gy * self.wb
+
+
+def maximum(a, b):
+    """Elementwise max with broadcasting; ties split the gradient equally."""
+    return Maximum.apply(*_pair(a, b))
+
+
+class Minimum(Maximum):
+    """Elementwise min of two tensors; tied elements split the gradient equally."""
+    _wins = staticmethod(operator.lt)
+    _array_function = "minimum"
+
+
+def minimum(a, b):
+    """Elementwise min with broadcasting; ties split the gradient equally."""
+    return Minimum.apply(*_pair(a, b))
+
+
+class Clip(Op):
+    """Clamp into [lo, hi] (either may be None); the gradient passes where lo <= x <= hi, bounds
+    included (as PyTorch's clamp)."""
+
+    def forward(self, x):
+        lo, hi = self.lo, self.hi
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"clip: lo={lo} is above hi={hi}")
+        inside = _xp(x).ones(x.shape, dtype=bool)
+        if lo is not None:
+            inside &= x >= lo
+        if hi is not None:
+            inside &= x <= hi
+        self.inside = inside
+        return _xp(x).clip(x, lo, hi)
+
+    def backward(self, gy):
+        return gy * self.inside
+
+
+def clip(x, lo=None, hi=None):
+    """Clamp into [lo, hi] (scalars; either may be None); the gradient passes inside, bounds included."""
+    if lo is None and hi is None:
+        raise ValueError(describe("clip", "give lo, hi or both"))
+    return Clip.apply(as_tensor(x), lo=lo, hi=hi)
+
+
+class Dropout(Op):
+    def forward(self, x):
+        keep = _random.generator().random(x.shape) >= self.p
+        mask = backend.to_device(keep, backend.device_of(x))
+        self.mask = mask.astype(x.dtype) / x.dtype.type(1.0 - self.p)
+        return x * self.mask
+
+    def backward(self, gy):
+        return gy * self.mask
+
+
+def dropout(x, p=0.5, training=True):
+    """Zero each element with probability p and scale the rest by 1/(1-p); identity when not training."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(describe("dropout", f"p must be in [0, 1), got {p}"))
+    x = as_tensor(x)
+    if not training or p == 0.0:
+        return x
+    return Dropout.apply(x, p=p)

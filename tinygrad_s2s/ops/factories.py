@@ -1,0 +1,70 @@
+"""Tensor factories that follow the default dtype (float32 unless changed), as `torch.zeros` does:
+`tg.Tensor(np.zeros(...))` keeps NumPy's float64 and silently turns a float32 model into a float64 one."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+from ..autograd import TensorBase, get_default_dtype
+from ..autograd.tensor_base import new_tensor
+
+__all__ = ["arange", "full", "ones", "ones_like", "zeros", "zeros_like"]
+
+
+def _shape(shape):
+    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+
+
+def _make(fill, shape, dtype, requires_grad, device):
+    xp = backend.module_for(device)
+    arr = xp.full(shape, fill, dtype=get_default_dtype() if dtype is None else np.dtype(dtype))
+    return new_tensor(arr, requires_grad=requires_grad)
+
+
+def zeros(*shape, dtype=None, requires_grad=False, device="cpu") -> TensorBase:
+    """Zeros of `shape` (`zeros(2, 3)` or `zeros((2, 3))`) in the default float dtype."""
+    return _make(0, _shape(shape), dtype, requires_grad, device)
+
+
+def ones(*shape, dtype=None, requires_grad=False, device="cpu") -> TensorBase:
+    """Ones of `shape` in the default float dtype."""
+    return _make(1, _shape(shape), dtype, requires_grad, device)
+
+
+def full(shape, fill_value, dtype=None, requires_grad=False, device="cpu") -> TensorBase:
+    """`fill_value` everywhere: a float takes the default dtype, an int int64 and a bool bool
+    (torch's rule), unless `dtype` is given."""
+    if dtype is None and isinstance(fill_value, (bool, np.bool_)):
+        dtype = np.bool_
+    elif dtype is None and isinstance(fill_value, (int, np.integer)):
+        dtype = np.int64
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    return _make(fill_value, shape, dtype, requires_grad, device)
+
+
+def _like(t, fill, dtype, requires_grad):
+    arr = t.data if isinstance(t, TensorBase) else np.asarray(t)
+    xp = backend.get_array_module(arr)
+    out = xp.full(arr.shape, fill, dtype=arr.dtype if dtype is None else np.dtype(dtype))
+    return new_tensor(out, requires_grad=requires_grad)
+
+
+def zeros_like(t, dtype=None, requires_grad=False) -> TensorBase:
+    """Zeros with `t`'s shape, dtype and device (a new leaf)."""
+    return _like(t, 0, dtype, requires_grad)
+
+
+def ones_like(t, dtype=None, requires_grad=False) -> TensorBase:
+    """Ones with `t`'s shape, dtype and device (a new leaf)."""
+    return _like(t, 1, dtype, requires_grad)
+
+
+def arange(start, stop=None, step=1, dtype=None, requires_grad=False, device="cpu") -> TensorBase:
+    """numpy.arange: int64 when start, stop and step are all ints, else the default float dtype."""
+    if stop is None:
+        start, stop = 0, start
+    if dtype is None:
+        whole = all(isinstance(v, (int, np.integer)) for v in (start, stop, step))
+        dtype = np.int64 if whole else get_default_dtype()
+    xp = backend.module_for(device)
+    return new_tensor(xp.arange(start, stop, step, dtype=np.dtype(dtype)), requires_grad=requires_grad)

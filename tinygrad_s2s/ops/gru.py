@@ -1,0 +1,118 @@
+"""The GRU layer as one composite op with a hand-written backward, beside its reference from primitives
+(as `fused.py` does for the LSTM; the op table checks the two agree in values and gradients).
+
+The book's GRU (Deep Learning from Scratch 2, appendix C), gates in the order z, r, h~:
+    z = sigmoid(x Wx_z + h Wh_z + b_z)          r = sigmoid(x Wx_r + h Wh_r + b_r)
+    h~ = tanh(x Wx_h + (r * h) Wh_h + b_h)      h' = (1 - z) * h + z * h~
+"""
+from __future__ import annotations
+
+from .. import backend
+from ..autograd import Function, as_tensor, saved_input
+from .elementwise import sigmoid, tanh
+from .linalg import matmul
+from .lstm import _zero_state
+from .shape import split, stack, unstack
+
+
+def _sigmoid(xp, a):
+    return xp.tanh(a * 0.5) * 0.5 + 0.5          # no overflow for large |a|
+
+
+class GRUSequence(Function):
+    """A whole GRU layer over time in one node. Inputs: x (N, T, D), Wx (D, 3H), b (3H,), h0 (N, H),
+    Wh (H, 3H). Outputs: hs (N, T, H) and h_T. Every step's input terms come from one GEMM before the
+    loop, and the input-weight gradients of all steps from one GEMM after it. Its fused backward runs
+    on arrays; create_graph differentiates `reference` instead."""
+    name = "gru_sequence"
+    kept_views = (0,)         # hs is a view of the saved states: changing it in place would change them
+    takes_missing_grads = True   # an encoder's unused hs or a decoder's unused last state costs nothing
+    x, Wx, Wh = saved_input(0), saved_input(1), saved_input(4)   # a change in place is refused in backward
+
+    def forward(self, x, Wx, b, h0, Wh):
+        N, T, D = x.shape
+        H3 = Wh.shape[-1]
+        H = H3 // 3
+        if H3 % 3 or Wh.shape != (H, H3) or Wx.shape != (D, H3) or b.shape != (H3,) or h0.shape != (N, H):
+            raise ValueError(f"x {x.shape} needs Wx of shape {(D, H3)}, b of shape {(H3,)}, h0 of shape "
+                             f"{(N, H)} and Wh of shape {(H, H3)} (got Wx {Wx.shape}, b {b.shape}, "
+                             f"h0 {h0.shape}, Wh {Wh.shape})")
+        xp = backend.get_array_module(x)
+        xw = xp.matmul(x.transpose(1, 0, 2), Wx) + b            # (T, N, 3H), time-major
+        keep = bool(self.needs_grad)
+        hs = xp.empty((T + 1, N, H), x.dtype)                    # hs[t + 1] is step t's h
+        hs[0] = h0
+        if keep:
+            zs, rs, cands = (xp.empty((T, N, H), x.dtype) for _ in range(3))
+        for t in range(T):
+            h = hs[t]
+            zr = _sigmoid(xp, xw[t, :, :2 * H] + xp.matmul(h, Wh[:, :2 * H]))
+            z, r = zr[:, :H], zr[:, H:]
+            cand = xp.tanh(xw[t, :, 2 * H:] + xp.matmul(r * h, Wh[:, 2 * H:]))
+            hs[t + 1] = h + z * (cand - h)
+            if keep:
+                zs[t], rs[t], cands[t] = z, r, cand
+        if keep:
+            self.saved = (hs, zs, rs, cands)
+        return hs[1:].transpose(1, 0, 2), hs[T].copy()
+
+    def reference(self, x, Wx, b, h0, Wh):
+        return gru_sequence_reference(x, Wx, b, h0, Wh)
+
+    def backward(self, ghs, gh_last):
+        x, Wx, Wh = self.x, self.Wx, self.Wh
+        hs, zs, rs, cands = self.saved
+        xp = backend.get_array_module(hs)
+        T1, N, H = hs.shape
+        T = T1 - 1
+        need_x, need_Wx, need_b, need_h0, need_Wh = self.needs_grad
+        dxw = xp.empty((T, N, 3 * H), hs.dtype)
+        gWh = xp.zeros(Wh.shape, hs.dtype) if need_Wh else None
+        Wh_zr_T, Wh_h_T = Wh[:, :2 * H].T, Wh[:, 2 * H:].T
+        dh = xp.zeros((N, H), hs.dtype) if gh_last is None else gh_last.copy()
+        for t in range(T - 1, -1, -1):
+            if ghs is not None:
+                dh += ghs[:, t]
+            h, z, r, cand = hs[t], zs[t], rs[t], cands[t]
+            da_h = dh * z * (1 - cand * cand)                    # through tanh of the candidate
+            d_rh = xp.matmul(da_h, Wh_h_T)
+            da_z = dh * (cand - h) * z * (1 - z)
+            da_r = d_rh * h * r * (1 - r)
+            dxw[t, :, :H], dxw[t, :, H:2 * H], dxw[t, :, 2 * H:] = da_z, da_r, da_h
+            if need_Wh:
+                gWh[:, :2 * H] += xp.matmul(h.T, dxw[t, :, :2 * H])
+                gWh[:, 2 * H:] += xp.matmul((r * h).T, da_h)
+            dh = dh * (1 - z) + d_rh * r + xp.matmul(dxw[t, :, :2 * H], Wh_zr_T)
+        flat = dxw.reshape(T * N, 3 * H)
+        gx = xp.matmul(dxw, Wx.T).transpose(1, 0, 2) if need_x else None
+        gWx = xp.matmul(x.transpose(1, 0, 2).reshape(T * N, -1).T, flat) if need_Wx else None
+        gb = flat.sum(axis=0) if need_b else None
+        return gx, gWx, gb, dh if need_h0 else None, gWh
+
+
+def gru_sequence(x, Wx, b, h0, Wh):
+    """Fused GRU layer over all time steps of x (N, T, D): returns (hs, h_T). h0 may be None (zeros)."""
+    x, Wx, b, Wh = (as_tensor(t) for t in (x, Wx, b, Wh))
+    h = _zero_state(x, Wh) if h0 is None else as_tensor(h0)
+    return GRUSequence.apply(x, Wx, b, h, Wh)
+
+
+def gru_cell_reference(xw, h, Wh):
+    """One GRU step from primitives, given its input terms xw = x Wx + b (N, 3H)."""
+    H = h.shape[-1]
+    xz, xr, xh = split(xw, 3, axis=-1)
+    z = sigmoid(xz + matmul(h, Wh[:, :H]))
+    r = sigmoid(xr + matmul(h, Wh[:, H:2 * H]))
+    cand = tanh(xh + matmul(r * h, Wh[:, 2 * H:]))
+    return h + z * (cand - h)
+
+
+def gru_sequence_reference(x, Wx, b, h0, Wh):
+    """The same layer from primitives: one matmul for every step's input terms, then step by step."""
+    x, Wx, b, Wh = (as_tensor(t) for t in (x, Wx, b, Wh))
+    h = _zero_state(x, Wh) if h0 is None else h0
+    hs = []
+    for xw_t in unstack(matmul(x, Wx) + b, axis=1):
+        h = gru_cell_reference(xw_t, h, Wh)
+        hs.append(h)
+    return stack(hs, axis=1), h

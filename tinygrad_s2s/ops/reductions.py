@@ -1,0 +1,126 @@
+"""Reductions and normalisers: sum, mean, max, logsumexp, softmax and log_softmax over any axes."""
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from ..autograd import as_tensor, saved_input, saved_output
+from .base import Op, _axes, _drop, _xp
+from .elementwise import mul
+
+
+class Sum(Op):
+    def forward(self, x):
+        self.shape = x.shape
+        self.ax = _axes(self.axis, x.ndim)
+        return x.sum(axis=self.ax, keepdims=self.keepdims)
+
+    def backward(self, gy):
+        if not self.keepdims:
+            gy = gy.reshape([1 if i in self.ax else s for i, s in enumerate(self.shape)])
+        return _xp(gy).broadcast_to(gy, self.shape)
+
+
+def sum(x, axis=None, keepdims=False):  # noqa: A001
+    """Sum over `axis` (None: all; int or tuple, negatives allowed)."""
+    return Sum.apply(as_tensor(x), axis=axis, keepdims=keepdims)
+
+
+def mean(x, axis=None, keepdims=False):
+    """Mean over `axis`; a sum scaled by the count, so it shares Sum's gradient."""
+    x = as_tensor(x)
+    n = int(np.prod([x.shape[i] for i in _axes(axis, x.ndim)]))
+    return mul(sum(x, axis, keepdims), 1.0 / builtins.max(n, 1))
+
+
+class Max(Op):
+    def forward(self, x):
+        ax = _axes(self.axis, x.ndim)
+        if x.size == 0:
+            raise ValueError("max of an empty tensor")
+        y = x.max(axis=ax, keepdims=True)
+        if self.needs_grad:        # the tie-sharing scale only when a backward will read it
+            mask = x == y
+            count = mask.sum(axis=ax, keepdims=True)
+            if not count.all():     # a NaN maximum equals nothing: its NaNs take the gradient (as in PyTorch)
+                xp = _xp(x)
+                mask |= xp.isnan(x) & xp.isnan(y)
+                count = mask.sum(axis=ax, keepdims=True)
+            self.scale = mask / count                               # ties share the gradient
+        self.ax = ax
+        return y if self.keepdims else y.reshape([s for i, s in enumerate(x.shape) if i not in ax])
+
+    def backward(self, gy):
+        if not self.keepdims:
+            gy = gy.reshape([1 if i in self.ax else s for i, s in enumerate(self.scale.shape)])
+        return self.scale * gy
+
+
+def max(x, axis=None, keepdims=False):  # noqa: A001
+    """Maximum over `axis`; tied maxima share the gradient equally."""
+    return Max.apply(as_tensor(x), axis=axis, keepdims=keepdims)
+
+
+class LogSumExp(Op):
+    """log(sum(exp(x))) over `axis`, shifted by the max: the gradient is the softmax."""
+    name = "logsumexp"
+    x, y = saved_input(0), saved_output(0)
+
+    def forward(self, x):
+        xp = _xp(x)
+        self.ax = _axes(self.axis, x.ndim)
+        if x.size == 0:
+            raise ValueError("logsumexp of an empty tensor")
+        m = x.max(axis=self.ax, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0)
+        y = xp.log(xp.exp(x - m).sum(axis=self.ax, keepdims=True)) + m
+        return y if self.keepdims else y.reshape(_drop(x.shape, self.ax))
+
+    def backward(self, gy):
+        y = self.y
+        if not self.keepdims:
+            kept = [1 if i in self.ax else s for i, s in enumerate(self.x.shape)]
+            y, gy = y.reshape(kept), gy.reshape(kept)
+        return gy * _xp(y).exp(self.x - y)
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    """log(sum(exp(x))) over `axis` without overflow; its gradient is softmax(x)."""
+    return LogSumExp.apply(as_tensor(x), axis=axis, keepdims=keepdims)
+
+
+class Softmax(Op):
+    y = saved_output(0)
+
+    def forward(self, x):
+        xp = _xp(x)
+        e = xp.exp(x - x.max(axis=self.axis, keepdims=True))
+        return e / e.sum(axis=self.axis, keepdims=True)
+
+    def backward(self, gy):
+        y = self.y
+        return y * (gy - (gy * y).sum(axis=self.axis, keepdims=True))
+
+
+def softmax(x, axis=-1):
+    """exp(x) / sum(exp(x)) along `axis`, shifted by the max for stability."""
+    return Softmax.apply(as_tensor(x), axis=axis)
+
+
+class LogSoftmax(Op):
+    name = "log_softmax"
+    y = saved_output(0)
+
+    def forward(self, x):
+        xp = _xp(x)
+        z = x - x.max(axis=self.axis, keepdims=True)
+        return z - xp.log(xp.exp(z).sum(axis=self.axis, keepdims=True))
+
+    def backward(self, gy):
+        return gy - _xp(gy).exp(self.y) * gy.sum(axis=self.axis, keepdims=True)
+
+
+def log_softmax(x, axis=-1):
+    """log(softmax(x)) without forming the softmax."""
+    return LogSoftmax.apply(as_tensor(x), axis=axis)

@@ -1,0 +1,217 @@
+"""Shape ops: reshape (squeeze, expand_dims), transpose, broadcast_to, repeat, and joining and
+splitting along an axis. Reshape, transpose, broadcast_to, split and unstack return views of their
+input's data (`Function.views`): an in-place change through them reaches the tensor they view."""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.array_utils import normalize_axis_index, normalize_axis_tuple
+
+from ..autograd import TensorBase, as_tensor, describe
+from .base import Op, _axes, _drop, _xp, array_function
+
+
+class Reshape(Op):
+    views = True
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        try:
+            return x.reshape(self.shape)
+        except ValueError:
+            raise ValueError(f"cannot reshape {x.shape} ({x.size} elements) into {tuple(self.shape)}") from None
+
+    def backward(self, gy):
+        return gy.reshape(self.in_shape)
+
+
+def reshape(x, *shape):
+    """Reshape (one -1 allowed); `reshape(x, (2, 3))` and `reshape(x, 2, 3)` both work."""
+    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    return Reshape.apply(as_tensor(x), shape=shape)
+
+
+def squeeze(x, axis=None):
+    """Drop size-1 dims (all of them, or those in `axis`): a reshape, so it shares Reshape's gradient."""
+    x = as_tensor(x)
+    ax = tuple(i for i, s in enumerate(x.shape) if s == 1) if axis is None else _axes(axis, x.ndim)
+    bad = [i for i in ax if x.shape[i] != 1]
+    if bad:
+        raise ValueError(describe("squeeze", f"axis {bad[0]} has size {x.shape[bad[0]]}, not 1",
+                                  [x.shape]))
+    return reshape(x, _drop(x.shape, ax))
+
+
+def expand_dims(x, axis):
+    """Insert size-1 dims at `axis` (int or tuple, positions in the result): a reshape."""
+    x = as_tensor(x)
+    ax = normalize_axis_tuple(axis, x.ndim + (len(axis) if isinstance(axis, tuple) else 1))
+    dims = iter(x.shape)
+    return reshape(x, tuple(1 if i in ax else next(dims) for i in range(x.ndim + len(ax))))
+
+
+class Transpose(Op):
+    views = True
+
+    def forward(self, x):
+        axes = tuple(reversed(range(x.ndim))) if self.axes is None else self.axes
+        if sorted(a % x.ndim if -x.ndim <= a < x.ndim else a for a in axes) != list(range(x.ndim)):
+            raise ValueError(f"axes {axes} are not a permutation of the {x.ndim} dims")
+        self.perm = normalize_axis_tuple(axes, x.ndim)
+        return x.transpose(self.perm)
+
+    def backward(self, gy):
+        return gy.transpose(tuple(int(i) for i in np.argsort(self.perm)))
+
+
+def transpose(x, axes=None):
+    """Permute dims (reverse them when axes is None)."""
+    return Transpose.apply(as_tensor(x), axes=None if axes is None else tuple(axes))
+
+
+class BroadcastTo(Op):
+    views = True
+    name = "broadcast_to"
+
+    def forward(self, x):
+        return _xp(x).broadcast_to(x, self.shape)
+
+    def backward(self, gy):
+        return gy   # the engine sums it back to the input's shape
+
+
+@array_function("broadcast_to")
+def broadcast_to(x, shape):
+    """Broadcast to `shape`; the gradient is summed back."""
+    return BroadcastTo.apply(as_tensor(x), shape=tuple(shape))
+
+
+class Repeat(Op):
+    def forward(self, x):
+        if not isinstance(self.repeats, (int, np.integer)) or self.repeats < 0:
+            raise TypeError(f"repeats must be a non-negative int, got {self.repeats!r}")
+        self.in_shape = x.shape
+        if self.axis is not None:
+            self.axis = normalize_axis_index(self.axis, x.ndim)
+        return _xp(x).repeat(x, self.repeats, axis=self.axis)
+
+    def backward(self, gy):
+        r, shape = int(self.repeats), self.in_shape
+        if self.axis is None:
+            return gy.reshape(-1, r).sum(axis=1).reshape(shape)
+        a = self.axis
+        return gy.reshape(shape[:a] + (shape[a], r) + shape[a + 1:]).sum(axis=a + 1)
+
+
+def repeat(x, repeats, axis=None):
+    """numpy.repeat: each element `repeats` times along `axis` (the book's Repeat node)."""
+    return Repeat.apply(as_tensor(x), repeats=repeats, axis=axis)
+
+
+def _seq_of_tensors(op, xs):
+    if isinstance(xs, TensorBase) or not len(xs):
+        raise ValueError(describe(op, "expected a non-empty list of tensors"))
+    first = next((x for x in xs if isinstance(x, TensorBase)), None)
+    return [as_tensor(x, like=first) for x in xs]
+
+
+class Concat(Op):
+    def forward(self, *xs):
+        xp = _xp(xs[0])
+        ref = xs[0]
+        self.axis = normalize_axis_index(self.axis, ref.ndim)
+        for i, x in enumerate(xs[1:], 1):
+            if x.ndim != ref.ndim or any(s != r for d, (s, r) in enumerate(zip(x.shape, ref.shape))
+                                         if d != self.axis):
+                raise ValueError(f"input {i} has shape {x.shape}, which does not match input 0 "
+                                 f"{ref.shape} outside axis {self.axis}")
+        self.bounds = [int(b) for b in np.cumsum([x.shape[self.axis] for x in xs])[:-1]]
+        return xp.concatenate(xs, axis=self.axis)
+
+    def backward(self, gy):
+        return tuple(_xp(gy).split(gy, self.bounds, axis=self.axis))
+
+
+def concat(xs, axis=0):
+    """Join tensors along an existing axis."""
+    xs = _seq_of_tensors("concat", xs)
+    return Concat.apply(*xs, axis=axis)
+
+
+class Stack(Op):
+    def forward(self, *xs):
+        for i, x in enumerate(xs[1:], 1):
+            if x.shape != xs[0].shape:
+                raise ValueError(f"input {i} has shape {x.shape}, input 0 has {xs[0].shape}: stack "
+                                 "needs equal shapes")
+        self.axis = normalize_axis_index(self.axis, xs[0].ndim + 1)
+        return _xp(xs[0]).stack(xs, axis=self.axis)
+
+    def backward(self, gy):
+        xp = _xp(gy)
+        return tuple(xp.take(gy, i, axis=self.axis) for i in range(gy.shape[self.axis]))
+
+
+@array_function("stack")
+def stack(xs, axis=0):
+    """Join equal-shaped tensors along a new axis."""
+    xs = _seq_of_tensors("stack", xs)
+    return Stack.apply(*xs, axis=axis)
+
+
+class Split(Op):
+    """Multi-output inverse of concat: one op (and one gradient buffer) instead of many slices."""
+    views = True
+
+    def forward(self, x):
+        self.axis = normalize_axis_index(self.axis, x.ndim)
+        n = x.shape[self.axis]
+        if isinstance(self.sections, (int, np.integer)):
+            if self.sections <= 0 or n % self.sections:
+                raise ValueError(f"axis {self.axis} of size {n} does not split into {self.sections} "
+                                 "equal parts")
+        self.in_shape = x.shape
+        return tuple(_xp(x).split(x, self.sections, axis=self.axis))
+
+    def backward(self, *gys):
+        return _xp(gys[0]).concatenate(gys, axis=self.axis)
+
+
+def split(x, sections, axis=0):
+    """numpy.split: `sections` equal parts, or the parts between the given indices; a tuple."""
+    secs = sections if isinstance(sections, (int, np.integer)) else tuple(sections)
+    return Split.apply(as_tensor(x), sections=secs, axis=axis)
+
+
+class Unstack(Op):
+    """Multi-output inverse of stack: the T time steps of a sequence as T tensors."""
+    views = True
+
+    def forward(self, x):
+        self.axis = normalize_axis_index(self.axis, x.ndim)
+        xp = _xp(x)
+        return tuple(xp.take(x, i, axis=self.axis) for i in range(x.shape[self.axis]))
+
+    def backward(self, *gys):
+        return _xp(gys[0]).stack(gys, axis=self.axis)
+
+
+def unstack(x, axis=0):
+    """The slices along `axis` as a tuple of tensors (the inverse of stack)."""
+    return Unstack.apply(as_tensor(x), axis=axis)
+
+
+@array_function("swapaxes")
+def _swapaxes(x, a, b):
+    perm = list(range(x.ndim))
+    perm[a], perm[b] = perm[b], perm[a]
+    return transpose(x, perm)
+
+
+@array_function("split")
+def _split(x, sections, axis=0):
+    return split(x, sections, axis)
+
+
+@array_function("concatenate")
+def _concatenate(xs, axis=0):
+    return concat(list(xs), axis)

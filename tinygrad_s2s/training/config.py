@@ -1,0 +1,116 @@
+"""TrainConfig: every setting of a training run with its default, and every key of a run's config.json.
+
+The Trainer, resume, `build_model` and the `train` command's help all read their defaults here, so a
+default is written once. Settings left at None take the task's book value from TASK_DEFAULTS.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+
+__all__ = ["CHANGEABLE_ON_RESUME", "RUN_FORMAT", "TASK_DEFAULTS", "TrainConfig"]
+
+RUN_FORMAT = "tinygrad-s2s run"
+"""The `format` key of every config.json this tool writes: how a run directory is recognised."""
+
+TASK_DEFAULTS = {
+    "addition": {"wordvec": 16, "hidden": 128, "epochs": 25, "reverse": False},
+    "date": {"wordvec": 16, "hidden": 256, "epochs": 10, "reverse": True},
+}
+"""Per-task settings that reproduce the book (chapters 7.3 and 8.4); any other file gets addition's."""
+
+CHANGEABLE_ON_RESUME = ("epochs", "device", "save_every")
+"""The settings a resumed run may change; every other setting is the run's own."""
+
+
+@dataclass
+class TrainConfig:
+    """A run's settings (the first group; None: the task's book value) and what the Trainer records
+    about its data and model (the second group), as config.json holds them."""
+    model: str | None = None              # registered model name
+    dataset: str = "addition"             # a built-in task, a file in the data root, or a path
+    reverse: bool | None = None           # reverse each question (book 7.3.2)
+    epochs: int | None = None
+    wordvec: int | None = None            # embedding size D
+    hidden: int | None = None             # hidden size H
+    batch_size: int = 128
+    lr: float = 1e-3                      # Adam's learning rate
+    lr_schedule: str = "constant"         # a name in optim.LR_SCHEDULES
+    max_grad: float | None = 5.0          # clip the global gradient norm to this; 0 (or None) turns clipping off
+    seed: int = 0                         # of the initial weights and the batch order (the command line seeds
+                                          # with it; a Trainer made in Python uses the generator as it finds
+                                          # it: call tg.manual_seed(seed) before building the model)
+    model_args: dict = field(default_factory=dict)    # extra keywords for the model's constructor
+    limit: int | None = None              # only the first N training examples
+    test_limit: int | None = None         # only the first N test examples
+    device: str = "cpu"
+    save_every: float = 60.0              # seconds of training between checkpoints inside an epoch (a kill
+                                          # loses at most this much work); 0: at the end of each epoch only
+
+    # recorded by the Trainer: the data (with its fingerprint) and the model it built
+    format: str = RUN_FORMAT
+    dataset_path: str | None = None
+    dataset_size: int | None = None
+    dataset_sha256: str | None = None
+    vocab: str | None = None
+    question_width: int | None = None
+    answer_width: int | None = None
+    split_seed: int | None = None
+    train_examples: int | None = None
+    test_examples: int | None = None
+    model_config: dict | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        """A config.json (or checkpoint meta) dict -> TrainConfig; keys it does not know are left out,
+        so runs written by older versions load."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def to_dict(self) -> dict:
+        """The JSON-able dict config.json holds."""
+        return asdict(self)
+
+    def task_defaults(self) -> dict:
+        """The book's settings for this config's task (addition's for any other file)."""
+        name = self.dataset if self.dataset in TASK_DEFAULTS else _stem(self.dataset)
+        return TASK_DEFAULTS.get(name, TASK_DEFAULTS["addition"])
+
+    def resolved(self) -> TrainConfig:
+        """This config with every setting left at None filled from the task's book values."""
+        book = self.task_defaults()
+        return replace(self, **{k: v for k, v in book.items() if getattr(self, k) is None})
+
+    def check(self) -> TrainConfig:
+        """Raise ValueError naming the first setting out of range; returns self."""
+        from ..optim import LR_SCHEDULES  # noqa: PLC0415 - optim pulls in the backend
+        positive = {"batch_size": self.batch_size, "epochs": self.epochs, "wordvec": self.wordvec,
+                    "hidden": self.hidden, "limit": self.limit, "test_limit": self.test_limit}
+        for name, value in positive.items():
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive finite number, got {self.lr!r}")
+        if self.max_grad is not None and not (isinstance(self.max_grad, (int, float))
+                                              and math.isfinite(self.max_grad) and self.max_grad >= 0):
+            raise ValueError(f"max_grad must be 0 (off) or a positive finite number, got {self.max_grad!r}")
+        if not (isinstance(self.save_every, (int, float)) and math.isfinite(self.save_every)
+                and self.save_every >= 0):
+            raise ValueError(f"save_every must be 0 (epoch ends only) or a positive number of seconds, "
+                             f"got {self.save_every!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        return self
+
+    def differences(self, given: dict) -> list[tuple[str, object, object]]:
+        """(name, given value, this run's value) for each setting in `given` that differs from this
+        config's and may not change on resume."""
+        return [(k, v, getattr(self, k)) for k, v in given.items()
+                if k not in CHANGEABLE_ON_RESUME and v != getattr(self, k)]
+
+
+def _stem(path: str) -> str:
+    name = path.replace("\\", "/").rsplit("/", 1)[-1]
+    return name[:-4] if name.endswith(".txt") else name

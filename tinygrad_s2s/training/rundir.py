@@ -1,0 +1,258 @@
+"""A run directory on disk: who holds it and what it holds.
+
+- One process per run: `locked(run_dir)` takes an exclusive OS lock on `run_dir/.lock` (flock on POSIX,
+  msvcrt.locking on Windows). The OS drops it when the process dies, so a `kill -9` never leaves a
+  stale lock; the file holds the holder's PID so a refusal can name it.
+- `state(run_dir)`: absent, empty, a run of this tool, or someone else's files; `check_new_run`
+  refuses to start a run anywhere but an absent or empty directory (or, with overwrite, a run).
+- `clear_run` removes a run's own files (for --overwrite); `remove_temps` removes what an atomic
+  write cut short left behind (only while the lock is held, when no one else can be writing).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import zipfile
+from pathlib import Path
+
+from ..serialization import TMP_PREFIX
+from .config import RUN_FORMAT
+
+__all__ = ["BEST", "CONFIG", "CURVE", "LAST", "LOCK", "METRICS", "RUN_FILES", "RunDirError", "RunDirLocked",
+           "RunDirRefused", "check_new_run", "clear_run", "holder", "locked", "remove_temps", "state"]
+
+CONFIG, METRICS, LAST, BEST, CURVE = "config.json", "metrics.csv", "last.npz", "best.npz", "learning_curve.png"
+RUN_FILES = (CONFIG, METRICS, LAST, BEST, CURVE)
+"""Every file a run writes (see runfiles)."""
+LOCK = ".lock"
+_LEGACY_KEYS = {"model", "vocab", "dataset_path", "question_width"}   # config.json before the format key
+
+try:
+    import fcntl
+except ImportError:         # Windows
+    fcntl = None
+try:
+    import msvcrt
+except ImportError:         # POSIX
+    msvcrt = None
+_WINDOWS_LOCK_BYTE = 1 << 20     # msvcrt locks are mandatory: lock a byte past the PID so it stays readable
+
+
+class RunDirError(Exception):
+    """A directory the command refuses to use (the command line exits 2)."""
+
+
+class RunDirLocked(RunDirError):
+    """Another process holds the run directory's lock; `pid` is that process (None if unknown)."""
+
+    def __init__(self, run_dir, pid: int | None):
+        self.run_dir, self.pid = Path(run_dir), pid
+        who = f"process {pid}" if pid else "another process"
+        super().__init__(f"{run_dir} is in use by {who} (it holds {Path(run_dir) / LOCK}); one process per "
+                         "run directory: wait for it to finish or stop it")
+
+
+class RunDirRefused(RunDirError, FileExistsError):
+    """The directory holds a run (or files this tool did not write) that starting a run would overwrite."""
+
+
+# ---------------------------------------------------------------- what a directory holds
+def _is_checkpoint(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as z:
+            return "__header__.npy" in z.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _is_run_config(path: Path) -> bool:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and (config.get("format") == RUN_FORMAT or _LEGACY_KEYS <= set(config))
+
+
+def state(run_dir) -> tuple[str, list[str]]:
+    """("absent" | "empty" | "run" | "foreign" | "file", the names that are not the tool's own).
+
+    A run is a directory whose config.json is one this tool wrote or that holds one of its checkpoints;
+    the lock file and interrupted temporary files do not count as contents."""
+    p = Path(run_dir)
+    if not p.exists():
+        return "absent", []
+    if not p.is_dir():
+        return "file", [p.name]
+    names = sorted(n for n in os.listdir(p) if n != LOCK and not n.startswith(TMP_PREFIX))
+    if not names:
+        return "empty", []
+    other = [n for n in names if n not in RUN_FILES]
+    is_run = (_is_run_config(p / CONFIG) or any(_is_checkpoint(p / n) for n in (LAST, BEST) if n in names))
+    return ("run" if is_run else "foreign"), (other if is_run else names)
+
+
+def check_new_run(run_dir, overwrite: bool = False) -> str:
+    """Refuse (RunDirRefused / RunDirLocked) unless a new run may start in `run_dir`: it is absent or
+    empty, or (with `overwrite`) a run of this tool that no process holds. Touches nothing; returns
+    the state."""
+    kind, other = state(run_dir)
+    if kind == "file":
+        raise RunDirRefused(f"{run_dir} is a file, not a directory; choose another --out")
+    if kind == "foreign":
+        shown = ", ".join(other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5 else "")
+        raise RunDirRefused(f"{run_dir} holds files this tool did not write ({shown}); it never writes "
+                            "into such a directory: choose another --out")
+    pid = holder(run_dir) if kind != "absent" else None
+    if pid is not None:
+        raise RunDirLocked(run_dir, pid or None)
+    if kind == "run" and not overwrite:
+        raise RunDirRefused(f"{run_dir} already holds a run; pass --resume to continue it (in Python: "
+                            "Trainer.resume(run_dir)), --overwrite to replace it, or choose another --out "
+                            "(another run_dir)")
+    if kind == "run" and other:
+        raise RunDirRefused(f"{run_dir} holds a run and files this tool did not write ({', '.join(other[:5])}); "
+                            "--overwrite replaces a run whole and never deletes those: move them first")
+    return kind
+
+
+def clear_run(run_dir) -> list[str]:
+    """Remove a run's own files (and interrupted temporaries) for --overwrite; other files stay.
+    Returns the names removed. Call it while holding the lock."""
+    p, removed = Path(run_dir), []
+    for name in RUN_FILES:
+        if (p / name).is_file():
+            (p / name).unlink()
+            removed.append(name)
+    return removed + remove_temps(p)
+
+
+def remove_temps(run_dir) -> list[str]:
+    """Delete the `.tmp-*` files an atomic write cut short (by kill -9 or power loss) left in
+    `run_dir`; call it while holding the lock, when no process of this tool can be writing there."""
+    p, removed = Path(run_dir), []
+    if p.is_dir():
+        for name in os.listdir(p):
+            if name.startswith(TMP_PREFIX) and (p / name).is_file():
+                with contextlib.suppress(FileNotFoundError):
+                    (p / name).unlink()
+                    removed.append(name)
+    return sorted(removed)
+
+
+# ---------------------------------------------------------------- the lock
+_held: dict[str, list] = {}     # resolved path -> [fd, count]: the lock is re-entrant within a process
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        elif msvcrt is not None:
+            os.lseek(fd, _WINDOWS_LOCK_BYTE, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        else:
+            raise OSError("this platform offers no file locking (neither fcntl nor msvcrt)")
+    except (BlockingIOError, PermissionError):
+        return False
+    except OSError as exc:
+        if msvcrt is not None and fcntl is None:    # msvcrt reports a held lock as a plain OSError
+            return False
+        raise RunDirError(f"cannot lock the run directory: {exc}") from None
+    return True
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        with open(path, "rb") as f:
+            text = f.read(32).split(b"\0")[0].strip()
+        return int(text) if text else None
+    except (OSError, ValueError):
+        return None
+
+
+def holder(run_dir) -> int | None:
+    """The PID of another process holding `run_dir`'s lock (0 when its PID is unknown), None when no
+    other process holds it. Creates nothing."""
+    path = Path(run_dir) / LOCK
+    if str(path.resolve()) in _held:
+        return None
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return None
+    try:
+        if _try_lock(fd):
+            if fcntl is None and msvcrt is not None:
+                msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+            return None
+    finally:
+        os.close(fd)            # closing releases a probe's lock
+    return _read_pid(path) or 0
+
+
+@contextlib.contextmanager
+def locked(run_dir, *, create: bool = True, optional: bool = False):
+    """Hold `run_dir`'s exclusive lock inside the block (the directory is created if `create`).
+    Raises RunDirLocked naming the holder's PID when another process has it. Re-entrant: a process
+    that already holds it just enters. `optional`: where the lock file cannot be created (a read-only
+    directory, which nobody can be training into), go on without it."""
+    p = Path(run_dir)
+    if create:
+        p.mkdir(parents=True, exist_ok=True)
+    path = p / LOCK
+    key = str(path.resolve())
+    if key in _held:
+        _held[key][1] += 1
+        try:
+            yield p
+        finally:
+            _held[key][1] -= 1
+        return
+    try:
+        fd = _acquire(path, p)
+    except (PermissionError, OSError) as exc:
+        if isinstance(exc, RunDirError) or not optional:
+            raise
+        yield p
+        return
+    _held[key] = [fd, 1]
+    try:
+        yield p
+    finally:
+        del _held[key]
+        if fcntl is not None:       # unlink while still holding it: a waiter then sees a new file
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        os.close(fd)                # closing releases the lock
+
+
+def _acquire(path: Path, run_dir: Path) -> int:
+    for _ in range(100):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if not _try_lock(fd):
+            os.close(fd)
+            raise RunDirLocked(run_dir, _wait_for_pid(path))
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if not same:                # the previous holder unlinked it between our open and our lock
+            os.close(fd)
+            continue
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        return fd
+    raise RunDirError(f"cannot lock {path}: it keeps being replaced")
+
+
+def _wait_for_pid(path: Path) -> int | None:
+    """The holder writes its PID just after locking; give it a moment to appear."""
+    import time  # noqa: PLC0415
+    for _ in range(20):
+        pid = _read_pid(path)
+        if pid:
+            return pid
+        time.sleep(0.01)
+    return None

@@ -1,0 +1,352 @@
+"""The Trainer (Adam, gradient clipping, mini-batches, per-epoch progress bar, test accuracy with the
+book's ☑/☒ examples) and resumable runs.
+
+Nothing is ever lost: a run directory is held by one process at a time (an OS lock) and gets its
+config and a checkpoint before the first step, after every epoch and, inside an epoch, after every
+`save_every` seconds of training (60 by default, so a kill loses at most that); Ctrl-C stops at the next step
+boundary and saves where it stopped; a NaN/Inf loss or gradient stops training before it touches the
+weights and keeps the last good checkpoint. Whatever stopped it (Ctrl-C, a crash, kill -9 at any
+moment, a NaN stop), `Trainer.resume(run_dir)` continues exactly, RNG state included.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import sys
+import threading
+import time
+from dataclasses import fields, replace
+from pathlib import Path
+
+import numpy as np
+
+from .. import optim
+from ..backend import random
+from . import rundir
+from ..models.contract import check_loss
+from ..data.datasets import Dataset, batch_indices
+from .evaluation import exact_match, format_examples, generate_batched
+from ..models.registry import registered_name
+from .fingerprint import dataset_of, fingerprint
+from .runfiles import (BEST, CONFIG, LAST, Run, build_model, load_checkpoint, load_run, plot_learning_curve, read_config, save_checkpoint, write_config, write_metrics)
+from .config import TrainConfig
+
+__all__ = ["Run", "TrainConfig", "Trainer", "TrainingDiverged", "TrainingInterrupted", "load_run"]
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during `fit`: the position reached was saved to `checkpoint` (None without a run dir)."""
+
+    def __init__(self, checkpoint, epoch: int, batch: int, step: int):
+        self.checkpoint, self.epoch, self.batch, self.step = checkpoint, epoch, batch, step
+        where = f"epoch {epoch + 1}, after batch {batch}, step {step}"
+        saved = f"checkpoint saved to {checkpoint}" if checkpoint else "no run directory, nothing saved"
+        super().__init__(f"interrupted at {where}; {saved}")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradient norm became NaN/Inf; the weights were not updated with it."""
+
+    def __init__(self, what: str, value: float, step: int, epoch: int, batch: int, checkpoint):
+        self.what, self.value = what, value
+        self.step, self.epoch, self.batch, self.checkpoint = step, epoch, batch, checkpoint
+        kept = (f"the last good checkpoint is {checkpoint}" if checkpoint
+                else "no run directory, nothing saved")
+        super().__init__(f"training stopped: the {what} is {value} at step {step} (epoch {epoch + 1}, "
+                         f"batch {batch + 1}); {kept}; start a new run with a smaller --lr or --max-grad"
+                         + (f" (in another --out, or in {checkpoint.parent} with --overwrite)" if checkpoint else ""))
+
+
+# ---------------------------------------------------------------- Ctrl-C
+class _StopFlag:
+    """Ctrl-C while training: the first press asks to stop at the next step boundary, a second
+    press stops at once (except inside a weight update, which is never cut in half)."""
+
+    def __init__(self):
+        self.requested = False
+        self.critical = False
+
+    def handler(self, signum, frame):
+        if self.requested and not self.critical:
+            raise KeyboardInterrupt
+        if not self.requested:
+            print("\nCtrl-C: stopping after this step and saving a checkpoint (press again to stop now)",
+                  file=sys.stderr, flush=True)
+        self.requested = True
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self         # signals only reach the main thread; KeyboardInterrupt is still caught
+            return
+        old = signal.signal(signal.SIGINT, self.handler)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, old)
+
+
+# ---------------------------------------------------------------- the trainer
+class Trainer:
+    """Trains `model` on `dataset` with Adam and gradient clipping, as the book's chapter 7.
+
+    `config` (a TrainConfig or its dict) holds the settings; keyword `settings` override single ones
+    (`Trainer(m, ds, lr=0.01)`). With `run_dir`, the run is kept there (config.json, metrics.csv,
+    last.npz/best.npz, learning_curve.png; see `tinygrad_s2s.runfiles`) and the directory is locked
+    while `fit` runs. The config must name the registered model (found from `model` when a registered
+    factory built it); the Trainer records the dataset with its fingerprint and `model.config`. `log`
+    gets the per-epoch lines; progress bars go to stderr.
+    """
+
+    def __init__(self, model, dataset: Dataset, config=None, *, run_dir=None, log=None, progress: bool = True,
+                 eval_batch_size: int = 1000, examples_shown: int = 3, **settings):
+        cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config or {})
+        unknown = sorted(set(settings) - {f.name for f in fields(TrainConfig)})
+        if unknown:
+            raise TypeError(f"Trainer: unknown settings {unknown}; the settings are TrainConfig's fields")
+        cfg = replace(cfg, **settings).check()
+        mc = getattr(model, "config", None)
+        self.config = replace(
+            cfg, model=cfg.model or registered_name(model), dataset=dataset.name, reverse=dataset.reverse,
+            **(fingerprint(dataset.path) if dataset.path is not None else {}), vocab="".join(dataset.vocab.chars),
+            question_width=dataset.question_width, answer_width=dataset.answer_width, split_seed=dataset.seed,
+            limit=dataset.train_limit, test_limit=dataset.test_limit, train_examples=len(dataset.x_train),
+            test_examples=len(dataset.x_test), model_config=mc,
+            wordvec=cfg.wordvec or (mc or {}).get("wordvec_size"), hidden=cfg.hidden or (mc or {}).get("hidden_size"))
+        self.model, self.dataset = model, dataset
+        self.optimizer = optim.Adam(model.parameters(), lr=cfg.lr)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        if log is not None and not callable(getattr(log, "write", None)):
+            raise TypeError(f"Trainer: log must be a text stream with write() (sys.stdout, an open file, "
+                            f"io.StringIO), got {type(log).__name__}")   # not after an epoch of training
+        self.log = log if log is not None else sys.stdout
+        self.progress, self.eval_batch_size, self.examples_shown = progress, eval_batch_size, examples_shown
+        # position: `epoch` epochs finished, `batch` batches of the next one done, `step` updates in all
+        self.epoch = self.batch = self.step = 0
+        self.history: list[dict] = []
+        self.best_accuracy: float | None = None
+        self._epoch_loss, self._epoch_examples, self._epoch_seconds = 0.0, 0, 0.0
+        self._rng_epoch_start = self._rng = None
+        self._started = False
+        self._restart = False       # resuming a run stopped before its first checkpoint
+        self._saved_at = time.monotonic()   # when the last checkpoint was written (or this Trainer made)
+
+    # ---- resuming
+    @classmethod
+    def resume(cls, run_dir, *, device: str | None = None, save_every: float | None = None,
+               dataset: Dataset | None = None, **kwargs) -> Trainer:
+        """A Trainer that continues the run in `run_dir` exactly where it stopped: from last.npz
+        (weights, optimizer slots, RNG, position, history; best.npz where last.npz was lost), or, for
+        a run stopped before its first checkpoint, from the start of its config.json (the model
+        rebuilt from the config's seed). The dataset is reloaded from the config and must match its
+        recorded fingerprint."""
+        run_dir = Path(run_dir)
+        meta = None
+        checkpoint = next((run_dir / n for n in (LAST, BEST) if (run_dir / n).is_file()), None)
+        if checkpoint is not None:      # best.npz is a whole checkpoint too: a run that lost last.npz goes on
+            model_state, opt_state, meta = load_checkpoint(checkpoint)
+            config = meta["config"]
+        elif (run_dir / CONFIG).is_file() and rundir.state(run_dir)[0] == "run":
+            config = read_config(run_dir)
+        else:
+            raise FileNotFoundError(f"nothing to resume: {run_dir} holds no {LAST} or {CONFIG}")
+        cfg = TrainConfig.from_dict(config)
+        if device is not None:
+            cfg = replace(cfg, device=device)
+        if save_every is not None:
+            cfg = replace(cfg, save_every=save_every)
+        if dataset is None:
+            dataset = dataset_of(config)
+        random.manual_seed(cfg.seed)        # as a new run builds its model (a checkpoint then replaces it)
+        model = build_model(cfg)
+        if meta is not None:
+            model.load_state_dict(model_state)
+        if cfg.device != "cpu":
+            model.to(cfg.device)
+        trainer = cls(model, dataset, cfg, run_dir=run_dir, **kwargs)
+        if meta is None:
+            trainer._restart = True
+            return trainer
+        if opt_state is not None:
+            trainer.optimizer.load_state_dict(opt_state)
+        trainer.epoch, trainer.batch, trainer.step = meta["epoch"], meta["batch"], meta["step"]
+        trainer.history = list(meta.get("history", []))
+        trainer.best_accuracy = meta.get("best_accuracy")
+        trainer._epoch_loss = meta.get("epoch_loss", 0.0)
+        trainer._epoch_examples = meta.get("epoch_examples", 0)
+        trainer._epoch_seconds = meta.get("epoch_seconds", 0.0)
+        trainer._rng_epoch_start, trainer._rng = meta["rng_epoch_start"], meta["rng"]
+        trainer._started = True
+        return trainer
+
+    # ---- checkpoints
+    def _meta(self, **extra) -> dict:
+        return {"config": self.config.to_dict(), "epoch": self.epoch, "batch": self.batch, "step": self.step,
+                "rng": self._rng, "rng_epoch_start": self._rng_epoch_start, "history": self.history,
+                "best_accuracy": self.best_accuracy, "epoch_loss": self._epoch_loss,
+                "epoch_examples": self._epoch_examples, "epoch_seconds": self._epoch_seconds, **extra}
+
+    def save(self, name: str = LAST, **extra) -> Path | None:
+        """Write a checkpoint of the current position into the run directory (None without one)."""
+        if self.run_dir is None:
+            return None
+        path = self.run_dir / name
+        save_checkpoint(path, self.model, self.optimizer, self._meta(**extra))
+        self._saved_at = time.monotonic()
+        return path
+
+    def _start(self, epochs: int) -> None:
+        """First fit() of a run: refuse a directory holding a run or other files, then write the config
+        (complete: a run stopped after this restarts from it) and checkpoint 0."""
+        self._rng = self._rng_epoch_start = random.get_state()
+        self.config.epochs = epochs
+        if self.run_dir is not None:
+            if not self._restart:
+                rundir.check_new_run(self.run_dir)
+            write_config(self.run_dir, self.config)
+            self.save()
+        self._started = True
+
+    # ---- training
+    def fit(self, epochs: int | None = None) -> list[dict]:
+        """Train until `epochs` (default: the config's) epochs are finished in all (a resumed run
+        continues its count). Returns the metrics history. Raises TrainingInterrupted on Ctrl-C (after
+        saving), TrainingDiverged on a NaN/Inf loss or gradient (keeping the last good checkpoint) and
+        rundir.RunDirLocked when another process holds the run directory."""
+        epochs = epochs or self.config.epochs
+        if not epochs:
+            raise ValueError("fit: how many epochs? pass fit(epochs) or set the config's epochs")
+        if self.run_dir is not None and self.config.model is None:    # before the lock makes the directory
+            raise ValueError("cannot tell which registered model this is, so the run could not be "
+                             "reloaded; pass config={'model': NAME}")
+        if self.run_dir is not None and self.dataset.path is None:
+            raise ValueError("a run directory records its training file (path, size, SHA-256) to resume and "
+                             "evaluate on it, and this dataset has none (path=None): write it to a file and "
+                             "load_dataset(path), or train without run_dir")
+        stop = _StopFlag()
+        held = rundir.locked(self.run_dir) if self.run_dir is not None else contextlib.nullcontext()
+        with held, stop.installed(), np.errstate(over="ignore", invalid="ignore"):
+            if self.run_dir is not None:
+                rundir.remove_temps(self.run_dir)     # what a write cut short by a crash left behind
+            if not self._started:
+                self._start(epochs)
+            self.check_epochs(epochs)
+            if epochs > self.epoch and epochs != self.config.epochs:
+                self.config.epochs = epochs     # the new target; fewer epochs than done changes nothing
+                if self.run_dir is not None:
+                    write_config(self.run_dir, self.config)
+            while self.epoch < epochs:
+                try:
+                    self._run_epoch(epochs, stop)
+                except KeyboardInterrupt:
+                    path = self.save(interrupted=True)
+                    raise TrainingInterrupted(path, self.epoch, self.batch, self.step) from None
+        return self.history
+
+    def check_epochs(self, epochs: int) -> None:
+        """Raise ValueError if training to `epochs` would change a run's learning-rate schedule: one
+        spans the planned epochs, so changing their number after a step re-plans it (a cosine schedule
+        that reached 0 would restart at half the rate), and the run would match no run trained
+        straight through. `fit` calls it; the command line calls it before anything runs."""
+        if epochs <= self.epoch or epochs == self.config.epochs or self.config.lr_schedule == "constant" \
+                or not self.step:
+            return
+        planned = self.config.epochs
+        raise ValueError(f"this run's {self.config.lr_schedule} learning-rate schedule was planned over "
+                         f"{planned} epoch{'s' if planned != 1 else ''} and {self.step} steps of it are done; training it to {epochs} "
+                         f"epochs would re-plan the schedule mid-run (the rate would jump), matching no run "
+                         f"trained straight to {epochs} epochs. Train a new run with {epochs} epochs instead")
+
+    def _run_epoch(self, epochs: int, stop: _StopFlag) -> None:
+        from tqdm import tqdm  # noqa: PLC0415 - keeps `import tinygrad_s2s.train` light
+
+        ds, n = self.dataset, len(self.dataset.x_train)
+        # the epoch's order is drawn from the RNG state saved at its start; after a mid-epoch resume
+        # the state then jumps to where the last finished step had left it, so resume is exact
+        random.set_state(self._rng_epoch_start)
+        batches = batch_indices(n, self.config.batch_size, random.generator())
+        if self.batch:
+            random.set_state(self._rng)
+        self._rng = random.get_state()
+        params = self.model.parameters()
+        self.model.train()
+        bar = tqdm(total=n, initial=min(self.batch * self.config.batch_size, n), unit="ex", file=sys.stderr,
+                   desc=f"epoch {self.epoch + 1}/{epochs}", disable=not self.progress, leave=True,
+                   dynamic_ncols=True, mininterval=0.5)
+        t0 = time.perf_counter()
+        try:
+            for b in range(self.batch, len(batches)):
+                if stop.requested:
+                    raise KeyboardInterrupt
+                idx = batches[b]
+                loss = check_loss(self.model(ds.x_train[idx], ds.t_train[idx]), self.config.model)
+                value = float(loss.item())
+                if not math.isfinite(value):
+                    raise self._diverged("loss", value, b)
+                self.optimizer.zero_grad()
+                loss.backward()
+                norm = optim.clip_grad_norm(params, self.config.max_grad or math.inf)
+                if not math.isfinite(norm):
+                    raise self._diverged("gradient norm", norm, b)
+                stop.critical = True        # the update and the position advance together
+                self.optimizer.lr = optim.scheduled_lr(self.config.lr, self.config.lr_schedule, self.step,
+                                                       epochs * len(batches))
+                self.optimizer.step()
+                self.step += 1
+                self.batch = b + 1
+                self._epoch_loss += value * len(idx)
+                self._epoch_examples += len(idx)
+                self._rng = random.get_state()
+                stop.critical = False
+                if (self.run_dir is not None and self.config.save_every and b + 1 < len(batches)
+                        and time.monotonic() - self._saved_at >= self.config.save_every):
+                    now = time.perf_counter()       # the checkpoint records the epoch's time so far
+                    self._epoch_seconds += now - t0
+                    t0 = now
+                    self.save()
+                bar.update(len(idx))
+                bar.set_postfix(loss=f"{self._epoch_loss / self._epoch_examples:.4f}", refresh=False)
+        finally:
+            stop.critical = False
+            self._epoch_seconds += time.perf_counter() - t0
+            bar.close()
+        self._end_epoch(epochs, stop)
+
+    def _diverged(self, what, value, b) -> TrainingDiverged:
+        last = self.run_dir / LAST if self.run_dir is not None else None
+        return TrainingDiverged(what, value, self.step + 1, self.epoch, b, last)
+
+    def _end_epoch(self, epochs: int, stop: _StopFlag) -> None:
+        ds = self.dataset
+        pred = generate_batched(self.model, ds.x_test, ds.start_id, ds.t_test.shape[1] - 1,
+                                batch_size=self.eval_batch_size, should_stop=lambda: stop.requested)
+        accuracy = float(exact_match(pred, ds.t_test).mean())
+        improved = self.best_accuracy is None or accuracy > self.best_accuracy
+        seconds = self._epoch_seconds
+        row = {"epoch": self.epoch + 1, "step": self.step,
+               "train_loss": self._epoch_loss / max(self._epoch_examples, 1), "test_accuracy": accuracy,
+               "best_accuracy": accuracy if improved else self.best_accuracy, "seconds": round(seconds, 3),
+               "examples_per_second": round(self._epoch_examples / seconds, 1) if seconds > 0 else 0.0}
+        stop.critical = True     # history and position move together
+        if improved:
+            self.best_accuracy = accuracy
+        self.history.append(row)
+        self.epoch += 1
+        self.batch = 0
+        self._epoch_loss, self._epoch_examples, self._epoch_seconds = 0.0, 0, 0.0
+        self._rng = self._rng_epoch_start = random.get_state()
+        stop.critical = False
+        if self.run_dir is not None:     # last.npz last: it is never ahead of best.npz and the metrics
+            if improved:
+                self.save(BEST)
+            write_metrics(self.run_dir, self.history)
+            plot_learning_curve(self.run_dir, self.history, f"{self.config.model or ''} on {ds.name}".strip())
+            self.save()
+        print(f"epoch {row['epoch']}/{epochs}: loss {row['train_loss']:.4f}, test accuracy "
+              f"{100 * accuracy:.3f}% (best {100 * self.best_accuracy:.3f}%), {seconds:.1f} s, "
+              f"{row['examples_per_second']:.0f} examples/s", file=self.log)
+        k = self.examples_shown
+        for line in format_examples(ds, ds.x_test[:k], ds.t_test[:k], pred[:k], self.log):
+            print(line, file=self.log)
+        self.log.flush()
