@@ -23,7 +23,7 @@ from .serialization import load, save
 from .models import available_models, create_model, register_model
 from .backend.random import manual_seed
 from . import _compat
-from ._version import __version__
+from ._version import __version__  # noqa: F401 - the package attribute users read
 
 
 __all__ = [
