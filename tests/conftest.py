@@ -1,8 +1,14 @@
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
+
+# tests/helpers/ holds modules tests import by name (tiny_model, small_models, browser...); subprocesses
+# put the same folder on their path (helpers/paths.py says where)
+sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))
 
 # Profiles chosen by HYPOTHESIS_PROFILE; CI (CI=true) gets the fixed-budget 'ci' profile.
 settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True,

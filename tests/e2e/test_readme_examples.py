@@ -1,14 +1,14 @@
 """The README's engine examples run as written: gradients of gradients and a user's op under the battery."""
 import re
 import runpy
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import tinygrad_s2s as tg
+from paths import REPO_ROOT
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+README = (REPO_ROOT / "README.md").read_text()
 
 
 def _blocks(section):

@@ -5,14 +5,13 @@ import importlib
 import inspect
 import pkgutil
 import re
-from pathlib import Path
 from unittest import mock
 
 import tinygrad_s2s as tg
 from tinygrad_s2s.autograd import Function
 from tinygrad_s2s.testing.op_table import OPS
+from paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 BUILDING_BLOCKS = {"base", "factories"}      # shared helpers and tensor factories: no Function of their own
 
 
@@ -38,7 +37,7 @@ def test_every_op_module_holds_functions_beneath_their_classes():
 def test_every_op_is_exported_tested_documented_and_has_a_pytorch_twin():
     from benchmarks.op_overhead import _torch_ops
     table = {spec.name for spec in OPS}
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     start = readme.index("Primitives:")
     listed = set(re.findall(r"[a-z_]+", readme[start:readme.index("\n\n", start)]))
     twins = set(_torch_ops(mock.MagicMock()))

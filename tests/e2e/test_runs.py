@@ -19,8 +19,9 @@ from tinygrad_s2s.data import generators as datagen
 from tinygrad_s2s.training import rundir
 
 import tiny_model  # noqa: F401 - registers tiny-s2s in this process too
+from paths import HELPERS
 
-TESTS = Path(__file__).resolve().parent
+TESTS = HELPERS
 PRELUDE = (f"import sys; sys.path.insert(0, {str(TESTS)!r}); import crash; "
            "from tinygrad_s2s.cli import main; sys.exit(main())")
 EPOCHS = 3

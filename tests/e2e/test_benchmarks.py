@@ -14,12 +14,11 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:   # benchmarks/ is run from the repo root, not installed as a package
     sys.path.insert(0, str(REPO_ROOT))
 BENCHMARKS = ["op_overhead", "lstm_layer", "train_step", "evaluate", "memory", "scaling"]

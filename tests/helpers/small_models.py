@@ -42,3 +42,12 @@ def mlp_loss(layers: int = 3, input_grad: bool = False):
     model = MLP(layers)
     x = np.arange(8.0).reshape(2, 4) / 8
     return model(tg.Tensor(x, requires_grad=True, name="x") if input_grad else tg.Tensor(x)), model
+
+
+def tanh_derivatives(x, n):
+    """[d1, ..., dn] of tanh at x, each by tg.grad of the previous one with create_graph=True."""
+    g, out = tg.tanh(x), []
+    for _ in range(n):
+        g, = tg.grad(tg.sum(g) if g.size > 1 else g, x, create_graph=True)
+        out.append(g)
+    return out

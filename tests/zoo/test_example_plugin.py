@@ -5,9 +5,9 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+from paths import REPO_ROOT
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "gru_attention"
+EXAMPLE = REPO_ROOT / "examples" / "gru_attention"
 
 
 def test_the_example_plugin_installs_and_passes_the_battery(tmp_path):

@@ -7,25 +7,14 @@ import sys
 from collections import Counter
 
 import numpy as np
-import pytest
 
 import tinygrad_s2s as tg
 from tinygrad_s2s import nn
 from tinygrad_s2s.viz import render, to_dot, to_html, walk
 from tinygrad_s2s.viz.html import graph_data
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from browser import Browser, find_chromium  # noqa: E402
-from test_viz import svg_nodes  # noqa: E402
-
-
-def tanh_derivatives(x, n):
-    """[d1, ..., dn] of tanh at x, each by tg.grad of the previous one with create_graph=True."""
-    g, out = tg.tanh(x), []
-    for _ in range(n):
-        g, = tg.grad(tg.sum(g) if g.size > 1 else g, x, create_graph=True)
-        out.append(g)
-    return out
+from small_models import tanh_derivatives
+from svg import svg_nodes
 
 
 def ops_by_box(t):
@@ -132,14 +121,3 @@ def test_the_html_view_of_a_gradient_builds_and_names_each_backward(tmp_path):
     assert "grad(tanh)" in open(page, encoding="utf-8").read()
 
 
-@pytest.mark.skipif(find_chromium() is None, reason="no chromium on PATH (CI installs it in .ci/run)")
-def test_the_html_view_of_a_third_derivative_in_chromium(tmp_path):
-    x = tg.Tensor(np.array(0.5), requires_grad=True, name="x")
-    d3 = tanh_derivatives(x, 3)[-1]
-    with Browser() as b:
-        b.open("file://" + to_html(d3, tmp_path / "d3.html") + "#expand=backward3")
-        assert b.eval("document.body.dataset.state") == "ready"
-        text = b.eval("document.getElementById('graph').textContent")
-        assert "grad(tanh)" in text and "backward3" in text
-        assert b.eval("document.querySelectorAll('#graph g.node').length") == 20
-        assert b.console == []

@@ -4,7 +4,6 @@ end_id and GNMT's length penalty, chunking, attention of the chosen hypothesis, 
 sampling filters (top_k=1 is greedy, top_p keeps the smallest set reaching p)."""
 import itertools
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +14,9 @@ import tinygrad_s2s as tg
 from tinygrad_s2s.testing.fake_device import fake_device
 from tinygrad_s2s.models.decoding import gnmt_penalty, log_softmax, sampling_probs
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples" / "gru_attention"))
+from paths import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / "examples" / "gru_attention"))
 import gru_attention_plugin.model  # noqa: E402, F401 - registers the worked plugin 'gru_attention'
 
 MODELS = ["seq2seq", "peeky", "attention", "deep_lstm", "transformer", "gru_attention"]

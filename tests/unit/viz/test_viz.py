@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import time
-import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
@@ -19,6 +18,7 @@ from tinygrad_s2s.viz import (GraphFreedError, GraphvizNotFoundError, attention_
 from tinygrad_s2s.viz.model_graphs import attention_step, find_attention
 
 from small_models import mlp_loss, registered
+from svg import svg_nodes
 
 render_module = importlib.import_module("tinygrad_s2s.viz.render")   # the package's `render` is the function
 SVG = "{http://www.w3.org/2000/svg}"
@@ -81,19 +81,6 @@ def book_attention_step():
     """(ModelGraph, module path) of one attention step of the book's Attention, as `graph` draws it."""
     path, attention = find_attention(Decoder())
     return attention_step(attention, seq_len=5, hidden_size=4), path
-
-
-def svg_nodes(svg_text: str):
-    """(node titles, cluster titles) of a Graphviz SVG."""
-    root = ET.fromstring(svg_text)
-    nodes, clusters = [], []
-    for g in root.iter(f"{SVG}g"):
-        title = g.find(f"{SVG}title")
-        if g.get("class") == "node":
-            nodes.append(title.text)
-        elif g.get("class") == "cluster":
-            clusters.append(title.text)
-    return nodes, clusters
 
 
 # ---------------------------------------------------------------- networkx export

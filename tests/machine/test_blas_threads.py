@@ -7,7 +7,7 @@ import pytest
 
 from tinygrad_s2s.backend import blas_threads
 
-from test_zoo import MODELS, batch, build
+from zoo_cases import MODELS, batch, build
 
 
 class FakeBLAS:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 import tinygrad_s2s as tg
 from tinygrad_s2s.testing import op_table
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from paths import REPO_ROOT
+
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 

@@ -4,18 +4,18 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import tinygrad_s2s as tg
 from tinygrad_s2s.cli import main
-from test_cli import one_error_line
+from cli_errors import one_error_line
 from tinygrad_s2s.training.evaluation import evaluate
 from tinygrad_s2s.training.fingerprint import dataset_of
 from tinygrad_s2s.training.trainer import load_run
 from tinygrad_s2s.models.decoding import log_softmax
+from paths import HELPERS
 
 SMALL = ["--dataset", "addition", "--limit", "300", "--test-limit", "50", "--hidden", "8", "--wordvec", "4"]
 QUESTIONS = ["77+85", "5+5", "123+4"]
@@ -106,7 +106,7 @@ def test_top_p_outside_the_unit_interval_is_a_usage_error(work):
 
 
 def test_beam_on_a_model_without_beam_search_is_a_clear_error(work, monkeypatch, capsys):
-    tests = str(Path(__file__).resolve().parent)
+    tests = str(HELPERS)
     monkeypatch.syspath_prepend(tests)
     import tiny_model  # noqa: F401 - registers tiny-s2s (greedy generate only)
     monkeypatch.setenv("TINYGRAD_S2S_DATA", str(work / "datasets"))

@@ -20,8 +20,10 @@ from tinygrad_s2s.data import load_dataset
 from tinygrad_s2s.training.trainer import load_run
 
 import tiny_model  # noqa: F401 - registers 'tiny-s2s' in this process too
+from cli_errors import one_error_line
+from paths import HELPERS
 
-TESTS = Path(__file__).resolve().parent
+TESTS = HELPERS
 PRELUDE = (f"import sys; sys.path.insert(0, {str(TESTS)!r}); import tiny_model; "
            "from tinygrad_s2s.cli import main; sys.exit(main())")
 SMALL = ["--dataset", "addition", "--limit", "300", "--test-limit", "50", "--hidden", "8", "--wordvec", "4"]
@@ -41,15 +43,6 @@ def env_for(work):
 def cli(work, *args, tiny=True, timeout=120):
     cmd = [sys.executable, "-c", PRELUDE, *args] if tiny else [sys.executable, "-m", "tinygrad_s2s", *args]
     return subprocess.run(cmd, cwd=work, env=env_for(work), capture_output=True, text=True, timeout=timeout)
-
-
-def one_error_line(result, code, *words):
-    assert result.returncode == code, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    for w in words:
-        assert w in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -8,25 +8,11 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import tinygrad_s2s as tg
+from zoo_cases import ATTENDING, MODELS, V, batch, build
 from tinygrad_s2s.testing import gradcheck, gradcheck_model
 from tinygrad_s2s.testing.fake_device import fake_device
 from zoo.attention import Attention
 from zoo.transformer import sinusoid_table
-
-MODELS = ["seq2seq", "peeky", "attention", "deep_lstm", "transformer"]
-ATTENDING = ["attention", "deep_lstm", "transformer"]
-V = 9          # vocabulary of the contract tests
-
-
-def build(name, vocab=V, wordvec=4, hidden=8, seed=0, dtype=np.float64, **extra):
-    tg.manual_seed(seed)
-    with tg.default_dtype(dtype):
-        return tg.create_model(name, vocab, wordvec_size=wordvec, hidden_size=hidden, **extra)
-
-
-def batch(n=3, t=5, length=4, seed=1, vocab=V):
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, vocab, (n, t)), rng.integers(0, vocab, (n, length + 1))
 
 
 def graph_nodes(loss):

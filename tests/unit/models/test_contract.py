@@ -2,7 +2,6 @@
 deliberately broken model per item; the registry records the arguments of a model without `config`;
 train/eval/predict stop a broken plugin at once with the same message; the README lists every item."""
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,9 +11,10 @@ from tinygrad_s2s import nn
 from tinygrad_s2s.models.contract import CONTRACT, ContractError, check_generated, check_loss
 from tinygrad_s2s.testing import check_model
 from zoo.seq2seq import Seq2seq
+from paths import REPO_ROOT
 
 MODELS = ["seq2seq", "peeky", "attention", "deep_lstm", "transformer"]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 
 
 @pytest.mark.parametrize("name", MODELS)
