@@ -149,6 +149,7 @@ def test_train_step_same_loss_both_frameworks(torch_mode, capsys):
         assert losses[-1] == pytest.approx(losses[0], rel=1e-4), f"torch twin disagrees: {r}"
 
 
+@pytest.mark.machine       # exact argmax agreement of two BLAS libraries (ours and PyTorch's)
 def test_evaluate_decodes_the_same_ids(torch_mode, capsys):
     out = run_main("evaluate", capsys, "--models", "seq2seq,attention")
     check_header_and_torch(out, torch_mode)
@@ -158,6 +159,7 @@ def test_evaluate_decodes_the_same_ids(torch_mode, capsys):
         assert r[-1] == ("100.00%" if torch_mode else "n/a")
 
 
+@pytest.mark.machine       # a heap-growth bound: this allocator's behaviour
 def test_memory_runs_fresh_children(torch_mode, capsys):
     out = run_main("memory", capsys, "--iters", "4")
     check_header_and_torch(out, torch_mode)

@@ -118,6 +118,7 @@ def resume_until_done(work, out, tries=6):
                                    {"TG_KILL_STEP": 9}],
                          ids=["writing-checkpoint-0", "before-step-1", "inside-epoch-1",
                               "writing-epoch-1-files", "writing-epoch-1-last", "inside-epoch-2"])
+@pytest.mark.numerics
 def test_kill_9_at_a_chosen_moment_then_resume_is_exact(work, reference, where):
     out = "kill-" + "-".join(f"{k[8:].lower()}{v}" for k, v in where.items())
     r = cli(work, *TRAIN, "--out", out, **where)
@@ -127,6 +128,7 @@ def test_kill_9_at_a_chosen_moment_then_resume_is_exact(work, reference, where):
     assert_same_run(work / out, reference)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("save_every, kept", [("1e-9", (1, 2, 8)), ("0", (1, 0, 6))], ids=["every-step", "epochs-only"])
 def test_a_kill_inside_an_epoch_loses_only_the_steps_since_the_last_save(work, reference, save_every, kept):
     """--save-every: a checkpoint inside an epoch once that many seconds of training passed (1e-9:
@@ -164,11 +166,12 @@ def test_kill_9_before_the_first_write_leaves_a_run_to_start_again(work, referen
     assert_same_run(work / "kill-first", reference)
 
 
-def test_kill_9_at_random_moments_then_resume_is_exact(work, reference_run):
+@pytest.mark.machine           # kill moments drawn within this machine's run time
+@pytest.mark.parametrize("seed", [0, 1])
+def test_kill_9_at_random_moments_then_resume_is_exact(work, reference_run, seed):
     reference, seconds = reference_run
-    seed = int(time.time())
     rng = random.Random(seed)
-    out = work / "random-kills"
+    out = work / f"random-kills-{seed}"
     proc = popen(work, *TRAIN, "--out", str(out))
     kills = 0
     for _ in range(4):       # kill the run, then each resume, at a random moment, until 4 kills landed

@@ -40,6 +40,7 @@ def minor_faults(env_value: str | None) -> int:
     return int(out.stdout)
 
 
+@pytest.mark.machine           # counts this process's page faults
 @glibc_only
 def test_freed_memory_is_reused_without_page_faults():
     tuned, default = minor_faults(None), minor_faults("0")

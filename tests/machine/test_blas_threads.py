@@ -9,6 +9,8 @@ from tinygrad_s2s.backend import blas_threads
 
 from zoo_cases import MODELS, batch, build
 
+pytestmark = pytest.mark.numerics
+
 
 class FakeBLAS:
     """A BLAS controller that records what it is told, with a clock whose step time depends on it."""

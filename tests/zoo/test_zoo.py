@@ -111,6 +111,7 @@ def test_config_rebuilds_the_model(name):
     assert twin(xs, ts).item() == model(xs, ts).item()
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", MODELS)
 def test_seed_fixes_the_initial_weights(name):
     a, b, c = build(name), build(name), build(name, seed=1)
@@ -119,6 +120,7 @@ def test_seed_fixes_the_initial_weights(name):
     assert any(not np.array_equal(pa.numpy(), pc.numpy()) for pa, pc in zip(a.parameters(), c.parameters()))
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", MODELS)
 def test_greedy_generate_is_batched_deterministic_and_matches_teacher_forcing(name):
     model = build(name)
@@ -176,6 +178,7 @@ def test_attention_weights_of_forward_and_generate(name):
     np.testing.assert_allclose(model.attention_weights, g, atol=1e-12)   # step by step == all at once
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", MODELS)
 def test_large_batches_decode_in_chunks_with_the_same_answers(name, monkeypatch):
     import tinygrad_s2s.models.base
@@ -190,6 +193,7 @@ def test_large_batches_decode_in_chunks_with_the_same_answers(name, monkeypatch)
         np.testing.assert_allclose(model.attention_weights, weights, atol=1e-12)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", MODELS)
 def test_training_and_decoding_on_the_strict_fake_gpu_match_the_cpu(name):
     """The GPU code path of a whole model (embedding lookups and gradients, the fused LSTM with its

@@ -206,10 +206,14 @@ def _applies(spec, check) -> bool:
     return not (check == "second_order" and spec.no_second_order)
 
 
-def check_op(spec: OpSpec, checks=None) -> None:
-    """Run the battery (all of CHECKS, or the named `checks`) on `spec`, each over Hypothesis draws
-    under the active settings profile. Raises AssertionError '<op>: <check>: ...' on the first failure
-    (after Hypothesis shrinks the input), also when the op itself raised (its exception is the cause)."""
+def check_op(spec: OpSpec, checks=None, max_examples: int | None = None) -> None:
+    """Run the battery (all of CHECKS, or the named `checks`) on `spec`, each over Hypothesis draws.
+    Raises AssertionError '<op>: <check>: ...' on the first failure (after Hypothesis shrinks the
+    input), also when the op itself raised (its exception is the cause).
+
+    Budget: each check draws `max_examples` inputs (default: the active Hypothesis profile's,
+    100 unless a profile changed it), with no per-example deadline, so a loaded or slow machine
+    never fails a correct op (a second-order check of a layer takes seconds)."""
     for name in checks or CHECKS:
         if name not in CHECKS:
             raise ValueError(f"check_op: unknown check {name!r}; choose from {sorted(CHECKS)}")
@@ -217,7 +221,8 @@ def check_op(spec: OpSpec, checks=None) -> None:
             continue
         # one failure, the first found and shrunk: several distinct ones would come as an ExceptionGroup
         check = given(drawn=spec.kinks if name == "kinks" else spec.inputs)(_one_draw(spec, name))
-        settings(report_multiple_bugs=False)(check)()
+        budget = {} if max_examples is None else {"max_examples": max_examples}
+        settings(report_multiple_bugs=False, deadline=None, **budget)(check)()
 
 
 def _one_draw(spec, name):

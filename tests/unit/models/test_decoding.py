@@ -47,6 +47,7 @@ def log_likelihood(model, xs, start_id, ids):
 problem = dict(n=st.integers(1, 4), t=st.integers(1, 5), length=st.integers(1, 4), seed=st.integers(0, 2**16))
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", MODELS)
 @settings(max_examples=8)
 @given(**problem)
@@ -76,6 +77,7 @@ def test_beam_scores_are_sorted_and_are_the_models_log_likelihood(name, beam, n,
     np.testing.assert_array_equal(model.generate(xs, 2, length, beam=beam), ids[:, 0])
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", MODELS)
 def test_exhaustive_beam_finds_the_true_n_best(name):
     """With beam >= V^length every sequence is kept, so the n-best must be the true n-best."""
@@ -113,6 +115,7 @@ def test_end_id_and_length_penalty(name, alpha, end_id, beam, n, t, length, seed
         np.testing.assert_allclose(scores[:, k], want, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", MODELS)
 def test_beam_search_in_chunks_gives_the_same_hypotheses(name, monkeypatch):
     import tinygrad_s2s.models.base

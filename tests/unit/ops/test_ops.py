@@ -12,7 +12,16 @@ from tinygrad_s2s.testing.op_table import BY_NAME, OPS
 each_op = pytest.mark.parametrize("spec", OPS, ids=[s.name for s in OPS])
 
 
-@pytest.mark.parametrize("spec, check", op_test_cases(OPS))
+BLAS_OPS = ("matmul", "lstm_sequence", "lstm_cell", "gru_sequence")
+"""Ops whose results go through BLAS's GEMMs: CI runs their battery under each OpenBLAS kernel family."""
+
+
+def _battery_cases():
+    return [pytest.param(*case.values, id=case.id, marks=[pytest.mark.numerics] * (case.values[0].name in BLAS_OPS))
+            for case in op_test_cases(OPS)]
+
+
+@pytest.mark.parametrize("spec, check", _battery_cases())
 def test_op_battery(spec, check):
     """The public battery (tg.testing.check_op) on every op in the table: gradient and second order
     against central differences, forward against NumPy in float32 and float64, no mutation, no
@@ -102,3 +111,26 @@ def test_the_gradient_of_a_nan_maximum_goes_to_its_nans_without_a_warning():
         warnings.simplefilter("error")
         tg.sum(tg.max(x, axis=1)).backward()
     np.testing.assert_array_equal(x.grad.numpy(), [[0, 1, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+
+
+def test_check_op_has_no_deadline_and_takes_a_budget():
+    """Run from a user's script (Hypothesis's default profile, deadline 200 ms), a slow op still passes:
+    the README's LayerNorm failed with DeadlineExceeded on a loaded machine."""
+    import subprocess
+    import sys
+    script = """
+import dataclasses, time
+from tinygrad_s2s.testing import check_op
+from tinygrad_s2s.testing.op_table import BY_NAME
+spec, calls = BY_NAME["exp"], []
+def slow_exp(*args, **kwargs):
+    time.sleep(0.25)
+    calls.append(1)
+    return spec.fn(*args, **kwargs)
+check_op(dataclasses.replace(spec, fn=slow_exp), checks=["forward_float64"], max_examples=2)
+print(len(calls))
+"""
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("CI", "HYPOTHESIS_PROFILE")}
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    assert 0 < int(r.stdout) <= 4, r.stdout      # two examples: the budget asked for

@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -493,16 +492,13 @@ def test_attention_heatmap_writes_a_png(tmp_path):
 
 
 # ---------------------------------------------------------------- zoo models and the CLI
-def test_deep_lstm_whole_graph_renders_fast_and_collapse_shrinks_it(tmp_path):
+def test_deep_lstm_whole_graph_renders_and_collapse_shrinks_it(tmp_path):
     if not registered("deep_lstm"):
         pytest.skip("the zoo's 'deep_lstm' model is not registered")
     from tinygrad_s2s.viz.model_graphs import model_graph
 
-    start = time.perf_counter()
-    drawn = model_graph("deep_lstm", whole=True, layers=4)
+    drawn = model_graph("deep_lstm", whole=True, layers=4)      # its time: tests/machine/test_wall_clock.py
     full = render(to_dot(*drawn.outputs, module=drawn.module), tmp_path / "deep.svg")
-    seconds = time.perf_counter() - start
-    assert seconds < 10, f"the 4-layer deep_lstm graph took {seconds:.1f} s"
     nodes_full, clusters = svg_nodes(open(full, encoding="utf-8").read())
     assert clusters
     small = render(to_dot(*drawn.outputs, module=drawn.module, collapse=["encoder", "decoder"]),
@@ -671,10 +667,8 @@ def test_attention_map_length_is_bounded_by_the_trained_answer(tmp_path, capsys)
 
     chars = _save_run(tmp_path, "attention", tg.create_model("attention", 40, wordvec_size=4, hidden_size=8))
     assert len(chars) == 40
-    start = time.perf_counter()
     assert main(["attention-map", str(tmp_path), "september 27, 1994", "--length", "100000",
-                 "--out", str(tmp_path / "map.png")]) == 2
-    assert time.perf_counter() - start < 30
+                 "--out", str(tmp_path / "map.png")]) == 2       # refused before decoding a step
     assert "--length 100000: this run was trained on answers of 10 characters" in capsys.readouterr().err
     assert not (tmp_path / "map.png").exists()
     assert main(["attention-map", str(tmp_path), "september 27, 1994", "--length", "4",
