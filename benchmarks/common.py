@@ -12,8 +12,11 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
+from datetime import datetime, timezone
+from pathlib import Path
 from dataclasses import dataclass, field
 
 from . import THREAD_ENV, usable_cores
@@ -183,7 +186,8 @@ def machine_lines(bench: Bench) -> list[str]:
     lines = [
         f"CPU: {cpu_model()} | {os.cpu_count()} logical cores, {usable_cores()} usable | "
         f"{platform.system()} {platform.machine()}",
-        f"Python {platform.python_version()} | NumPy {np.__version__} | BLAS: {blas_threads()[0]}",
+        f"Python {platform.python_version()} | NumPy {np.__version__} | BLAS: {blas_threads()[0]}{kernel_pin()}",
+        f"commit {commit()} | {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC | command: {command_line()}",
         torch_line,
         f"thread settings: {', '.join(bench.settings)} ('default': none of {', '.join(THREAD_ENV)} set, "
         "as a user's program runs)",
@@ -193,6 +197,33 @@ def machine_lines(bench: Bench) -> list[str]:
         f"load average (1, 5, 15 min) at start: {load_average()}",
     ]
     return lines
+
+
+def kernel_pin() -> str:
+    """How the environment chose OpenBLAS's kernels: a table run under a pin says so."""
+    pin = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if os.environ.get(k)}
+    return (" | kernels pinned by " + ", ".join(f"{k}={v}" for k, v in pin.items())) if pin else \
+        " | kernels: OpenBLAS's own choice (no pin)"
+
+
+def commit() -> str:
+    """The repository's commit, marked when the work tree differs from it; 'unknown' outside git."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return head + (" + uncommitted changes" if dirty else "")
+
+
+def command_line() -> str:
+    """The command that printed this table, as a person would type it again."""
+    module = sys.modules["__main__"].__spec__
+    head = f"python -m {module.name}" if module else f"python {sys.argv[0]}"
+    return " ".join([head, *sys.argv[1:]])
 
 
 def print_machine(bench: Bench) -> None:
