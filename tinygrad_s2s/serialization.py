@@ -52,15 +52,22 @@ def atomic_write(path, write) -> None:
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
     # the writer's PID in the name lets remove_stale_temps tell a dead writer's litter from a live write
+    # mkstemp creates with O_EXCL, which never follows a link planted under the name, and os.replace
+    # replaces a link at `path` itself, never the file it points to
     fd, tmp = tempfile.mkstemp(dir=d, prefix=f"{TMP_PREFIX}{os.getpid()}-", suffix=os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)     # mkstemp's private 0600 is not what a saved file should have
+            mask = os.umask(0)
+            os.umask(mask)
+            # mkstemp's private 0600 is not what a saved file should have; through the descriptor, so a
+            # link swapped in under the temporary name meanwhile is never followed
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), 0o666 & ~mask)
+            else:                       # Windows: no fchmod, and no links a user plants by accident
+                os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

