@@ -6,6 +6,8 @@ import io
 import json
 import os
 import shutil
+import tracemalloc
+import warnings
 import zipfile
 
 import numpy as np
@@ -15,8 +17,9 @@ import tinygrad_s2s as tg
 from tinygrad_s2s.cli import main
 from tinygrad_s2s.data import generators as datagen
 from tinygrad_s2s.data import load_dataset
+from tinygrad_s2s.serialization import CheckpointError, read_header
 from tinygrad_s2s.training import rundir, runfiles
-from tinygrad_s2s.training.trainer import Trainer
+from tinygrad_s2s.training.trainer import Trainer, load_run
 
 import tiny_model  # noqa: F401 - registers 'tiny-s2s'
 
@@ -101,3 +104,69 @@ def test_out_as_a_dangling_link_is_a_usage_error(tmp_path, capsys):
     assert main(["train", "tiny-s2s", "--out", str(tmp_path / "out"), "--epochs", "1", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "symbolic link" in err and "File exists" not in err
+
+
+# ---------------------------------------------------------------- item 2: one open file
+def test_load_run_takes_config_and_weights_from_one_file(run, monkeypatch):
+    ckpt = run / "best.npz"
+    state, meta = tg.load(ckpt, return_meta=True)
+    other = run.parent / "other.npz"
+    tg.save({k: v + 1 for k, v in state.items()}, other, meta=meta)
+    build = runfiles.build_model
+
+    def build_then_replace(config):     # a concurrent `train --overwrite` replaces the file meanwhile
+        model = build(config)
+        os.replace(other, ckpt)
+        return model
+    monkeypatch.setattr(runfiles, "build_model", build_then_replace)
+    loaded = load_run(run).model.state_dict()
+    for k, v in loaded.items():
+        np.testing.assert_array_equal(v, state[k])
+
+
+# ---------------------------------------------------------------- item 3: sizes checked before building
+@pytest.mark.parametrize("key, value, words", [
+    ("vocab_size", 10 ** 8, ["'vocab_size' is 100000000", "13 characters"]),
+    ("hidden_size", 20000, ["hidden_size 20,000", "largest"]),
+    ("wordvec_size", 10 ** 7, ["wordvec_size 10,000,000", "largest"])])
+def test_header_sizes_must_match_the_arrays_before_anything_is_built(run, key, value, words, monkeypatch):
+    ckpt = with_meta(run / "best.npz", lambda m: m["config"]["model_config"].__setitem__(key, value))
+    monkeypatch.setattr(runfiles, "build_model", lambda c: pytest.fail("built a model the file does not hold"))
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError) as err:
+            load_run(ckpt)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5 << 20
+    for w in words:
+        assert w in str(err.value)
+
+
+def test_an_answer_width_the_run_did_not_record_is_refused(run):
+    ckpt = with_meta(run / "best.npz", lambda m: m["config"].__setitem__("answer_width", 10 ** 7))
+    with pytest.raises(CheckpointError, match="answer_width 10000000, the run's config.json records 5"):
+        load_run(ckpt)
+
+
+# ---------------------------------------------------------------- item 4: duplicate members
+def test_duplicate_member_names_are_refused(run):
+    ckpt = run / "best.npz"
+    with zipfile.ZipFile(ckpt) as z:
+        first = z.read("a1.npy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # zipfile warns of the duplicate, and writes it
+        with zipfile.ZipFile(ckpt, "a") as z:
+            z.writestr("a1.npy", first)
+    for read in (tg.load, read_header, load_run):
+        with pytest.raises(CheckpointError, match="more than one member named 'a1.npy'"):
+            read(ckpt)
+
+
+@pytest.mark.parametrize("text, words", [("[1, 2]\n", "holds a JSON list"), ("{oops", "not valid JSON")])
+def test_a_config_json_that_is_not_an_object_is_a_named_error(run, capsys, text, words):
+    (run / "config.json").write_text(text)
+    assert main(["train", "--resume", "--out", str(run), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "config.json" in err and words in err and "AttributeError" not in err and err.count("\n") == 1
