@@ -134,6 +134,13 @@ def load_checkpoint(path) -> tuple[dict, dict | None, dict]:
     opt = meta.get("optimizer")
     if opt is None:
         return model_state, None, meta
+    declared = {f"{_OPTIM}{k}/{i}" for k, n in opt["slots"].items() for i in range(n)}
+    held = {k for k in state if k.startswith(_OPTIM)}
+    if declared != held:    # a slot count edited in the meta, or arrays gone from the file
+        gone, extra = sorted(declared - held), sorted(held - declared)
+        _bad(path, f"its meta 'optimizer' slots {opt['slots']} do not match the optimizer arrays it holds ("
+             + (f"missing {', '.join(gone[:3])}" if gone else f"unlisted {', '.join(extra[:3])}")
+             + (" and more" if len(gone if gone else extra) > 3 else "") + ")")
     slots = {k: [state[f"{_OPTIM}{k}/{i}"] for i in range(n)] for k, n in opt["slots"].items()}
     return model_state, {"hyper": opt["hyper"], "slots": slots}, meta
 

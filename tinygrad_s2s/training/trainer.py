@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import optim
+from .. import optim, serialization
 from ..backend import random
 from . import rundir
 from ..models.contract import check_loss
@@ -85,6 +85,30 @@ class _StopFlag:
             yield self
         finally:
             signal.signal(signal.SIGINT, old)
+
+
+def _check_best(run_dir: Path, last_meta: dict) -> None:
+    """A damaged best.npz found at resume: rewritten from last.npz when that holds the best epoch's
+    weights (a run that improved at its last finished epoch and took no step since), otherwise a
+    RunDirError saying which checkpoint to use; never left for eval and predict to trip over."""
+    best = run_dir / BEST
+    if not best.is_file():
+        return
+    try:
+        load_checkpoint(best)
+        return
+    except (serialization.CheckpointError, OSError) as exc:
+        damage = exc.reason if isinstance(exc, serialization.CheckpointError) else str(exc)
+    history, acc = last_meta.get("history") or [], last_meta.get("best_accuracy")
+    if (last_meta["batch"] == 0 and history and history[-1].get("test_accuracy") == acc
+            and all(h.get("test_accuracy", -1) < acc for h in history[:-1])):
+        serialization.write_bytes(best, (run_dir / LAST).read_bytes())   # what the epoch's end wrote to both
+        print(f"{best} was damaged ({damage}); rewritten from {LAST}, which holds the same epoch's weights",
+              file=sys.stderr)
+        return
+    raise rundir.RunDirError(f"{best} is damaged ({damage}) and its weights are not in {LAST}, so it cannot be "
+                             f"rebuilt: move it away to resume (eval and predict then use {LAST}, the latest "
+                             "weights, or pass them a checkpoint file)")
 
 
 # ---------------------------------------------------------------- the trainer
@@ -168,6 +192,12 @@ class Trainer:
         if meta is None:
             trainer._restart = True
             return trainer
+        batches = -(-len(dataset.x_train) // cfg.batch_size)
+        if meta["batch"] > batches:     # past the epoch's end: the rest of the epoch would be skipped
+            raise serialization.CheckpointError(checkpoint, f"its meta 'batch' is {meta['batch']:,}, but an epoch "
+                                                f"of this run has {batches} batches")
+        if checkpoint.name == LAST:
+            _check_best(run_dir, meta)
         if opt_state is not None:
             trainer.optimizer.load_state_dict(opt_state)
         trainer.epoch, trainer.batch, trainer.step = meta["epoch"], meta["batch"], meta["step"]

@@ -150,6 +150,12 @@ def test_an_answer_width_the_run_did_not_record_is_refused(run):
         load_run(ckpt)
 
 
+def test_a_batch_beyond_the_epoch_is_refused_at_resume(run):
+    with_meta(run / "last.npz", lambda m: m.__setitem__("batch", 10 ** 12))
+    with pytest.raises(CheckpointError, match="'batch' is 1,000,000,000,000, but an epoch of this run has 3"):
+        Trainer.resume(run, log=io.StringIO(), progress=False)
+
+
 # ---------------------------------------------------------------- item 4: duplicate members
 def test_duplicate_member_names_are_refused(run):
     ckpt = run / "best.npz"
@@ -164,9 +170,41 @@ def test_duplicate_member_names_are_refused(run):
             read(ckpt)
 
 
+# ---------------------------------------------------------------- clear errors
+def test_an_edited_optimizer_slot_count_is_a_named_error(run):
+    def more(m):
+        m["optimizer"]["slots"]["m"] += 5
+    with_meta(run / "last.npz", more)
+    with pytest.raises(CheckpointError, match="slots .* do not match the optimizer arrays it holds .missing optim/m/"):
+        runfiles.load_checkpoint(run / "last.npz")
+
+
 @pytest.mark.parametrize("text, words", [("[1, 2]\n", "holds a JSON list"), ("{oops", "not valid JSON")])
 def test_a_config_json_that_is_not_an_object_is_a_named_error(run, capsys, text, words):
     (run / "config.json").write_text(text)
     assert main(["train", "--resume", "--out", str(run), "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert "config.json" in err and words in err and "AttributeError" not in err and err.count("\n") == 1
+
+
+# ---------------------------------------------------------------- item 6: a damaged best.npz at resume
+def damage(path):
+    """Cut the file in half, as a full disk or a copy cut short leaves it."""
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+
+
+def test_a_damaged_best_is_rewritten_at_resume_when_last_holds_its_weights(run, capsys):
+    damage(run / "best.npz")
+    Trainer.resume(run, log=io.StringIO(), progress=False)
+    assert "rewritten from last.npz" in capsys.readouterr().err
+    best, last = tg.load(run / "best.npz"), tg.load(run / "last.npz")
+    assert best.keys() == last.keys() and all(np.array_equal(best[k], last[k]) for k in best)
+    load_run(run)       # eval and predict work again
+
+
+def test_a_damaged_best_that_last_cannot_rebuild_stops_the_resume_naming_it(run):
+    damage(run / "best.npz")
+    with_meta(run / "last.npz", lambda m: m["history"][0].__setitem__("test_accuracy", -1.0))
+    with pytest.raises(rundir.RunDirError, match="best.npz is damaged .* move it away"):
+        Trainer.resume(run, log=io.StringIO(), progress=False)
