@@ -209,7 +209,7 @@ def _fit(args, trainer, epochs: int, log) -> int:
         if args.json:
             emit_json({"status": "interrupted", "run": str(trainer.run_dir), "checkpoint": str(exc.checkpoint),
                        **_position(exc), "history": trainer.history})
-        return 130
+        return 128 + exc.signum      # 130 for Ctrl-C, 143 SIGTERM, 129 SIGHUP, as the shell reports them
     except TrainingDiverged as exc:      # --json still gets its one object: what stopped, and where
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         if args.json:

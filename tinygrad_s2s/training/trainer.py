@@ -36,10 +36,12 @@ __all__ = ["Run", "TrainConfig", "Trainer", "TrainingDiverged", "TrainingInterru
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during `fit`: the position reached was saved to `checkpoint` (None without a run dir)."""
+    """Ctrl-C (or SIGTERM, SIGHUP: `signum`) during `fit`: the position reached was saved to
+    `checkpoint` (None without a run dir)."""
 
-    def __init__(self, checkpoint, epoch: int, batch: int, step: int):
+    def __init__(self, checkpoint, epoch: int, batch: int, step: int, signum: int = signal.SIGINT):
         self.checkpoint, self.epoch, self.batch, self.step = checkpoint, epoch, batch, step
+        self.signum = int(signum)
         where = f"epoch {epoch + 1}, after batch {batch}, step {step}"
         saved = f"checkpoint saved to {checkpoint}" if checkpoint else "no run directory, nothing saved"
         super().__init__(f"interrupted at {where}; {saved}")
@@ -58,20 +60,29 @@ class TrainingDiverged(RuntimeError):
                          + (f" (in another --out, or in {checkpoint.parent} with --overwrite)" if checkpoint else ""))
 
 
-# ---------------------------------------------------------------- Ctrl-C
+# ---------------------------------------------------------------- Ctrl-C, SIGTERM, SIGHUP
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+"""Signals that stop training as Ctrl-C does (save, then exit 128 + the signal): docker stop, Slurm
+and timeout send SIGTERM, a closed terminal SIGHUP; their default action would lose the work since
+the last checkpoint."""
+
+
 class _StopFlag:
-    """Ctrl-C while training: the first press asks to stop at the next step boundary, a second
-    press stops at once (except inside a weight update, which is never cut in half)."""
+    """A stop signal while training: the first asks to stop at the next step boundary, a second
+    stops at once (except inside a weight update, which is never cut in half)."""
 
     def __init__(self):
         self.requested = False
         self.critical = False
+        self.signum = None       # the first stop signal received
 
     def handler(self, signum, frame):
         if self.requested and not self.critical:
             raise KeyboardInterrupt
         if not self.requested:
-            print("\nCtrl-C: stopping after this step and saving a checkpoint (press again to stop now)",
+            self.signum = signum
+            name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+            print(f"\n{name}: stopping after this step and saving a checkpoint (press Ctrl-C again to stop now)",
                   file=sys.stderr, flush=True)
         self.requested = True
 
@@ -80,11 +91,12 @@ class _StopFlag:
         if threading.current_thread() is not threading.main_thread():
             yield self         # signals only reach the main thread; KeyboardInterrupt is still caught
             return
-        old = signal.signal(signal.SIGINT, self.handler)
+        old = {s: signal.signal(s, self.handler) for s in STOP_SIGNALS}
         try:
             yield self
         finally:
-            signal.signal(signal.SIGINT, old)
+            for s, h in old.items():
+                signal.signal(s, h)
 
 
 def _check_best(run_dir: Path, last_meta: dict) -> None:
@@ -271,7 +283,8 @@ class Trainer:
                     self._run_epoch(epochs, stop)
                 except KeyboardInterrupt:
                     path = self.save(interrupted=True)
-                    raise TrainingInterrupted(path, self.epoch, self.batch, self.step) from None
+                    raise TrainingInterrupted(path, self.epoch, self.batch, self.step,
+                                              stop.signum or signal.SIGINT) from None
         return self.history
 
     def check_epochs(self, epochs: int) -> None:
