@@ -52,15 +52,22 @@ def atomic_write(path, write) -> None:
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
     # the writer's PID in the name lets remove_stale_temps tell a dead writer's litter from a live write
+    # mkstemp creates with O_EXCL, which never follows a link planted under the name, and os.replace
+    # replaces a link at `path` itself, never the file it points to
     fd, tmp = tempfile.mkstemp(dir=d, prefix=f"{TMP_PREFIX}{os.getpid()}-", suffix=os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)     # mkstemp's private 0600 is not what a saved file should have
+            mask = os.umask(0)
+            os.umask(mask)
+            # mkstemp's private 0600 is not what a saved file should have; through the descriptor, so a
+            # link swapped in under the temporary name meanwhile is never followed
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), 0o666 & ~mask)
+            else:                       # Windows: no fchmod, and no links a user plants by accident
+                os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -139,7 +146,7 @@ def _open_archive(path) -> zipfile.ZipFile:
     if size == 0:
         _fail(path, "the file is empty (0 bytes); not a checkpoint")
     try:
-        return zipfile.ZipFile(path)
+        z = zipfile.ZipFile(path)
     except PermissionError as exc:
         _fail(path, f"cannot be read ({exc.strerror})")
     except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError, OSError):
@@ -147,6 +154,15 @@ def _open_archive(path) -> zipfile.ZipFile:
             starts_like_zip = f.read(4) == b"PK\x03\x04"
         _fail(path, "truncated: the zip archive's directory at the end is missing (was the write cut short?)"
               if starts_like_zip else "is not a tinygrad-s2s checkpoint: not a .npz (zip) archive")
+    # every size check measures the file this archive has open, not whatever the path names by then
+    z.tg_size = os.fstat(z.fp.fileno()).st_size
+    names = z.namelist()
+    if len(set(names)) != len(names):   # zipfile would quietly read the last of two members of one name
+        z.close()
+        dup = sorted({n for n in names if names.count(n) > 1})
+        _fail(path, f"its archive holds more than one member named {', '.join(map(repr, dup))} (damaged or "
+                    "hostile: which one is the checkpoint's?)")
+    return z
 
 
 def _member(path, z: zipfile.ZipFile, name: str, max_bytes: int | None = None) -> zipfile.ZipInfo:
@@ -161,12 +177,46 @@ def _member(path, z: zipfile.ZipFile, name: str, max_bytes: int | None = None) -
     if info.compress_type != zipfile.ZIP_STORED:
         _fail(path, f"member '{member}' is compressed (zip method {info.compress_type}); tinygrad-s2s writes "
                     "checkpoints uncompressed, and a compressed member could expand to any size")
-    if info.file_size != info.compress_size or info.header_offset + info.compress_size > os.path.getsize(path):
+    if info.file_size != info.compress_size or info.header_offset + info.compress_size > z.tg_size:
         _fail(path, f"member '{member}' claims {info.file_size:,} bytes that the file does not hold "
                     "(truncated or damaged)")
     if max_bytes is not None and info.file_size > max_bytes:
         _fail(path, f"member '{member}' is {info.file_size:,} bytes, more than the {max_bytes:,} allowed")
     return info
+
+
+def _npy_header(path, f, info: zipfile.ZipInfo):
+    """(shape, fortran, dtype, data bytes) from the .npy header at the start of the open member `f`,
+    checked to be a numeric array whose data fills the rest of the member exactly."""
+    what = f"member '{info.filename}'"
+    try:
+        major, _ = np.lib.format.read_magic(f)
+        read_header = (np.lib.format.read_array_header_1_0 if major == 1
+                       else np.lib.format.read_array_header_2_0)
+        npy_shape, fortran, npy_dtype = read_header(f, max_header_size=_NPY_PREFIX_MAX)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError):
+        _fail(path, f"{what} is not a valid .npy array")
+    if any(d < 0 for d in npy_shape):
+        _fail(path, f"{what} has the negative shape {list(npy_shape)}")
+    if npy_dtype.kind not in backend.NUMERIC_KINDS or npy_dtype.hasobject:
+        _fail(path, f"{what} holds dtype '{npy_dtype}'; checkpoints hold only numbers")
+    nbytes = int(np.prod(npy_shape, dtype=np.int64)) * npy_dtype.itemsize
+    if f.tell() + nbytes != info.file_size:
+        _fail(path, f"{what}: {npy_dtype} {list(npy_shape)} needs {nbytes:,} bytes of data, the "
+                    f"archive holds {info.file_size - f.tell():,}")
+    return npy_shape, fortran, npy_dtype, nbytes
+
+
+def _member_shape(path, z: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[list, str]:
+    """(shape, dtype) of one .npy member from its own header, reading none of its data."""
+    try:
+        with z.open(info) as f:
+            shape, _, dtype, _ = _npy_header(path, f, info)
+    except zipfile.BadZipFile:
+        _fail(path, f"member '{info.filename}' is damaged (bad zip entry)")
+    except (OSError, EOFError, RuntimeError, NotImplementedError):
+        _fail(path, f"member '{info.filename}' cannot be read (truncated, damaged or encrypted)")
+    return list(shape), str(dtype)
 
 
 def _read_member(path, z: zipfile.ZipFile, info: zipfile.ZipInfo, shape=None, dtype=None) -> np.ndarray:
@@ -175,23 +225,9 @@ def _read_member(path, z: zipfile.ZipFile, info: zipfile.ZipInfo, shape=None, dt
     what = f"member '{info.filename}'"
     try:
         with z.open(info) as f:
-            try:
-                major, _ = np.lib.format.read_magic(f)
-                read_header = (np.lib.format.read_array_header_1_0 if major == 1
-                               else np.lib.format.read_array_header_2_0)
-                npy_shape, fortran, npy_dtype = read_header(f, max_header_size=_NPY_PREFIX_MAX)
-            except (ValueError, OSError, EOFError, SyntaxError, TypeError):
-                _fail(path, f"{what} is not a valid .npy array")
-            if any(d < 0 for d in npy_shape):
-                _fail(path, f"{what} has the negative shape {list(npy_shape)}")
-            if npy_dtype.kind not in backend.NUMERIC_KINDS or npy_dtype.hasobject:
-                _fail(path, f"{what} holds dtype '{npy_dtype}'; checkpoints hold only numbers")
+            npy_shape, fortran, npy_dtype, nbytes = _npy_header(path, f, info)
             if shape is not None and (list(npy_shape) != list(shape) or str(npy_dtype) != dtype):
                 _fail(path, f"{what} is {npy_dtype} {list(npy_shape)}, the header declares {dtype} {list(shape)}")
-            nbytes = int(np.prod(npy_shape, dtype=np.int64)) * npy_dtype.itemsize
-            if f.tell() + nbytes != info.file_size:
-                _fail(path, f"{what}: {npy_dtype} {list(npy_shape)} needs {nbytes:,} bytes of data, the "
-                            f"archive holds {info.file_size - f.tell():,}")
             out = np.empty(npy_shape[::-1] if fortran else npy_shape, dtype=npy_dtype)
             view = memoryview(out.reshape(-1).view(np.uint8))
             for i in range(0, nbytes, _CHUNK):
@@ -242,11 +278,8 @@ def _check_header(path, header) -> dict:
 def read_header(path) -> dict:
     """The validated header of a file `save` wrote: {'names', 'shapes', 'dtypes', 'meta', ...},
     without reading any array. Raises FileNotFoundError or CheckpointError (one line, naming the file)."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"load: no such file: {path}")
-    with _open_archive(path) as z:
-        return _read_header(path, z)
+    with Checkpoint(path) as ck:
+        return ck.header
 
 
 def _read_header(path, z: zipfile.ZipFile) -> dict:
@@ -262,6 +295,66 @@ def _read_header(path, z: zipfile.ZipFile) -> dict:
     return _check_header(path, header)
 
 
+class Checkpoint:
+    """A file `save` wrote, opened once: `header`, `shapes()` and `arrays()` all read that one open
+    file, so a checkpoint replaced under its name meanwhile (a concurrent `train --overwrite`) can
+    never pair one file's config with another's weights. Use it as a context manager."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        if not os.path.exists(self.path):
+            raise FileNotFoundError(f"load: no such file: {self.path}")
+        self._z = _open_archive(self.path)
+        try:
+            self.header = _read_header(self.path, self._z)
+        except BaseException:
+            self._z.close()
+            raise
+        self.meta = self.header["meta"]
+
+    def __enter__(self) -> Checkpoint:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._z.close()
+
+    def _declared(self) -> dict:
+        h = self.header
+        return {n: (i, s, d) for i, (n, s, d) in enumerate(zip(h["names"], h["shapes"], h["dtypes"]))}
+
+    def shapes(self) -> dict:
+        """name -> shape of every array, as its member's own .npy header gives it (no data is read),
+        checked to be what the JSON header declares and to fit in the file: what a model built from
+        the meta must match, known before anything is allocated."""
+        out, total = {}, 0
+        for name, (i, shape, dtype) in self._declared().items():
+            info = _member(self.path, self._z, f"a{i}")
+            total += info.compress_size
+            real = _member_shape(self.path, self._z, info)
+            if real != (shape, dtype):
+                _fail(self.path, f"member '{info.filename}' is {real[1]} {real[0]}, the header declares {dtype} {shape}")
+            out[name] = tuple(shape)
+        if total > self._z.tg_size:
+            _fail(self.path, "its members overlap: they claim more bytes than the file holds (damaged or hostile)")
+        return out
+
+    def arrays(self, expect: dict | None = None):
+        """An OrderedDict name -> ndarray: every array, or with `expect` (name -> shape) only those,
+        each declared with that shape."""
+        path, declared = self.path, self._declared()
+        wanted = list(declared) if expect is None else list(expect)
+        for name in wanted:
+            if name not in declared:
+                _fail(path, f"has no array '{name}' (it holds {', '.join(declared) or 'none'})")
+            if expect is not None and list(expect[name]) != declared[name][1]:
+                _fail(path, f"array '{name}' has shape {declared[name][1]}, expected {list(expect[name])}")
+        infos = {n: _member(path, self._z, f"a{declared[n][0]}") for n in wanted}
+        if sum(i.compress_size for i in infos.values()) > self._z.tg_size:
+            _fail(path, "its members overlap: they claim more bytes than the file holds (damaged or hostile)")
+        return OrderedDict((n, _read_member(path, self._z, infos[n], declared[n][1], declared[n][2]))
+                           for n in wanted)
+
+
 def load(path, return_meta: bool = False, expect: dict | None = None):
     """Load what `save` wrote: an OrderedDict name -> ndarray (and the meta dict if asked).
 
@@ -271,21 +364,6 @@ def load(path, return_meta: bool = False, expect: dict | None = None):
     each must be declared with that shape. Raises FileNotFoundError, or CheckpointError (a
     ValueError) whose message is one line naming the file and what is wrong.
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"load: no such file: {path}")
-    with _open_archive(path) as z:
-        header = _read_header(path, z)
-        declared = {n: (i, s, d) for i, (n, s, d) in
-                    enumerate(zip(header["names"], header["shapes"], header["dtypes"]))}
-        wanted = list(declared) if expect is None else list(expect)
-        for name in wanted:
-            if name not in declared:
-                _fail(path, f"has no array '{name}' (it holds {', '.join(declared) or 'none'})")
-            if expect is not None and list(expect[name]) != declared[name][1]:
-                _fail(path, f"array '{name}' has shape {declared[name][1]}, expected {list(expect[name])}")
-        infos = {n: _member(path, z, f"a{declared[n][0]}") for n in wanted}
-        if sum(i.compress_size for i in infos.values()) > os.path.getsize(path):
-            _fail(path, "its members overlap: they claim more bytes than the file holds (damaged or hostile)")
-        state = OrderedDict((n, _read_member(path, z, infos[n], declared[n][1], declared[n][2])) for n in wanted)
-    return (state, header["meta"]) if return_meta else state
+    with Checkpoint(path) as ck:
+        state = ck.arrays(expect)
+    return (state, ck.meta) if return_meta else state

@@ -1,7 +1,8 @@
 """The `tinygrad-s2s` command: collects the subcommands and maps errors to exit codes.
 
 Exit codes: 0 success, 1 failure, 2 usage error (argparse's own, UsageError, an unknown model, a run
-directory refused or in use by another process), 130 Ctrl-C. A failure prints one line
+directory refused or in use by another process), 130 Ctrl-C (training: 143 SIGTERM, 129 SIGHUP,
+which save and stop as Ctrl-C does). A failure prints one line
 `tinygrad-s2s: error: ...` on stderr; TINYGRAD_S2S_DEBUG=1 shows the traceback.
 
 Each module in COMMAND_MODULES defines its commands' parsers beside their handlers through
@@ -39,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG, description="Train, evaluate and inspect the seq2seq models of Deep Learning from "
                                "Scratch 2 (chapters 7-8) on a small define-by-run autograd engine.",
         epilog="Run `tinygrad-s2s COMMAND --help` for a command's options. Exit codes: 0 success, "
-               "1 failure, 2 usage error, 130 interrupted (Ctrl-C).")
+               "1 failure, 2 usage error, 130 interrupted (Ctrl-C; train saves and exits 143 on SIGTERM, "
+               "129 on SIGHUP).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:

@@ -3,6 +3,7 @@ from TrainConfig; with --json, stdout gets exactly one JSON object and everythin
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def _fresh_run_dir(model: str, dataset: str) -> Path:
     """runs/MODEL-DATASET, or the first free runs/MODEL-DATASET-N: a new run never overwrites one."""
     base = RUNS / f"{model}-{dataset}"
     path, n = base, 1
-    while path.exists():
+    while os.path.lexists(path):    # a dangling link is taken too: mkdir would fail on it
         n += 1
         path = base.with_name(f"{base.name}-{n}")
     return path
@@ -208,7 +209,7 @@ def _fit(args, trainer, epochs: int, log) -> int:
         if args.json:
             emit_json({"status": "interrupted", "run": str(trainer.run_dir), "checkpoint": str(exc.checkpoint),
                        **_position(exc), "history": trainer.history})
-        return 130
+        return 128 + exc.signum      # 130 for Ctrl-C, 143 SIGTERM, 129 SIGHUP, as the shell reports them
     except TrainingDiverged as exc:      # --json still gets its one object: what stopped, and where
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         if args.json:

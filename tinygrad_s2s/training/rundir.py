@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import zipfile
 from pathlib import Path
 
@@ -75,13 +76,14 @@ def _is_run_config(path: Path) -> bool:
 
 
 def state(run_dir) -> tuple[str, list[str]]:
-    """("absent" | "empty" | "run" | "foreign" | "file", the names that are not the tool's own).
+    """("absent" | "empty" | "run" | "foreign" | "file" | "dangling", the names that are not the tool's
+    own); "dangling": a symbolic link to nothing.
 
     A run is a directory whose config.json is one this tool wrote or that holds one of its checkpoints;
     the lock file and interrupted temporary files do not count as contents."""
     p = Path(run_dir)
     if not p.exists():
-        return "absent", []
+        return ("dangling", [p.name]) if p.is_symlink() else ("absent", [])
     if not p.is_dir():
         return "file", [p.name]
     names = sorted(n for n in os.listdir(p) if n != LOCK and not n.startswith(TMP_PREFIX))
@@ -99,6 +101,9 @@ def check_new_run(run_dir, overwrite: bool = False) -> str:
     kind, other = state(run_dir)
     if kind == "file":
         raise RunDirRefused(f"{run_dir} is a file, not a directory; choose another --out")
+    if kind == "dangling":      # making the directory would fail on the link ("File exists")
+        raise RunDirRefused(f"{run_dir} is a symbolic link to {os.readlink(run_dir)}, which does not exist; "
+                            "create that directory first or choose another --out")
     if kind == "foreign":
         shown = ", ".join(other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5 else "")
         raise RunDirRefused(f"{run_dir} holds files this tool did not write ({shown}); it never writes "
@@ -162,13 +167,41 @@ def _try_lock(fd: int) -> bool:
     return True
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)     # Windows has none (nor links a user plants by accident)
+
+
+def _open_lock(path: Path, flags: int) -> int:
+    """Open the lock file without following a link planted under its name (the PID written into it
+    would overwrite the file it points to) and refuse anything but a regular file with one name (a
+    hard link: another file's contents). RunDirError (exit 2) names it."""
+    try:
+        fd = os.open(path, flags | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0), 0o644)
+    except OSError:
+        if os.path.islink(path):
+            raise RunDirError(f"{path} is a symbolic link; the run's lock must be a plain file this tool "
+                              "creates: remove the link") from None
+        raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        what = "not a regular file" if not stat.S_ISREG(st.st_mode) else f"a file with {st.st_nlink} hard links"
+        raise RunDirError(f"{path} is {what}; the run's lock must be a plain file this tool creates (writing "
+                          "its PID there would overwrite another file): remove it")
+    return fd
+
+
 def _read_pid(path: Path) -> int | None:
     try:
-        with open(path, "rb") as f:
-            text = f.read(32).split(b"\0")[0].strip()
+        fd = _open_lock(path, os.O_RDONLY)
+    except (OSError, RunDirError):
+        return None
+    try:
+        text = os.read(fd, 32).split(b"\0")[0].strip()
         return int(text) if text else None
     except (OSError, ValueError):
         return None
+    finally:
+        os.close(fd)
 
 
 def holder(run_dir) -> int | None:
@@ -178,8 +211,8 @@ def holder(run_dir) -> int | None:
     if str(path.resolve()) in _held:
         return None
     try:
-        fd = os.open(path, os.O_RDWR)
-    except OSError:
+        fd = _open_lock(path, os.O_RDWR)
+    except (OSError, RunDirError):   # absent, not ours to open, or planted (locking refuses it, naming it)
         return None
     try:
         if _try_lock(fd):
@@ -229,7 +262,7 @@ def locked(run_dir, *, create: bool = True, optional: bool = False):
 
 def _acquire(path: Path, run_dir: Path) -> int:
     for _ in range(100):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_lock(path, os.O_RDWR | os.O_CREAT)
         if not _try_lock(fd):
             os.close(fd)
             raise RunDirLocked(run_dir, _wait_for_pid(path))

@@ -45,9 +45,23 @@ def write_config(run_dir, config) -> None:
     serialization.write_bytes(Path(run_dir) / CONFIG, text.encode())
 
 
+class RunFileError(ValueError):
+    """A run's own file (config.json) that cannot be what this tool wrote; one line naming the file."""
+
+
 def read_config(run_dir) -> dict:
-    """config.json back as a dict."""
-    return json.loads((Path(run_dir) / CONFIG).read_text(encoding="utf-8"))
+    """config.json back as a dict (RunFileError naming the file when it is not a JSON object)."""
+    path = Path(run_dir) / CONFIG
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunFileError(f"{path}: not valid JSON ({exc}); this tool writes it as a JSON object") from None
+    except RecursionError:
+        raise RunFileError(f"{path}: nests too deeply to be a run's config") from None
+    if not isinstance(config, dict):
+        raise RunFileError(f"{path}: holds a JSON {type(config).__name__}, not the object of a run's "
+                           "settings (was it edited by hand?)")
+    return config
 
 
 def read_run_config(run_dir) -> dict:
@@ -120,6 +134,13 @@ def load_checkpoint(path) -> tuple[dict, dict | None, dict]:
     opt = meta.get("optimizer")
     if opt is None:
         return model_state, None, meta
+    declared = {f"{_OPTIM}{k}/{i}" for k, n in opt["slots"].items() for i in range(n)}
+    held = {k for k in state if k.startswith(_OPTIM)}
+    if declared != held:    # a slot count edited in the meta, or arrays gone from the file
+        gone, extra = sorted(declared - held), sorted(held - declared)
+        _bad(path, f"its meta 'optimizer' slots {opt['slots']} do not match the optimizer arrays it holds ("
+             + (f"missing {', '.join(gone[:3])}" if gone else f"unlisted {', '.join(extra[:3])}")
+             + (" and more" if len(gone if gone else extra) > 3 else "") + ")")
     slots = {k: [state[f"{_OPTIM}{k}/{i}"] for i in range(n)] for k, n in opt["slots"].items()}
     return model_state, {"hyper": opt["hyper"], "slots": slots}, meta
 
@@ -241,19 +262,69 @@ class Run:
 
 def load_run(path, device: str = "cpu") -> Run:
     """Load a run directory (its best checkpoint) or a checkpoint file: rebuilds the model from the
-    saved config, loads the weights, puts it in eval mode on `device`."""
+    saved config, loads the weights, puts it in eval mode on `device`. The config and the weights
+    come from one open file, and the sizes the config gives are checked against the arrays the file
+    holds before the model is built."""
     ckpt = resolve_checkpoint(path)
-    meta = serialization.read_header(ckpt)["meta"]
-    config = checkpoint_config(meta, ckpt)
-    try:
-        model = build_model(config)
-    except (TypeError, ValueError) as exc:   # an unknown model, a model_config its constructor does not take
-        _bad(ckpt, f"its config does not build a '{config['model']}' model: {exc}")
-    # only the model's own arrays are read, each declared with the shape the model has, so memory is
-    # bounded by the real model's size whatever the file claims
-    model.load_state_dict(serialization.load(ckpt, expect={k: v.shape for k, v in model.state_dict().items()}))
+    with serialization.Checkpoint(ckpt) as ck:
+        meta = ck.meta
+        config = checkpoint_config(meta, ckpt)
+        check_sizes(config, ck.shapes(), ckpt)
+        check_widths(config, ckpt)
+        try:
+            model = build_model(config)
+        except (TypeError, ValueError) as exc:   # an unknown model, a model_config its constructor does not take
+            _bad(ckpt, f"its config does not build a '{config['model']}' model: {exc}")
+        # only the model's own arrays are read, each declared with the shape the model has
+        model.load_state_dict(ck.arrays(expect={k: v.shape for k, v in model.state_dict().items()}))
     if device != "cpu":
         model.to(device)
     model.eval()
     return Run(model=model, vocab=Vocab(config["vocab"]), config=config, meta=meta, checkpoint=ckpt,
                run_dir=ckpt.parent)
+
+
+_SIZE_KEYS = ("wordvec_size", "hidden_size")
+
+
+def check_sizes(config: dict, shapes: dict, path) -> None:
+    """Refuse a config whose model would not be the one the file's arrays are (`shapes`, read from
+    the members' own headers), before it is built: a size edited into the meta would otherwise
+    allocate what the file never held (vocab_size 1e8: gigabytes). The vocabulary size must be the
+    vocabulary's, the embedding and hidden sizes at most the largest dimension of the file's arrays
+    (an embedding or weight matrix has them; models may scale them, hence not equality), and any other
+    integer setting (layers, heads, max_len...) at most the number of numbers the file holds. What is
+    built is then bounded by the file's own size; `load` checks each shape exactly afterwards."""
+    cfg = TrainConfig.from_dict(config).resolved()
+    kwargs = dict(cfg.model_args or {}, **(cfg.model_config or {}))
+    sizes = {"vocab_size": kwargs.pop("vocab_size", len(cfg.vocab)), "wordvec_size": kwargs.pop("wordvec_size", cfg.wordvec),
+             "hidden_size": kwargs.pop("hidden_size", cfg.hidden)}
+    if sizes["vocab_size"] != len(cfg.vocab):
+        _bad(path, f"its model_config 'vocab_size' is {sizes['vocab_size']!r}, but its vocabulary has "
+                   f"{len(cfg.vocab)} characters")
+    largest = max((d for shape in shapes.values() for d in shape), default=0)
+    numbers = sum(int(np.prod(s, dtype=np.int64)) for s in shapes.values())
+    for key in _SIZE_KEYS:
+        if _is_int(sizes[key]) and sizes[key] > largest:
+            _bad(path, f"its config gives {key} {sizes[key]:,}, larger than any array it holds (the largest "
+                       f"dimension is {largest:,}); the config and the weights disagree")
+    for key, value in kwargs.items():
+        if _is_int(value) and value > max(numbers, 1):
+            _bad(path, f"its model_config '{key}' is {value:,}, more than the {numbers:,} numbers the file "
+                       "holds; the config and the weights disagree")
+
+
+def check_widths(config: dict, path) -> None:
+    """A checkpoint inside a run directory must give the widths that run's config.json records:
+    decoding runs answer_width steps, so a width edited into one file (1e7) would decode for minutes."""
+    run_config = Path(path).parent / CONFIG
+    if not run_config.is_file():
+        return
+    try:
+        recorded = read_config(run_config.parent)
+    except (OSError, RunFileError):
+        return              # an unreadable config.json is not this checkpoint's fault; eval reports it
+    for key in ("question_width", "answer_width"):
+        if key in recorded and recorded[key] != config[key]:
+            _bad(path, f"its config gives {key} {config[key]!r}, the run's {CONFIG} records "
+                       f"{recorded[key]!r}; the checkpoint does not belong to this run")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import optim
+from .. import optim, serialization
 from ..backend import random
 from . import rundir
 from ..models.contract import check_loss
@@ -36,10 +36,12 @@ __all__ = ["Run", "TrainConfig", "Trainer", "TrainingDiverged", "TrainingInterru
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during `fit`: the position reached was saved to `checkpoint` (None without a run dir)."""
+    """Ctrl-C (or SIGTERM, SIGHUP: `signum`) during `fit`: the position reached was saved to
+    `checkpoint` (None without a run dir)."""
 
-    def __init__(self, checkpoint, epoch: int, batch: int, step: int):
+    def __init__(self, checkpoint, epoch: int, batch: int, step: int, signum: int = signal.SIGINT):
         self.checkpoint, self.epoch, self.batch, self.step = checkpoint, epoch, batch, step
+        self.signum = int(signum)
         where = f"epoch {epoch + 1}, after batch {batch}, step {step}"
         saved = f"checkpoint saved to {checkpoint}" if checkpoint else "no run directory, nothing saved"
         super().__init__(f"interrupted at {where}; {saved}")
@@ -58,20 +60,29 @@ class TrainingDiverged(RuntimeError):
                          + (f" (in another --out, or in {checkpoint.parent} with --overwrite)" if checkpoint else ""))
 
 
-# ---------------------------------------------------------------- Ctrl-C
+# ---------------------------------------------------------------- Ctrl-C, SIGTERM, SIGHUP
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+"""Signals that stop training as Ctrl-C does (save, then exit 128 + the signal): docker stop, Slurm
+and timeout send SIGTERM, a closed terminal SIGHUP; their default action would lose the work since
+the last checkpoint."""
+
+
 class _StopFlag:
-    """Ctrl-C while training: the first press asks to stop at the next step boundary, a second
-    press stops at once (except inside a weight update, which is never cut in half)."""
+    """A stop signal while training: the first asks to stop at the next step boundary, a second
+    stops at once (except inside a weight update, which is never cut in half)."""
 
     def __init__(self):
         self.requested = False
         self.critical = False
+        self.signum = None       # the first stop signal received
 
     def handler(self, signum, frame):
         if self.requested and not self.critical:
             raise KeyboardInterrupt
         if not self.requested:
-            print("\nCtrl-C: stopping after this step and saving a checkpoint (press again to stop now)",
+            self.signum = signum
+            name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+            print(f"\n{name}: stopping after this step and saving a checkpoint (press Ctrl-C again to stop now)",
                   file=sys.stderr, flush=True)
         self.requested = True
 
@@ -80,11 +91,36 @@ class _StopFlag:
         if threading.current_thread() is not threading.main_thread():
             yield self         # signals only reach the main thread; KeyboardInterrupt is still caught
             return
-        old = signal.signal(signal.SIGINT, self.handler)
+        old = {s: signal.signal(s, self.handler) for s in STOP_SIGNALS}
         try:
             yield self
         finally:
-            signal.signal(signal.SIGINT, old)
+            for s, h in old.items():
+                signal.signal(s, h)
+
+
+def _check_best(run_dir: Path, last_meta: dict) -> None:
+    """A damaged best.npz found at resume: rewritten from last.npz when that holds the best epoch's
+    weights (a run that improved at its last finished epoch and took no step since), otherwise a
+    RunDirError saying which checkpoint to use; never left for eval and predict to trip over."""
+    best = run_dir / BEST
+    if not best.is_file():
+        return
+    try:
+        load_checkpoint(best)
+        return
+    except (serialization.CheckpointError, OSError) as exc:
+        damage = exc.reason if isinstance(exc, serialization.CheckpointError) else str(exc)
+    history, acc = last_meta.get("history") or [], last_meta.get("best_accuracy")
+    if (last_meta["batch"] == 0 and history and history[-1].get("test_accuracy") == acc
+            and all(h.get("test_accuracy", -1) < acc for h in history[:-1])):
+        serialization.write_bytes(best, (run_dir / LAST).read_bytes())   # what the epoch's end wrote to both
+        print(f"{best} was damaged ({damage}); rewritten from {LAST}, which holds the same epoch's weights",
+              file=sys.stderr)
+        return
+    raise rundir.RunDirError(f"{best} is damaged ({damage}) and its weights are not in {LAST}, so it cannot be "
+                             f"rebuilt: move it away to resume (eval and predict then use {LAST}, the latest "
+                             "weights, or pass them a checkpoint file)")
 
 
 # ---------------------------------------------------------------- the trainer
@@ -168,6 +204,12 @@ class Trainer:
         if meta is None:
             trainer._restart = True
             return trainer
+        batches = -(-len(dataset.x_train) // cfg.batch_size)
+        if meta["batch"] > batches:     # past the epoch's end: the rest of the epoch would be skipped
+            raise serialization.CheckpointError(checkpoint, f"its meta 'batch' is {meta['batch']:,}, but an epoch "
+                                                f"of this run has {batches} batches")
+        if checkpoint.name == LAST:
+            _check_best(run_dir, meta)
         if opt_state is not None:
             trainer.optimizer.load_state_dict(opt_state)
         trainer.epoch, trainer.batch, trainer.step = meta["epoch"], meta["batch"], meta["step"]
@@ -241,7 +283,8 @@ class Trainer:
                     self._run_epoch(epochs, stop)
                 except KeyboardInterrupt:
                     path = self.save(interrupted=True)
-                    raise TrainingInterrupted(path, self.epoch, self.batch, self.step) from None
+                    raise TrainingInterrupted(path, self.epoch, self.batch, self.step,
+                                              stop.signum or signal.SIGINT) from None
         return self.history
 
     def check_epochs(self, epochs: int) -> None:
