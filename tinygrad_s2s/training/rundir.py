@@ -60,6 +60,8 @@ class RunDirRefused(RunDirError, FileExistsError):
 
 # ---------------------------------------------------------------- what a directory holds
 def _is_checkpoint(path: Path) -> bool:
+    if not path.is_file():       # a planted FIFO or device would block the read, or never end
+        return False
     try:
         with zipfile.ZipFile(path) as z:
             return "__header__.npy" in z.namelist()
@@ -68,6 +70,8 @@ def _is_checkpoint(path: Path) -> bool:
 
 
 def _is_run_config(path: Path) -> bool:
+    if not path.is_file():
+        return False
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -6,6 +6,8 @@ import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tracemalloc
 import warnings
 import zipfile
@@ -208,3 +210,14 @@ def test_a_damaged_best_that_last_cannot_rebuild_stops_the_resume_naming_it(run)
     with_meta(run / "last.npz", lambda m: m["history"][0].__setitem__("test_accuracy", -1.0))
     with pytest.raises(rundir.RunDirError, match="best.npz is damaged .* move it away"):
         Trainer.resume(run, log=io.StringIO(), progress=False)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (POSIX)")
+@pytest.mark.parametrize("name", ["config.json", "last.npz"])
+def test_a_fifo_planted_as_a_run_file_is_not_read(tmp_path, name):
+    """Reading a FIFO blocks until a writer comes: a planted one hung every command on the directory."""
+    os.mkfifo(tmp_path / name)
+    code = f"from tinygrad_s2s.training import rundir; print(rundir.state({str(tmp_path)!r})[0])"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "foreign"
