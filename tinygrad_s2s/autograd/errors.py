@@ -15,27 +15,45 @@ def user_location() -> str:
     return "<unknown>" if frame is None else f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
+USER, LIBRARY, ENGINE = 0, 1, 2
+"""Kinds of code file: the user's (a script, a plugin), this package's code that uses the engine
+(models, training, viz, the command line) and the engine itself with Python's own machinery."""
+
+
 def _user_frame(frame):
-    """The first frame from `frame` outward whose file is outside this package (None if there is none)."""
+    """The first frame from `frame` outward whose file is the user's; when the whole stack is this
+    package's (the command line drawing a zoo model: the loss op in Seq2seqModel), the innermost frame
+    of the library code that called the engine, rather than Python's runpy; None if there is neither."""
+    library = None
     while frame is not None:
         name = frame.f_code.co_filename
-        inside = _INSIDE.get(name)
-        if inside is None:
-            inside = _is_inside(name)
-        if not inside:
+        kind = _KIND.get(name)
+        if kind is None:
+            kind = _kind(name)
+        if kind == USER:
             return frame
+        if kind == LIBRARY and library is None:
+            library = frame
         frame = frame.f_back
-    return None
+    return library
 
 
-def _is_inside(filename: str) -> bool:
-    """Whether a code file belongs to this package (cached per file name: checked on every node)."""
+def _kind(filename: str) -> int:
+    """USER, LIBRARY or ENGINE for a code file (cached per file name: asked on every recorded node)."""
     path = os.path.abspath(filename)
-    inside = _INSIDE[filename] = path.startswith(_PKG_DIR + os.sep) or "contextlib" in path
-    return inside
+    if filename.startswith("<frozen ") or "contextlib" in path:
+        kind = ENGINE
+    elif not path.startswith(_PKG_DIR + os.sep):
+        kind = USER
+    else:
+        top = os.path.relpath(path, _PKG_DIR).split(os.sep)[0]
+        kind = ENGINE if top in _ENGINE_PARTS else LIBRARY
+    _KIND[filename] = kind
+    return kind
 
 
-_INSIDE: dict = {}
+_ENGINE_PARTS = {"autograd", "ops", "backend", "nn", "tensor.py", "optim.py", "serialization.py", "__init__.py"}
+_KIND: dict = {}
 
 
 def describe(op: str, reason: str, shapes=(), module: str | None = None) -> str:

@@ -226,3 +226,19 @@ def test_take_along_axis_names_the_dtype_of_indices_that_are_not_integers():
 def test_take_along_axis_names_an_index_out_of_range(index):
     with pytest.raises(ValueError, match=rf"take_along_axis: index {index} is out of range for axis 1 of size 3"):
         tg.take_along_axis(tg.Tensor(np.ones((1, 3))), np.array([[index]]), axis=1)
+
+
+def test_an_op_the_library_records_points_at_the_librarys_line_not_at_pythons_runpy(tmp_path):
+    """`tinygrad-s2s graph` runs only this package's code: the loss op that Seq2seqModel records was
+    shown as 'called at <frozen runpy>:88'; it is the line of the library that called the engine."""
+    import re
+    import subprocess
+    import sys
+    out = tmp_path / "s2s.html"
+    r = subprocess.run([sys.executable, "-m", "tinygrad_s2s", "graph", "seq2seq", "--whole", "--format", "html",
+                        "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    places = set(re.findall(r'"([^"]+\.py:\d+|<[^"]*>:\d+)"', out.read_text(encoding="utf-8")))
+    assert places and not any(p.startswith("<frozen") for p in places), places
+    assert any(re.search(r"tinygrad_s2s/models/base\.py:\d+$", p) for p in places), places   # the loss
+    assert any(re.search(r"zoo/seq2seq\.py:\d+$", p) for p in places), places               # the plugin's ops
