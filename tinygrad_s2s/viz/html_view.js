@@ -107,8 +107,9 @@ function gradColour(norm, range, line = false) {
   if (typeof norm !== "number") return line ? "#cc0000" : "#f4cccc";    // NaN or Inf arrive as text
   if (!range || norm <= 0) return line ? "#bbbbbb" : "#ffffff";
   const t = range[1] > range[0] ? (Math.log10(norm) - range[0]) / (range[1] - range[0]) : 1;
-  const mix = (a, b) => Math.round(a + (b - a) * t);
-  return line ? `rgb(${mix(190, 204)},${mix(190, 0)},${mix(190, 0)})` : `rgb(${mix(255, 230)},${mix(255, 102)},${mix(255, 102)})`;
+  // "#rrggbb": Graphviz reads no CSS rgb() and paints what it cannot read black
+  const mix = (a, b) => Math.round(a + (b - a) * t).toString(16).padStart(2, "0");
+  return line ? `#${mix(190, 204)}${mix(190, 0)}${mix(190, 0)}` : `#${mix(255, 230)}${mix(255, 102)}${mix(255, 102)}`;
 }
 
 function toDot(p) {
