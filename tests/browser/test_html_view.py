@@ -18,7 +18,7 @@ from tinygrad_s2s.viz import to_html
 from tinygrad_s2s.viz.html import MAX_OPS_AT_LOAD
 
 from browser import Browser, find_chromium
-from small_models import mlp_loss, registered, tanh_derivatives
+from small_models import NAMES, crafted, mlp_loss, registered, tanh_derivatives
 
 
 pytestmark = pytest.mark.skipif(find_chromium() is None,
@@ -213,3 +213,16 @@ def test_gradient_overlay_colours_tensors_and_edges_by_norm(tmp_path):
             seen.append(colour)
         assert len(seen) >= 3 and len(set(seen)) >= 3, seen
         assert b.console == []
+
+
+def test_crafted_names_show_as_text_in_the_page(tmp_path):
+    with Browser() as b:
+        for i, name in enumerate(NAMES):
+            loss, model = crafted(name)
+            b.open("file://" + to_html(loss, tmp_path / f"n{i}.html", module=model, title=name) + "#expand=fc")
+            assert b.eval("document.body.dataset.state") == "ready", (name, b.eval("document.body.outerHTML")[:300])
+            texts = b.eval("[...document.querySelectorAll('#graph svg text')].map(t => t.textContent)")
+            assert f"▾ {name} ({name})" in texts and f"▾ Linear ({name}.fc)" in texts, (name, texts)
+            assert name in texts, (name, texts)                   # the input tensor's name
+            assert b.eval("document.querySelector('h1').textContent") == name
+            assert b.console == [], name

@@ -15,7 +15,8 @@ let svgRefs = new Map();       // svg element id -> {kind: "op"|"tensor"|"box"|"
 let renders = 0;
 let graphviz = null;
 
-const esc = (s) => String(s).replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+// a name as DOT text, never markup: Graphviz reads backslash escapes and decodes entities (&lt;)
+const esc = (s) => String(s).replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/&/g, "&amp;").replace(/\n/g, "\\n");
 const html = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 const plural = (n, w, ws = w + "s") => `${n} ${n === 1 ? w : ws}`;
 const fmt = (v) => typeof v === "number" ? (v === 0 ? "0" : Math.abs(v) >= 1e4 || Math.abs(v) < 1e-3 ? v.toExponential(2) : v.toPrecision(4)) : String(v);
