@@ -18,7 +18,7 @@ from tinygrad_s2s.viz import to_html
 from tinygrad_s2s.viz.html import MAX_OPS_AT_LOAD
 
 from browser import Browser, find_chromium
-from small_models import mlp_loss, registered, tanh_derivatives
+from small_models import NAMES, crafted, mlp_loss, registered, tanh_derivatives
 
 
 pytestmark = pytest.mark.skipif(find_chromium() is None,
@@ -158,3 +158,71 @@ def test_the_html_view_of_a_third_derivative_in_chromium(tmp_path):
         assert "grad(tanh)" in text and "backward3" in text
         assert b.eval("document.querySelectorAll('#graph g.node').length") == 20
         assert b.console == []
+
+
+def _screenshot(b):
+    """The page as a person sees it: an RGB image of the viewport (CSS pixels, device scale 1)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    data = b.call("Page.captureScreenshot", session=True, format="png")["data"]
+    return Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")
+
+
+def _hex(rgb):
+    return "#" + bytes(rgb).hex()
+
+
+def test_gradient_overlay_colours_tensors_and_edges_by_norm(tmp_path):
+    loss, model = mlp_loss(input_grad=True)
+    loss.backward(retain_graph=True)
+    page = "file://" + to_html(loss, tmp_path / "g.html", module=model)
+    with Browser() as b:
+        b.open(page)
+        b.click("#grads")
+        b.eval("document.getElementById('view').scrollTo(0, 0)")
+        # what Graphviz drew: every tensor with a norm is filled in a colour, never black
+        tensors = b.eval("""[...document.querySelectorAll('#graph g.tensor')].map(g => {
+            const e = g.querySelector('ellipse'), r = e.getBoundingClientRect();
+            return {text: g.textContent, fill: e.getAttribute('fill'), box: [r.left, r.top, r.right, r.bottom]}; })""")
+        normed = [t for t in tensors if "‖g‖" in t["text"]]
+        assert len(normed) >= 3, tensors
+        fills = [t["fill"].lower() for t in normed]
+        assert all(re.fullmatch(r"#[0-9a-f]{6}", f) and f != "#000000" for f in fills), fills
+        assert len(set(fills)) >= 3, fills              # the colour follows the norm
+        strokes = b.eval("""[...document.querySelectorAll('#graph g.edge')].filter(g => g.textContent.includes('‖g‖'))
+            .map(g => g.querySelector('path').getAttribute('stroke'))""")
+        assert strokes and all(s.lower() not in ("#000000", "black") for s in strokes), strokes
+        assert len({s.lower() for s in strokes}) >= 2, strokes
+        # what reaches the screen: each tensor's most common pixel is its fill (not black, not covered)
+        shot = _screenshot(b)
+        seen = []
+        for t in normed:
+            left, top, right, bottom = (round(v) for v in t["box"])
+            if left < 0 or top < 0 or right > shot.width or bottom > shot.height:
+                continue                                  # scrolled out of the window
+            inner = shot.crop((left + (right - left) // 4, top + (bottom - top) // 4,
+                               right - (right - left) // 4, bottom - (bottom - top) // 4))
+            count, colour = max(inner.getcolors(inner.width * inner.height))
+            assert count > inner.width * inner.height / 3, (t["text"], count)
+            assert max(colour) > 150, f"{t['text']!r} is drawn {_hex(colour)} on screen"
+            assert all(abs(a - b_) <= 8 for a, b_ in zip(colour, bytes.fromhex(t["fill"][1:]))), \
+                (t["text"], _hex(colour), t["fill"])
+            seen.append(colour)
+        assert len(seen) >= 3 and len(set(seen)) >= 3, seen
+        assert b.console == []
+
+
+def test_crafted_names_show_as_text_in_the_page(tmp_path):
+    with Browser() as b:
+        for i, name in enumerate(NAMES):
+            loss, model = crafted(name)
+            b.open("file://" + to_html(loss, tmp_path / f"n{i}.html", module=model, title=name) + "#expand=fc")
+            assert b.eval("document.body.dataset.state") == "ready", (name, b.eval("document.body.outerHTML")[:300])
+            texts = b.eval("[...document.querySelectorAll('#graph svg text')].map(t => t.textContent)")
+            assert f"▾ {name} ({name})" in texts and f"▾ Linear ({name}.fc)" in texts, (name, texts)
+            assert name in texts, (name, texts)                   # the input tensor's name
+            assert b.eval("document.querySelector('h1').textContent") == name
+            assert b.console == [], name

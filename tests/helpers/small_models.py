@@ -51,3 +51,32 @@ def tanh_derivatives(x, n):
         g, = tg.grad(tg.sum(g) if g.size > 1 else g, x, create_graph=True)
         out.append(g)
     return out
+
+
+# names that are markup or escapes in DOT, SVG or HTML (each must be drawn as exactly these characters)
+NAMES = ["a\\", "<b>x</b>", "<!--<script>", 'say "hi"', "a:b", "x\\ny", "&lt;"]
+
+
+class Inner(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 2)
+
+    def forward(self, x):
+        return tg.tanh(self.fc(x))
+
+
+class Outer(nn.Module):
+    def __init__(self, name, cls_name):
+        super().__init__()
+        self.name = name
+        setattr(self, name, type(cls_name, (Inner,), {})())
+
+    def forward(self, x):
+        return tg.sum(getattr(self, self.name)(x))
+
+
+def crafted(name):
+    """(loss, model) whose sub-module, its class and the input tensor are all called `name`."""
+    model = Outer(name, name)
+    return model(tg.Tensor(np.ones((1, 2), np.float32), name=name)), model

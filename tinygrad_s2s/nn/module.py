@@ -51,6 +51,10 @@ class Module:
             if value.name is None:
                 value.name = name
         elif isinstance(value, Module):
+            if "." in name:       # a path 'a.b' is module b inside a: this one would draw as two
+                raise ValueError(f"{type(self).__name__}: sub-module name {name!r} contains '.', which "
+                                 "separates the levels of a module path (decoder.attention); pick a name "
+                                 "without it")
             self._modules[name] = value
             value._set_scope_name(name)
         object.__setattr__(self, name, value)

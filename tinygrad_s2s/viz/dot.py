@@ -39,6 +39,16 @@ def _fmt_value(v) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
+def _text(*lines, end: str = "\\n"):
+    """Names and numbers as DOT text, never markup: backslashes doubled (so a name's `\\n`, `\\l` or
+    final backslash stays a character; Graphviz reads these as escapes), `&` written `&amp;` (Graphviz
+    decodes entities: a name `&lt;` would show as `<`), lines joined by `end` (a DOT line break) and the
+    whole marked as no HTML (a name shaped like `<b>x</b>` is no HTML label)."""
+    import graphviz  # noqa: PLC0415
+
+    return graphviz.nohtml(end.join(str(line).replace("\\", "\\\\").replace("&", "&amp;") for line in lines))
+
+
 def module_classes(module) -> dict:
     """Module path -> class name for `module` and everything below it ({} for None)."""
     if module is None:
@@ -105,19 +115,22 @@ def to_dot(*outputs: Tensor, group_by_module: bool = True, collapse=None, depth:
     dot = graphviz.Digraph(name="tinygrad_s2s")
     dot.attr("graph", **{**STYLE["graph"], "rankdir": rankdir})
     if title:
-        dot.attr(label=title, labelloc="t", fontsize="14")
+        dot.attr(label=_text(title), labelloc="t", fontsize="14")
     dot.attr("node", **STYLE["node"])
     dot.attr("edge", **STYLE["edge"])
-    _emit_clusters(dot, g, grouping, drawn, show_shapes)
-    _emit_edges(dot, drawn, grouping)
+    # a box's DOT id is its place among the groups, not its key: a module path may hold any
+    # character, and the graphviz package reads `a:b` in an edge as node a, port b
+    ids = {key: f"box{i}" for i, key in enumerate(grouping.groups)}
+    _emit_clusters(dot, g, grouping, drawn, show_shapes, ids)
+    _emit_edges(dot, drawn, grouping, ids)
     return dot
 
 
 def _cluster_name(grp) -> str:
-    return grp.path if grp.key.endswith("@0") else grp.key
+    return _text("cluster_" + (grp.path if grp.key.endswith("@0") else grp.key))
 
 
-def _emit_clusters(dot, g, grouping, drawn, show_shapes: bool) -> None:
+def _emit_clusters(dot, g, grouping, drawn, show_shapes: bool, ids: dict) -> None:
     """Every drawn node and box inside the nested clusters of the open calls that hold them."""
     groups = grouping.groups
     items: dict = {None: []}
@@ -134,18 +147,18 @@ def _emit_clusters(dot, g, grouping, drawn, show_shapes: bool) -> None:
     def emit(target, key):
         for ref in items[key]:
             if ref in groups:
-                _emit_box(target, groups[ref])
+                _emit_box(target, groups[ref], ids[ref])
             else:
                 _emit_node(target, g.nodes[ref], show_shapes)
         for child in children.get(key, ()):
             grp = groups[child]
-            with target.subgraph(name=f"cluster_{_cluster_name(grp)}") as sub:
+            with target.subgraph(name=_cluster_name(grp)) as sub:
                 fill = STYLE["cluster_fill"][grp.path.count(".") % len(STYLE["cluster_fill"])]
                 where = grp.label + which_call(grp)
                 # left-aligned lines (\\l) keep the label clear of edges entering the box's middle
-                sub.attr(label=f"{grp.cls}\\l({where})\\l" if grp.cls else f"{where}\\l", labeljust="l",
-                         style="rounded,filled", fillcolor=fill, color="#999999", fontname="Helvetica",
-                         fontsize="11", tooltip=grp.note or grp.path)
+                lines = [grp.cls, f"({where})", ""] if grp.cls else [where, ""]
+                sub.attr(label=_text(*lines, end="\\l"), labeljust="l", style="rounded,filled", fillcolor=fill,
+                         color="#999999", fontname="Helvetica", fontsize="11", tooltip=_text(grp.note or grp.path))
                 emit(sub, child)
 
     emit(dot, None)
@@ -158,31 +171,30 @@ def _open_call(groups, key):
     return key
 
 
-def _emit_box(target, grp) -> None:
-    head = f"{grp.cls}\\n{grp.label}" if grp.cls else grp.label
+def _emit_box(target, grp, box_id: str) -> None:
+    head = [grp.cls] if grp.cls else []
     if grp.kind == "fold":
         each = grp.ops // grp.count
-        target.node(grp.key, f"{head}  ×{grp.count}\\n{each} op{'s' if each != 1 else ''} each",
-                    tooltip=f"{grp.label}: {grp.count} identical calls folded", **STYLE["folded"])
+        target.node(box_id, _text(*head, f"{grp.label}  ×{grp.count}", f"{each} op{'s' if each != 1 else ''} each"),
+                    tooltip=_text(f"{grp.label}: {grp.count} identical calls folded"), **STYLE["folded"])
         return
-    head += which_call(grp)
-    target.node(grp.key, f"{head}\\n{grp.ops} op{'s' if grp.ops != 1 else ''}", tooltip=grp.note or grp.path,
-                **STYLE["collapsed"])
+    target.node(box_id, _text(*head, grp.label + which_call(grp), f"{grp.ops} op{'s' if grp.ops != 1 else ''}"),
+                tooltip=_text(grp.note or grp.path), **STYLE["collapsed"])
 
 
-def _emit_edges(dot, drawn, grouping) -> None:
+def _emit_edges(dot, drawn, grouping, ids: dict) -> None:
     for a, b, uses in drawn.edges:
         extra = {"label": f"×{uses}", "fontsize": "8"} if uses > 1 else {}   # x*x reads x twice
-        dot.edge(a, b, **extra)
+        dot.edge(ids.get(a, a), ids.get(b, b), **extra)
     for key in drawn.loops:       # a folded recurrence: each call reads the previous one's output
         first = grouping.groups[grouping.groups[key].members[0]]
-        dot.edge(key, key, label="next step" if first.step is not None else "next call", **STYLE["loop"])
+        dot.edge(ids[key], ids[key], label="next step" if first.step is not None else "next call", **STYLE["loop"])
 
 
 def _emit_node(target, n, show_shapes: bool) -> None:
     if n.kind == "op":
         style = STYLE["op"] if n.grad_of is None else STYLE["grad_op"]
-        target.node(n.id, n.op, tooltip=n.module or "(top level)", **style)
+        target.node(n.id, _text(n.op), tooltip=_text(n.module or "(top level)"), **style)
         return
     lines = []
     if n.name:
@@ -198,4 +210,4 @@ def _emit_node(target, n, show_shapes: bool) -> None:
         style.update(STYLE["input"])
     if n.is_output:
         style.update(STYLE["output"])
-    target.node(n.id, "\\n".join(lines), tooltip=f"{n.dtype} {_fmt_shape(n.shape)}", **style)
+    target.node(n.id, _text(*lines), tooltip=_text(f"{n.dtype} {_fmt_shape(n.shape)}"), **style)

@@ -66,11 +66,14 @@ def _pattern(path: str) -> str:
 
 def which_call(grp: Group) -> str:
     """How a call is told apart from the other calls of its module: '' for the first call,
-    ' (call 2)' for a later one, ' step 3' for a time step found inside a call."""
+    ' (call 2)' for the second (keys count from 0: `query@1`), ' step 3' for a time step found inside
+    a call."""
     if grp.step is not None:
         return f" step {grp.step + 1}"
-    n = grp.key.rsplit("@", 1)[1]
-    return "" if n == "0" else f" (call {n})"
+    if grp.kind != "call":
+        return ""                   # a fold is told apart by its count
+    n = int(grp.key.rsplit("@", 1)[1])
+    return "" if n == 0 else f" (call {n + 1})"
 
 
 def _fold_label(paths: list[str]) -> str:
@@ -122,11 +125,11 @@ def _calls(g: WalkedGraph, classes: dict):
 def _split_steps(g: WalkedGraph, groups: dict, chains: dict, ops_of: dict) -> dict:
     """Give the time steps found inside each call (steps.py) a group of their own, between the call
     and its sub-calls; returns the groups in first-op order with the steps after their call."""
-    producer = {dst: src for src, dst, _ in g.edges if g.nodes[src].kind == "op"}
-    inputs: dict = {}
-    for src, dst, _ in g.edges:
-        if src in producer:
-            inputs.setdefault(dst, []).append(producer[src])
+    made = {dst: (src, attrs["out_index"]) for src, dst, attrs in g.edges if g.nodes[src].kind == "op"}
+    args: dict = {}           # op -> [(argument position, tensor)]: what it reads, in argument order
+    for src, dst, attrs in g.edges:
+        for a in attrs.get("args", ()):
+            args.setdefault(dst, []).append((a, src))
     subcalls: dict = {}
     for key, grp in groups.items():
         if grp.parent is not None:
@@ -138,7 +141,7 @@ def _split_steps(g: WalkedGraph, groups: dict, chains: dict, ops_of: dict) -> di
         pos = {o: i for i, o in enumerate(ops)}
         cut = len(grp.path)
         found = find_steps([(g.nodes[o].module[cut:], g.nodes[o].op) for o in ops],
-                           [{pos[q] for q in inputs.get(o, ()) if q in pos} for o in ops])
+                           [[_source(g, t, made, pos) for _, t in sorted(args.get(o, ()))] for o in ops])
         if found is None:
             continue
         start, period, count = found
@@ -161,6 +164,14 @@ def _split_steps(g: WalkedGraph, groups: dict, chains: dict, ops_of: dict) -> di
             if j is not None:
                 groups[c].parent = f"{key}/step{j}"
     return ordered
+
+
+def _source(g: WalkedGraph, tensor: str, made: dict, pos: dict):
+    """Where an argument comes from, as steps.find_steps reads it: an op of the call (its position and
+    which output), a parameter (the same weights at every step), or None (anything else)."""
+    if tensor in made and made[tensor][0] in pos:
+        return ("op", pos[made[tensor][0]], made[tensor][1])
+    return ("param", tensor) if g.nodes[tensor].is_param else None
 
 
 def _signature(g: WalkedGraph, path: str, ops: list) -> tuple:

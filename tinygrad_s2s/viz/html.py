@@ -153,8 +153,11 @@ def _asset(name: str) -> str:
 
 
 def _json_in_script(data) -> str:
-    # "<\/" is the same JSON string as "</", and nothing inside a <script> may close it
-    return json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    # "\u003c" is the same JSON string as "<": with no "<" at all, no name can close the <script>
+    # ("</script") or switch the HTML parser into its script-escape states ("<!--<script>"); "&" and ">"
+    # go the same way so the text reads the same to any HTML tool
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _code_in_script(name: str, code: str) -> str:

@@ -15,7 +15,8 @@ let svgRefs = new Map();       // svg element id -> {kind: "op"|"tensor"|"box"|"
 let renders = 0;
 let graphviz = null;
 
-const esc = (s) => String(s).replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+// a name as DOT text, never markup: Graphviz reads backslash escapes and decodes entities (&lt;)
+const esc = (s) => String(s).replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/&/g, "&amp;").replace(/\n/g, "\\n");
 const html = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 const plural = (n, w, ws = w + "s") => `${n} ${n === 1 ? w : ws}`;
 const fmt = (v) => typeof v === "number" ? (v === 0 ? "0" : Math.abs(v) >= 1e4 || Math.abs(v) < 1e-3 ? v.toExponential(2) : v.toPrecision(4)) : String(v);
@@ -107,8 +108,9 @@ function gradColour(norm, range, line = false) {
   if (typeof norm !== "number") return line ? "#cc0000" : "#f4cccc";    // NaN or Inf arrive as text
   if (!range || norm <= 0) return line ? "#bbbbbb" : "#ffffff";
   const t = range[1] > range[0] ? (Math.log10(norm) - range[0]) / (range[1] - range[0]) : 1;
-  const mix = (a, b) => Math.round(a + (b - a) * t);
-  return line ? `rgb(${mix(190, 204)},${mix(190, 0)},${mix(190, 0)})` : `rgb(${mix(255, 230)},${mix(255, 102)},${mix(255, 102)})`;
+  // "#rrggbb": Graphviz reads no CSS rgb() and paints what it cannot read black
+  const mix = (a, b) => Math.round(a + (b - a) * t).toString(16).padStart(2, "0");
+  return line ? `#${mix(190, 204)}${mix(190, 0)}${mix(190, 0)}` : `#${mix(255, 230)}${mix(255, 102)}${mix(255, 102)}`;
 }
 
 function toDot(p) {

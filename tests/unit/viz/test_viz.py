@@ -372,11 +372,11 @@ def test_steps_need_a_recurrence():
     from tinygrad_s2s.viz.steps import find_steps
 
     sig = ["a", "b", "c"] * 4
-    chained = [set()] + [{i - 1} for i in range(1, 12)]            # each op reads the one before
+    chained = [[None]] + [[("op", i - 1, 0)] for i in range(1, 12)]     # each op reads the one before
     assert find_steps(sig, chained) == (0, 3, 4)
-    independent = [set()] * 12                                      # same ops, no data between steps
+    independent = [[None]] * 12                                         # same ops, no data between steps
     assert find_steps(sig, independent) is None
-    assert find_steps(["x", "y"] + sig, [set(), {0}] + [{i + 1} for i in range(12)]) == (2, 3, 4)
+    assert find_steps(["x", "y"] + sig, [[None], [("op", 0, 0)]] + [[("op", i + 1, 0)] for i in range(12)]) == (2, 3, 4)
 
 
 def test_shapes_can_be_left_out():
