@@ -102,3 +102,12 @@ def test_the_gradient_of_a_nan_maximum_goes_to_its_nans_without_a_warning():
         warnings.simplefilter("error")
         tg.sum(tg.max(x, axis=1)).backward()
     np.testing.assert_array_equal(x.grad.numpy(), [[0, 1, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+
+
+def test_the_lstm_sequence_row_draws_none_start_states():
+    """h0 / c0 given as None take their own branch (the first step skips their products): the row
+    must draw each combination, or that branch goes without a gradient and second-order check."""
+    from hypothesis import find
+    for zero in [(True, True), (True, False), (False, True), (False, False)]:
+        arrays, kw = find(BY_NAME["lstm_sequence"].inputs, lambda d, zero=zero: d[1]["zero"] == zero)
+        assert len(arrays) == 4 + zero.count(False)
