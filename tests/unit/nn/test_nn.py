@@ -240,6 +240,26 @@ def test_adam_follows_a_model_converted_after_it_was_made():
     assert all(m.dtype == np.float64 for m in opt.m + opt.v)
 
 
+def test_adam_on_float16_parameters_keeps_float32_moments_and_no_nan():
+    """In float16, eps = 1e-8 rounds to 0: a parameter whose gradient was 0 became 0 / 0 = NaN after
+    one step (half of a model's weights), silently. The moments and the arithmetic are float32."""
+    rng = np.random.default_rng(2)
+    p0 = rng.standard_normal(8).astype(np.float16)
+    grads = [np.where(np.arange(8) % 2 == 0, 0.0, rng.standard_normal(8) * 1e-3) for _ in range(3)]
+    p = tg.nn.Parameter(p0.copy(), dtype=np.float16)
+    opt = tg.optim.Adam([p], lr=0.01)
+    for g in grads:
+        p.grad = tg.Tensor(g.astype(np.float16), dtype=np.float16)
+        opt.step()
+    assert p.dtype == np.float16 and np.isfinite(p.numpy()).all()
+    assert all(m.dtype == np.float32 for m in opt.m + opt.v)
+    want = _adam_reference(p0.astype(np.float64), [g.astype(np.float16).astype(np.float64) for g in grads])
+    np.testing.assert_allclose(p.numpy(), want, rtol=2e-3, atol=2e-3)     # float16's own rounding
+    twin = tg.optim.Adam([tg.nn.Parameter(p0.copy(), dtype=np.float16)])
+    twin.load_state_dict(opt.state_dict())                                 # float32 moments stay float32
+    np.testing.assert_array_equal(twin.v[0], opt.v[0])
+
+
 def test_sgd_with_momentum_and_optimizer_state_round_trip():
     p = tg.nn.Parameter(np.ones(2), dtype=np.float64)
     opt = tg.optim.SGD([p], lr=0.1, momentum=0.9)
