@@ -16,6 +16,7 @@ class Optimizer:
         self.params = list(params)
         if not self.params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        _check_hyper(type(self).__name__, "lr", lr, "a finite number >= 0")
         self.lr = lr
 
     def zero_grad(self) -> None:
@@ -48,11 +49,21 @@ class Optimizer:
         return {}
 
 
+def _check_hyper(owner: str, name: str, value, want: str, low=0.0, high=math.inf, high_open=False) -> None:
+    """A hyper-parameter out of range (a negative or NaN lr) is refused, as torch.optim does, instead of
+    updating every weight the wrong way or to NaN."""
+    ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and math.isfinite(value) \
+        and low <= value and (value < high if high_open else value <= high)
+    if not ok:
+        raise ValueError(f"{owner}: {name} must be {want}, got {value!r}")
+
+
 class SGD(Optimizer):
     """p -= lr * grad, or with momentum mu: v = mu * v + grad, p -= lr * v (as torch.optim.SGD)."""
 
     def __init__(self, params, lr: float = 0.01, momentum: float = 0.0):
         super().__init__(params, lr)
+        _check_hyper("SGD", "momentum", momentum, "a finite number >= 0")
         self.momentum = momentum
         self.velocity = [backend.get_array_module(p.data).zeros_like(p.data) for p in self.params]
 
@@ -89,6 +100,9 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
         super().__init__(params, lr)
+        for i, beta in enumerate(betas):
+            _check_hyper("Adam", f"betas[{i}]", beta, "in [0, 1)", high=1.0, high_open=True)
+        _check_hyper("Adam", "eps", eps, "a finite number >= 0")
         self.beta1, self.beta2 = betas
         self.eps = eps
         self.t = 0                           # step() calls

@@ -1,5 +1,6 @@
 """Layers gradient-checked whole, the fused LSTM against its primitives, Module API, optimizers, save/load."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -352,3 +353,19 @@ def test_float_buffers_follow_the_default_dtype_and_move_with_to():
     assert m.table.dtype == np.float32 and m.ids.dtype.kind == "i"
     assert m.to(np.float64).table.dtype == np.float64
     assert not m.table.requires_grad and m.parameters() == []
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda ps: tg.optim.Adam(ps, lr=-1), "Adam: lr must be a finite number >= 0, got -1"),
+    (lambda ps: tg.optim.Adam(ps, lr=float("nan")), "Adam: lr must be a finite number >= 0, got nan"),
+    (lambda ps: tg.optim.Adam(ps, lr=float("inf")), "Adam: lr must be a finite number >= 0, got inf"),
+    (lambda ps: tg.optim.Adam(ps, betas=(0.9, 1.0)), "Adam: betas[1] must be in [0, 1), got 1.0"),
+    (lambda ps: tg.optim.Adam(ps, eps=-1e-8), "Adam: eps must be a finite number >= 0, got -1e-08"),
+    (lambda ps: tg.optim.SGD(ps, lr=-1), "SGD: lr must be a finite number >= 0, got -1"),
+    (lambda ps: tg.optim.SGD(ps, lr=float("nan")), "SGD: lr must be a finite number >= 0, got nan"),
+    (lambda ps: tg.optim.SGD(ps, momentum=-0.5), "SGD: momentum must be a finite number >= 0, got -0.5")])
+def test_optimizers_refuse_hyper_parameters_out_of_range(make, words):
+    """Adam(lr=-1) and Adam(lr=nan) were accepted (as torch.optim refuses them)."""
+    with pytest.raises(ValueError, match=re.escape(words)):
+        make([tg.nn.Parameter(np.ones(2))])
+    tg.optim.Adam([tg.nn.Parameter(np.ones(2))], lr=0)           # 0 is allowed, as in PyTorch
