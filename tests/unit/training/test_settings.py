@@ -61,3 +61,16 @@ def test_a_model_arg_that_a_flag_sets_is_a_usage_error_before_any_file(arg, matc
     err = capsys.readouterr().err
     assert match in err and err.count("\n") == 1, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bad_mplbackend_is_a_usage_error_before_training(tmp_path, monkeypatch, capsys):
+    """MPLBACKEND=nonsense trained a whole epoch, then failed at the plot."""
+    import matplotlib  # noqa: F401 - imported first, as in a test session (a failed first import would linger)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MPLBACKEND", "nonsense")
+    assert main(["train", "tiny-s2s", "--limit", "10", "--out", "runs/x"]) == 2
+    err = capsys.readouterr().err
+    assert "error: MPLBACKEND='nonsense': 'nonsense' is not a valid value for backend" in err, err
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("MPLBACKEND", "Agg")                     # a valid one passes the check
+    assert main(["train", "no-such-model"]) == 2 and "unknown model" in capsys.readouterr().err
