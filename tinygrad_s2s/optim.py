@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from . import backend
 
 
@@ -14,6 +16,7 @@ class Optimizer:
         self.params = list(params)
         if not self.params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        _check_hyper(type(self).__name__, "lr", lr, "a finite number >= 0")
         self.lr = lr
 
     def zero_grad(self) -> None:
@@ -37,7 +40,7 @@ class Optimizer:
                 if tuple(a.shape) != p.shape:
                     raise ValueError(f"{type(self).__name__}.load_state_dict: slot '{k}'[{i}] has shape "
                                      f"{tuple(a.shape)}, parameter has {p.shape}")
-                own[i][...] = backend.to_device(a.astype(p.dtype), p.device)
+                own[i][...] = backend.to_device(a.astype(own[i].dtype), p.device)
 
     def _hyper(self) -> dict:
         return {"lr": self.lr}
@@ -46,11 +49,21 @@ class Optimizer:
         return {}
 
 
+def _check_hyper(owner: str, name: str, value, want: str, low=0.0, high=math.inf, high_open=False) -> None:
+    """A hyper-parameter out of range (a negative or NaN lr) is refused, as torch.optim does, instead of
+    updating every weight the wrong way or to NaN."""
+    ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and math.isfinite(value) \
+        and low <= value and (value < high if high_open else value <= high)
+    if not ok:
+        raise ValueError(f"{owner}: {name} must be {want}, got {value!r}")
+
+
 class SGD(Optimizer):
     """p -= lr * grad, or with momentum mu: v = mu * v + grad, p -= lr * v (as torch.optim.SGD)."""
 
     def __init__(self, params, lr: float = 0.01, momentum: float = 0.0):
         super().__init__(params, lr)
+        _check_hyper("SGD", "momentum", momentum, "a finite number >= 0")
         self.momentum = momentum
         self.velocity = [backend.get_array_module(p.data).zeros_like(p.data) for p in self.params]
 
@@ -72,19 +85,34 @@ class SGD(Optimizer):
         return {"velocity": self.velocity}
 
 
+def _slot_dtype(dtype):
+    """The dtype Adam keeps a parameter's moments and does its arithmetic in: float32 for float16
+    parameters, as mixed-precision training does (in float16, eps = 1e-8 rounds to 0 and the squared
+    gradients under- and overflow, so a parameter whose gradient is 0 would become 0 / 0 = NaN)."""
+    return np.dtype(np.float32) if np.dtype(dtype) == np.float16 else np.dtype(dtype)
+
+
 class Adam(Optimizer):
     """Adam (Kingma & Ba) with bias correction, as in torch.optim.Adam: each parameter counts its own
     steps, the ones it had a gradient in (a parameter left out of some steps, a frozen layer thawed
-    later, gets the bias correction of its own updates, not of the optimizer's calls)."""
+    later, gets the bias correction of its own updates, not of the optimizer's calls). float16
+    parameters keep float32 moments and are updated from float32 arithmetic (`_slot_dtype`)."""
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
         super().__init__(params, lr)
+        for i, beta in enumerate(betas):
+            _check_hyper("Adam", f"betas[{i}]", beta, "in [0, 1)", high=1.0, high_open=True)
+        _check_hyper("Adam", "eps", eps, "a finite number >= 0")
         self.beta1, self.beta2 = betas
         self.eps = eps
         self.t = 0                           # step() calls
         self.steps = [0] * len(self.params)  # per parameter, the updates it had
-        self.m = [backend.get_array_module(p.data).zeros_like(p.data) for p in self.params]
-        self.v = [backend.get_array_module(p.data).zeros_like(p.data) for p in self.params]
+        self.m = [self._zeros(p) for p in self.params]
+        self.v = [self._zeros(p) for p in self.params]
+
+    @staticmethod
+    def _zeros(p):
+        return backend.get_array_module(p.data).zeros(p.shape, _slot_dtype(p.dtype))
 
     def step(self) -> None:
         self.t += 1
@@ -92,13 +120,14 @@ class Adam(Optimizer):
         for i, (p, m, v) in enumerate(zip(self.params, self.m, self.v)):
             if p.grad is None:
                 continue
-            if m.dtype != p.data.dtype:     # the model was converted (model.to(np.float64)) after this was made
-                m = self.m[i] = m.astype(p.data.dtype)
-                v = self.v[i] = v.astype(p.data.dtype)
+            dtype = _slot_dtype(p.data.dtype)
+            if m.dtype != dtype:            # the model was converted (model.to(np.float64)) after this was made
+                m = self.m[i] = m.astype(dtype)
+                v = self.v[i] = v.astype(dtype)
             self.steps[i] = k = self.steps[i] + 1
             lr_t = self.lr * math.sqrt(1 - b2 ** k) / (1 - b1 ** k)
             eps_t = self.eps * math.sqrt(1 - b2 ** k)   # torch's eps sits outside the corrected sqrt(v)
-            g = p.grad.data
+            g = p.grad.data if p.grad.data.dtype == dtype else p.grad.data.astype(dtype)
             xp = backend.get_array_module(g)
             tmp = xp.multiply(g, 1 - b1)        # one scratch array, every pass in place
             m *= b1
@@ -111,7 +140,7 @@ class Adam(Optimizer):
             tmp += eps_t
             xp.divide(m, tmp, out=tmp)
             tmp *= lr_t
-            p.data -= tmp
+            p.data -= tmp if tmp.dtype == p.data.dtype else tmp.astype(p.data.dtype)
 
     def _hyper(self):
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, "t": self.t,

@@ -283,8 +283,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     """
     outputs = [outputs] if isinstance(outputs, TensorBase) else list(outputs)
     inputs = [inputs] if isinstance(inputs, TensorBase) else list(inputs)
-    if grad_outputs is None or isinstance(grad_outputs, TensorBase):
-        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif not isinstance(grad_outputs, (list, tuple)):   # one Tensor, array or number: the one output's
+        grad_outputs = [grad_outputs]
     if len(grad_outputs) != len(outputs):
         raise ValueError(describe("grad", f"{len(grad_outputs)} grad_outputs for {len(outputs)} outputs"))
     for k, t in enumerate(inputs):

@@ -29,6 +29,14 @@ def wrap(arr, requires_grad: bool):
     return t
 
 
+def _check_kind(dtype, where: str) -> None:
+    """A Tensor holds booleans, integers or real floats: no complex (the ops' gradients are those of
+    real functions), nothing that is not a number."""
+    if dtype.kind not in "biuf":
+        raise TypeError(f"{where}: data of dtype {dtype} is {'complex' if dtype.kind == 'c' else 'not numeric'}; "
+                        "a Tensor holds booleans, integers or real floating point numbers")
+
+
 def new_tensor(data, requires_grad: bool = False):
     """`Tensor(data, requires_grad)` for the layers below `tinygrad_s2s.Tensor` (the factories)."""
     return (_tensor_class[0] or TensorBase)(data, requires_grad=requires_grad)
@@ -71,9 +79,7 @@ class TensorBase:
                                 f"({exc}); pass a rectangular array of numbers") from None
             if dtype is None and arr.dtype == np.float64:
                 arr = arr.astype(_state["dtype"])   # Python floats follow the default dtype
-        if arr.dtype.kind not in backend.NUMERIC_KINDS:
-            raise TypeError(f"Tensor: data of dtype {arr.dtype} is not numeric; a Tensor holds booleans, "
-                            "integers or floating point numbers")
+        _check_kind(arr.dtype, "Tensor")
         if self._base is not None and arr is not self._base._data:
             self._base = None        # a converted copy: its own data
         self._data = arr
@@ -152,6 +158,20 @@ class TensorBase:
                              f"this one has shape {self.shape}")
         return self.data.reshape(()).item()
 
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __array__(self, dtype=None, copy=None):
+        """np.asarray(t), plt.plot(t): the host array (without this NumPy walked the tensor by
+        __len__ and __getitem__, one element at a time, and failed past the end)."""
+        arr = self.numpy()
+        if dtype is not None and arr.dtype != dtype:
+            return arr.astype(dtype)
+        return arr.copy() if copy else arr
+
     def numpy(self) -> np.ndarray:
         """A host ndarray (sharing memory on the CPU)."""
         return backend.to_numpy(self.data)
@@ -172,6 +192,7 @@ class TensorBase:
         if isinstance(target, str):
             arr = backend.to_device(self.data, target)
         else:
+            _check_kind(np.dtype(target), f"Tensor.to({np.dtype(target).name})")
             arr = self.data.astype(target)
         out = wrap(arr, False)
         if self.requires_grad and arr.dtype.kind == "f":
@@ -203,6 +224,7 @@ def as_tensor(x, like: TensorBase | None = None) -> TensorBase:
     if like is not None and not _is_backend_array(x):
         xp = backend.get_array_module(like.data)
         arr = np.asarray(x)
+        _check_kind(arr.dtype, "Tensor")
         dtype = (like.dtype if (arr.dtype.kind in "fiub" and like.dtype.kind == "f") else
                  _state["dtype"] if arr.dtype == np.float64 and not isinstance(x, np.ndarray) else None)
         return wrap(xp.asarray(arr, dtype=dtype), False)

@@ -32,6 +32,15 @@ def check_environment() -> None:
     allocator.enabled_by_environment()
     blas_threads.enabled()
     envvars.flag(envvars.DEBUG, False)
+    backend_name = os.environ.get("MPLBACKEND")
+    if backend_name:    # matplotlib reads it at its first import: at the plot after a whole epoch of training
+        try:    # importing matplotlib checks it too, unless another module imported it first
+            from matplotlib import rcsetup  # noqa: PLC0415 - slow import, only when the variable is set
+            rcsetup.validate_backend(backend_name)
+        except ValueError as exc:
+            raise ValueError(f"MPLBACKEND={backend_name!r}: {str(exc).removeprefix('Key backend: ')} (unset it; "
+                             "the learning curve is drawn "
+                             "without a GUI)") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

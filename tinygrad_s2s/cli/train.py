@@ -76,6 +76,11 @@ def add_subparsers(sub) -> None:
     p.set_defaults(func=cmd_train)
 
 
+_SET_ELSEWHERE = {"vocab_size": "the vocabulary is the dataset's", "wordvec_size": "set the embedding size with --wordvec",
+                  "hidden_size": "set the hidden size with --hidden"}
+"""Model constructor keywords a run's settings already give: --model-arg may not set them again."""
+
+
 def _given(args) -> dict:
     """The settings given on the command line (flags left out are None)."""
     given = {k: getattr(args, k) for k in _SETTINGS if getattr(args, k) is not None}
@@ -106,6 +111,9 @@ def _new_trainer(args, log):
     if not args.model:
         raise UsageError("MODEL is required (or --resume --out RUN_DIR to continue a run)")
     cfg = TrainConfig(**_given(args)).resolved()
+    for key, value in cfg.model_args.items():      # one value, one source: the banner and config.json report it
+        if key in _SET_ELSEWHERE:
+            raise UsageError(f"--model-arg {key}={value}: {_SET_ELSEWHERE[key]}, not with --model-arg")
     require_model(args.model, cfg.model_args)
     if args.out:
         rundir.check_new_run(args.out, overwrite=args.overwrite)

@@ -61,6 +61,18 @@ def _check_decode_args(length, sample, temperature, top_k, top_p, beam):
         raise ValueError("sample=True draws one answer; it cannot be combined with beam > 1")
 
 
+def check_finite_parameters(model, where: str) -> None:
+    """A parameter holding NaN or Inf (a diverged run) makes every decoded answer meaningless: argmax
+    of NaN scores is id 0 and beam scores are NaN, silently. Say so, naming the parameter."""
+    for name, p in model.named_parameters():
+        data = p.numpy()
+        if data.dtype.kind == "f" and not np.isfinite(data).all():
+            bad = int((~np.isfinite(data)).sum())
+            raise FloatingPointError(f"{where}: the model holds NaN or Inf in parameter '{name}' ({bad} of "
+                                     f"{data.size} values); its answers would be meaningless (did "
+                                     "training diverge?)")
+
+
 class Seq2seqModel(nn.Module):
     """Base class of the zoo's models: the loss and batched decoding built from three hooks.
 
@@ -114,6 +126,7 @@ class Seq2seqModel(nn.Module):
         _check_decode_args(length, sample, temperature, top_k, top_p, beam)
         if beam > 1:
             return self.beam_search(xs, start_id, length, beam=beam)[0][:, 0]
+        check_finite_parameters(self, f"{type(self).__name__}.generate")
         out, weights = [], []
         for i in range(0, max(len(xs), 1), DECODE_CHUNK):
             out.append(self._decode_chunk(xs[i:i + DECODE_CHUNK], start_id, length, sample, temperature,
@@ -161,6 +174,7 @@ class Seq2seqModel(nn.Module):
             raise ValueError(f"end_id must be a non-negative int id or None, got {end_id!r}")
         if not length_penalty >= 0:
             raise ValueError(f"length_penalty must be >= 0, got {length_penalty!r}")
+        check_finite_parameters(self, f"{type(self).__name__}.beam_search")
         step = max(1, DECODE_CHUNK // beam)
         ids = [np.zeros((0, nbest, length), dtype=np.int64)]     # an empty batch decodes to nothing
         scores, weights = [np.zeros((0, nbest))], [np.zeros((0, length, xs.shape[1]))]

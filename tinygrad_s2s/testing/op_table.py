@@ -5,6 +5,7 @@ all iterate over OPS, so a newly listed op is checked the moment it is added her
 
 Each strategy draws `(arrays, kwargs)`: the float arrays become Tensors that require grad (the inputs
 whose gradients are checked); kwargs carry everything else (axes, shapes, integer ids, masks).
+Kept whole: one table, each op beside its strategy and reference, so listing an op is one edit here.
 """
 from __future__ import annotations
 
@@ -178,8 +179,9 @@ def _lstm_sequence(draw):
     n, t, d, h = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 2)),
                   draw(st.integers(1, 2)))
     bias = (4 * h,) if draw(st.booleans()) else (n, 4 * h)     # shared, or one per sequence
+    zero = (draw(st.booleans()), draw(st.booleans()))          # h0, c0 given as None: the zero-state branch
     return [draw(arrays((n, t, d))), draw(arrays((d, 4 * h), -1, 1)), draw(arrays(bias)),
-            draw(arrays((n, h))), draw(arrays((n, h))), draw(arrays((h, 4 * h), -1, 1))], {}
+            *[draw(arrays((n, h))) for z in zero if not z], draw(arrays((h, 4 * h), -1, 1))], {"zero": zero}
 
 
 @st.composite
@@ -296,7 +298,14 @@ def _lstm_ref(a, c):
     return np.stack([_sigmoid_ref(o) * np.tanh(c2), c2])
 
 
-def _lstm_sequence_ref(x, Wx, b, h, c, Wh):
+def _lstm_start(x, Wx, b, *rest, zero, fill=lambda n, h: None):
+    """(x, Wx, b, h0, c0, Wh) from a drawn row, h0 / c0 `fill`ed in where `zero` says it was left out."""
+    given = iter(rest[:-1])
+    return (x, Wx, b, *(fill(len(x), len(rest[-1])) if z else next(given) for z in zero), rest[-1])
+
+
+def _lstm_sequence_ref(*arrays, zero):
+    x, Wx, b, h, c, Wh = _lstm_start(*arrays, zero=zero, fill=lambda n, h: np.zeros((n, h)))
     xw, hs = x @ Wx + (b[:, None] if b.ndim == 2 else b), []
     for t in range(xw.shape[1]):
         h, c = _lstm_ref(xw[:, t] + h @ Wh, c)
@@ -304,8 +313,8 @@ def _lstm_sequence_ref(x, Wx, b, h, c, Wh):
     return np.concatenate([np.stack(hs, axis=1), h[:, None], c[:, None]], axis=1)
 
 
-def _lstm_sequence_joined(x, Wx, b, h, c, Wh):
-    hs, h, c = ops.lstm_sequence(x, Wx, b, h, c, Wh)
+def _lstm_sequence_joined(*tensors, zero):
+    hs, h, c = ops.lstm_sequence(*_lstm_start(*tensors, zero=zero))
     return ops.concat([hs, ops.reshape(h, (h.shape[0], 1, -1)), ops.reshape(c, (c.shape[0], 1, -1))], 1)
 
 

@@ -201,3 +201,28 @@ def test_like_factories_keep_shape_dtype_and_device():
         d = x.to(dev)
         assert tg.zeros_like(d).device == dev and tg.ones(2, device=dev).device == dev
         assert tg.arange(3, device=dev).device == dev
+
+
+def test_clipping_leaves_that_received_one_shared_gradient_scales_each_once():
+    """a + b hands both leaves the same upstream array: each .grad must be its own copy, or clipping
+    scales the shared array once per leaf (a norm of 0.167 after clipping to 1.0)."""
+    a, b = (tg.Tensor(np.ones(3), requires_grad=True, dtype=np.float64) for _ in range(2))
+    ((a + b) * 10.0).sum().backward()
+    assert not np.shares_memory(a.grad.numpy(), b.grad.numpy())
+    assert tg.optim.clip_grad_norm([a, b], 1.0) == pytest.approx(np.sqrt(600))
+    total = np.sqrt(sum(float((p.grad.numpy() ** 2).sum()) for p in (a, b)))
+    assert total == pytest.approx(1.0, rel=1e-5)
+    np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy())
+
+
+def test_gradients_of_a_product_broadcast_over_a_new_leading_axis_and_a_size_one_axis():
+    """(1, 3) * (1, 4, 3): a's gradient sums b over the new axis and the broadcast size-one axis."""
+    a_np = np.arange(3.0).reshape(1, 3) + 1
+    b_np = np.arange(12.0).reshape(1, 4, 3) - 5
+    a, b = tg.Tensor(a_np, requires_grad=True), tg.Tensor(b_np, requires_grad=True)
+    g = np.random.default_rng(0).standard_normal((1, 4, 3))
+    (a * b).backward(tg.Tensor(g))
+    np.testing.assert_allclose(a.grad.numpy(), (g * b_np).sum(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(b.grad.numpy(), g * a_np, rtol=1e-6)
+    (b * a).backward(tg.Tensor(g))                         # the other operand order, accumulated
+    np.testing.assert_allclose(a.grad.numpy(), 2 * (g * b_np).sum(axis=1), rtol=1e-6)

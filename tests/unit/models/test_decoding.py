@@ -245,3 +245,16 @@ def test_zero_length_and_empty_batches():
     assert model.attention_weights.shape == (2, 0, 3)
     ids, scores = model.beam_search(np.zeros((0, 3), dtype=np.int64), 0, 4, beam=3)
     assert ids.shape == (0, 1, 4) and scores.shape == (0, 1)
+
+
+@pytest.mark.parametrize("decode", ["greedy", "sample", "beam"])
+def test_a_model_holding_nan_says_so_instead_of_decoding(decode):
+    """NaN weights (a float16 run gone wrong) made argmax return id 0 and beam scores NaN, silently."""
+    model = build("attention")
+    name, p = list(model.named_parameters())[1]
+    p.data[(0,) * p.ndim] = np.nan
+    xs = questions(2, 3, 9, 0)
+    call = {"greedy": lambda: model.generate(xs, 0, 3), "sample": lambda: model.generate(xs, 0, 3, sample=True),
+            "beam": lambda: model.beam_search(xs, 0, 3, beam=2)}[decode]
+    with pytest.raises(FloatingPointError, match=f"NaN or Inf in parameter '{name}' \\(1 of "):
+        call()

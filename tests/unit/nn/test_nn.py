@@ -1,5 +1,6 @@
 """Layers gradient-checked whole, the fused LSTM against its primitives, Module API, optimizers, save/load."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -240,6 +241,26 @@ def test_adam_follows_a_model_converted_after_it_was_made():
     assert all(m.dtype == np.float64 for m in opt.m + opt.v)
 
 
+def test_adam_on_float16_parameters_keeps_float32_moments_and_no_nan():
+    """In float16, eps = 1e-8 rounds to 0: a parameter whose gradient was 0 became 0 / 0 = NaN after
+    one step (half of a model's weights), silently. The moments and the arithmetic are float32."""
+    rng = np.random.default_rng(2)
+    p0 = rng.standard_normal(8).astype(np.float16)
+    grads = [np.where(np.arange(8) % 2 == 0, 0.0, rng.standard_normal(8) * 1e-3) for _ in range(3)]
+    p = tg.nn.Parameter(p0.copy(), dtype=np.float16)
+    opt = tg.optim.Adam([p], lr=0.01)
+    for g in grads:
+        p.grad = tg.Tensor(g.astype(np.float16), dtype=np.float16)
+        opt.step()
+    assert p.dtype == np.float16 and np.isfinite(p.numpy()).all()
+    assert all(m.dtype == np.float32 for m in opt.m + opt.v)
+    want = _adam_reference(p0.astype(np.float64), [g.astype(np.float16).astype(np.float64) for g in grads])
+    np.testing.assert_allclose(p.numpy(), want, rtol=2e-3, atol=2e-3)     # float16's own rounding
+    twin = tg.optim.Adam([tg.nn.Parameter(p0.copy(), dtype=np.float16)])
+    twin.load_state_dict(opt.state_dict())                                 # float32 moments stay float32
+    np.testing.assert_array_equal(twin.v[0], opt.v[0])
+
+
 def test_sgd_with_momentum_and_optimizer_state_round_trip():
     p = tg.nn.Parameter(np.ones(2), dtype=np.float64)
     opt = tg.optim.SGD([p], lr=0.1, momentum=0.9)
@@ -332,3 +353,19 @@ def test_float_buffers_follow_the_default_dtype_and_move_with_to():
     assert m.table.dtype == np.float32 and m.ids.dtype.kind == "i"
     assert m.to(np.float64).table.dtype == np.float64
     assert not m.table.requires_grad and m.parameters() == []
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda ps: tg.optim.Adam(ps, lr=-1), "Adam: lr must be a finite number >= 0, got -1"),
+    (lambda ps: tg.optim.Adam(ps, lr=float("nan")), "Adam: lr must be a finite number >= 0, got nan"),
+    (lambda ps: tg.optim.Adam(ps, lr=float("inf")), "Adam: lr must be a finite number >= 0, got inf"),
+    (lambda ps: tg.optim.Adam(ps, betas=(0.9, 1.0)), "Adam: betas[1] must be in [0, 1), got 1.0"),
+    (lambda ps: tg.optim.Adam(ps, eps=-1e-8), "Adam: eps must be a finite number >= 0, got -1e-08"),
+    (lambda ps: tg.optim.SGD(ps, lr=-1), "SGD: lr must be a finite number >= 0, got -1"),
+    (lambda ps: tg.optim.SGD(ps, lr=float("nan")), "SGD: lr must be a finite number >= 0, got nan"),
+    (lambda ps: tg.optim.SGD(ps, momentum=-0.5), "SGD: momentum must be a finite number >= 0, got -0.5")])
+def test_optimizers_refuse_hyper_parameters_out_of_range(make, words):
+    """Adam(lr=-1) and Adam(lr=nan) were accepted (as torch.optim refuses them)."""
+    with pytest.raises(ValueError, match=re.escape(words)):
+        make([tg.nn.Parameter(np.ones(2))])
+    tg.optim.Adam([tg.nn.Parameter(np.ones(2))], lr=0)           # 0 is allowed, as in PyTorch

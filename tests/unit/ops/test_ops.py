@@ -134,3 +134,12 @@ print(len(calls))
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 0, r.stderr
     assert 0 < int(r.stdout) <= 4, r.stdout      # two examples: the budget asked for
+
+
+def test_the_lstm_sequence_row_draws_none_start_states():
+    """h0 / c0 given as None take their own branch (the first step skips their products): the row
+    must draw each combination, or that branch goes without a gradient and second-order check."""
+    from hypothesis import find
+    for zero in [(True, True), (True, False), (False, True), (False, False)]:
+        arrays, kw = find(BY_NAME["lstm_sequence"].inputs, lambda d, zero=zero: d[1]["zero"] == zero)
+        assert len(arrays) == 4 + zero.count(False)
