@@ -37,7 +37,7 @@ def fake(monkeypatch):
     monkeypatch.setattr(blas_threads, "_controllers", [blas])
     monkeypatch.setattr(blas_threads, "_kinds", {})
     monkeypatch.setattr(blas_threads, "clock", lambda: now[0])
-    monkeypatch.delenv(blas_threads.ENV_VAR, raising=False)
+    monkeypatch.setenv(blas_threads.ENV_VAR, "auto")         # the chooser is opt-in
     return blas, per_step, run
 
 
@@ -114,6 +114,8 @@ def test_nothing_is_chosen_on_one_thread_when_fixed_or_on_a_gpu(fake, monkeypatc
     blas.threads = 2
     blas_threads.run("k", 1, object(), lambda: run())    # another array module: a GPU
     monkeypatch.setenv(blas_threads.ENV_VAR, "fixed")
+    call(blas, run)
+    monkeypatch.delenv(blas_threads.ENV_VAR)             # the default: BLAS decides, nothing is timed
     call(blas, run)
     assert blas.set_calls == [] and blas_threads.chosen() == {}
     monkeypatch.setenv(blas_threads.ENV_VAR, "sometimes")

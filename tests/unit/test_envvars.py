@@ -19,7 +19,7 @@ def test_on_off_variables_take_the_usual_spellings(monkeypatch, value, on):
 @pytest.mark.parametrize("name, value, words", [
     (allocator.ENV_VAR, "disable", "use one of 1, true, yes, on, 0, false, no, off"),   # was: left on
     (envvars.DEBUG, "maybe", "use one of 1, true"),
-    (blas_threads.ENV_VAR, "1", "use 'auto' or 'fixed' ('auto' is the default)"),     # was: an op's error mid-run
+    (blas_threads.ENV_VAR, "1", "use 'auto' or 'fixed' ('fixed' is the default)"),     # was: an op's error mid-run
 ])
 def test_a_value_the_library_does_not_know_is_refused_before_any_work(monkeypatch, capsys, tmp_path, name, value,
                                                                        words):
