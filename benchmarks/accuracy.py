@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import THREAD_ENV, user_set_threads
+from .common import blas_threads, command_line, commit, cpu_model, kernel_pin
 
 HERE = Path(__file__).resolve().parent / "accuracy"
 
@@ -96,6 +97,18 @@ def table_row(run: AccuracyRun, rows: list[dict]) -> str:
             f"{run.target} | {curve} |")
 
 
+PROVENANCE = "provenance.txt"
+"""Beside each run's files: the machine, BLAS, commit, date and command that produced them."""
+
+
+def provenance() -> str:
+    """One line saying where a run's figures came from (the training child runs on one BLAS thread
+    unless the user set a thread variable, see training_env)."""
+    threads = "as set by the user" if user_set_threads() else "1 BLAS thread"
+    return (f"{cpu_model()}, {os.cpu_count()} cores | BLAS {blas_threads()[0]}{kernel_pin()} | {threads} | "
+            f"commit {commit()} | {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} | {command_line()}")
+
+
 def write_results(names: list[str]) -> Path:
     lines = ["# Accuracy runs (issue 4)", "",
              "Exact match of the whole decoded answer on the 10% test split, greedy decoding. "
@@ -104,15 +117,17 @@ def write_results(names: list[str]) -> Path:
              "shared it with load averages of 1 to 12), so they are upper bounds. "
              "Reproduce with "
              "`python -m benchmarks.accuracy NAME`.", "",
-             "| run | command | final | best | epochs | train min | target | test accuracy per epoch (%) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| run | command | final | best | epochs | train min | target | test accuracy per epoch (%) | measured on |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for run in RUNS:
         metrics = HERE / run.name / "metrics.csv"
         if metrics.is_file():
-            lines.append(table_row(run, read_metrics(metrics)))
+            where = HERE / run.name / PROVENANCE
+            lines.append(table_row(run, read_metrics(metrics)) + (
+                f" {where.read_text().strip()} |" if where.is_file() else " not recorded (run before provenance was kept) |"))
         else:
             lines.append(f"| {run.name} | `tinygrad-s2s train {' '.join(run.args)}` | not measured on the current "
-                         f"data | | | | {run.target} | |")
+                         f"data | | | | {run.target} | | |")
     path = HERE / "RESULTS.md"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -148,6 +163,7 @@ def main(argv=None) -> int:
         dest.mkdir(parents=True, exist_ok=True)
         for f in ("metrics.csv", "learning_curve.png", "config.json"):
             shutil.copy2(out / f, dest / f)
+        (dest / PROVENANCE).write_text(provenance() + "\n")
         print(f"   accuracy {100 * report['accuracy']:.2f}% in {(time.time() - t0) / 60:.1f} min", flush=True)
     print(f"results: {write_results(args.names)}")
     return 0

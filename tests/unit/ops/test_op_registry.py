@@ -1,5 +1,5 @@
 """Adding an op is its class, its function beneath it and one op-table row: everything else a user or a
-test looks in (`__all__` here and at the top, the README's list of primitives, the PyTorch twin of the
+test looks in (`__all__` here and at the top, the docs' list of primitives, the PyTorch twin of the
 op benchmark) is checked here, so a forgotten one fails with the op's name."""
 import importlib
 import inspect
@@ -37,9 +37,9 @@ def test_every_op_module_holds_functions_beneath_their_classes():
 def test_every_op_is_exported_tested_documented_and_has_a_pytorch_twin():
     from benchmarks.op_overhead import _torch_ops
     table = {spec.name for spec in OPS}
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    start = readme.index("Primitives:")
-    listed = set(re.findall(r"[a-z_]+", readme[start:readme.index("\n\n", start)]))
+    page = (REPO_ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    start = page.index("Primitives:")
+    listed = set(re.findall(r"[a-z_]+", page[start:page.index("\n\n", start)]))
     twins = set(_torch_ops(mock.MagicMock()))
     ops = public_ops()
     assert len(ops) >= 40
@@ -48,7 +48,7 @@ def test_every_op_is_exported_tested_documented_and_has_a_pytorch_twin():
         assert name in tg.ops.__all__, f"{where}: missing from tinygrad_s2s.ops.__all__"
         assert name in tg.__all__ and getattr(tg, name) is getattr(tg.ops, name), f"{where}: missing from tg.__all__"
         assert name in table, f"{where}: no row in tinygrad_s2s/testing/op_table.py"
-        assert name in listed, f"{where}: missing from the README's list of primitives"
+        assert name in listed, f"{where}: missing from docs/architecture.md's list of primitives"
         assert name in twins, f"{where}: no PyTorch twin in benchmarks/op_overhead.py"
     assert table - set(ops) == {"pow_scalar"}        # a second row of pow, with a Python exponent
 

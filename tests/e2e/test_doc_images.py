@@ -1,6 +1,6 @@
-"""The README's pictures are not where its commands write: running `tinygrad-s2s graph ...` as the
-README shows, in the repository, must not overwrite a picture the README shows (it once rewrote
-graphviz_out/attention.svg), and what it writes is ignored by git."""
+"""The documentation's pictures are not where its commands write: running `tinygrad-s2s graph ...` as
+README.md and docs/ show it, in the repository, must not overwrite a picture they show (it once
+rewrote graphviz_out/attention.svg), and what it writes is ignored by git."""
 import os
 import re
 import shutil
@@ -12,19 +12,23 @@ import pytest
 from paths import REPO_ROOT
 from small_models import registered
 
-README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+PAGES = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").rglob("*.md"))]
 
 
 def _shown_images() -> set:
-    """Every local picture the README links to (`![...](path)` and `[...](path.png)`), as repo paths."""
-    links = re.findall(r"\]\(([^)\s]+\.(?:png|svg|jpg|gif))\)", README)
-    return {os.path.normpath(p) for p in links if "://" not in p}
+    """Every local picture a page links to (`![...](path)` and `[...](path.png)`), as repo paths."""
+    shown = set()
+    for page in PAGES:
+        for link in re.findall(r"\]\(([^)\s]+\.(?:png|svg|jpg|gif))\)", page.read_text(encoding="utf-8")):
+            if "://" not in link:
+                shown.add(os.path.normpath(os.path.relpath(page.parent / link, REPO_ROOT)))
+    return shown
 
 
 def _readme_commands(prefix: str) -> list:
-    """The README's shell lines that start with `prefix`, comments cut off, as argument lists."""
+    """The pages' shell lines that start with `prefix`, comments cut off, as argument lists."""
     found, fence = [], None
-    for line in README.splitlines():
+    for line in "\n".join(page.read_text(encoding="utf-8") for page in PAGES).splitlines():
         if line.startswith("```"):
             fence = None if fence is not None else line[3:].strip()
         elif fence in ("bash", "sh", "console", "") and line.startswith(prefix):
@@ -42,15 +46,15 @@ def git_checkout():
         pytest.skip("not a git checkout (an installed copy has no README pictures to protect)")
 
 
-def test_the_readme_shows_pictures_that_git_tracks(git_checkout):
+def test_the_docs_show_pictures_that_git_tracks(git_checkout):
     shown = _shown_images()
     assert len(shown) >= 8, shown
     for path in sorted(shown):
-        assert (REPO_ROOT / path).is_file(), f"README.md shows {path}, which does not exist"
-        assert _git("check-ignore", "-q", path).returncode == 1, f"README.md shows {path}, which git ignores"
+        assert (REPO_ROOT / path).is_file(), f"the docs show {path}, which does not exist"
+        assert _git("check-ignore", "-q", path).returncode == 1, f"the docs show {path}, which git ignores"
 
 
-def test_the_readmes_graph_commands_write_nowhere_the_readme_reads(git_checkout, tmp_path):
+def test_the_docs_graph_commands_write_nowhere_the_docs_read(git_checkout, tmp_path):
     if not (registered("attention") and registered("transformer")):
         pytest.skip("the zoo's models are not registered")
     commands = _readme_commands("tinygrad-s2s graph")
@@ -67,7 +71,7 @@ def test_the_readmes_graph_commands_write_nowhere_the_readme_reads(git_checkout,
         written = [os.path.relpath(p, work) for p in work.rglob("*") if p.is_file()]
         assert written == [proc.stdout.strip()], (written, proc.stdout)
         for path in written:
-            assert path not in shown, f"`{' '.join(command)}` overwrites {path}, a picture README.md shows"
+            assert path not in shown, f"`{' '.join(command)}` overwrites {path}, a picture the docs show"
             assert _git("check-ignore", "-q", path).returncode == 0, \
                 f"`{' '.join(command)}` writes {path}, which git would see as a change in the repository"
 

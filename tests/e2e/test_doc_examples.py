@@ -1,4 +1,6 @@
-"""The README's engine examples run as written: gradients of gradients and a user's op under the battery."""
+"""The documentation's code runs as written: every Python block of README.md and docs/ runs as a script,
+and the engine guides' examples (gradients of gradients, a user's op under the battery) do what their
+pages say."""
 import re
 import runpy
 
@@ -8,20 +10,44 @@ import pytest
 import tinygrad_s2s as tg
 from paths import REPO_ROOT
 
-README = (REPO_ROOT / "README.md").read_text()
+PAGES = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").rglob("*.md"))]
+PYTHON_BLOCK = r"```python\n(.*?)```"
 
 
-def _blocks(section):
-    body = README.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", body, re.S)
+def _blocks(title):
+    """The Python blocks of the page (README.md or a docs/ page) whose title or section is `title`."""
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        found = re.search(rf"(?m)^(#+) {re.escape(title)}\n", text)
+        if found:
+            level = len(found.group(1))
+            body = re.split(rf"(?m)^#{{1,{level}}} ", text[found.end():], maxsplit=1)[0]
+            return re.findall(PYTHON_BLOCK, body, re.S)
+    raise AssertionError(f"no page or section titled {title!r} in README.md or docs/")
+
+
+# A block that is a file of the user's project, run by its own test below, is not a script.
+NOT_SCRIPTS = {"from my_ops import SPEC"}
+
+
+def _every_block() -> list:
+    return [pytest.param(code, id=f"{page.relative_to(REPO_ROOT)}#{i}") for page in PAGES
+            for i, code in enumerate(re.findall(PYTHON_BLOCK, page.read_text(encoding="utf-8"), re.S))
+            if not any(marker in code for marker in NOT_SCRIPTS)]
+
+
+@pytest.mark.parametrize("code", _every_block())
+def test_every_python_block_of_the_docs_runs(code, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)                  # a block that writes files writes them here
+    _run(code, tmp_path)
 
 
 def _run(code, tmp_path, main=True):
     """Run a README block as a user would: saved to a file (Hypothesis reads composite sources), as
     a script (`main`) or imported."""
-    path = tmp_path / "readme_example.py"
+    path = tmp_path / "doc_example.py"
     path.write_text(code)
-    return runpy.run_path(str(path), run_name="__main__" if main else "readme_example")
+    return runpy.run_path(str(path), run_name="__main__" if main else "doc_example")
 
 
 def test_hessian_vector_product_and_gradient_penalty_example(tmp_path):
@@ -65,7 +91,7 @@ def test_the_users_fused_layer_norm_passes_the_battery_and_a_broken_one_is_named
 
 
 def test_a_reference_that_computes_something_else_fails_the_battery_and_create_graph(tmp_path):
-    """create_graph=True differentiates an op's reference: one that drops a term (here the README's
+    """create_graph=True differentiates an op's reference: one that drops a term (here the guide's
     layer norm without `+ b`) would give wrong second-order results silently. The recorded backward
     refuses it, and the battery's second-order check names it."""
     scope = _run(_blocks("Test your own ops with the library's battery")[0], tmp_path, main=False)
@@ -81,7 +107,7 @@ def test_a_reference_that_computes_something_else_fails_the_battery_and_create_g
     tg.grad(tg.sum(y * y), [x, g, b])                     # first order: the fused backward, right
     with pytest.raises(RuntimeError, match=r"layer_norm: NoBias.reference does not compute what its forward "
                                            r"computed: output 0 at element \(\d, \d\) is .*create_graph=True "
-                                           r"differentiates reference.*forward at .*readme_examples.py:\d+"):
+                                           r"differentiates reference.*forward at .*test_doc_examples.py:\d+"):
         tg.grad(tg.sum(NoBias.apply(x, g, b, eps=1e-5) ** 2), [x, g, b], create_graph=True)
     broken = tg.testing.OpSpec("layer_norm", lambda x, g, b: NoBias.apply(x, g, b, eps=1e-5), SPEC.ref, SPEC.inputs)
     with pytest.raises(AssertionError, match="layer_norm: second_order: (raised RuntimeError: layer_norm: NoBias"
@@ -113,7 +139,7 @@ def test_op_test_cases_generates_one_case_per_op_and_check(tmp_path):
         tg.testing.check_op(scope["SPEC"], checks=["speed"])
 
 
-def test_the_readme_pytest_snippet_generates_tests_in_a_users_project(tmp_path):
+def test_the_pytest_snippet_generates_tests_in_a_users_project(tmp_path):
     import subprocess
     import sys
     ops_code, test_code = _blocks("Test your own ops with the library's battery")
