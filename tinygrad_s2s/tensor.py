@@ -105,11 +105,27 @@ class Tensor(TensorBase):
     def __ge__(self, other):
         return _compare(np.greater_equal, self, other)
 
-    # ---- op methods: `t.exp()` is `tg.exp(t)`, `t.sum(axis=1)` is `tg.sum(t, axis=1)`
-    exp, log, sqrt, sigmoid, tanh, relu, abs, clip = exp, log, sqrt, sigmoid, tanh, relu, abs, clip
-    sum, mean, max, logsumexp, softmax, log_softmax = sum, mean, max, logsumexp, softmax, log_softmax
-    reshape, squeeze, expand_dims, broadcast_to, repeat, matmul = (reshape, squeeze, expand_dims, broadcast_to,
-                                                                    repeat, matmul)
+    # ---- op methods: `t.exp()` is `tg.exp(t)`, `t.sum(axis=1)` is `tg.sum(t, axis=1)` (the same functions)
+    exp = exp
+    log = log
+    sqrt = sqrt
+    sigmoid = sigmoid
+    tanh = tanh
+    relu = relu
+    abs = abs
+    clip = clip
+    sum = sum
+    mean = mean
+    max = max
+    logsumexp = logsumexp
+    softmax = softmax
+    log_softmax = log_softmax
+    reshape = reshape
+    squeeze = squeeze
+    expand_dims = expand_dims
+    broadcast_to = broadcast_to
+    repeat = repeat
+    matmul = matmul
 
     def transpose(self, *axes):
         """`t.transpose()` reverses the axes; `t.transpose(1, 0, 2)` or `t.transpose((1, 0, 2))` permutes."""

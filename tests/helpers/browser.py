@@ -109,6 +109,16 @@ class Browser:
             time.sleep(0.05)
         raise TimeoutError(f"{url}: not drawn in {self.timeout} s")
 
+    def load(self, url: str) -> None:
+        """Load any page (not the library's HTML view) and wait until the browser says it has loaded."""
+        self.call("Page.navigate", session=True, url=url)
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if self.eval("document.readyState") == "complete":
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"{url}: not loaded in {self.timeout} s")
+
     def click(self, selector: str) -> None:
         """A real mouse click (press and release) in the middle of the first element matching `selector`."""
         box = self.eval(f"(() => {{ const el = document.querySelector({json.dumps(selector)}); el.scrollIntoView("

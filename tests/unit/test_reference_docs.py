@@ -1,0 +1,59 @@
+"""The documentation site's reference covers every public name: `tg.__all__` and each subpackage's
+`__all__` (a module without one: its public names) against the `:::` directives of docs/reference/."""
+import importlib
+import re
+
+import pytest
+
+import tinygrad_s2s as tg
+from paths import REPO_ROOT
+
+REFERENCE = REPO_ROOT / "docs" / "reference"
+PUBLIC = ["nn", "ops", "autograd", "models", "data", "training", "testing", "viz"]
+NOT_API = {"allocator", "backend", "random", "nn", "optim", "testing", "viz"}   # tg.<subpackage> itself
+
+
+def documented() -> dict[str, set]:
+    """module -> the names its directive lists (every public name when it says `members: true`)."""
+    found = {}
+    for page in REFERENCE.glob("*.md"):
+        for module, options in re.findall(r"(?m)^::: ([\w.]+)\n((?:    .*\n)*)", page.read_text(encoding="utf-8")):
+            names = set(re.findall(r"(?m)^        - (\w+)$", options))
+            parent, _, leaf = module.rpartition(".")
+            if not _is_module(module):              # one object (`tinygrad_s2s.tensor.Tensor`): that name
+                assert hasattr(importlib.import_module(parent), leaf), f"{page.name}: no {module}"
+                found.setdefault(parent, set()).add(leaf)
+                continue
+            if "members: true" in options or not names:
+                mod = importlib.import_module(module)
+                names = set(getattr(mod, "__all__", [n for n in vars(mod) if not n.startswith("_")]))
+            found.setdefault(module, set()).update(names)
+    return found
+
+
+def _is_module(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
+def test_every_subpackages_public_names_are_in_the_reference():
+    docs = documented()
+    for name in PUBLIC:
+        module = f"tinygrad_s2s.{name}"
+        missing = set(importlib.import_module(module).__all__) - docs.get(module, set())
+        assert not missing, f"docs/reference/ lacks {sorted(missing)} of {module}.__all__"
+
+
+def test_every_name_of_tg_all_is_in_the_reference_through_its_home():
+    docs = documented()
+    everything = set().union(*docs.values())
+    missing = [n for n in tg.__all__ if n not in NOT_API and n not in everything]
+    assert not missing, f"tg.__all__ names without a reference entry: {missing}"
+
+
+@pytest.mark.parametrize("page", sorted(p.name for p in REFERENCE.glob("*.md")))
+def test_each_reference_page_is_in_the_site_navigation(page):
+    assert f"reference/{page}" in (REPO_ROOT / "mkdocs.yml").read_text(encoding="utf-8")
