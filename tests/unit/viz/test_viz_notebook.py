@@ -1,0 +1,62 @@
+"""What a Jupyter notebook shows: the mime data of `to_dot`'s drawing (laid out without system
+Graphviz), of `show_html`'s inline interactive view and of `attention_heatmap`'s Figure."""
+from __future__ import annotations
+
+import importlib
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+import tinygrad_s2s as tg
+from tinygrad_s2s.viz import GraphvizNotFoundError, render, to_dot, to_networkx
+
+from small_models import mlp_loss
+from svg import svg_nodes
+
+render_module = importlib.import_module("tinygrad_s2s.viz.render")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _no_system_dot(monkeypatch, tmp_path):
+    """The notebook user's machine: nothing on PATH (so no `dot`), only what pip installed."""
+    empty = tmp_path / "empty-bin"
+    empty.mkdir(exist_ok=True)
+    monkeypatch.setenv("PATH", str(empty))
+    return empty
+
+
+# ---------------------------------------------------------------- to_dot inline
+def test_a_drawing_shows_inline_as_svg_without_system_graphviz(tmp_path, monkeypatch):
+    _no_system_dot(monkeypatch, tmp_path)
+    loss, model = mlp_loss()
+    graph = to_dot(loss, module=model)
+    bundle = graph._repr_mimebundle_()
+    assert list(bundle) == ["image/svg+xml"]            # what Jupyter asks for by default
+    nodes, clusters = svg_nodes(bundle["image/svg+xml"])   # parses as XML, draws every node
+    assert set(nodes) == set(to_networkx(loss).nodes) and clusters
+    assert graph._repr_svg_() == bundle["image/svg+xml"]
+    png = graph._repr_mimebundle_(include=["image/png", "image/svg+xml"], exclude=["image/svg+xml"])
+    assert list(png) == ["image/png"] and png["image/png"][:8] == PNG_MAGIC
+
+
+def test_the_drawing_is_still_a_graphviz_digraph(tmp_path, monkeypatch):
+    graphviz = pytest.importorskip("graphviz")
+    _no_system_dot(monkeypatch, tmp_path)
+    x = tg.Tensor(np.ones(2), requires_grad=True, name="x")
+    graph = to_dot(tg.exp(x), title="t")
+    assert isinstance(graph, graphviz.Digraph) and graph.source.startswith("digraph tinygrad_s2s {")
+    copy = graph.copy()
+    assert copy.source == graph.source and type(copy) is type(graph)
+    # the same program lays out the inline picture and the file
+    svg = open(render(graph, tmp_path / "g.svg"), encoding="utf-8").read()
+    assert ET.fromstring(svg).tag == ET.fromstring(graph._repr_image_svg_xml()).tag
+
+
+def test_with_no_layout_program_the_inline_drawing_says_what_to_install(tmp_path, monkeypatch):
+    empty = _no_system_dot(monkeypatch, tmp_path)
+    monkeypatch.setattr(render_module, "_script_dirs", lambda: [str(empty)])
+    x = tg.Tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(GraphvizNotFoundError, match="pip install graphviz-pure") as info:
+        to_dot(tg.exp(x))._repr_mimebundle_()
+    assert info.value.dot_path is None and not list(tmp_path.glob("*.dot"))
