@@ -2,14 +2,16 @@
 Graphviz), of `show_html`'s inline interactive view and of `attention_heatmap`'s Figure."""
 from __future__ import annotations
 
+import html
 import importlib
+import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
 
 import tinygrad_s2s as tg
-from tinygrad_s2s.viz import GraphvizNotFoundError, render, to_dot, to_networkx
+from tinygrad_s2s.viz import GraphvizNotFoundError, render, show_html, to_dot, to_html, to_networkx
 
 from small_models import mlp_loss
 from svg import svg_nodes
@@ -60,3 +62,23 @@ def test_with_no_layout_program_the_inline_drawing_says_what_to_install(tmp_path
     with pytest.raises(GraphvizNotFoundError, match="pip install graphviz-pure") as info:
         to_dot(tg.exp(x))._repr_mimebundle_()
     assert info.value.dot_path is None and not list(tmp_path.glob("*.dot"))
+
+
+# ---------------------------------------------------------------- the interactive view inline
+def test_the_interactive_view_shows_inline_as_a_sandboxed_self_contained_frame(tmp_path):
+    loss, model = mlp_loss()
+    view = show_html(loss, module=model, title='a "quoted" <stack> & co', height=420)
+    shown = view._repr_html_()
+    frame = re.fullmatch(r'<iframe srcdoc="([^"]*)" sandbox="allow-scripts" style="([^"]*)"></iframe>', shown)
+    assert frame, shown[:300]                    # one attribute holds the page: no quote left unescaped
+    # the browser unescapes the attribute into exactly the page to_html writes: scripts, data and the
+    # layout engine inlined, nothing fetched from a CDN or a file
+    page = html.unescape(frame.group(1))
+    assert page == view.page == open(to_html(loss, tmp_path / "g.html", module=model,
+                                             title='a "quoted" <stack> & co'), encoding="utf-8").read()
+    assert "globalThis.TgGraphviz = " in page and "<title>a \"quoted\" &lt;stack&gt; &amp; co</title>" in page
+    assert not re.search(r"<script[^>]+src=|<link|@import|https?://[^\s\"']*\.(js|css|wasm)", page)
+    assert "height: 420px" in frame.group(2)
+    assert "interactive graph view" in repr(view)
+    with pytest.raises(ValueError, match="height must be a positive number of pixels"):
+        show_html(loss, height=0)
