@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import importlib
+import io
 import re
 import xml.etree.ElementTree as ET
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 import tinygrad_s2s as tg
-from tinygrad_s2s.viz import GraphvizNotFoundError, render, show_html, to_dot, to_html, to_networkx
+from tinygrad_s2s.viz import GraphvizNotFoundError, attention_heatmap, render, show_html, to_dot, to_html, to_networkx
 
 from small_models import mlp_loss
 from svg import svg_nodes
@@ -82,3 +83,24 @@ def test_the_interactive_view_shows_inline_as_a_sandboxed_self_contained_frame(t
     assert "interactive graph view" in repr(view)
     with pytest.raises(ValueError, match="height must be a positive number of pixels"):
         show_html(loss, height=0)
+
+
+# ---------------------------------------------------------------- the heatmap inline
+def test_with_no_path_the_heatmap_is_a_figure_a_notebook_shows_as_png(tmp_path):
+    from matplotlib.figure import Figure
+    from matplotlib.image import imread
+
+    w = np.random.default_rng(0).dirichlet(np.ones(6), size=4)      # (L=4, T=6), rows sum to 1
+    fig = attention_heatmap(w, "abc de", "1994", title="t")
+    assert isinstance(fig, Figure) and not list(tmp_path.iterdir())
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c", "·", "d", "e"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["1", "9", "9", "4"]
+    png = fig._repr_png_()                     # what Jupyter puts in the cell's image/png output
+    assert png[:8] == PNG_MAGIC
+    width, height = fig.get_size_inches() * fig.dpi      # the whole figure, not a thumbnail
+    assert np.allclose(imread(io.BytesIO(png)).shape[:2], (height, width), atol=1)
+    # with a path it still writes the file and returns the path (the CLI's attention-map relies on it)
+    assert attention_heatmap(w, "abc de", "1994", tmp_path / "m.png") == str(tmp_path / "m.png")
+    with pytest.raises(ValueError, match="cannot tell the image format"):
+        attention_heatmap(w, "abc de", "1994", tmp_path / "m.jpeg")
