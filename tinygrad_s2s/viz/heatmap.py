@@ -67,10 +67,11 @@ def attention_heatmap(weights, src_tokens, tgt_tokens, path=None, *, title: str 
     return os.fspath(path)
 
 
-def attention_map_for_run(run, question: str, out, length: int | None = None, source=None, beam: int = 1) -> str:
+def attention_map_for_run(run, question: str, out=None, length: int | None = None, source=None, beam: int = 1):
     """Decode `question` with the attention model of `run` (a run directory, a checkpoint, or a run
     `train.load_run` returned), greedily or (`beam` > 1) by beam search, and save the heatmap of the
-    attention of the decoded answer to `out`; the input is shown in typed order even when the run was
+    attention of the decoded answer to `out` (returned), or with no `out` return it as a Figure (a
+    notebook shows it inline); the input is shown in typed order even when the run was
     trained on reversed questions. `length` (default: the trained answer length, also its maximum)
     is how many characters to decode."""
     from ..training.trainer import load_run  # noqa: PLC0415 - the trainer pulls in the data pipeline
