@@ -8,13 +8,14 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 import pytest
 
 import tinygrad_s2s as tg
 from tinygrad_s2s import nn
-from tinygrad_s2s.viz import to_html
+from tinygrad_s2s.viz import show_html, to_html
 from tinygrad_s2s.viz.html import MAX_OPS_AT_LOAD
 
 from browser import Browser, find_chromium
@@ -226,3 +227,43 @@ def test_crafted_names_show_as_text_in_the_page(tmp_path):
             assert name in texts, (name, texts)                   # the input tensor's name
             assert b.eval("document.querySelector('h1').textContent") == name
             assert b.console == [], name
+
+
+def _eval_in_frame(b, expression):
+    """The value of `expression` in the page's first <iframe> (in the page's process or in one of its
+    own, as Chromium's site isolation decides); None while that frame has no document yet."""
+    frames = [t for t in b.call("Target.getTargets")["targetInfos"] if t["type"] == "iframe"]
+    if frames:
+        session = b.call("Target.attachToTarget", targetId=frames[0]["targetId"], flatten=True)["sessionId"]
+        r = b.call("Runtime.evaluate", session=session, expression=expression, returnByValue=True)
+    else:
+        tree = b.call("Page.getFrameTree", session=True)["frameTree"]
+        if "childFrames" not in tree:
+            return None
+        ctx = b.call("Page.createIsolatedWorld", session=True, frameId=tree["childFrames"][0]["frame"]["id"],
+                     worldName="check")["executionContextId"]
+        r = b.call("Runtime.evaluate", session=True, contextId=ctx, expression=expression, returnByValue=True)
+    return r["result"].get("value")
+
+
+def test_the_inline_view_draws_inside_its_sandboxed_frame(tmp_path):
+    # what a notebook does with show_html(...)'s _repr_html_: put it in the page, as is
+    loss, model = mlp_loss()
+    host = tmp_path / "notebook.html"
+    host.write_text('<!doctype html><html><body data-state="ready">' + show_html(loss, module=model)._repr_html_()
+                    + "</body></html>", encoding="utf-8")
+    with Browser() as b:
+        b.open(host.as_uri())
+        deadline = time.monotonic() + 60
+        seen = None
+        while time.monotonic() < deadline:
+            seen = _eval_in_frame(b, "document.body ? [window.origin, document.body.dataset.state, "
+                                     "document.querySelectorAll('#graph .node').length, "
+                                     "document.querySelectorAll('#graph .cluster').length] : null")
+            if seen and seen[1] in ("ready", "error"):
+                break
+            time.sleep(0.1)
+        # drawn offline in an origin of its own (opaque: 'null'), away from the notebook's
+        origin, state, ops, boxes = seen
+        assert (origin, state) == ("null", "ready") and ops > 0 and boxes > 0, (seen, b.console)
+        assert not b.console

@@ -62,11 +62,13 @@ class Browser:
         msg, self._buf = self._buf.split(b"\0", 1)
         return json.loads(msg)
 
-    def call(self, method: str, session: bool = False, **params):
+    def call(self, method: str, session: bool | str = False, **params):
+        """Send a DevTools command: to the browser, to the page (`session=True`) or to another target
+        attached with Target.attachToTarget (`session=` its session id, e.g. an out-of-process iframe)."""
         self._id += 1
         msg = {"id": self._id, "method": method, "params": params}
         if session:
-            msg["sessionId"] = self.session
+            msg["sessionId"] = self.session if session is True else session
         os.write(self._to_chrome, json.dumps(msg).encode() + b"\0")
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:

@@ -323,7 +323,7 @@ class Trainer:
                          f"trained straight to {epochs} epochs. Train a new run with {epochs} epochs instead")
 
     def _run_epoch(self, epochs: int, stop: _StopFlag) -> None:
-        from tqdm import tqdm  # noqa: PLC0415 - keeps `import tinygrad_s2s.train` light
+        from tqdm.auto import tqdm  # noqa: PLC0415 - a widget in a notebook (with ipywidgets), text elsewhere
 
         ds, n = self.dataset, len(self.dataset.x_train)
         # the epoch's order is drawn from the RNG state saved at its start; after a mid-epoch resume

@@ -91,7 +91,7 @@ def closed_groups(grouping, collapse=None, depth: int | None = None, roll: bool 
 def to_dot(*outputs: Tensor, group_by_module: bool = True, collapse=None, depth: int | None = None,
            roll: bool = False, show_shapes: bool = True, module=None, title: str | None = None,
            rankdir: str = "TB"):
-    """A `graphviz.Digraph` of the graph that produced `outputs`.
+    """A `graphviz.Digraph` (a `Drawing`) of the graph that produced `outputs`.
 
     Ops are blue rounded boxes; tensors are ellipses (parameters orange, other leaves grey, the
     requested outputs green), each drawn once however often it is used. With `group_by_module`,
@@ -103,8 +103,9 @@ def to_dot(*outputs: Tensor, group_by_module: bool = True, collapse=None, depth:
     identical sibling blocks (`layers.0`, `layers.1`, ...) into one box marked xT. A box never draws
     an arrow out of itself and back in. `module`, the Module that was called, adds class names to
     labels. The DOT text depends only on the graph, so the same model gives the same text every run.
+    In a notebook it shows inline as SVG, laid out like `render` does (no system Graphviz needed).
     """
-    import graphviz  # noqa: PLC0415 - keep `import tinygrad_s2s.viz` light
+    from .drawing import Drawing  # noqa: PLC0415 - keep `import tinygrad_s2s.viz` light (graphviz loads here)
 
     if depth is not None and (not isinstance(depth, int) or depth < 0):
         raise ValueError(f"to_dot: depth must be a non-negative integer or None, got {depth!r}")
@@ -112,7 +113,7 @@ def to_dot(*outputs: Tensor, group_by_module: bool = True, collapse=None, depth:
     grouping = group(g, module_classes(module))
     closed = closed_groups(grouping, collapse, depth, roll) if group_by_module or collapse or roll else set()
     drawn = plan(g, grouping, closed, clusters=group_by_module)
-    dot = graphviz.Digraph(name="tinygrad_s2s")
+    dot = Drawing(name="tinygrad_s2s")
     dot.attr("graph", **{**STYLE["graph"], "rankdir": rankdir})
     if title:
         dot.attr(label=_text(title), labelloc="t", fontsize="14")

@@ -1,6 +1,6 @@
 """The book's attention map (Fig. 8-26): output characters down, input characters across, one cell per
 attention weight. Drawn with matplotlib's Agg canvas directly, so no GUI backend is ever touched and
-the global pyplot state is left alone."""
+the global pyplot state is left alone; a notebook shows the Figure inline (`figures.InlineFigure`)."""
 from __future__ import annotations
 
 import os
@@ -20,16 +20,16 @@ def _labels(tokens, n: int, what: str) -> list[str]:
     return [PAD_SHOWN if t == " " else t for t in tokens]
 
 
-def attention_heatmap(weights, src_tokens, tgt_tokens, path, *, title: str | None = None) -> str:
-    """Save the attention weights of one sequence as a heatmap; returns the path written.
+def attention_heatmap(weights, src_tokens, tgt_tokens, path=None, *, title: str | None = None):
+    """The attention weights of one sequence as a heatmap: saved to `path` (the path is returned), or
+    with no path returned as a matplotlib Figure, which a notebook shows inline.
 
     `weights` is (L, T): row i holds output step i's weights over the T input positions (a leading
     batch axis of 1 is accepted). `src_tokens` (T labels) run across, `tgt_tokens` (L labels) down;
     strings count as one token per character. The image format follows the extension (.png, .svg,
     .pdf). Cells range from black (0) to white (1), as in the book.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415 - heavy, only here
-    from matplotlib.figure import Figure  # noqa: PLC0415
+    from .figures import InlineFigure  # noqa: PLC0415 - matplotlib is heavy: only here
 
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim == 3 and w.shape[0] == 1:
@@ -40,12 +40,11 @@ def attention_heatmap(weights, src_tokens, tgt_tokens, path, *, title: str | Non
         raise ValueError("attention_heatmap: the weights hold NaN or Inf")
     L, T = w.shape
     xs, ys = _labels(src_tokens, T, "source"), _labels(tgt_tokens, L, "target")
-    ext = os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
-    if ext not in ("png", "svg", "pdf"):
+    ext = None if path is None else os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
+    if ext is not None and ext not in ("png", "svg", "pdf"):
         raise ValueError(f"attention_heatmap: cannot tell the image format of {os.fspath(path)!r}; "
                          "use .png, .svg or .pdf")
-    fig = Figure(figsize=(0.38 * T + 1.8, 0.38 * L + 1.4), dpi=120)
-    FigureCanvasAgg(fig)
+    fig = InlineFigure(figsize=(0.38 * T + 1.8, 0.38 * L + 1.4), dpi=120)
     ax = fig.add_subplot(1, 1, 1)
     mesh = ax.pcolormesh(w, cmap="Greys_r", vmin=0.0, vmax=1.0)
     ax.set_xticks(np.arange(T) + 0.5, labels=xs)
@@ -59,6 +58,8 @@ def attention_heatmap(weights, src_tokens, tgt_tokens, path, *, title: str | Non
         ax.set_title(title, pad=24, fontsize=10)
     fig.colorbar(mesh, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
+    if path is None:
+        return fig
     folder = os.path.dirname(os.fspath(path))
     if folder:
         os.makedirs(folder, exist_ok=True)
@@ -66,10 +67,11 @@ def attention_heatmap(weights, src_tokens, tgt_tokens, path, *, title: str | Non
     return os.fspath(path)
 
 
-def attention_map_for_run(run, question: str, out, length: int | None = None, source=None, beam: int = 1) -> str:
+def attention_map_for_run(run, question: str, out=None, length: int | None = None, source=None, beam: int = 1):
     """Decode `question` with the attention model of `run` (a run directory, a checkpoint, or a run
     `train.load_run` returned), greedily or (`beam` > 1) by beam search, and save the heatmap of the
-    attention of the decoded answer to `out`; the input is shown in typed order even when the run was
+    attention of the decoded answer to `out` (returned), or with no `out` return it as a Figure (a
+    notebook shows it inline); the input is shown in typed order even when the run was
     trained on reversed questions. `length` (default: the trained answer length, also its maximum)
     is how many characters to decode."""
     from ..training.trainer import load_run  # noqa: PLC0415 - the trainer pulls in the data pipeline

@@ -179,7 +179,19 @@ def to_html(outputs, path, *, module=None, title: str | None = None) -> str:
     After `backward(retain_graph=True)` (a leaf holds a .grad and the first output is a scalar) every
     tensor's gradient norm can be overlaid (`gradients.tensor_gradient_norms`), and an op's saved
     tensors are listed on hover. `module`, the Module that was called, adds class names.
+    `show_html` shows the same page inline in a notebook.
     """
+    page = html_page(outputs, module=module, title=title)
+    path = os.fspath(path)
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    _write_bytes(path, page.encode("utf-8"))
+    return path
+
+
+def html_page(outputs, *, module=None, title: str | None = None) -> str:
+    """The text of `to_html`'s page for the graph that produced `outputs`."""
     if isinstance(outputs, Tensor):
         outputs = (outputs,)
     outputs = tuple(outputs)
@@ -187,13 +199,36 @@ def to_html(outputs, path, *, module=None, title: str | None = None) -> str:
     parts = {"TITLE": _html_escape(data["title"]), "STYLE": _asset("html_view.css"),
              "DATA": _json_in_script(data), "GRAPHVIZ": _code_in_script(VENDORED_GRAPHVIZ, _vendored_graphviz()),
              "APP": _code_in_script("html_view.js", _asset("html_view.js"))}
-    page = re.sub(r"/\*(TITLE|STYLE|DATA|GRAPHVIZ|APP)\*/", lambda m: parts[m.group(1)], _asset("html_view.html"))
-    path = os.fspath(path)
-    folder = os.path.dirname(path)
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-    _write_bytes(path, page.encode("utf-8"))
-    return path
+    return re.sub(r"/\*(TITLE|STYLE|DATA|GRAPHVIZ|APP)\*/", lambda m: parts[m.group(1)], _asset("html_view.html"))
+
+
+class HTMLView:
+    """`to_html`'s page for a notebook: its `_repr_html_` is an <iframe> holding the whole page in
+    `srcdoc` (the layout engine included, so it works offline and fetches nothing), sandboxed to
+    scripts only: the page runs in an origin of its own, away from the notebook's cookies and DOM.
+    `page` is the page's text, as `to_html` writes it."""
+
+    def __init__(self, page: str, *, height: int = 600):
+        if not isinstance(height, int) or isinstance(height, bool) or height <= 0:
+            raise ValueError(f"show_html: height must be a positive number of pixels, got {height!r}")
+        self.page, self.height = page, height
+
+    def _repr_html_(self) -> str:
+        # the page becomes one attribute value: with & < > " escaped nothing in it can end the attribute,
+        # and the browser unescapes it back into the page's exact text
+        srcdoc = _html_escape(self.page).replace('"', "&quot;")
+        return (f'<iframe srcdoc="{srcdoc}" sandbox="allow-scripts" '
+                f'style="width: 100%; height: {self.height}px; border: 1px solid #ccc"></iframe>')
+
+    def __repr__(self) -> str:       # what a terminal shows; a notebook shows the page itself
+        return f"<interactive graph view, {len(self.page) // 1024} KiB page: shown inline in a notebook>"
+
+
+def show_html(outputs, *, module=None, title: str | None = None, height: int = 600) -> HTMLView:
+    """The interactive view of `to_html` (same arguments, no path) shown inline when a notebook cell
+    ends with it: expand and collapse modules, hover for shapes and source lines, search. `height`
+    is the frame's height in pixels."""
+    return HTMLView(html_page(outputs, module=module, title=title), height=height)
 
 
 def _html_escape(text: str) -> str:

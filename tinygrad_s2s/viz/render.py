@@ -22,9 +22,9 @@ GRAPHVIZ_HINT = "install Graphviz (Debian/Ubuntu: `apt-get install graphviz`, ma
 
 class GraphvizNotFoundError(RuntimeError):
     """No layout program can write the asked format; the `.dot` file was written instead (its path is
-    `dot_path`)."""
+    `dot_path`; None when the drawing was asked for in memory, as a notebook does)."""
 
-    def __init__(self, message: str, dot_path: str):
+    def __init__(self, message: str, dot_path: str | None):
         super().__init__(message)
         self.dot_path = dot_path
 
@@ -110,23 +110,34 @@ def render(graph, path, *, timeout: float = 120.0) -> str:
     if ext == formats.DOT:
         _write_text(path, text)
         return path
-    program = find_layout_program(ext)
-    if program is None:
+    try:
+        data = lay_out(text, ext, timeout=timeout, what=path)
+    except GraphvizNotFoundError as e:
         dot_path = os.path.splitext(path)[0] + ".dot"
         _write_text(dot_path, text)
-        raise GraphvizNotFoundError(f"cannot write {path}: {_why_not(ext)}. The graph was written as DOT "
-                                    f"text to {dot_path}", dot_path)
+        raise GraphvizNotFoundError(f"{e}. The graph was written as DOT text to {dot_path}", dot_path) from None
+    _write_bytes(path, data)
+    return path
+
+
+def lay_out(graph, fmt: str, *, timeout: float = 120.0, what: str = "the drawing") -> bytes:
+    """`graph` (a `graphviz.Digraph` or DOT text) laid out into `fmt` ('svg' or 'png'; 'pdf' needs
+    Graphviz's own `dot`) by the program `render` uses, as bytes; `what` names the drawing in errors.
+    GraphvizNotFoundError (its `dot_path` None: nothing was written) when no program can."""
+    text = _source(graph)
+    program = find_layout_program(fmt)
+    if program is None:
+        raise GraphvizNotFoundError(f"cannot write {what}: {_why_not(fmt)}", None)
     try:
-        proc = subprocess.run([program.path, f"-T{ext}"], input=text.encode("utf-8"), capture_output=True,
+        proc = subprocess.run([program.path, f"-T{fmt}"], input=text.encode("utf-8"), capture_output=True,
                               timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
-        raise RuntimeError(f"render: {program.path} took longer than {timeout:g} s to lay out {path}; "
+        raise RuntimeError(f"render: {program.path} took longer than {timeout:g} s to lay out {what}; "
                            "try depth=, roll=True or collapse= for a smaller drawing") from None
     if proc.returncode != 0:
         err = " ".join(proc.stderr.decode("utf-8", "replace").split())[:500]
-        raise RuntimeError(f"render: {program.path} -T{ext} failed (exit {proc.returncode}) for {path}: {err}")
-    _write_bytes(path, proc.stdout)
-    return path
+        raise RuntimeError(f"render: {program.path} -T{fmt} failed (exit {proc.returncode}) for {what}: {err}")
+    return proc.stdout
 
 
 def _write_text(path: str, text: str) -> None:
