@@ -95,8 +95,11 @@ def _torch_ops(torch):
     def take_along_axis(x, indices, axis):   # NumPy's negative indices count from the end; gather's may not
         return torch.take_along_dim(x, t(indices % x.shape[axis]), dim=axis)
 
-    def lstm_sequence(x, Wx, b, h, c, Wh):
-        hs = []
+    def lstm_sequence(x, Wx, b, *rest, zero=(False, False)):
+        # the op table leaves h0 / c0 out where `zero` says so: the zero start state, as ours takes None
+        given = iter(rest[:-1])
+        h, c = (torch.zeros(x.shape[0], rest[-1].shape[0], dtype=x.dtype) if z else next(given) for z in zero)
+        Wh, hs = rest[-1], []
         b = b[:, None] if b.ndim == 2 else b      # one bias per sequence (N, 4H), the same at every step
         for step in (x @ Wx + b).unbind(1):
             h, c = lstm_step(step + h @ Wh, c)
