@@ -37,9 +37,9 @@ def _check_kind(dtype, where: str) -> None:
                         "a Tensor holds booleans, integers or real floating point numbers")
 
 
-def new_tensor(data, requires_grad: bool = False):
-    """`Tensor(data, requires_grad)` for the layers below `tinygrad_s2s.Tensor` (the factories)."""
-    return (_tensor_class[0] or TensorBase)(data, requires_grad=requires_grad)
+def new_tensor(data, requires_grad: bool = False, dtype=None):
+    """`Tensor(data, requires_grad, dtype)` for the layers below `tinygrad_s2s.Tensor` (the factories)."""
+    return (_tensor_class[0] or TensorBase)(data, requires_grad=requires_grad, dtype=dtype)
 
 
 def _is_backend_array(x) -> bool:

@@ -132,7 +132,8 @@ class Concat(Op):
 
 
 def concat(xs, axis=0):
-    """Join tensors along an existing axis."""
+    """Join tensors along an existing axis. `tg.cat` is this function under PyTorch's name (an alias
+    set in `tinygrad_s2s.ops`, not an op of its own)."""
     xs = _seq_of_tensors("concat", xs)
     return Concat.apply(*xs, axis=axis)
 
