@@ -46,6 +46,20 @@ def _is_backend_array(x) -> bool:
     return isinstance(x, np.ndarray) or backend.get_array_module(x) is not np
 
 
+class _NumPySize(int):
+    """`t.size`: NumPy's meaning, the number of elements, as an int that is an int everywhere (arithmetic,
+    comparisons, json, NumPy shapes, f-strings). Only calling it, PyTorch's `x.size()` (the shape), is
+    refused with our spelling instead of "'int' object is not callable"."""
+    __slots__ = ()
+
+    def __call__(self, *dim):
+        raise TypeError(f"size is an int (NumPy); use .shape: Tensor.size is the number of elements ({int(self)}), "
+                        "torch's x.size() is x.shape here and x.size(d) is x.shape[d]")
+
+    def __reduce__(self):
+        return int, (int(self),)     # pickles (and copies) as the plain int it is
+
+
 class TensorBase:
     """What the engine needs of a tensor: one backend array, `requires_grad`, `grad`, the Function that
     made it (`creator`) and its in-place versions. `tinygrad_s2s.Tensor` adds the operators and the op
@@ -110,7 +124,8 @@ class TensorBase:
     shape = property(lambda self: self._data.shape)
     dtype = property(lambda self: self._data.dtype)
     ndim = property(lambda self: self._data.ndim)
-    size = property(lambda self: self._data.size)
+    size = property(lambda self: _NumPySize(self._data.size), doc="The number of elements (NumPy's size, an int; "
+                    "calling it as torch's x.size() raises a TypeError that says to use .shape).")
     device = property(lambda self: backend.device_of(self._data))
     is_leaf = property(lambda self: self.creator is None)
     version = property(lambda self: self._version, doc="How many in-place changes this tensor has seen.")
