@@ -15,6 +15,7 @@ from . import backend
 from .autograd import TensorBase, is_grad_enabled, set_tensor_class
 from .autograd.engine import backward as _backward
 from .ops import factories as _factories
+from .ops.base import numpy_keywords
 from .ops import (abs, add, broadcast_to, clip, div, exp, expand_dims, getitem, log, log_softmax, logsumexp,
                   matmul, max, mean, mul, neg, pow, relu, repeat, reshape, sigmoid, softmax, sqrt, squeeze, sub,
                   sum, tanh, transpose)
@@ -127,6 +128,7 @@ class Tensor(TensorBase):
         """The transpose (all axes reversed)."""
         return transpose(self)
 
+    @numpy_keywords
     def argmax(self, axis=None):
         """Indices of the maxima along `axis` (a constant integer tensor)."""
         return self._wrap(self.data.argmax(axis=axis), False)
