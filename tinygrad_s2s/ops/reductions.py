@@ -109,7 +109,9 @@ class Softmax(Op):
 
 @numpy_keywords
 def softmax(x, axis=-1):
-    """exp(x) / sum(exp(x)) along `axis`, shifted by the max for stability."""
+    """exp(x) / sum(exp(x)) along `axis`, shifted by the max for stability. The default is the last axis,
+    as PyTorch and NumPy users write it; DeZero's `F.softmax` defaults to `axis=1`, which is another axis
+    on 3-D input (N, T, V): pass `axis=` there (docs/guide/from-pytorch.md)."""
     return Softmax.apply(as_tensor(x), axis=axis)
 
 
@@ -128,5 +130,5 @@ class LogSoftmax(Op):
 
 @numpy_keywords
 def log_softmax(x, axis=-1):
-    """log(softmax(x)) without forming the softmax."""
+    """log(softmax(x)) without forming the softmax (along the last axis by default, as `softmax`)."""
     return LogSoftmax.apply(as_tensor(x), axis=axis)
