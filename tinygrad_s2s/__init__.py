@@ -13,11 +13,13 @@ from .backend import allocator, random
 from .autograd import (Function, current_module_path, default_dtype, detect_anomaly, enable_grad, get_default_dtype,
                        grad, is_grad_enabled, no_grad, saved_input, saved_output, set_default_dtype)
 from .tensor import Tensor
-from .ops import (abs, add, arange, broadcast_to, clip, concat, div, dropout, exp, expand_dims, full, getitem,
+from .ops import (abs, add, arange, broadcast_to, cat, clip, concat, div, dropout, exp, expand_dims, full, getitem,
                   gru_sequence, log, log_softmax, logsumexp, lstm_cell, lstm_sequence, matmul, max, maximum, mean,
-                  minimum, mul, neg, ones, ones_like, pow, relu, repeat, reshape, sigmoid, softmax,
-                  softmax_cross_entropy, split, sqrt, squeeze, stack, sub, sum, take_along_axis, tanh, transpose,
-                  unstack, where, zeros, zeros_like)
+                  minimum, mul, neg, ones, ones_like, pow, rand, randint, randn, relu, repeat, reshape, sigmoid,
+                  softmax, softmax_cross_entropy, split, sqrt, squeeze, stack, sub, sum, take_along_axis, tanh,
+                  transpose, unstack, where, zeros, zeros_like)
+# `tensor` (torch.tensor) is not imported from .ops: `tinygrad_s2s.tensor`, the module of Tensor, is
+# callable and is that factory (see tinygrad_s2s/tensor.py's _TensorModule)
 from . import nn, optim
 from .serialization import load, save
 from .models import available_models, create_model, register_model
@@ -28,13 +30,13 @@ from ._version import __version__  # noqa: F401 - the package attribute users re
 
 __all__ = [
     "Function", "Tensor", "abs", "add", "allocator", "arange", "available_models", "backend",
-    "broadcast_to", "clip", "concat", "create_model", "current_module_path", "default_dtype",
+    "broadcast_to", "cat", "clip", "concat", "create_model", "current_module_path", "default_dtype",
     "detect_anomaly", "div", "dropout", "enable_grad", "exp", "expand_dims", "full", "get_default_dtype",
     "getitem", "grad", "gru_sequence", "is_grad_enabled", "load", "log", "log_softmax", "logsumexp", "lstm_cell",
     "lstm_sequence", "manual_seed", "matmul", "max", "maximum", "mean", "minimum", "mul", "neg", "nn", "no_grad",
-    "ones", "ones_like", "optim", "pow", "random", "register_model", "relu", "repeat", "reshape", "save",
+    "ones", "ones_like", "optim", "pow", "rand", "randint", "randn", "random", "register_model", "relu", "repeat", "reshape", "save",
     "saved_input", "saved_output", "set_default_dtype", "sigmoid", "softmax", "softmax_cross_entropy", "split",
-    "sqrt", "squeeze", "stack", "sub", "sum", "take_along_axis", "tanh", "testing", "transpose", "unstack", "viz",
+    "sqrt", "squeeze", "stack", "sub", "sum", "take_along_axis", "tanh", "tensor", "testing", "transpose", "unstack", "viz",
     "where", "zeros", "zeros_like",
 ]
 

@@ -1,13 +1,21 @@
 """`Tensor`: the engine's tensor (`autograd.TensorBase`: data, versions, gradients) with its operators
 and op methods. It sits above the ops it calls; the engine makes every op's output a Tensor
-(`set_tensor_class`), so `tg.exp(x).sum()` works on what any op returns."""
+(`set_tensor_class`), so `tg.exp(x).sum()` works on what any op returns.
+
+This module is also `tg.tensor`, PyTorch's factory: calling it is `tinygrad_s2s.ops.factories.tensor`
+(see `_TensorModule`)."""
 from __future__ import annotations
+
+import sys
+import types
 
 import numpy as np
 
 from . import backend
 from .autograd import TensorBase, is_grad_enabled, set_tensor_class
 from .autograd.engine import backward as _backward
+from .ops import factories as _factories
+from .ops.base import numpy_keywords
 from .ops import (abs, add, broadcast_to, clip, div, exp, expand_dims, getitem, log, log_softmax, logsumexp,
                   matmul, max, mean, mul, neg, pow, relu, repeat, reshape, sigmoid, softmax, sqrt, squeeze, sub,
                   sum, tanh, transpose)
@@ -136,6 +144,7 @@ class Tensor(TensorBase):
         """The transpose (all axes reversed)."""
         return transpose(self)
 
+    @numpy_keywords
     def argmax(self, axis=None):
         """Indices of the maxima along `axis` (a constant integer tensor)."""
         return self._wrap(self.data.argmax(axis=axis), False)
@@ -168,6 +177,20 @@ def _in_place(t, other, op, sym, ufunc):
 
 
 set_tensor_class(Tensor)
+
+
+class _TensorModule(types.ModuleType):
+    """`tg.tensor([1., 2.], requires_grad=True)` is PyTorch's factory (a copy of the data), and
+    `tinygrad_s2s.tensor` is the module of `Tensor`: the package attribute `tensor` can be only one
+    object, so this module is callable. A plain function there would break `import tinygrad_s2s.tensor
+    as m` and `tinygrad_s2s.tensor.Tensor`, which look the attribute up before `sys.modules`."""
+
+    def __call__(self, data, dtype=None, requires_grad=False, device="cpu"):
+        """`tinygrad_s2s.ops.factories.tensor`: a new leaf holding a copy of `data`."""
+        return _factories.tensor(data, dtype=dtype, requires_grad=requires_grad, device=device)
+
+
+sys.modules[__name__].__class__ = _TensorModule
 
 
 def __getattr__(name):

@@ -151,3 +151,13 @@ def test_the_pytest_snippet_generates_tests_in_a_users_project(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     assert "test_my_ops[layer_norm-forward_float64]" in run.stdout
     assert "test_my_ops[layer_norm-invariants]" in run.stdout and "2 passed" in run.stdout
+
+
+def test_the_from_pytorch_guide_is_linked_and_has_a_row_for_each_habit():
+    page = (REPO_ROOT / "docs" / "guide" / "from-pytorch.md").read_text(encoding="utf-8")
+    assert "(docs/guide/from-pytorch.md)" in (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    rows = [line for line in page.splitlines() if line.startswith("| ")]
+    for habit in ("dim=", "keepdim=", "x.size()", "nn.Linear(3, 2).weight", "F.softmax", "torch.tensor([1.5])",
+                  "torch.from_numpy", "x.data", "x.grad", "w += 1", "torch.no_grad()", "torch.zeros", "randn",
+                  "nn.Sequential", "loss.item()", "retain_grad"):
+        assert any(habit in row.split(" | ")[0] for row in rows), f"no row for {habit!r}"

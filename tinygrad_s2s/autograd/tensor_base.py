@@ -37,13 +37,27 @@ def _check_kind(dtype, where: str) -> None:
                         "a Tensor holds booleans, integers or real floating point numbers")
 
 
-def new_tensor(data, requires_grad: bool = False):
-    """`Tensor(data, requires_grad)` for the layers below `tinygrad_s2s.Tensor` (the factories)."""
-    return (_tensor_class[0] or TensorBase)(data, requires_grad=requires_grad)
+def new_tensor(data, requires_grad: bool = False, dtype=None):
+    """`Tensor(data, requires_grad, dtype)` for the layers below `tinygrad_s2s.Tensor` (the factories)."""
+    return (_tensor_class[0] or TensorBase)(data, requires_grad=requires_grad, dtype=dtype)
 
 
 def _is_backend_array(x) -> bool:
     return isinstance(x, np.ndarray) or backend.get_array_module(x) is not np
+
+
+class _NumPySize(int):
+    """`t.size`: NumPy's meaning, the number of elements, as an int that is an int everywhere (arithmetic,
+    comparisons, json, NumPy shapes, f-strings). Only calling it, PyTorch's `x.size()` (the shape), is
+    refused with our spelling instead of "'int' object is not callable"."""
+    __slots__ = ()
+
+    def __call__(self, *dim):
+        raise TypeError(f"size is an int (NumPy); use .shape: Tensor.size is the number of elements ({int(self)}), "
+                        "torch's x.size() is x.shape here and x.size(d) is x.shape[d]")
+
+    def __reduce__(self):
+        return int, (int(self),)     # pickles (and copies) as the plain int it is
 
 
 class TensorBase:
@@ -110,7 +124,8 @@ class TensorBase:
     shape = property(lambda self: self._data.shape)
     dtype = property(lambda self: self._data.dtype)
     ndim = property(lambda self: self._data.ndim)
-    size = property(lambda self: self._data.size)
+    size = property(lambda self: _NumPySize(self._data.size), doc="The number of elements (NumPy's size, an int; "
+                    "calling it as torch's x.size() raises a TypeError that says to use .shape).")
     device = property(lambda self: backend.device_of(self._data))
     is_leaf = property(lambda self: self.creator is None)
     version = property(lambda self: self._version, doc="How many in-place changes this tensor has seen.")

@@ -192,8 +192,59 @@ class ModuleList(Module):
         for index, m in self._modules.items():
             m._set_scope_name(f"{name}.{index}" if name else index)
 
+    def extend(self, modules) -> ModuleList:
+        for m in modules:
+            self.append(m)
+        return self
+
     def __getitem__(self, i):
-        return list(self._modules.values())[i]
+        items = list(self._modules.values())[i]
+        if not isinstance(i, slice):
+            return items
+        part = ModuleList()        # as torch: a slice is a ModuleList of the same modules, which keep
+        for index, m in enumerate(items):     # their names (their scope is where they are registered)
+            part._modules[str(index)] = m
+            object.__setattr__(part, str(index), m)
+        return part
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+class Sequential(Module):
+    """`torch.nn.Sequential`: sub-modules registered as `0`, `1`, ... (or by the names of an OrderedDict),
+    called in order, each on what the one before returned."""
+
+    def __init__(self, *modules):
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            named = list(modules[0].items())
+        else:
+            named = [(str(i), m) for i, m in enumerate(modules)]
+        for name, m in named:
+            self._add(name, m)
+
+    def _add(self, name, m) -> None:
+        if not isinstance(m, Module):
+            raise TypeError(f"Sequential: item {name!r} is a {type(m).__name__}, not a Module (wrap a function in "
+                            "a Module whose forward calls it)")
+        setattr(self, name, m)
+
+    def append(self, module: Module) -> Sequential:
+        self._add(str(len(self._modules)), module)
+        return self
+
+    def forward(self, x):
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def __getitem__(self, i):
+        items = list(self._modules.items())[i]
+        return Sequential(OrderedDict(items)) if isinstance(i, slice) else items[1]
 
     def __len__(self):
         return len(self._modules)

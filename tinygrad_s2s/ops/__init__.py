@@ -5,7 +5,8 @@ gru) and the factories. `base` holds what they share.
 Adding an op is its class, its function beneath it and one row in `tinygrad_s2s.testing.op_table`
 (which makes the gradient, reference, dtype, device and error tests cover it); tests then ask for the
 function's name in `__all__` here and in `tinygrad_s2s`, in the docs' list and a PyTorch twin in the
-benchmarks.
+benchmarks. An alias under PyTorch's name (`cat`) is set here, beneath the imports: the same function,
+not a second op.
 """
 from .elementwise import (abs, add, clip, div, dropout, exp, log, maximum, minimum, mul, neg, pow, relu, sigmoid,
                           sqrt, sub, tanh)
@@ -16,12 +17,14 @@ from .indexing import getitem, take_along_axis, where
 from .losses import softmax_cross_entropy
 from .lstm import lstm_cell, lstm_sequence
 from .gru import gru_sequence
-from .factories import arange, full, ones, ones_like, zeros, zeros_like
+from .factories import arange, full, ones, ones_like, rand, randint, randn, tensor, zeros, zeros_like
+
+cat = concat      # torch.cat
 
 __all__ = [
-    "abs", "add", "arange", "broadcast_to", "clip", "concat", "div", "dropout", "exp", "expand_dims", "full",
+    "abs", "add", "arange", "broadcast_to", "cat", "clip", "concat", "div", "dropout", "exp", "expand_dims", "full",
     "getitem", "gru_sequence", "log", "log_softmax", "logsumexp", "lstm_cell", "lstm_sequence", "matmul", "max",
-    "maximum", "mean", "minimum", "mul", "neg", "ones", "ones_like", "pow", "relu", "repeat", "reshape", "sigmoid",
-    "softmax", "softmax_cross_entropy", "split", "sqrt", "squeeze", "stack", "sub", "sum", "take_along_axis", "tanh",
-    "transpose", "unstack", "where", "zeros", "zeros_like",
+    "maximum", "mean", "minimum", "mul", "neg", "ones", "ones_like", "pow", "rand", "randint", "randn", "relu",
+    "repeat", "reshape", "sigmoid", "softmax", "softmax_cross_entropy", "split", "sqrt", "squeeze", "stack", "sub",
+    "sum", "take_along_axis", "tanh", "tensor", "transpose", "unstack", "where", "zeros", "zeros_like",
 ]

@@ -4,10 +4,12 @@
 Backward code written once as `_xp(v).exp(v)` runs on arrays (a first-order backward: NumPy or CuPy)
 and on Tensors (`create_graph=True`: ops, so the gradient is itself a graph). For Tensors `_xp` gives
 `tensor_functions`, which holds the ops that stand for the array functions backward code uses; each op
-module registers its own with `@array_function(name)`.
+module registers its own with `@array_function(name)`. `@numpy_keywords` marks a function that takes
+NumPy's `axis=`/`keepdims=`, so PyTorch's `dim=`/`keepdim=` get an answer in our spelling.
 """
 from __future__ import annotations
 
+import functools
 import types
 
 from numpy.lib.array_utils import normalize_axis_tuple
@@ -24,6 +26,24 @@ def array_function(name: str):
         setattr(tensor_functions, name, f)
         return f
     return register
+
+
+TORCH_KEYWORDS = {"dim": "axis", "keepdim": "keepdims"}
+"""PyTorch's keyword -> ours (NumPy's), for the same meaning."""
+
+
+def numpy_keywords(f):
+    """Refuse PyTorch's `dim=` / `keepdim=` on a function that takes NumPy's `axis=` / `keepdims=`, with a
+    TypeError naming ours ("sum() takes axis=, not dim= (NumPy's name)"), not Python's "unexpected
+    keyword argument". The one place this check is made; every public function with `axis` wears it
+    (tests/unit/ops/test_torch_keywords.py finds any that does not)."""
+    @functools.wraps(f)
+    def checked(*args, **kwargs):
+        if kwargs and not kwargs.keys().isdisjoint(TORCH_KEYWORDS):
+            theirs = next(k for k in kwargs if k in TORCH_KEYWORDS)
+            raise TypeError(f"{f.__name__}() takes {TORCH_KEYWORDS[theirs]}=, not {theirs}= (NumPy's name)")
+        return f(*args, **kwargs)
+    return checked
 
 
 def _xp(a):

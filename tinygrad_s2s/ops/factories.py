@@ -1,5 +1,8 @@
 """Tensor factories that follow the default dtype (float32 unless changed), as `torch.zeros` does:
-`tg.Tensor(np.zeros(...))` keeps NumPy's float64 and silently turns a float32 model into a float64 one."""
+`tg.Tensor(np.zeros(...))` keeps NumPy's float64 and silently turns a float32 model into a float64 one.
+With PyTorch's names and keywords: `tensor` (a copy of its data), and `randn`, `rand`, `randint`, which
+draw from the library's one generator (`tg.manual_seed` fixes them). None of them is an op: each makes a
+new leaf, with no gradient of its own."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +10,9 @@ import numpy as np
 from .. import backend
 from ..autograd import TensorBase, get_default_dtype
 from ..autograd.tensor_base import new_tensor
+from ..backend.random import generator
 
-__all__ = ["arange", "full", "ones", "ones_like", "zeros", "zeros_like"]
+__all__ = ["arange", "full", "ones", "ones_like", "rand", "randint", "randn", "tensor", "zeros", "zeros_like"]
 
 
 def _shape(shape):
@@ -68,3 +72,55 @@ def arange(start, stop=None, step=1, dtype=None, requires_grad=False, device="cp
         dtype = np.int64 if whole else get_default_dtype()
     xp = backend.module_for(device)
     return new_tensor(xp.arange(start, stop, step, dtype=np.dtype(dtype)), requires_grad=requires_grad)
+
+
+def tensor(data, dtype=None, requires_grad=False, device="cpu") -> TensorBase:
+    """`torch.tensor`: a new leaf holding a copy of `data` (a nested list, a number, an array or a Tensor),
+    whereas `Tensor(ndarray)` shares the array. Python floats take the default dtype; an array keeps its
+    own (float64 stays float64, as in torch) unless `dtype` is given."""
+    src = data.data if isinstance(data, TensorBase) else data
+    arr = new_tensor(src, dtype=dtype).data
+    if arr is src or arr.base is not None:    # shared: an array of the right dtype, a view of another library's
+        arr = arr.copy()
+    t = new_tensor(backend.to_device(arr, device))
+    return t.requires_grad_(True) if requires_grad else t
+
+
+def _float_dtype(dtype, name):
+    dtype = get_default_dtype() if dtype is None else np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name}(): dtype {dtype} is not float32 or float64; draw floats and convert "
+                        "(tg.randint draws integers)")
+    return dtype
+
+
+def _drawn(arr, requires_grad, device):
+    t = new_tensor(backend.to_device(arr, device))
+    return t.requires_grad_(True) if requires_grad else t
+
+
+def randn(*shape, dtype=None, requires_grad=False, device="cpu") -> TensorBase:
+    """Standard normal samples of `shape` (`randn(2, 3)` or `randn((2, 3))`) in the default float dtype,
+    from the library's generator (`tg.manual_seed`)."""
+    arr = generator().standard_normal(_shape(shape), dtype=_float_dtype(dtype, "randn"))
+    return _drawn(arr, requires_grad, device)
+
+
+def rand(*shape, dtype=None, requires_grad=False, device="cpu") -> TensorBase:
+    """Uniform samples in [0, 1) of `shape` in the default float dtype, from the library's generator."""
+    arr = generator().random(_shape(shape), dtype=_float_dtype(dtype, "rand"))
+    return _drawn(arr, requires_grad, device)
+
+
+def randint(low, high=None, size=None, *, dtype=None, device="cpu") -> TensorBase:
+    """`torch.randint`: integers in [low, high) of shape `size` (int64 unless `dtype`), from the library's
+    generator; `randint(high, size)` draws from [0, high)."""
+    if size is None and isinstance(high, (tuple, list)):
+        low, high, size = 0, low, high
+    if size is None:
+        raise TypeError("randint() needs a size: randint(low, high, size) or randint(high, size), as torch.randint")
+    dtype = np.dtype(np.int64 if dtype is None else dtype)
+    if dtype.kind not in "iu":
+        raise TypeError(f"randint(): dtype {dtype} is not an integer dtype")
+    size = (size,) if isinstance(size, (int, np.integer)) else tuple(size)
+    return _drawn(generator().integers(low, high, size=size, dtype=dtype), False, device)

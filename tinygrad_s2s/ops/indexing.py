@@ -9,7 +9,7 @@ from numpy.lib.array_utils import normalize_axis_index
 
 from .. import backend
 from ..autograd import TensorBase, as_tensor
-from .base import Op, _pair, _xp, array_function
+from .base import Op, _pair, _xp, array_function, numpy_keywords
 
 
 def _index_on_device(index, x):
@@ -120,6 +120,7 @@ class TakeAlongAxis(Op):
         return AddAlongAxis.run(gy, indices=self.indices, axis=self.axis, shape=self.in_shape)
 
 
+@numpy_keywords
 def take_along_axis(x, indices, axis):
     """numpy.take_along_axis: pick x's elements with integer `indices` (same ndim as x) along `axis`."""
     x = as_tensor(x)

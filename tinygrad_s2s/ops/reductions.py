@@ -6,7 +6,7 @@ import builtins
 import numpy as np
 
 from ..autograd import as_tensor, saved_input, saved_output
-from .base import Op, _axes, _drop, _xp
+from .base import Op, _axes, _drop, _xp, numpy_keywords
 from .elementwise import mul
 
 
@@ -22,11 +22,13 @@ class Sum(Op):
         return _xp(gy).broadcast_to(gy, self.shape)
 
 
+@numpy_keywords
 def sum(x, axis=None, keepdims=False):  # noqa: A001
     """Sum over `axis` (None: all; int or tuple, negatives allowed)."""
     return Sum.apply(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
+@numpy_keywords
 def mean(x, axis=None, keepdims=False):
     """Mean over `axis`; a sum scaled by the count, so it shares Sum's gradient."""
     x = as_tensor(x)
@@ -57,6 +59,7 @@ class Max(Op):
         return self.scale * gy
 
 
+@numpy_keywords
 def max(x, axis=None, keepdims=False):  # noqa: A001
     """Maximum over `axis`; tied maxima share the gradient equally."""
     return Max.apply(as_tensor(x), axis=axis, keepdims=keepdims)
@@ -85,6 +88,7 @@ class LogSumExp(Op):
         return gy * _xp(y).exp(self.x - y)
 
 
+@numpy_keywords
 def logsumexp(x, axis=None, keepdims=False):
     """log(sum(exp(x))) over `axis` without overflow; its gradient is softmax(x)."""
     return LogSumExp.apply(as_tensor(x), axis=axis, keepdims=keepdims)
@@ -103,8 +107,11 @@ class Softmax(Op):
         return y * (gy - (gy * y).sum(axis=self.axis, keepdims=True))
 
 
+@numpy_keywords
 def softmax(x, axis=-1):
-    """exp(x) / sum(exp(x)) along `axis`, shifted by the max for stability."""
+    """exp(x) / sum(exp(x)) along `axis`, shifted by the max for stability. The default is the last axis,
+    as PyTorch and NumPy users write it; DeZero's `F.softmax` defaults to `axis=1`, which is another axis
+    on 3-D input (N, T, V): pass `axis=` there (docs/guide/from-pytorch.md)."""
     return Softmax.apply(as_tensor(x), axis=axis)
 
 
@@ -121,6 +128,7 @@ class LogSoftmax(Op):
         return gy - _xp(gy).exp(self.y) * gy.sum(axis=self.axis, keepdims=True)
 
 
+@numpy_keywords
 def log_softmax(x, axis=-1):
-    """log(softmax(x)) without forming the softmax."""
+    """log(softmax(x)) without forming the softmax (along the last axis by default, as `softmax`)."""
     return LogSoftmax.apply(as_tensor(x), axis=axis)

@@ -7,7 +7,7 @@ import numpy as np
 from numpy.lib.array_utils import normalize_axis_index, normalize_axis_tuple
 
 from ..autograd import TensorBase, as_tensor, describe
-from .base import Op, _axes, _drop, _xp, array_function
+from .base import Op, _axes, _drop, _xp, array_function, numpy_keywords
 
 
 class Reshape(Op):
@@ -30,6 +30,7 @@ def reshape(x, *shape):
     return Reshape.apply(as_tensor(x), shape=shape)
 
 
+@numpy_keywords
 def squeeze(x, axis=None):
     """Drop size-1 dims (all of them, or those in `axis`): a reshape, so it shares Reshape's gradient."""
     x = as_tensor(x)
@@ -41,6 +42,7 @@ def squeeze(x, axis=None):
     return reshape(x, _drop(x.shape, ax))
 
 
+@numpy_keywords
 def expand_dims(x, axis):
     """Insert size-1 dims at `axis` (int or tuple, positions in the result): a reshape."""
     x = as_tensor(x)
@@ -102,6 +104,7 @@ class Repeat(Op):
         return gy.reshape(shape[:a] + (shape[a], r) + shape[a + 1:]).sum(axis=a + 1)
 
 
+@numpy_keywords
 def repeat(x, repeats, axis=None):
     """numpy.repeat: each element `repeats` times along `axis` (the book's Repeat node)."""
     return Repeat.apply(as_tensor(x), repeats=repeats, axis=axis)
@@ -131,8 +134,10 @@ class Concat(Op):
         return tuple(_xp(gy).split(gy, self.bounds, axis=self.axis))
 
 
+@numpy_keywords
 def concat(xs, axis=0):
-    """Join tensors along an existing axis."""
+    """Join tensors along an existing axis. `tg.cat` is this function under PyTorch's name (an alias
+    set in `tinygrad_s2s.ops`, not an op of its own)."""
     xs = _seq_of_tensors("concat", xs)
     return Concat.apply(*xs, axis=axis)
 
@@ -151,6 +156,7 @@ class Stack(Op):
         return tuple(xp.take(gy, i, axis=self.axis) for i in range(gy.shape[self.axis]))
 
 
+@numpy_keywords
 @array_function("stack")
 def stack(xs, axis=0):
     """Join equal-shaped tensors along a new axis."""
@@ -176,6 +182,7 @@ class Split(Op):
         return _xp(gys[0]).concatenate(gys, axis=self.axis)
 
 
+@numpy_keywords
 def split(x, sections, axis=0):
     """numpy.split: `sections` equal parts, or the parts between the given indices; a tuple."""
     secs = sections if isinstance(sections, (int, np.integer)) else tuple(sections)
@@ -195,6 +202,7 @@ class Unstack(Op):
         return _xp(gys[0]).stack(gys, axis=self.axis)
 
 
+@numpy_keywords
 def unstack(x, axis=0):
     """The slices along `axis` as a tuple of tensors (the inverse of stack)."""
     return Unstack.apply(as_tensor(x), axis=axis)

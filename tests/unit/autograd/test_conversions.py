@@ -52,3 +52,18 @@ def test_grad_takes_one_upstream_gradient_as_an_array_a_number_or_a_tensor(upstr
     t = tg.Tensor(np.array(2.0), requires_grad=True)
     (g,) = tg.grad(t * t, [t], grad_outputs=upstream)
     assert g.item() == 12.0
+
+
+def test_size_is_numpys_int_and_calling_it_as_torch_does_names_shape():
+    import json
+    import pickle
+    x = tg.zeros(2, 3)
+    assert x.size == 6 and isinstance(x.size, int) and x.size + 1 == 7 and 12 // x.size == 2
+    assert type(x.size * 2) is int and f"{x.size:,}" == "6" and hash(x.size) == hash(6)
+    assert json.dumps({"n": x.size}) == '{"n": 6}' and np.zeros(x.size).shape == (6,) and np.asarray(x.size) == 6
+    assert type(pickle.loads(pickle.dumps(x.size))) is int
+    assert list(range(x.size)) == list(range(6)) and np.arange(12)[x.size] == 6
+    for call in (lambda: x.size(), lambda: x.size(1)):
+        with pytest.raises(TypeError, match=r"size is an int \(NumPy\); use \.shape: .*number of elements \(6\), "
+                                            r"torch's x.size\(\) is x.shape here and x.size\(d\) is x.shape\[d\]"):
+            call()

@@ -369,3 +369,59 @@ def test_optimizers_refuse_hyper_parameters_out_of_range(make, words):
     with pytest.raises(ValueError, match=re.escape(words)):
         make([tg.nn.Parameter(np.ones(2))])
     tg.optim.Adam([tg.nn.Parameter(np.ones(2))], lr=0)           # 0 is allowed, as in PyTorch
+
+
+# ---------------------------------------------------------------- containers, as torch.nn's
+class _Tanh(tg.nn.Module):
+    def forward(self, x):
+        return tg.tanh(x)
+
+
+def test_sequential_calls_its_children_in_order_with_torchs_state_dict_keys():
+    tg.manual_seed(0)
+    seq = tg.nn.Sequential(tg.nn.Linear(3, 4), _Tanh(), tg.nn.Linear(4, 2))
+    assert list(seq.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    x = tg.randn(5, 3)
+    want = seq[2](tg.tanh(seq[0](x)))
+    np.testing.assert_array_equal(seq(x).numpy(), want.numpy())
+    assert len(seq) == 3 and [type(m).__name__ for m in seq] == ["Linear", "_Tanh", "Linear"]
+    assert isinstance(seq[1:], tg.nn.Sequential) and list(seq[1:].state_dict()) == ["2.weight", "2.bias"]
+    assert seq[-1] is seq[2]
+    seq.append(_Tanh())
+    assert len(seq) == 4 and seq(x).numpy().max() <= 1.0
+    seq(x).sum().backward()
+    assert all(p.grad is not None for p in seq.parameters())
+
+
+def test_sequential_takes_an_ordered_dict_and_refuses_what_is_not_a_module():
+    from collections import OrderedDict
+    seq = tg.nn.Sequential(OrderedDict([("proj", tg.nn.Linear(2, 2)), ("act", _Tanh())]))
+    assert list(seq.state_dict()) == ["proj.weight", "proj.bias"] and seq.act is seq[1]
+    with pytest.raises(TypeError, match="Sequential: item '1' is a function, not a Module"):
+        tg.nn.Sequential(tg.nn.Linear(2, 2), tg.tanh)
+
+
+def test_sequential_nodes_record_their_module_path():
+    class Net(tg.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = tg.nn.Sequential(tg.nn.Linear(2, 2), _Tanh())
+
+        def forward(self, x):
+            return self.body(x)
+
+    y = Net()(tg.ones(1, 2))
+    assert y.creator.module == "body.1" and y.creator.inputs[0].creator.module == "body.0"
+
+
+def test_module_list_indexes_iterates_and_grows_as_torchs():
+    layers = tg.nn.ModuleList([tg.nn.Linear(2, 2), tg.nn.Linear(2, 3)])
+    assert len(layers) == 2 and layers[-1] is layers[1] and list(layers) == [layers[0], layers[1]]
+    assert layers.append(tg.nn.Linear(3, 3)) is layers and len(layers) == 3
+    assert layers.extend([tg.nn.Linear(3, 1)]) is layers and len(layers) == 4
+    part = layers[1:3]
+    assert isinstance(part, tg.nn.ModuleList) and list(part) == [layers[1], layers[2]]
+    assert [n for n, _ in part.named_parameters()] == ["0.weight", "0.bias", "1.weight", "1.bias"]
+    assert list(layers.state_dict())[-2:] == ["3.weight", "3.bias"]
+    with pytest.raises(IndexError):
+        layers[4]

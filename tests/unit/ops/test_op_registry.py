@@ -54,5 +54,5 @@ def test_every_op_is_exported_tested_documented_and_has_a_pytorch_twin():
 
 
 def test_the_factories_are_exported_too():
-    for name in ("zeros", "ones", "full", "zeros_like", "ones_like", "arange"):
+    for name in ("zeros", "ones", "full", "zeros_like", "ones_like", "arange", "tensor", "randn", "rand", "randint"):
         assert name in tg.ops.__all__ and name in tg.__all__
