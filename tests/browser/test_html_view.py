@@ -242,7 +242,12 @@ def _eval_in_frame(b, expression):
             return None
         ctx = b.call("Page.createIsolatedWorld", session=True, frameId=tree["childFrames"][0]["frame"]["id"],
                      worldName="check")["executionContextId"]
-        r = b.call("Runtime.evaluate", session=True, contextId=ctx, expression=expression, returnByValue=True)
+        try:
+            r = b.call("Runtime.evaluate", session=True, contextId=ctx, expression=expression, returnByValue=True)
+        except RuntimeError as exc:     # the frame replaced its document (srcdoc loading) since the world was made
+            if "Cannot find context" in str(exc):
+                return None
+            raise
     return r["result"].get("value")
 
 
