@@ -280,6 +280,17 @@ def test_predict_errors(trained, work):
     one_error_line(cli(work, "predict", "runs/small", "12345+12345"), 2, "trained on at most 7")
 
 
+def test_predict_refuses_invalid_text_and_quotes_a_huge_question_briefly(trained, work):
+    """Seen: bytes that are not UTF-8 failed with "'utf-32-le' codec can't encode character '\\udcff'";
+    a 100,000-character question was echoed whole on stderr."""
+    line = one_error_line(cli(work, "predict", "runs/small", "16+75", b"\xff\xfe"), 2,
+                          "tinygrad-s2s predict: error: question ", "is not valid text", "byte 0xff is not UTF-8")
+    assert "codec" not in line
+    line = one_error_line(cli(work, "predict", "runs/small", "1" * 100_000), 2,
+                          "is 100,000 characters; the model was trained on at most 7")
+    assert len(line) < 200
+
+
 # ---------------------------------------------------------------- models, datasets, gradcheck
 def test_models_lists_names_and_sources(work):
     r = cli(work, "models")
