@@ -157,12 +157,15 @@ def read_examples(path) -> tuple[list[str], list[str]]:
         raise DatasetError(path, None, "no such file") from None
     except IsADirectoryError:
         raise DatasetError(path, None, "is a directory, not a dataset file") from None
+    # lines end in LF or CRLF; a file with CR but no LF (classic Mac OS) can only mean CR-ended lines,
+    # as Python's text mode reads it too, where splitting on LF would make the whole file one line
+    newline = b"\r" if b"\r" in raw and b"\n" not in raw else b"\n"
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
+        line = raw[:exc.start].count(newline) + 1
         raise DatasetError(path, line, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
-    lines = text.removeprefix("\ufeff").split("\n")     # a byte-order mark is not part of line 1
+    lines = text.removeprefix("\ufeff").split(newline.decode())     # a byte-order mark is not part of line 1
     while lines and lines[-1] in ("", "\r"):
         lines.pop()     # the newline that ends the last line, and empty lines an editor left after it
     if not lines:

@@ -257,6 +257,21 @@ def test_crlf_line_endings_are_accepted(tmp_path):
     assert ds.answer_width == 5 and "\r" not in ds.vocab
 
 
+def test_cr_only_line_endings_are_lines(tmp_path):
+    """Seen: a file with CR-only line endings (classic Mac OS) was one line, and its error quoted the
+    whole file. With no LF in it, CR ends its lines, as Python's text mode reads it."""
+    lf = load_dataset(write(tmp_path / "lf.txt", BOOK_LINES))
+    cr = load_dataset(write(tmp_path / "cr.txt", BOOK_LINES.replace("\n", "\r")))
+    assert cr.size == lf.size == 12 and "\r" not in cr.vocab and np.array_equal(cr.x_train, lf.x_train)
+    bad = write(tmp_path / "bad.txt", (BOOK_LINES * 100).replace("75+22  _97", "75+22 _97 ").replace("\n", "\r"))
+    with pytest.raises(DatasetError, match=re.escape(f"{bad}:3: ragged width")) as err:
+        load_dataset(bad)
+    assert str(err.value).endswith(repr("75+22 _97   "))
+    bad.write_bytes(b"1+1  _2  \r1+2  _3  \r1+\xff  _4  \r")
+    with pytest.raises(DatasetError, match=re.escape(f"{bad}:3: not valid UTF-8")):
+        load_dataset(bad)
+
+
 def test_a_long_line_is_quoted_as_a_bounded_excerpt(tmp_path):
     path = write(tmp_path / "long.txt", "1+1  _2  \n" + "1" * 100_000 + "\n")
     with pytest.raises(DatasetError) as err:
