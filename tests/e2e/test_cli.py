@@ -21,7 +21,7 @@ from tinygrad_s2s.training.trainer import load_run
 
 import tiny_model  # noqa: F401 - registers 'tiny-s2s' in this process too
 from cli_errors import one_error_line
-from paths import HELPERS
+from paths import HELPERS, REPO_ROOT
 
 TESTS = HELPERS
 PRELUDE = (f"import sys; sys.path.insert(0, {str(TESTS)!r}); import tiny_model; "
@@ -69,6 +69,39 @@ def test_console_script_and_python_m(work):
         assert command in r.stdout
     r = cli(work, "--version", tiny=False)
     assert r.returncode == 0 and r.stdout.startswith("tinygrad-s2s ")
+
+
+def _console_entry() -> str:
+    """The console script's code, from pyproject's [project.scripts]: what an installed `tinygrad-s2s` runs."""
+    tomllib = pytest.importorskip("tomllib")
+    module, func = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"][
+        "tinygrad-s2s"].split(":")
+    return f"import sys; from {module} import {func}; sys.exit({func}())"
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="watches the child's /proc/PID/maps")
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.15])
+def test_ctrl_c_while_the_console_script_imports_is_one_line_and_exit_130(work, delay):
+    """Seen: a Ctrl-C in the first 0.3 s (the package importing NumPy and every layer, before main()
+    could catch it) printed a KeyboardInterrupt traceback. The signal is sent once the child has loaded
+    NumPy's core (so it is past Python's own start-up, inside the import), then `delay` later."""
+    env = dict(env_for(work), PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-c", _console_entry(), "train", "seq2seq", *SMALL, "--epochs", "1000",
+                             "--out", f"runs/sigint-{delay}", "--no-progress"], cwd=work, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        maps, deadline = Path(f"/proc/{proc.pid}/maps"), time.time() + 30
+        while proc.poll() is None and time.time() < deadline and "_multiarray_umath" not in maps.read_text():
+            time.sleep(0.001)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    if delay == 0.0:    # still importing: the line cli.main prints for a later Ctrl-C
+        assert err == "tinygrad-s2s: interrupted\n"
 
 
 def test_console_script_trains_and_uses_a_zoo_model(work):
@@ -278,6 +311,17 @@ def test_predict_errors(trained, work):
     one_error_line(cli(work, "predict", "runs/small", "16+75", "--temperature", "2"), 2,
                    "--temperature only applies with --sample")
     one_error_line(cli(work, "predict", "runs/small", "12345+12345"), 2, "trained on at most 7")
+
+
+def test_predict_refuses_invalid_text_and_quotes_a_huge_question_briefly(trained, work):
+    """Seen: bytes that are not UTF-8 failed with "'utf-32-le' codec can't encode character '\\udcff'";
+    a 100,000-character question was echoed whole on stderr."""
+    line = one_error_line(cli(work, "predict", "runs/small", "16+75", b"\xff\xfe"), 2,
+                          "tinygrad-s2s predict: error: question ", "is not valid text", "byte 0xff is not UTF-8")
+    assert "codec" not in line
+    line = one_error_line(cli(work, "predict", "runs/small", "1" * 100_000), 2,
+                          "is 100,000 characters; the model was trained on at most 7")
+    assert len(line) < 200
 
 
 # ---------------------------------------------------------------- models, datasets, gradcheck

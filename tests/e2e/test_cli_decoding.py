@@ -2,6 +2,7 @@
 eval --beam, --top-k/--top-p with --sample, attention-map --beam, and `check MODEL`."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -60,6 +61,28 @@ def test_predict_beam_nbest_json_gives_scored_hypotheses(work):
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert len(lines) == 6 and lines[0].startswith("77+85 -> ") and "(log p -" in lines[1]
+
+
+def test_an_empty_answer_is_shown_not_blank(work):
+    """Seen: an answer of padding only printed as a blank ('16+75 -> ', an empty --nbest row). A run
+    whose decoder always says the padding space shows it as (empty); --json keeps ''."""
+    shutil.copytree(work / "runs" / "seq2seq", work / "runs" / "silent")
+    best = work / "runs" / "silent" / "best.npz"
+    state, meta = tg.load(best, return_meta=True)
+    pad = load_run(best).vocab.char_to_id[" "]
+    state["decoder.affine.weight"][:] = 0
+    state["decoder.affine.bias"][:] = np.arange(len(state["decoder.affine.bias"])) * 0.01  # runners-up differ
+    state["decoder.affine.bias"][pad] = 5
+    tg.save(state, best, meta=meta)
+    r = cli(work, "predict", "runs/silent", "16+75", "1+2")
+    assert r.returncode == 0 and r.stdout == "16+75 -> (empty)\n1+2   -> (empty)\n", r.stderr
+    assert json.loads(cli(work, "predict", "runs/silent", "16+75", "--json").stdout)["predictions"][0]["answer"] == ""
+    r = cli(work, "predict", "runs/silent", "16+75", "--beam", "3", "--nbest", "3")
+    lines = r.stdout.splitlines()
+    assert r.returncode == 0 and len(lines) == 3 and lines[0].startswith("16+75 -> (empty)  (log p "), r.stdout
+    assert all(line.split("(log p")[0].strip() for line in lines[1:])   # no blank row
+    r = cli(work, "eval", "runs/silent", "--limit", "2", "--show", "1")
+    assert r.returncode == 0 and " -> (empty)  (expected " in r.stdout.splitlines()[1], r.stdout
 
 
 def test_eval_beam_reports_the_beam_accuracy(work):

@@ -137,7 +137,7 @@ def cmd_predict(args) -> int:
     top-p, or by beam search with the n best hypotheses and their scores)."""
     from ..backend.random import manual_seed  # noqa: PLC0415
     from ..data.datasets import unpad  # noqa: PLC0415
-    from ..training.evaluation import generate_batched  # noqa: PLC0415
+    from ..training.evaluation import generate_batched, shown  # noqa: PLC0415
     from ..training.runfiles import load_run  # noqa: PLC0415
     _check_predict_flags(args)
     run = load_run(args.run, device=args.device)
@@ -161,14 +161,14 @@ def cmd_predict(args) -> int:
     else:
         width = max(len(q) for q in args.questions)
         for q, a in zip(args.questions, answers):
-            print(f"{q.ljust(width)} -> {a}")
+            print(f"{q.ljust(width)} -> {shown(a)}")
     return 0
 
 
 def _predict_beam(args, run, x) -> int:
     """predict --beam B [--nbest K]: each question's K best hypotheses with their scores, best first."""
     from ..data.datasets import unpad  # noqa: PLC0415
-    from ..training.evaluation import beam_batched  # noqa: PLC0415
+    from ..training.evaluation import beam_batched, shown  # noqa: PLC0415
     ids, scores = beam_batched(run.model, x, run.start_id, run.answer_width - 1, beam=args.beam, nbest=args.nbest)
     n, k, length = ids.shape
     texts = [unpad(a) for a in run.vocab.decode_batch(ids.reshape(n * k, length))]
@@ -180,9 +180,9 @@ def _predict_beam(args, run, x) -> int:
                                    for q, hyps in zip(args.questions, rows)]})
         return 0
     width = max(len(q) for q in args.questions)
-    answer_width = max(len(t) for t in texts) if texts else 0
+    answer_width = max(len(shown(t)) for t in texts) if texts else 0
     for q, hyps in zip(args.questions, rows):
         for j, h in enumerate(hyps):
             lead = q.ljust(width) + " ->" if j == 0 else " " * (width + 3)
-            print(f"{lead} {h['answer'].ljust(answer_width)}  (log p {h['score']:.4f})")
+            print(f"{lead} {shown(h['answer']).ljust(answer_width)}  (log p {h['score']:.4f})")
     return 0

@@ -61,10 +61,23 @@ class OutOfVocabulary(DatasetError):
     """A dataset line holding a character the given vocabulary (a trained model's) lacks."""
 
 
+EXCERPT = 60
+"""The most characters of a line or question an error message quotes (a book line has at most 41)."""
+
+
+def excerpt(text: str, length: bool = True) -> str:
+    """`text` as an error message quotes it: its repr, cut to its first EXCERPT characters (and its
+    length, unless the message states it) when longer, so a 100,000-character question is not echoed whole."""
+    if len(text) <= EXCERPT:
+        return repr(text)
+    return f"{text[:EXCERPT]!r}..." + (f" ({len(text):,} characters)" if length else "")
+
+
 # ---------------------------------------------------------------- vocabulary
 def _codes(text: str) -> np.ndarray:
-    """Unicode code points of a string as a uint32 array (no per-character Python loop)."""
-    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    """Unicode code points of a string as a uint32 array (no per-character Python loop). A lone
+    surrogate (an invalid byte of a command-line argument) passes through: no vocabulary holds it."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
 class Vocab:
@@ -115,7 +128,7 @@ class Vocab:
             offset = 0
             for s in texts:   # only on the error path: find the string holding the bad character
                 if k < offset + len(s):
-                    raise ValueError(f"character {char!r} in {s!r} is not in the vocabulary "
+                    raise ValueError(f"character {char!r} in {excerpt(s)} is not in the vocabulary "
                                      f"({''.join(self.chars)!r})")
                 offset += len(s)
         return ids.astype(np.int64)
@@ -144,12 +157,15 @@ def read_examples(path) -> tuple[list[str], list[str]]:
         raise DatasetError(path, None, "no such file") from None
     except IsADirectoryError:
         raise DatasetError(path, None, "is a directory, not a dataset file") from None
+    # lines end in LF or CRLF; a file with CR but no LF (classic Mac OS) can only mean CR-ended lines,
+    # as Python's text mode reads it too, where splitting on LF would make the whole file one line
+    newline = b"\r" if b"\r" in raw and b"\n" not in raw else b"\n"
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
+        line = raw[:exc.start].count(newline) + 1
         raise DatasetError(path, line, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
-    lines = text.removeprefix("\ufeff").split("\n")     # a byte-order mark is not part of line 1
+    lines = text.removeprefix("\ufeff").split(newline.decode())     # a byte-order mark is not part of line 1
     while lines and lines[-1] in ("", "\r"):
         lines.pop()     # the newline that ends the last line, and empty lines an editor left after it
     if not lines:
@@ -161,20 +177,20 @@ def read_examples(path) -> tuple[list[str], list[str]]:
         k = line.find(START)
         if k < 0:
             what = "an empty line" if not line.strip() else f"no '{START}' between question and answer"
-            raise DatasetError(path, n, f"{what}: {line!r}")
+            raise DatasetError(path, n, f"{what}: {excerpt(line)}")
         if k == 0:
-            raise DatasetError(path, n, f"empty question before '{START}': {line!r}")
+            raise DatasetError(path, n, f"empty question before '{START}': {excerpt(line)}")
         q, a = line[:k], line[k:]
         if len(a) < 2:
-            raise DatasetError(path, n, f"empty answer after '{START}': {line!r}")
+            raise DatasetError(path, n, f"empty answer after '{START}': {excerpt(line)}")
         if START in a[1:]:
             raise DatasetError(path, n, f"a second '{START}' (column {k + 2 + a[1:].index(START)}): '{START}' marks "
-                                        f"where the answer starts and may appear once: {line!r}")
+                                        f"where the answer starts and may appear once: {excerpt(line)}")
         if qw is None:
             qw, aw = len(q), len(a)
         elif (len(q), len(a)) != (qw, aw):
             raise DatasetError(path, n, f"ragged width: question {len(q)} and answer {len(a)} characters, "
-                                        f"line 1 has {qw} and {aw} (pad every line to the same width): {line!r}")
+                                        f"line 1 has {qw} and {aw} (pad every line to the same width): {excerpt(line)}")
         questions.append(q)
         answers.append(a)
     return questions, answers
@@ -299,7 +315,7 @@ def load_dataset(name_or_path, reverse: bool = False, seed: int = SPLIT_SEED,
         n = next(i for i, (q, a) in enumerate(zip(questions, answers)) if not set(q + a) <= known)
         bad = sorted(set(questions[n] + answers[n]) - known)
         raise OutOfVocabulary(path, n + 1, f"does not fit the model's vocabulary: character {bad[0]!r} is not in "
-                                           f"{''.join(vocab.chars)!r}: {questions[n] + answers[n]!r}") from None
+                                           f"{''.join(vocab.chars)!r}: {excerpt(questions[n] + answers[n])}") from None
     if reverse:
         x = np.ascontiguousarray(x[:, ::-1])
     train, test = split_indices(len(x), seed)
@@ -318,22 +334,36 @@ def batch_indices(n: int, batch_size: int, rng: np.random.Generator) -> list[np.
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
+def _check_text(q: str) -> None:
+    """ValueError for a question holding a lone surrogate: Python passes a command-line argument's bytes
+    that are not UTF-8 as the surrogates U+DC80..U+DCFF (PEP 383), and no text holds them."""
+    try:
+        q.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(q[exc.start])
+        what = (f"byte 0x{code - 0xDC00:02x} is not UTF-8" if 0xDC80 <= code <= 0xDCFF
+                else f"U+{code:04X} is a lone surrogate")
+        raise ValueError(f"question {excerpt(q)} is not valid text: at character {exc.start + 1}, {what}") from None
+
+
 def encode_questions(questions, vocab: Vocab, width: int, reverse: bool = False) -> np.ndarray:
     """Pad typed questions to the training width (and reverse them as in training) -> (n, width) ids.
     An empty question, one that is too long, one holding the start marker or a character outside the
-    vocabulary raises ValueError."""
+    vocabulary, and one that is not valid text (invalid UTF-8 on the command line), raise ValueError."""
     padded = []
     for q in questions:
+        _check_text(q)
         if not q.strip(PAD):
-            raise ValueError(f"empty question {q!r}: nothing to answer")
+            raise ValueError(f"empty question {excerpt(q)}: nothing to answer")
         if START in q:     # the vocabulary has it, as the answers' start marker: no question holds it
-            raise ValueError(f"question {q!r} holds '{START}', the answers' start marker, which no training "
-                             "question held")
+            raise ValueError(f"question {excerpt(q)} holds '{START}', the answers' start marker, which no "
+                             "training question held")
         vocab.encode(q)     # names an unknown character in the question as typed, before padding
         if len(q) > width:
-            raise ValueError(f"question {q!r} is {len(q)} characters; the model was trained on at most {width}")
+            raise ValueError(f"question {excerpt(q, length=False)} is {len(q):,} characters; the model was trained on at most "
+                             f"{width}")
         if len(q) < width and PAD not in vocab:
-            raise ValueError(f"question {q!r} must be exactly {width} characters: the vocabulary has no "
+            raise ValueError(f"question {excerpt(q)} must be exactly {width} characters: the vocabulary has no "
                              "space to pad it with")
         padded.append(q.ljust(width, PAD))
     x = vocab.encode(padded) if padded else np.zeros((0, width), dtype=np.int64)

@@ -13,7 +13,8 @@ from ..models.contract import ContractError, check_generated, describe_value
 from ..data.datasets import unpad
 from ..models.registry import registered_name
 
-__all__ = ["beam_batched", "evaluate", "exact_match", "example_rows", "format_examples", "generate_batched"]
+__all__ = ["beam_batched", "evaluate", "exact_match", "example_rows", "format_examples", "generate_batched",
+           "shown"]
 
 
 def generate_batched(model, x, start_id: int, length: int, batch_size: int = 1000, sample: bool = False,
@@ -115,9 +116,18 @@ def _mark_symbols(stream) -> tuple[str, str]:
         return "[ok]", "[x]"
 
 
+EMPTY_ANSWER = "(empty)"
+
+
+def shown(answer: str) -> str:
+    """An answer as printed for a person: one that is all padding shows as EMPTY_ANSWER, not as a blank
+    that reads like a missing line (JSON output keeps the empty string)."""
+    return answer or EMPTY_ANSWER
+
+
 def format_examples(dataset, x, t, pred, stream=None) -> list[str]:
     """The book's printout: one line per example, ☑ right or ☒ wrong (then the expected answer)."""
     ok_mark, bad_mark = _mark_symbols(stream or sys.stdout)
-    return [f"  {ok_mark} {r['question']} -> {r['predicted']}" if r["correct"] else
-            f"  {bad_mark} {r['question']} -> {r['predicted']}  (expected {r['expected']})"
+    return [f"  {ok_mark} {r['question']} -> {shown(r['predicted'])}" if r["correct"] else
+            f"  {bad_mark} {r['question']} -> {shown(r['predicted'])}  (expected {shown(r['expected'])})"
             for r in example_rows(dataset, x, t, pred)]

@@ -257,6 +257,30 @@ def test_crlf_line_endings_are_accepted(tmp_path):
     assert ds.answer_width == 5 and "\r" not in ds.vocab
 
 
+def test_cr_only_line_endings_are_lines(tmp_path):
+    """Seen: a file with CR-only line endings (classic Mac OS) was one line, and its error quoted the
+    whole file. With no LF in it, CR ends its lines, as Python's text mode reads it."""
+    lf = load_dataset(write(tmp_path / "lf.txt", BOOK_LINES))
+    cr = load_dataset(write(tmp_path / "cr.txt", BOOK_LINES.replace("\n", "\r")))
+    assert cr.size == lf.size == 12 and "\r" not in cr.vocab and np.array_equal(cr.x_train, lf.x_train)
+    bad = write(tmp_path / "bad.txt", (BOOK_LINES * 100).replace("75+22  _97", "75+22 _97 ").replace("\n", "\r"))
+    with pytest.raises(DatasetError, match=re.escape(f"{bad}:3: ragged width")) as err:
+        load_dataset(bad)
+    assert str(err.value).endswith(repr("75+22 _97   "))
+    bad.write_bytes(b"1+1  _2  \r1+2  _3  \r1+\xff  _4  \r")
+    with pytest.raises(DatasetError, match=re.escape(f"{bad}:3: not valid UTF-8")):
+        load_dataset(bad)
+
+
+def test_a_long_line_is_quoted_as_a_bounded_excerpt(tmp_path):
+    path = write(tmp_path / "long.txt", "1+1  _2  \n" + "1" * 100_000 + "\n")
+    with pytest.raises(DatasetError) as err:
+        load_dataset(path)
+    msg = str(err.value)
+    assert f"{path}:2: no '_'" in msg and msg.endswith(f"{'1' * data.EXCERPT!r}... (100,000 characters)")
+    assert len(msg) < len(str(path)) + 200
+
+
 # ---------------------------------------------------------------- vocabulary
 def test_vocab_ids_are_sorted_characters_and_stable(tmp_path):
     ds = load_dataset(write(tmp_path / "b.txt", BOOK_LINES))
@@ -321,6 +345,26 @@ def test_encode_questions_pads_reverses_and_checks():
         data.encode_questions(["16-75"], v, 7)
     with pytest.raises(ValueError, match="no space to pad"):
         data.encode_questions(["1"], Vocab("12_"), 3)
+
+
+def test_a_question_that_is_not_text_or_is_huge_gets_a_short_clear_error():
+    """Seen: bytes that are not UTF-8 on the command line (which Python passes as lone surrogates)
+    failed with a 'utf-32-le' codec error; a 100,000-character question was echoed whole."""
+    v = Vocab("0123456789+ _")
+    with pytest.raises(ValueError, match=re.escape(r"question '1\udcff' is not valid text: at character 2, "
+                                                   "byte 0xff is not UTF-8")):
+        data.encode_questions(["1+2", "1\udcff"], v, 7)
+    with pytest.raises(ValueError, match="U[+]D800 is a lone surrogate"):
+        data.encode_questions(["\ud800"], v, 7)
+    with pytest.raises(ValueError, match=r"character '\\udcff' in '1\\udcff' is not in the vocabulary"):
+        v.encode("1\udcff")        # the library's own path: a surrogate is in no vocabulary
+    for q, words in (("1" * 100_000, "is 100,000 characters; the model was trained on at most 7"),
+                     ("1" * 99_999 + "x", "(100,000 characters) is not in the vocabulary"),
+                     (" " * 100_000, "(100,000 characters): nothing to answer")):
+        with pytest.raises(ValueError, match=re.escape(words)) as err:
+            data.encode_questions([q], v, 7)
+        assert repr("1" * data.EXCERPT)[:-1] in str(err.value) or q.isspace()
+        assert len(str(err.value)) < 200
 
 
 def test_batches_cover_every_example_once():
