@@ -80,3 +80,12 @@ def crafted(name):
     """(loss, model) whose sub-module, its class and the input tensor are all called `name`."""
     model = Outer(name, name)
     return model(tg.Tensor(np.ones((1, 2), np.float32), name=name)), model
+
+
+def empty_path(monkeypatch, tmp_path):
+    """The user's machine: nothing on PATH (so no system `dot`), only what pip installed; returns the
+    (empty) folder PATH now names."""
+    empty = tmp_path / "empty-bin"
+    empty.mkdir(exist_ok=True)
+    monkeypatch.setenv("PATH", str(empty))
+    return empty

@@ -11,25 +11,18 @@ import numpy as np
 import pytest
 
 import tinygrad_s2s as tg
-from tinygrad_s2s.data import generators as datagen
 from tinygrad_s2s.training import runfiles
 from tinygrad_s2s.cli import main
-from tinygrad_s2s.data import load_dataset
 from tinygrad_s2s.serialization import CheckpointError, read_header
-from tinygrad_s2s.training.trainer import Trainer, load_run
+from tinygrad_s2s.training.trainer import load_run
 
-import tiny_model  # noqa: F401 - registers 'tiny-s2s'
+import tiny_model  # registers 'tiny-s2s'; finished_run
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A real training checkpoint (tiny model, one epoch on 300 addition examples)."""
-    d = tmp_path_factory.mktemp("ckpt")
-    ds = load_dataset(datagen.write_task("addition", d / "add.txt", n=300, seed=1))
-    tg.manual_seed(0)
-    model = tg.create_model("tiny-s2s", len(ds.vocab), wordvec_size=4, hidden_size=8)
-    Trainer(model, ds, run_dir=d / "run", config={"seed": 0}, log=io.StringIO(), progress=False).fit(1)
-    return d / "run" / "last.npz"
+    return tiny_model.finished_run(tmp_path_factory.mktemp("ckpt")) / "last.npz"
 
 
 def assert_one_line_error(exc_info, path, *words):

@@ -17,24 +17,17 @@ import pytest
 
 import tinygrad_s2s as tg
 from tinygrad_s2s.cli import main
-from tinygrad_s2s.data import generators as datagen
-from tinygrad_s2s.data import load_dataset
 from tinygrad_s2s.serialization import CheckpointError, read_header
 from tinygrad_s2s.training import rundir, runfiles
 from tinygrad_s2s.training.trainer import Trainer, load_run
 
-import tiny_model  # noqa: F401 - registers 'tiny-s2s'
+import tiny_model  # registers 'tiny-s2s'; finished_run
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     """A finished run (tiny model, one epoch on 300 addition examples): best.npz equals last.npz."""
-    d = tmp_path_factory.mktemp("base")
-    ds = load_dataset(datagen.write_task("addition", d / "add.txt", n=300, seed=1))
-    tg.manual_seed(0)
-    model = tg.create_model("tiny-s2s", len(ds.vocab), wordvec_size=4, hidden_size=8)
-    Trainer(model, ds, run_dir=d / "run", config={"seed": 0}, log=io.StringIO(), progress=False).fit(1)
-    return d / "run"
+    return tiny_model.finished_run(tmp_path_factory.mktemp("base"))
 
 
 @pytest.fixture

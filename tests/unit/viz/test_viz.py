@@ -16,7 +16,7 @@ from tinygrad_s2s import nn
 from tinygrad_s2s.viz import (GraphFreedError, GraphvizNotFoundError, attention_heatmap, find_layout_program, render, to_dot, to_networkx)
 from tinygrad_s2s.viz.model_graphs import attention_step, find_attention
 
-from small_models import mlp_loss, registered
+from small_models import empty_path, mlp_loss, registered
 from svg import svg_nodes
 
 render_module = importlib.import_module("tinygrad_s2s.viz.render")   # the package's `render` is the function
@@ -408,21 +408,13 @@ def test_a_layout_program_is_always_installed():
     assert render_module._find_pure() is not None
 
 
-def _empty_path(monkeypatch, tmp_path):
-    """PATH holds nothing (so no system `dot`); returns that folder."""
-    empty = tmp_path / "empty-bin"
-    empty.mkdir(exist_ok=True)
-    monkeypatch.setenv("PATH", str(empty))
-    return empty
-
-
 def _no_layout_program(monkeypatch, tmp_path):
-    empty = _empty_path(monkeypatch, tmp_path)
+    empty = empty_path(monkeypatch, tmp_path)
     monkeypatch.setattr(render_module, "_script_dirs", lambda: [str(empty)])
 
 
 def test_the_pip_engine_draws_clusters_and_png_without_system_graphviz(tmp_path, monkeypatch):
-    _empty_path(monkeypatch, tmp_path)        # the user's machine: no `dot`, only the pip dependency
+    empty_path(monkeypatch, tmp_path)        # the user's machine: no `dot`, only the pip dependency
     program = find_layout_program()
     assert program.kind == "graphviz-pure" and program.formats == ("svg", "png")
     drawn, _ = book_attention_step()
@@ -434,7 +426,7 @@ def test_the_pip_engine_draws_clusters_and_png_without_system_graphviz(tmp_path,
 
 
 def test_pdf_without_system_graphviz_says_exactly_what_is_missing(tmp_path, monkeypatch):
-    _empty_path(monkeypatch, tmp_path)
+    empty_path(monkeypatch, tmp_path)
     x = tg.Tensor(np.ones(2), requires_grad=True)
     graph = to_dot(tg.exp(x))
     with pytest.raises(GraphvizNotFoundError) as info:
@@ -447,7 +439,7 @@ def test_pdf_without_system_graphviz_says_exactly_what_is_missing(tmp_path, monk
 
 def test_system_dot_is_preferred_and_runs_without_a_shell(tmp_path, monkeypatch):
     cat = shutil.which("cat")
-    empty = _empty_path(monkeypatch, tmp_path)
+    empty = empty_path(monkeypatch, tmp_path)
     fake = empty / "dot"
     # a stand-in Graphviz: echoes its arguments, then the DOT it was fed on stdin
     fake.write_text(f"#!/bin/sh\necho \"args: $*\"\nexec {cat}\n")

@@ -14,24 +14,16 @@ import pytest
 import tinygrad_s2s as tg
 from tinygrad_s2s.viz import GraphvizNotFoundError, attention_heatmap, render, show_html, to_dot, to_html, to_networkx
 
-from small_models import mlp_loss
+from small_models import empty_path, mlp_loss
 from svg import svg_nodes
 
 render_module = importlib.import_module("tinygrad_s2s.viz.render")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _no_system_dot(monkeypatch, tmp_path):
-    """The notebook user's machine: nothing on PATH (so no `dot`), only what pip installed."""
-    empty = tmp_path / "empty-bin"
-    empty.mkdir(exist_ok=True)
-    monkeypatch.setenv("PATH", str(empty))
-    return empty
-
-
 # ---------------------------------------------------------------- to_dot inline
 def test_a_drawing_shows_inline_as_svg_without_system_graphviz(tmp_path, monkeypatch):
-    _no_system_dot(monkeypatch, tmp_path)
+    empty_path(monkeypatch, tmp_path)
     loss, model = mlp_loss()
     graph = to_dot(loss, module=model)
     bundle = graph._repr_mimebundle_()
@@ -45,7 +37,7 @@ def test_a_drawing_shows_inline_as_svg_without_system_graphviz(tmp_path, monkeyp
 
 def test_the_drawing_is_still_a_graphviz_digraph(tmp_path, monkeypatch):
     graphviz = pytest.importorskip("graphviz")
-    _no_system_dot(monkeypatch, tmp_path)
+    empty_path(monkeypatch, tmp_path)
     x = tg.Tensor(np.ones(2), requires_grad=True, name="x")
     graph = to_dot(tg.exp(x), title="t")
     assert isinstance(graph, graphviz.Digraph) and graph.source.startswith("digraph tinygrad_s2s {")
@@ -57,7 +49,7 @@ def test_the_drawing_is_still_a_graphviz_digraph(tmp_path, monkeypatch):
 
 
 def test_with_no_layout_program_the_inline_drawing_says_what_to_install(tmp_path, monkeypatch):
-    empty = _no_system_dot(monkeypatch, tmp_path)
+    empty = empty_path(monkeypatch, tmp_path)
     monkeypatch.setattr(render_module, "_script_dirs", lambda: [str(empty)])
     x = tg.Tensor(np.ones(2), requires_grad=True)
     with pytest.raises(GraphvizNotFoundError, match="pip install graphviz-pure") as info:
