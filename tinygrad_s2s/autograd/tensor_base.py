@@ -243,4 +243,4 @@ def as_tensor(x, like: TensorBase | None = None) -> TensorBase:
         dtype = (like.dtype if (arr.dtype.kind in "fiub" and like.dtype.kind == "f") else
                  _state["dtype"] if arr.dtype == np.float64 and not isinstance(x, np.ndarray) else None)
         return wrap(xp.asarray(arr, dtype=dtype), False)
-    return (_tensor_class[0] or TensorBase)(x)
+    return new_tensor(x)

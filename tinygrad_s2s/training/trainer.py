@@ -28,7 +28,8 @@ from ..data.datasets import Dataset, batch_indices
 from .evaluation import exact_match, format_examples, generate_batched
 from ..models.registry import registered_name
 from .fingerprint import dataset_of, fingerprint
-from .runfiles import (BEST, CONFIG, LAST, Run, build_model, load_checkpoint, load_run, plot_learning_curve, read_config, save_checkpoint, write_config, write_metrics)
+from .runfiles import (BEST, CONFIG, LAST, Run, build_model, load_checkpoint, load_run, plot_learning_curve,
+                       read_config, save_checkpoint, write_config, write_metrics)
 from .config import TrainConfig
 from .stops import TrainingDiverged, TrainingInterrupted, _StopFlag
 

@@ -13,7 +13,8 @@ import pytest
 
 import tinygrad_s2s as tg
 from tinygrad_s2s import nn
-from tinygrad_s2s.viz import (GraphFreedError, GraphvizNotFoundError, attention_heatmap, find_layout_program, render, to_dot, to_networkx)
+from tinygrad_s2s.viz import (GraphFreedError, GraphvizNotFoundError, attention_heatmap, find_layout_program, render,
+                              to_dot, to_networkx)
 from tinygrad_s2s.viz.model_graphs import attention_step, find_attention
 
 from small_models import empty_path, mlp_loss, registered
