@@ -55,7 +55,7 @@ def test_help_text_with_table_and_html_characters_stays_in_its_cell():
     page = render(parser)
     row = _table_row(page, "--pipe")
     assert row.replace("\\|", "").count("|") == 5, row     # four cells: no | of the help splits the row
-    assert "K &lt;= B" in row and "<" not in row
+    assert "K &lt;= B" in row and "<" not in row.replace("<code>", "").replace("</code>", "")
     assert "<code>x&#124;y</code>" in row                   # a code span still, its | no cell border
     assert "snake\\_case\\_name" in row
     assert "| `3` | 3 by default |" in _table_row(page, "--count")     # the default, and %(default)s expanded
