@@ -35,7 +35,8 @@ def _pixels(b):
 
 @pytest.mark.parametrize("page, expect", [("index.html", "Test gradients with Hypothesis"),
                                           ("reference/ops.html", "softmax_cross_entropy"),
-                                          ("reference/tensor.html", "backward")])
+                                          ("reference/tensor.html", "backward"),
+                                          ("reference/command-line.html", "--save-every")])
 def test_a_page_of_the_site_opens_offline_and_shows_its_text(site, page, expect):
     with Browser() as b:
         b.load((site / page).as_uri())
