@@ -326,17 +326,22 @@ class Checkpoint:
         """name -> shape of every array, as its member's own .npy header gives it (no data is read),
         checked to be what the JSON header declares and to fit in the file: what a model built from
         the meta must match, known before anything is allocated."""
-        out, total = {}, 0
-        for name, (i, shape, dtype) in self._declared().items():
-            info = _member(self.path, self._z, f"a{i}")
-            total += info.compress_size
+        declared = self._declared()
+        out = {}
+        for name, info in self._members(declared, list(declared)).items():
+            _, shape, dtype = declared[name]
             real = _member_shape(self.path, self._z, info)
             if real != (shape, dtype):
                 _fail(self.path, f"member '{info.filename}' is {real[1]} {real[0]}, the header declares {dtype} {shape}")
             out[name] = tuple(shape)
-        if total > self._z.tg_size:
-            _fail(self.path, "its members overlap: they claim more bytes than the file holds (damaged or hostile)")
         return out
+
+    def _members(self, declared: dict, names: list) -> dict:
+        """name -> the zip member holding it, all of them together fitting in the file."""
+        infos = {n: _member(self.path, self._z, f"a{declared[n][0]}") for n in names}
+        if sum(i.compress_size for i in infos.values()) > self._z.tg_size:
+            _fail(self.path, "its members overlap: they claim more bytes than the file holds (damaged or hostile)")
+        return infos
 
     def arrays(self, expect: dict | None = None):
         """An OrderedDict name -> ndarray: every array, or with `expect` (name -> shape) only those,
@@ -348,9 +353,7 @@ class Checkpoint:
                 _fail(path, f"has no array '{name}' (it holds {', '.join(declared) or 'none'})")
             if expect is not None and list(expect[name]) != declared[name][1]:
                 _fail(path, f"array '{name}' has shape {declared[name][1]}, expected {list(expect[name])}")
-        infos = {n: _member(path, self._z, f"a{declared[n][0]}") for n in wanted}
-        if sum(i.compress_size for i in infos.values()) > self._z.tg_size:
-            _fail(path, "its members overlap: they claim more bytes than the file holds (damaged or hostile)")
+        infos = self._members(declared, wanted)
         return OrderedDict((n, _read_member(path, self._z, infos[n], declared[n][1], declared[n][2]))
                            for n in wanted)
 
