@@ -16,9 +16,9 @@ def registered(name: str) -> bool:
 
 
 class Block(nn.Module):
-    def __init__(self):
+    def __init__(self, width: int = 4):
         super().__init__()
-        self.fc = nn.Linear(4, 4)
+        self.fc = nn.Linear(width, width)
 
     def forward(self, x):
         return tg.tanh(self.fc(x))
@@ -57,20 +57,11 @@ def tanh_derivatives(x, n):
 NAMES = ["a\\", "<b>x</b>", "<!--<script>", 'say "hi"', "a:b", "x\\ny", "&lt;"]
 
 
-class Inner(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(2, 2)
-
-    def forward(self, x):
-        return tg.tanh(self.fc(x))
-
-
 class Outer(nn.Module):
     def __init__(self, name, cls_name):
         super().__init__()
         self.name = name
-        setattr(self, name, type(cls_name, (Inner,), {})())
+        setattr(self, name, type(cls_name, (Block,), {})(2))     # a Block whose class is called cls_name
 
     def forward(self, x):
         return tg.sum(getattr(self, self.name)(x))

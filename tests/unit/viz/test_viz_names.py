@@ -14,7 +14,7 @@ from tinygrad_s2s import nn
 from tinygrad_s2s.viz import render, to_dot
 from tinygrad_s2s.viz.html import to_html
 
-from small_models import NAMES, Inner, Outer, crafted
+from small_models import NAMES, Block, Outer, crafted
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -74,8 +74,8 @@ def test_crafted_names_reach_the_html_page_as_data(name, tmp_path):
 def test_a_dot_in_a_module_name_is_refused_naming_it():
     # a path 'a.b' means module b inside module a: a name holding '.' drew a box for a module 'a'
     with pytest.raises(ValueError, match=r"Outer: sub-module name 'a\.b' contains '\.'"):
-        Outer("a.b", "Inner")
+        Outer("a.b", "Block")
     # a module list's items keep their dotted paths ('layers.0'): those are levels, set by the list
-    layers = nn.ModuleList([Inner(), Inner()])
+    layers = nn.ModuleList([Block(2), Block(2)])
     layers._set_scope_name("layers")
     assert [m._name for m in layers] == ["layers.0", "layers.1"]
