@@ -185,9 +185,9 @@ class _TensorModule(types.ModuleType):
     object, so this module is callable. A plain function there would break `import tinygrad_s2s.tensor
     as m` and `tinygrad_s2s.tensor.Tensor`, which look the attribute up before `sys.modules`."""
 
-    def __call__(self, data, dtype=None, requires_grad=False, device="cpu"):
-        """`tinygrad_s2s.ops.factories.tensor`: a new leaf holding a copy of `data`."""
-        return _factories.tensor(data, dtype=dtype, requires_grad=requires_grad, device=device)
+    def __call__(self, *args, **kwargs):
+        """`tinygrad_s2s.ops.factories.tensor` (its arguments and defaults): a new leaf holding a copy of `data`."""
+        return _factories.tensor(*args, **kwargs)
 
 
 sys.modules[__name__].__class__ = _TensorModule
