@@ -18,6 +18,7 @@ import sys
 import numpy as np
 import pytest
 from paths import REPO_ROOT
+from extras import need
 
 if str(REPO_ROOT) not in sys.path:   # benchmarks/ is run from the repo root, not installed as a package
     sys.path.insert(0, str(REPO_ROOT))
@@ -83,10 +84,11 @@ def test_op_overhead_covers_every_op(torch_mode, capsys):
         assert "vs issue 2" in out and "vs issue 6" in out
 
 
+@pytest.mark.extras
 def test_every_op_has_a_pytorch_twin_computing_the_same():
     """The per-op row of the speed table is a geometric mean over every op of the table: each op's
     PyTorch twin exists and gives our op's output on the benchmark's own example."""
-    torch = pytest.importorskip("torch")
+    torch = need("torch", "bench")
     import tinygrad_s2s as tg
     from benchmarks.op_overhead import _torch_ops, tiny_example
     from tinygrad_s2s.testing.op_table import OPS
@@ -104,7 +106,7 @@ def test_the_pytorch_twins_train_as_ours_do(model):
     """The train-step benchmark times the same training: from the same weights, five steps of
     forward, backward, clip and Adam give the same losses (the twins' second LSTM bias, trainable,
     made them part after a few steps)."""
-    torch = pytest.importorskip("torch")
+    torch = need("torch", "bench")
     from benchmarks.train_step import (WORKLOADS, build_ours, build_torch, make_batch, ours_train_step,
                                        quick_workload, torch_train_step)
     w = quick_workload(next(w for w in WORKLOADS if w.model == model))
@@ -186,8 +188,9 @@ def test_summary_needs_torch(monkeypatch):
         summary.main(["--quick"])
 
 
-@pytest.mark.skipif(not torch_installed(), reason="PyTorch not installed (the bench extra)")
+@pytest.mark.extras
 def test_summary_prints_the_readme_table(capsys):
+    need("torch", "bench")
     from benchmarks import summary
     summary.main(["--quick", "--threads", "1", "--repeats", "2"])
     out = capsys.readouterr().out

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 import tinygrad_s2s as tg
 from tinygrad_s2s.testing import gradcheck, gradgradcheck
 from tinygrad_s2s.testing.strategies import arrays
+from extras import need
 
 
 def test_tanh_derivatives_up_to_the_third_are_exact():
@@ -235,9 +236,10 @@ def _build(m, xs, steps):
     return m.sum(pool[-1] * pool[0])
 
 
+@pytest.mark.extras
 @given(_composition())
 def test_hessian_vector_products_equal_pytorch_double_backward(comp):
-    torch = pytest.importorskip("torch")
+    torch = need("torch", "bench")
     leaves, steps, seed = comp
     vs = [np.random.default_rng(seed + i).standard_normal(a.shape) for i, a in enumerate(leaves)]
     xs = [tg.Tensor(a, requires_grad=True) for a in leaves]

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from extras import need
 
 import tinygrad_s2s as tg
 
@@ -27,8 +28,9 @@ def test_tensor_copies_its_data_and_takes_torchs_keywords():
     assert y.numpy().tolist() == [1.0, 2.0] and not y.requires_grad and y.is_leaf
 
 
+@pytest.mark.extras
 def test_tensor_copies_what_another_librarys_array_shares():
-    torch = pytest.importorskip("torch")
+    torch = need("torch", "bench")
     src = torch.ones(3)
     t = tg.tensor(src)
     src[0] = 5.0
