@@ -29,3 +29,4 @@ def used_backends(run_dir) -> list[str]:
     events = p / TENSORBOARD
     tb = events.is_dir() and any(f.name.startswith(EVENTS_PREFIX) for f in events.iterdir())
     return ["csv"] + (["tensorboard"] if tb else []) + (["mlflow"] if (p / MLFLOW).is_file() else [])
+

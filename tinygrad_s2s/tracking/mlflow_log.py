@@ -34,6 +34,7 @@ from pathlib import Path
 
 from .. import serialization
 from ..training.loggers import RunLogger
+from .extra import require
 from ..training.rundir import BEST, CONFIG, CURVE, METRICS, MLFLOW
 
 __all__ = ["DEFAULT_DB", "EXPERIMENT", "MLflowLogger", "default_uri"]
@@ -134,12 +135,14 @@ class MLflowLogger(RunLogger):
         return stored
 
     def start(self, trainer) -> None:
-        from mlflow.entities import Param  # noqa: PLC0415 - the extra, only when a run starts
+        Param = require("mlflow.entities", self.name).Param
         from mlflow.tracking import MlflowClient  # noqa: PLC0415
         run_dir = Path(trainer.run_dir) if trainer.run_dir is not None else None
         stored = self._stored(run_dir)
         self.uri = self.tracking_uri or stored.get("tracking_uri") or (
             default_uri(run_dir) if run_dir is not None else "sqlite:///" + os.path.abspath(DEFAULT_DB))
+        if self.uri.split(":", 1)[0].split("+")[0] in ("sqlite", "postgresql", "mysql", "mssql"):
+            require("sqlalchemy", self.name)     # a SQL store's, which mlflow-skinny leaves out
         check_sqlite(self.uri, self.lock_timeout)
         check_server(self.uri, self.timeout)
         self.client, self._trainer = MlflowClient(tracking_uri=self.uri), trainer

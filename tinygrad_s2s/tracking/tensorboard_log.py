@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from ..training.loggers import RunLogger
+from .extra import require
 from ..training.rundir import TENSORBOARD
 from ..training.runfiles import METRIC_COLUMNS
 
@@ -60,7 +61,7 @@ class TensorBoardLogger(RunLogger):
         self.path: Path | None = None      # the event file written to
 
     def start(self, trainer) -> None:
-        from tensorboard.summary.writer.record_writer import RecordWriter  # noqa: PLC0415 - the extra
+        RecordWriter = require("tensorboard.summary.writer.record_writer", self.name).RecordWriter
         from ..training.rundir import EVENTS_PREFIX  # noqa: PLC0415
         folder = self.log_dir if self.log_dir is not None else (
             Path(trainer.run_dir) / TENSORBOARD if trainer.run_dir is not None else None)

@@ -108,3 +108,9 @@ def test_the_training_layer_imports_no_tracker():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorboard', 'mlflow', 'tensorflow')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_missing_tracker_package_names_the_extra():
+    from tinygrad_s2s.tracking.extra import require
+    with pytest.raises(ImportError, match=r"tensorboard logging needs the `tracking` extra \(pip install "):
+        require("no_such_tracker_package", "tensorboard")
