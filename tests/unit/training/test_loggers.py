@@ -114,3 +114,18 @@ def test_a_missing_tracker_package_names_the_extra():
     from tinygrad_s2s.tracking.extra import require
     with pytest.raises(ImportError, match=r"tensorboard logging needs the `tracking` extra \(pip install "):
         require("no_such_tracker_package", "tensorboard")
+
+
+def test_overwrite_replaces_a_run_with_its_trackers_files(tmp_path):
+    """A run's tensorboard/ folder and mlflow.json are its own files: --overwrite removes them (and
+    nothing else), and they do not make the directory look foreign."""
+    run = tiny_trainer(tmp_path).run_dir
+    tiny_trainer(tmp_path).fit(1)
+    (run / rundir.TENSORBOARD).mkdir()
+    (run / rundir.TENSORBOARD / (rundir.EVENTS_PREFIX + "1.host.1.0")).write_bytes(b"events")
+    (run / rundir.MLFLOW).write_text("{}")
+    assert rundir.state(run) == ("run", [])
+    assert rundir.check_new_run(run, overwrite=True) == "run"
+    removed = rundir.clear_run(run)
+    assert f"{rundir.TENSORBOARD}/{rundir.EVENTS_PREFIX}1.host.1.0" in removed and rundir.MLFLOW in removed
+    assert list(run.iterdir()) == []
