@@ -109,6 +109,10 @@ def test_kill_9_between_logging_an_epoch_and_its_checkpoint_then_resume(work):
     assert [x["epoch"] for x in rows] == [1, 2, 3]
     ea = tensorboard_steps(work / "killed")
     assert [e.step for e in ea.Scalars("step/loss")] == list(range(1, 19))
+    loader = need("tensorboard.backend.event_processing.event_file_loader", "tracking")
+    raw = sorted(e.step for f in (work / "killed" / "tensorboard").iterdir()
+                 for e in loader.EventFileLoader(str(f)).Load() for v in e.summary.value if v.tag == "step/loss")
+    assert raw == list(range(1, 19))      # the dead process's steps were cut from its file, not only hidden
     assert [(e.step, e.value) for e in ea.Scalars("epoch/test_accuracy")] == [
         (x["step"], pytest.approx(x["test_accuracy"])) for x in rows]
     stored = json.loads((work / "killed" / "mlflow.json").read_text())

@@ -10,11 +10,12 @@ gradient norm, time...) at the step that ended the epoch; the run's config.json 
 `config` at the step where logging (re)started.
 
 Resuming, each process appends a new event file to the same folder. A run killed after its last
-checkpoint (step S) had logged steps past S, which the resumed run takes again; the new file starts
-with TensorBoard's restart marker (a SessionLog START at step S + 1, as TensorFlow's and tensorboardX's
-`purge_step`), so TensorBoard's readers drop the first file's events from step S + 1 on and every step
-is shown once. The writer is flushed before each checkpoint is written, so nothing a checkpoint covers
-is still in a buffer when the process dies. A run that turns TensorBoard on at a resume gets its
+checkpoint (step S) had logged steps past S, which the resumed run takes again. So a resume first
+rewrites each earlier event file without its events past step S (one atomic write per file, only
+where there are such events), and its new file starts with TensorBoard's restart marker (a SessionLog
+START at step S + 1, as TensorFlow's and tensorboardX's `purge_step` write, which TensorBoard's Python
+reader honours too): every reader sees each step once. The writer is flushed before each checkpoint
+is written, so nothing a checkpoint covers is still in a buffer when the process dies. A run that turns TensorBoard on at a resume gets its
 earlier epochs from the checkpoint's history (their per-step losses were never recorded).
 
 Event files are appended record by record (TensorBoard's format, not one atomic write): a kill in the
@@ -29,15 +30,33 @@ import socket
 import time
 from pathlib import Path
 
+from .. import serialization
 from ..training.loggers import RunLogger
 from .extra import require
-from ..training.rundir import TENSORBOARD
+from ..training.rundir import EVENTS_PREFIX, TENSORBOARD
 from ..training.runfiles import METRIC_COLUMNS
 
 __all__ = ["TensorBoardLogger"]
 
 _EPOCH_TAGS = tuple(c for c in METRIC_COLUMNS if c != "step")
 _FILES = itertools.count()      # event files made by this process (two in one second get distinct names)
+
+
+def _drop_after(path: Path, step: int, RecordWriter) -> None:  # noqa: N803 - a class, passed in
+    """Rewrite the event file `path` without its events past `step` (those a killed run logged after its
+    last checkpoint, which the resumed run logs again); untouched when it has none."""
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader  # noqa: PLC0415
+    event_pb2 = _protos()[0]
+    records = list(RawEventFileLoader(str(path)).Load())    # a truncated last record is left out
+    keep = [r for r in records if event_pb2.Event.FromString(r).step <= step]
+    if len(keep) == len(records):
+        return
+
+    def write(f):
+        writer = RecordWriter(f)
+        for r in keep:
+            writer.write(r)
+    serialization.atomic_write(path, write)
 
 
 def _protos():
@@ -62,7 +81,6 @@ class TensorBoardLogger(RunLogger):
 
     def start(self, trainer) -> None:
         RecordWriter = require("tensorboard.summary.writer.record_writer", self.name).RecordWriter
-        from ..training.rundir import EVENTS_PREFIX  # noqa: PLC0415
         folder = self.log_dir if self.log_dir is not None else (
             Path(trainer.run_dir) / TENSORBOARD if trainer.run_dir is not None else None)
         if folder is None:
@@ -70,8 +88,13 @@ class TensorBoardLogger(RunLogger):
         if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
             raise FileExistsError(f"{folder} is in the way: a symbolic link or a file where the event files' "
                                   "folder goes (remove it)")
-        fresh = not (folder.is_dir() and any(n.name.startswith(EVENTS_PREFIX) for n in folder.iterdir()))
         folder.mkdir(parents=True, exist_ok=True)
+        serialization.remove_stale_temps(folder)      # a rewrite cut short (its name holds "tfevents" too)
+        earlier = sorted(f for f in folder.iterdir() if f.name.startswith(EVENTS_PREFIX) and f.is_file()
+                         and not f.is_symlink())
+        fresh = not earlier
+        for f in earlier:
+            _drop_after(f, trainer.step, RecordWriter)
         self.path = folder / (f"{EVENTS_PREFIX}{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}."
                               f"{next(_FILES)}")
         self._writer = RecordWriter(open(self.path, "xb"))     # a new file, never through a planted link

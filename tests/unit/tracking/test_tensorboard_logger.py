@@ -24,6 +24,17 @@ def events(run):
     return ea
 
 
+def raw_loss_steps(run):
+    """The steps of every `step/loss` record in the event files, read raw (no purge applied): what a
+    reader that ignores TensorBoard's restart marker would show."""
+    loader = need("tensorboard.backend.event_processing.event_file_loader", "tracking")
+    steps = []
+    for f in sorted((run / "tensorboard").iterdir()):
+        for event in loader.EventFileLoader(str(f)).Load():
+            steps += [event.step for v in event.summary.value if v.tag == "step/loss"]
+    return sorted(steps)
+
+
 def check_against_metrics(run, steps):
     ea, rows = events(run), read_metrics(run)
     loss = [(e.step, e.value) for e in ea.Scalars("step/loss")]
@@ -67,6 +78,7 @@ def test_a_crash_and_resume_leave_every_step_once(tmp_path):
         Trainer.resume(tmp_path / "run", log=io.StringIO(), progress=False, loggers=[TensorBoardLogger()]).fit(3)
     assert len(list((tmp_path / "run" / "tensorboard").iterdir())) == 2     # one event file per process
     check_against_metrics(tmp_path / "run", 3 * STEPS_PER_EPOCH)
+    assert raw_loss_steps(tmp_path / "run") == list(range(1, 3 * STEPS_PER_EPOCH + 1))   # trimmed on disk too
 
 
 def test_tensorboard_turned_on_at_a_resume_gets_the_earlier_epochs(tmp_path):
