@@ -8,6 +8,7 @@ dataset, or the same name with other data) are refused: their accuracies measure
 """
 from __future__ import annotations
 
+import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 from .. import serialization
 from ..training import rundir
 from ..training.config import TrainConfig
-from ..training.runfiles import read_metrics, read_run_config
+from ..training.runfiles import RunFileError, read_metrics, read_run_config
 
 __all__ = ["LABEL_KEYS", "RunSummary", "TaskMismatch", "compare_figure", "load_runs", "save_figure", "table"]
 
@@ -71,7 +72,12 @@ def _read(path: Path) -> RunSummary:
         raise FileNotFoundError(f"{path} is not a run directory of this tool ({kind}); compare takes the "
                                 "--out folders of `train`")
     config = read_run_config(path)
-    history = read_metrics(path) if (path / rundir.METRICS).is_file() else []
+    try:
+        history = read_metrics(path) if (path / rundir.METRICS).is_file() else []
+    except (ValueError, KeyError, csv.Error) as exc:
+        raise RunFileError(f"{path / rundir.METRICS}: not the metrics this tool writes ({exc})") from None
+    if any("epoch" not in h or "test_accuracy" not in h or "train_loss" not in h for h in history):
+        raise RunFileError(f"{path / rundir.METRICS}: lacks the epoch, train_loss or test_accuracy column")
     if rundir.holder(path) is not None:
         state = "training"
     else:

@@ -77,6 +77,13 @@ def test_what_is_not_a_run_is_refused(tmp_path):
     (tmp_path / "junk" / "notes.txt").write_text("x")
     with pytest.raises(FileNotFoundError, match="junk is not a run directory"):
         load_runs([tmp_path / "junk"])
+    bad = fake_run(tmp_path, "bad", [0.1])
+    (bad / "metrics.csv").write_text("epoch,test_accuracy\n1,lots\n")
+    with pytest.raises(ValueError, match="bad/metrics.csv: not the metrics this tool writes"):
+        load_runs([bad])
+    (bad / "metrics.csv").write_text("epoch,step\n1,2\n")
+    with pytest.raises(ValueError, match="bad/metrics.csv: lacks the epoch, train_loss or test_accuracy"):
+        load_runs([bad])
     with pytest.raises(ValueError, match="image format"):
         save_figure(compare_figure(load_runs([fake_run(tmp_path, "a", [0.1])])), tmp_path / "x.gif")
 
