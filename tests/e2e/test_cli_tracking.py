@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -137,9 +136,8 @@ def test_an_unreachable_tracking_server_is_one_warning_line(work):
     warned = [line for line in r.stderr.splitlines() if "warning" in line]
     assert len(warned) == 1 and warned[0].startswith("tinygrad-s2s: warning: mlflow logging stopped: ConnectionError")
     assert len(read_metrics(work / "no-server")) == 1
-    t0 = time.monotonic()
     r = cli(work, *TRAIN, "--epochs", "1", "--out", "strict", "--log", "mlflow", "--mlflow-uri", uri, "--log-strict")
-    assert r.returncode == 1 and time.monotonic() - t0 < 200
+    assert r.returncode == 1, r.stderr
     assert "error: mlflow logging failed" in r.stderr and "train --resume --out strict" in r.stderr
     assert (work / "strict" / "last.npz").is_file()
 
