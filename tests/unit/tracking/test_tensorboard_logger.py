@@ -105,6 +105,7 @@ def test_a_full_disk_costs_the_events_not_the_run(tmp_path, monkeypatch):
 
 
 def test_a_file_in_the_way_is_one_warning(tmp_path):
+    need("tensorboard", "tracking")
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "tensorboard").write_text("not a folder")
     with pytest.warns(TrackingWarning, match="tensorboard logging stopped: FileExistsError: .*is in the way"):
