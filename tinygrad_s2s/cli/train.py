@@ -3,13 +3,16 @@ from TrainConfig; with --json, stdout gets exactly one JSON object and everythin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from .argtypes import model_arg, non_negative_float, non_negative_int, positive_float, positive_int
 from .base import PROG, UsageError, emit_json, require_model
 from ..optim import LR_SCHEDULES
+from ..tracking.backends import LOGGERS
 from ..training.config import CHANGEABLE_ON_RESUME, TASK_DEFAULTS, TrainConfig
 
 RUNS = Path("runs")
@@ -71,6 +74,16 @@ def add_subparsers(sub) -> None:
     p.add_argument("--limit", type=positive_int, help="use only the first N training examples (quick trials)")
     p.add_argument("--test-limit", type=positive_int,
                    help="evaluate on only the first N test examples (quick trials)")
+    p.add_argument("--log", action="append", choices=LOGGERS, default=None, metavar="BACKEND",
+                   help=f"also log to BACKEND ({', '.join(LOGGERS)}), repeatable: tensorboard writes event files "
+                        "into RUN/tensorboard, mlflow records the run in MLflow (the `tracking` extra); csv, "
+                        "the run's own metrics.csv, is always written (default: csv; a resumed run: the "
+                        "backends it logged to before)")
+    p.add_argument("--mlflow-uri", metavar="URI",
+                   help="MLflow tracking store or server (default: sqlite:///mlruns.db in the run directory's "
+                        "parent folder; a resumed run: the store it used)")
+    p.add_argument("--log-strict", action="store_true",
+                   help="a failing tracking backend stops training (after saving) instead of a warning")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress on stderr)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.set_defaults(func=cmd_train)
@@ -97,6 +110,15 @@ def _fresh_run_dir(model: str, dataset: str) -> Path:
         n += 1
         path = base.with_name(f"{base.name}-{n}")
     return path
+
+
+def _loggers(args, run_dir=None) -> dict:
+    """The Trainer's tracking arguments from --log (a resumed run without --log: the backends it used)."""
+    from ..tracking.backends import loggers_for, used_backends  # noqa: PLC0415
+    names = args.log or (used_backends(run_dir) if run_dir is not None else ["csv"])
+    if args.mlflow_uri and "mlflow" not in names:
+        raise UsageError("--mlflow-uri is for the mlflow backend: add --log mlflow")
+    return {"loggers": loggers_for(names, mlflow_uri=args.mlflow_uri), "log_strict": args.log_strict}
 
 
 def _new_trainer(args, log):
@@ -129,7 +151,7 @@ def _new_trainer(args, log):
                          f"{exc}") from None
     if cfg.device != "cpu":
         model.to(cfg.device)
-    return Trainer(model, ds, cfg, run_dir=run_dir, log=log, progress=args.progress)
+    return Trainer(model, ds, cfg, run_dir=run_dir, log=log, progress=args.progress, **_loggers(args))
 
 
 def _resume_dir(args) -> Path:
@@ -166,7 +188,8 @@ def _resume_trainer(args, run_dir: Path, log):
     if args.dataset is not None and args.dataset != config.dataset and \
             str(Path(args.dataset).resolve()) != config.dataset_path:
         raise UsageError(f"--dataset {args.dataset} differs from the run's {config.dataset} ({config.dataset_path})")
-    return Trainer.resume(run_dir, device=args.device, save_every=args.save_every, log=log, progress=args.progress)
+    return Trainer.resume(run_dir, device=args.device, save_every=args.save_every, log=log, progress=args.progress,
+                          **_loggers(args, run_dir))
 
 
 def cmd_train(args) -> int:
@@ -192,6 +215,24 @@ def cmd_train(args) -> int:
         return _fit(args, trainer, trainer.config.epochs, log)
 
 
+@contextlib.contextmanager
+def _tracking_warnings():
+    """A tracker's TrackingWarning as one line on stderr (`tinygrad-s2s: warning: ...`), whatever
+    PYTHONWARNINGS says (each tracker fails at most once: it is not called again)."""
+    from ..training.loggers import TrackingWarning  # noqa: PLC0415
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", TrackingWarning)       # the command's own message, never filtered
+        shown = warnings.showwarning
+
+        def show(message, category, *rest, **kw):
+            if issubclass(category, TrackingWarning):
+                print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
+            else:
+                shown(message, category, *rest, **kw)
+        warnings.showwarning = show
+        yield
+
+
 def _position(exc) -> dict:
     """Where training stopped, as the message says it (`epoch` counts from 1) and as the checkpoint
     records it (`epochs_done`, the finished epochs)."""
@@ -200,6 +241,7 @@ def _position(exc) -> dict:
 
 def _fit(args, trainer, epochs: int, log) -> int:
     from ..training.evaluation import example_rows, generate_batched  # noqa: PLC0415
+    from ..training.loggers import TrackingError  # noqa: PLC0415
     from ..training.trainer import TrainingDiverged, TrainingInterrupted  # noqa: PLC0415
     ds, cfg = trainer.dataset, trainer.config
     print(f"{cfg.model} on {ds.name}: {len(ds.x_train)} training / {len(ds.x_test)} test examples, "
@@ -211,7 +253,15 @@ def _fit(args, trainer, epochs: int, log) -> int:
         print(f"{trainer.run_dir} has already trained {trainer.epoch} epochs; pass --epochs N with N > "
               f"{trainer.epoch} to train further", file=log)
     try:
-        history = trainer.fit(epochs)
+        with _tracking_warnings():
+            history = trainer.fit(epochs)
+    except TrackingError as exc:
+        print(f"{PROG}: error: {exc}; the run is saved: continue with `{PROG} train --resume --out "
+              f"{trainer.run_dir}` (without --log-strict to go on without the tracker)", file=sys.stderr)
+        if args.json:
+            emit_json({"status": "tracking failed", "run": str(trainer.run_dir), "error": str(exc),
+                       "epochs_done": trainer.epoch, "step": trainer.step, "history": trainer.history})
+        return 1
     except TrainingInterrupted as exc:
         print(f"{PROG}: {exc}; continue with: {PROG} train --resume --out {trainer.run_dir}", file=sys.stderr)
         if args.json:

@@ -20,12 +20,17 @@ from pathlib import Path
 from ..serialization import TMP_PREFIX
 from .config import RUN_FORMAT
 
-__all__ = ["BEST", "CONFIG", "CURVE", "LAST", "LOCK", "METRICS", "RUN_FILES", "RunDirError", "RunDirLocked",
-           "RunDirRefused", "check_new_run", "clear_run", "holder", "locked", "remove_temps", "state"]
+__all__ = ["BEST", "CONFIG", "CURVE", "EVENTS_PREFIX", "LAST", "LOCK", "METRICS", "MLFLOW", "RUN_FILES",
+           "TENSORBOARD", "TRACKING_FILES", "RunDirError", "RunDirLocked", "RunDirRefused", "check_new_run", "clear_run", "holder", "locked", "remove_temps", "state"]
 
 CONFIG, METRICS, LAST, BEST, CURVE = "config.json", "metrics.csv", "last.npz", "best.npz", "learning_curve.png"
 RUN_FILES = (CONFIG, METRICS, LAST, BEST, CURVE)
 """Every file a run writes (see runfiles)."""
+TENSORBOARD, MLFLOW = "tensorboard", "mlflow.json"
+TRACKING_FILES = (TENSORBOARD, MLFLOW)
+"""What the trackers keep in a run (see tinygrad_s2s.tracking): TensorBoard's event files in a folder, the
+MLflow run's id and store."""
+EVENTS_PREFIX = "events.out.tfevents."
 LOCK = ".lock"
 _LEGACY_KEYS = {"model", "vocab", "dataset_path", "question_width"}   # config.json before the format key
 
@@ -93,7 +98,7 @@ def state(run_dir) -> tuple[str, list[str]]:
     names = sorted(n for n in os.listdir(p) if n != LOCK and not n.startswith(TMP_PREFIX))
     if not names:
         return "empty", []
-    other = [n for n in names if n not in RUN_FILES]
+    other = [n for n in names if n not in RUN_FILES + TRACKING_FILES]
     is_run = (_is_run_config(p / CONFIG) or any(_is_checkpoint(p / n) for n in (LAST, BEST) if n in names))
     return ("run" if is_run else "foreign"), (other if is_run else names)
 
@@ -129,10 +134,18 @@ def clear_run(run_dir) -> list[str]:
     """Remove a run's own files (and interrupted temporaries) for --overwrite; other files stay.
     Returns the names removed. Call it while holding the lock."""
     p, removed = Path(run_dir), []
-    for name in RUN_FILES:
+    for name in RUN_FILES + (MLFLOW,):
         if (p / name).is_file():
             (p / name).unlink()
             removed.append(name)
+    events = p / TENSORBOARD
+    if events.is_dir() and not events.is_symlink():   # its event files; the folder too once empty
+        for f in sorted(events.iterdir()):
+            if f.name.startswith(EVENTS_PREFIX) and f.is_file() and not f.is_symlink():
+                f.unlink()
+                removed.append(f"{TENSORBOARD}/{f.name}")
+        with contextlib.suppress(OSError):
+            events.rmdir()
     return removed + remove_temps(p)
 
 

@@ -4,7 +4,8 @@ A run directory `runs/<name>/` holds:
 
 - `config.json`        everything needed to rebuild the model and reload its data (model name and
                        constructor config, dataset path, reversal, vocabulary, hyper-parameters, seed);
-- `metrics.csv`        one row per finished epoch (loss, test accuracy, time, examples/s);
+- `metrics.csv`        one row per finished epoch (loss, test accuracy, time, examples/s, learning
+                       rate, mean gradient norm);
 - `last.npz`, `best.npz`  checkpoints (tg.save format, written atomically): the model's parameters under
                        their names, the optimizer's slot arrays as `optim/<slot>/<index>` (e.g.
                        `optim/m/3`), and in the meta the config, position (epoch, batch, step),
@@ -33,7 +34,9 @@ from .rundir import BEST, CONFIG, CURVE, LAST, METRICS
 from .config import TrainConfig
 
 METRIC_COLUMNS = ("epoch", "step", "train_loss", "test_accuracy", "best_accuracy", "seconds",
-                  "examples_per_second")
+                  "examples_per_second", "lr", "grad_norm")
+"""metrics.csv's columns; `lr` is the rate of the epoch's last step, `grad_norm` the mean global gradient
+norm (before clipping) over its steps (runs written before these columns lack them)."""
 _OPTIM = "optim/"
 
 
@@ -81,9 +84,9 @@ def write_metrics(run_dir, history: list[dict]) -> None:
 
 
 def read_metrics(run_dir) -> list[dict]:
-    """metrics.csv back as a list of dicts of numbers."""
+    """metrics.csv back as a list of dicts of numbers (a column an older run lacks is left out)."""
     with open(Path(run_dir) / METRICS, newline="") as f:
-        return [{k: (int(v) if k in ("epoch", "step") else float(v)) for k, v in row.items()}
+        return [{k: (int(v) if k in ("epoch", "step") else float(v)) for k, v in row.items() if v not in ("", None)}
                 for row in csv.DictReader(f)]
 
 

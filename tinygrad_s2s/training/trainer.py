@@ -31,6 +31,7 @@ from .fingerprint import dataset_of, fingerprint
 from .runfiles import (BEST, CONFIG, LAST, Run, build_model, load_checkpoint, load_run, plot_learning_curve,
                        read_config, save_checkpoint, write_config, write_metrics)
 from .config import TrainConfig
+from .loggers import Tracking, TrackingError
 from .stops import TrainingDiverged, TrainingInterrupted, _StopFlag
 
 __all__ = ["Run", "TrainConfig", "Trainer", "TrainingDiverged", "TrainingInterrupted", "load_run"]
@@ -89,11 +90,14 @@ class Trainer:
     last.npz/best.npz, learning_curve.png; see `tinygrad_s2s.runfiles`) and the directory is locked
     while `fit` runs. The config must name the registered model (found from `model` when a registered
     factory built it); the Trainer records the dataset with its fingerprint and `model.config`. `log`
-    gets the per-epoch lines; progress bars go to stderr.
+    gets the per-epoch lines; progress bars go to stderr. `loggers` are experiment trackers (see
+    `training.loggers`; TensorBoard and MLflow in `tinygrad_s2s.tracking`): a failing one is turned off
+    with a TrackingWarning, or with `log_strict` stops training (after saving) with a TrackingError.
     """
 
     def __init__(self, model, dataset: Dataset, config=None, *, run_dir=None, log=None, progress: bool = True,
-                 eval_batch_size: int = 1000, examples_shown: int = 3, **settings):
+                 eval_batch_size: int = 1000, examples_shown: int = 3, loggers=None, log_strict: bool = False,
+                 **settings):
         cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config or {})
         unknown = sorted(set(settings) - {f.name for f in fields(TrainConfig)})
         if unknown:
@@ -116,11 +120,13 @@ class Trainer:
                             f"io.StringIO), got {type(log).__name__}")   # not after an epoch of training
         self.log = log if log is not None else sys.stdout
         self.progress, self.eval_batch_size, self.examples_shown = progress, eval_batch_size, examples_shown
+        self.tracking = Tracking(loggers, strict=log_strict)
         # position: `epoch` epochs finished, `batch` batches of the next one done, `step` updates in all
         self.epoch = self.batch = self.step = 0
         self.history: list[dict] = []
         self.best_accuracy: float | None = None
         self._epoch_loss, self._epoch_examples, self._epoch_seconds = 0.0, 0, 0.0
+        self._epoch_norm = [0.0, 0]     # the epoch's gradient norms (before clipping): sum, count
         self._rng_epoch_start = self._rng = None
         self._started = False
         self._restart = False       # resuming a run stopped before its first checkpoint
@@ -176,6 +182,7 @@ class Trainer:
         trainer._epoch_loss = meta.get("epoch_loss", 0.0)
         trainer._epoch_examples = meta.get("epoch_examples", 0)
         trainer._epoch_seconds = meta.get("epoch_seconds", 0.0)
+        trainer._epoch_norm = list(meta.get("epoch_grad_norm", [0.0, 0]))   # older runs: from here on
         trainer._rng_epoch_start, trainer._rng = meta["rng_epoch_start"], meta["rng"]
         trainer._started = True
         return trainer
@@ -185,14 +192,18 @@ class Trainer:
         return {"config": self.config.to_dict(), "epoch": self.epoch, "batch": self.batch, "step": self.step,
                 "rng": self._rng, "rng_epoch_start": self._rng_epoch_start, "history": self.history,
                 "best_accuracy": self.best_accuracy, "epoch_loss": self._epoch_loss,
-                "epoch_examples": self._epoch_examples, "epoch_seconds": self._epoch_seconds, **extra}
+                "epoch_examples": self._epoch_examples, "epoch_seconds": self._epoch_seconds,
+                "epoch_grad_norm": self._epoch_norm, **extra}
 
     def save(self, name: str = LAST, **extra) -> Path | None:
         """Write a checkpoint of the current position into the run directory (None without one)."""
         if self.run_dir is None:
             return None
         path = self.run_dir / name
-        save_checkpoint(path, self.model, self.optimizer, self._meta(**extra))
+        try:
+            self.tracking.flush()       # what the checkpoint covers is in the trackers' files first
+        finally:                        # (a strict tracker's error still lets the checkpoint be written)
+            save_checkpoint(path, self.model, self.optimizer, self._meta(**extra))
         self._saved_at = time.monotonic()
         return path
 
@@ -236,13 +247,25 @@ class Trainer:
                 self.config.epochs = epochs     # the new target; fewer epochs than done changes nothing
                 if self.run_dir is not None:
                     write_config(self.run_dir, self.config)
-            while self.epoch < epochs:
-                try:
-                    self._run_epoch(epochs, stop)
-                except KeyboardInterrupt:
-                    path = self.save(interrupted=True)
-                    raise TrainingInterrupted(path, self.epoch, self.batch, self.step,
-                                              stop.signum or signal.SIGINT) from None
+            status = "failed"
+            try:
+                self.tracking.start(self)
+                while self.epoch < epochs:
+                    try:
+                        self._run_epoch(epochs, stop)
+                    except KeyboardInterrupt:
+                        status, path = "interrupted", self.save(interrupted=True)
+                        raise TrainingInterrupted(path, self.epoch, self.batch, self.step,
+                                                  stop.signum or signal.SIGINT) from None
+                    except TrackingError:
+                        self.save()         # --log-strict: the run stops, nothing of it is lost
+                        raise
+                status = "finished"
+            except TrainingDiverged:
+                status = "diverged"
+                raise
+            finally:
+                self.tracking.close(status)
         return self.history
 
     def check_epochs(self, epochs: int) -> None:
@@ -298,8 +321,10 @@ class Trainer:
                 self.batch = b + 1
                 self._epoch_loss += value * len(idx)
                 self._epoch_examples += len(idx)
+                self._epoch_norm = [self._epoch_norm[0] + norm, self._epoch_norm[1] + 1]
                 self._rng = random.get_state()
                 stop.critical = False
+                self.tracking.step(self.step, {"loss": value, "lr": self.optimizer.lr, "grad_norm": norm})
                 if (self.run_dir is not None and self.config.save_every and b + 1 < len(batches)
                         and time.monotonic() - self._saved_at >= self.config.save_every):
                     now = time.perf_counter()       # the checkpoint records the epoch's time so far
@@ -328,7 +353,8 @@ class Trainer:
         row = {"epoch": self.epoch + 1, "step": self.step,
                "train_loss": self._epoch_loss / max(self._epoch_examples, 1), "test_accuracy": accuracy,
                "best_accuracy": accuracy if improved else self.best_accuracy, "seconds": round(seconds, 3),
-               "examples_per_second": round(self._epoch_examples / seconds, 1) if seconds > 0 else 0.0}
+               "examples_per_second": round(self._epoch_examples / seconds, 1) if seconds > 0 else 0.0,
+               "lr": self.optimizer.lr, "grad_norm": self._epoch_norm[0] / max(self._epoch_norm[1], 1)}
         stop.critical = True     # history and position move together
         if improved:
             self.best_accuracy = accuracy
@@ -336,6 +362,7 @@ class Trainer:
         self.epoch += 1
         self.batch = 0
         self._epoch_loss, self._epoch_examples, self._epoch_seconds = 0.0, 0, 0.0
+        self._epoch_norm = [0.0, 0]
         self._rng = self._rng_epoch_start = random.get_state()
         stop.critical = False
         if self.run_dir is not None:     # last.npz last: it is never ahead of best.npz and the metrics
@@ -343,6 +370,8 @@ class Trainer:
                 self.save(BEST)
             write_metrics(self.run_dir, self.history)
             plot_learning_curve(self.run_dir, self.history, f"{self.config.model or ''} on {ds.name}".strip())
+        self.tracking.epoch(row, self)      # before last.npz: a kill in between redoes the epoch, never skips it
+        if self.run_dir is not None:
             self.save()
         print(f"epoch {row['epoch']}/{epochs}: loss {row['train_loss']:.4f}, test accuracy "
               f"{100 * accuracy:.3f}% (best {100 * self.best_accuracy:.3f}%), {seconds:.1f} s, "
