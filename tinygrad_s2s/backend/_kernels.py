@@ -45,29 +45,55 @@ def _tanh(x):
     return p / q
 
 
+@njit(inline="always", **JIT)
+def _sigmoid_rows(full, x, bias, has_bias):
+    """x <- sigmoid from x = a/2 (plus bias/2): tanh(x)/2 + 1/2, or x/2 + 1/2 when x holds tanh already."""
+    half = x.dtype.type(0.5)
+    if has_bias:
+        for j in range(x.size):
+            x[j] += bias[j]
+    if full:
+        for j in range(x.size):
+            x[j] = _tanh(x[j]) * half + half
+    else:
+        for j in range(x.size):
+            x[j] = x[j] * half + half
+
+
 @njit(**JIT)
 def lstm_forward_step(G, tg, rb, has_rb, cs, cp, cn, zero_c, tcs, tt, Z, tz, full):
     """One LSTM step after its GEMM. G (4, *, N, H): the pre-activations of gates o, f, i, g at G[:, tg]
     (the sigmoid gates' halved, as LSTMSequence's W4 makes them), replaced by the gates; rb (4, N, H):
     a per-sequence bias added first when has_rb. Writes c = f * cs[cp] + g * i (f * 0 left out when
-    zero_c) to cs[cn]; with `full` also tcs[tt] = tanh(c) and h = o * tanh(c) to Z[tz, :, :H]."""
+    zero_c) to cs[cn]; with `full` also tcs[tt] = tanh(c) and h = o * tanh(c) to Z[tz, :, :H].
+    Each row is a few short loops over contiguous rows (in L1), each with few enough arrays that
+    LLVM vectorizes it."""
     N, H = G.shape[2], G.shape[3]
-    half = G.dtype.type(0.5)
     for n in range(N):
-        for j in range(H):
-            ao, af, ai, ag = G[0, tg, n, j], G[1, tg, n, j], G[2, tg, n, j], G[3, tg, n, j]
-            if has_rb:
-                ao, af, ai, ag = ao + rb[0, n, j], af + rb[1, n, j], ai + rb[2, n, j], ag + rb[3, n, j]
-            if full:
-                ao, af, ai, ag = _tanh(ao), _tanh(af), _tanh(ai), _tanh(ag)
-            o, f, i = ao * half + half, af * half + half, ai * half + half
-            c = ag * i if zero_c else f * cs[cp, n, j] + ag * i
-            G[0, tg, n, j], G[1, tg, n, j], G[2, tg, n, j], G[3, tg, n, j] = o, f, i, ag
-            cs[cn, n, j] = c
-            if full:
-                tc = _tanh(c)
-                tcs[tt, n, j] = tc
-                Z[tz, n, j] = o * tc
+        o, f, i, g = G[0, tg, n], G[1, tg, n], G[2, tg, n], G[3, tg, n]
+        _sigmoid_rows(full, o, rb[0, n], has_rb)
+        _sigmoid_rows(full, f, rb[1, n], has_rb)
+        _sigmoid_rows(full, i, rb[2, n], has_rb)
+        if has_rb:
+            bg = rb[3, n]
+            for j in range(H):
+                g[j] += bg[j]
+        if full:
+            for j in range(H):
+                g[j] = _tanh(g[j])
+        c, c_prev = cs[cn, n], cs[cp, n]
+        if zero_c:
+            for j in range(H):
+                c[j] = g[j] * i[j]
+        else:
+            for j in range(H):
+                c[j] = f[j] * c_prev[j] + g[j] * i[j]
+        if full:
+            tc, h = tcs[tt, n], Z[tz, n]
+            for j in range(H):
+                tc[j] = _tanh(c[j])
+            for j in range(H):
+                h[j] = o[j] * tc[j]
 
 
 @njit(**JIT)
@@ -79,17 +105,22 @@ def lstm_backward_step(G, cs, tcs, t, dh, dc, has_dc, da):
     N, H = dh.shape
     one = G.dtype.type(1)
     for n in range(N):
+        o, f, i, g, tc, c_prev = G[0, t, n], G[1, t, n], G[2, t, n], G[3, t, n], tcs[t, n], cs[t, n]
+        d, dcn = dh[n], dc[n]
+        da_o, da_f, da_i, da_g = da[0, t, n], da[1, t, n], da[2, t, n], da[3, t, n]
+        for j in range(H):                      # ds, kept in dc's row until the end
+            ds = d[j] * o[j] * (one - tc[j] * tc[j])
+            dcn[j] = ds + dcn[j] if has_dc else ds
         for j in range(H):
-            o, f, i, g, tc = G[0, t, n, j], G[1, t, n, j], G[2, t, n, j], G[3, t, n, j], tcs[t, n, j]
-            d = dh[n, j]
-            ds = d * o * (one - tc * tc)
-            if has_dc:
-                ds += dc[n, j]
-            da[0, t, n, j] = d * tc * o * (one - o)
-            da[1, t, n, j] = ds * cs[t, n, j] * f * (one - f)
-            da[2, t, n, j] = ds * g * i * (one - i)
-            da[3, t, n, j] = ds * i * (one - g * g)
-            dc[n, j] = ds * f
+            da_o[j] = d[j] * tc[j] * o[j] * (one - o[j])
+        for j in range(H):
+            da_f[j] = dcn[j] * c_prev[j] * f[j] * (one - f[j])
+        for j in range(H):
+            da_i[j] = dcn[j] * g[j] * i[j] * (one - i[j])
+        for j in range(H):
+            da_g[j] = dcn[j] * i[j] * (one - g[j] * g[j])
+        for j in range(H):
+            dcn[j] = dcn[j] * f[j]
 
 
 @njit(**JIT)
@@ -99,13 +130,19 @@ def gate_sums(P, H, want_h, dh, want_x, gx, t, ghs, tg):
     pair up as (P0 + P2) + (P1 + P3), as the NumPy path does."""
     N, K = P.shape[1], P.shape[2]
     for n in range(N):
+        p0, p1, p2, p3 = P[0, n], P[1, n], P[2, n], P[3, n]
         if want_h:
+            d = dh[n]
             for j in range(H):
-                s = (P[0, n, j] + P[2, n, j]) + (P[1, n, j] + P[3, n, j])
-                dh[n, j] = s + ghs[n, tg, j] if tg >= 0 else s
+                d[j] = (p0[j] + p2[j]) + (p1[j] + p3[j])
+            if tg >= 0:
+                g = ghs[n, tg]
+                for j in range(H):
+                    d[j] += g[j]
         if want_x:
+            x = gx[t, n]
             for k in range(H, K):
-                gx[t, n, k - H] = (P[0, n, k] + P[2, n, k]) + (P[1, n, k] + P[3, n, k])
+                x[k - H] = (p0[k] + p2[k]) + (p1[k] + p3[k])
 
 
 @njit(**JIT)
@@ -115,13 +152,16 @@ def gru_gates(A, xw, t, h, zs, rs, tz, rh, full):
     N, H = h.shape
     half = A.dtype.type(0.5)
     for n in range(N):
+        a, x, z, r, hn, out = A[n], xw[t, n], zs[tz, n], rs[tz, n], h[n], rh[n]
+        if full:
+            for j in range(2 * H):
+                a[j] = _tanh((x[j] + a[j]) * half)
         for j in range(H):
-            az, ar = A[n, j], A[n, H + j]
-            if full:
-                az, ar = _tanh((xw[t, n, j] + az) * half), _tanh((xw[t, n, H + j] + ar) * half)
-            z, r = az * half + half, ar * half + half
-            zs[tz, n, j], rs[tz, n, j] = z, r
-            rh[n, j] = r * h[n, j]
+            z[j] = a[j] * half + half
+        for j in range(H):
+            r[j] = a[H + j] * half + half
+        for j in range(H):
+            out[j] = r[j] * hn[j]
 
 
 @njit(**JIT)
@@ -130,11 +170,15 @@ def gru_update(B, xw, t, hs, zs, tz, cands, full):
     cands[tz] and h' = h + z * (cand - h) into hs[t + 1]. Without `full`, B holds the candidate."""
     N, H = B.shape
     for n in range(N):
+        b, x, cand, z, h, out = B[n], xw[t, n], cands[tz, n], zs[tz, n], hs[t, n], hs[t + 1, n]
+        if full:
+            for j in range(H):
+                cand[j] = _tanh(x[2 * H + j] + b[j])
+        else:
+            for j in range(H):
+                cand[j] = b[j]
         for j in range(H):
-            cand = _tanh(xw[t, n, 2 * H + j] + B[n, j]) if full else B[n, j]
-            cands[tz, n, j] = cand
-            h = hs[t, n, j]
-            hs[t + 1, n, j] = h + zs[tz, n, j] * (cand - h)
+            out[j] = h[j] + z[j] * (cand[j] - h[j])
 
 
 @njit(**JIT)
@@ -143,10 +187,11 @@ def gru_backward_first(dh, hs, zs, cands, t, dxw):
     N, H = dh.shape
     one = dh.dtype.type(1)
     for n in range(N):
+        d, z, cand, h, out = dh[n], zs[t, n], cands[t, n], hs[t, n], dxw[t, n]
         for j in range(H):
-            d, z, cand = dh[n, j], zs[t, n, j], cands[t, n, j]
-            dxw[t, n, 2 * H + j] = d * z * (one - cand * cand)
-            dxw[t, n, j] = d * (cand - hs[t, n, j]) * z * (one - z)
+            out[2 * H + j] = d[j] * z[j] * (one - cand[j] * cand[j])
+        for j in range(H):
+            out[j] = d[j] * (cand[j] - h[j]) * z[j] * (one - z[j])
 
 
 @njit(**JIT)
@@ -156,7 +201,8 @@ def gru_backward_second(d_rh, dh, hs, zs, rs, t, dxw):
     N, H = dh.shape
     one = dh.dtype.type(1)
     for n in range(N):
+        g, d, h, z, r, out = d_rh[n], dh[n], hs[t, n], zs[t, n], rs[t, n], dxw[t, n]
         for j in range(H):
-            r, h, g = rs[t, n, j], hs[t, n, j], d_rh[n, j]
-            dxw[t, n, H + j] = g * h * r * (one - r)
-            dh[n, j] = dh[n, j] * (one - zs[t, n, j]) + g * r
+            out[H + j] = g[j] * h[j] * r[j] * (one - r[j])
+        for j in range(H):
+            d[j] = d[j] * (one - z[j]) + g[j] * r[j]
