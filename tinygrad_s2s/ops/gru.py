@@ -4,6 +4,10 @@
 The book's GRU (Deep Learning from Scratch 2, appendix C), gates in the order z, r, h~:
     z = sigmoid(x Wx_z + h Wh_z + b_z)          r = sigmoid(x Wx_r + h Wh_r + b_r)
     h~ = tanh(x Wx_h + (r * h) Wh_h + b_h)      h' = (1 - z) * h + z * h~
+
+Each step's elementwise work runs in compiled kernels where `backend.compiled` offers them (two each
+way, around the step's two GEMMs), NumPy's ufuncs otherwise. The recurrent weights' gradient is two
+GEMMs over all steps after the backward's loop (h^T da_zr and (r h)^T da_h), on both paths.
 """
 from __future__ import annotations
 
