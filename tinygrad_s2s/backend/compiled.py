@@ -40,6 +40,7 @@ ENV_VAR = "TINYGRAD_S2S_COMPILED"
 """Set to 0 to run the fused layers on NumPy even where Numba is installed."""
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _loaded = None          # the kernels module once imported; False when Numba is missing or failed
+_why = ""               # why it failed: shown by active()
 
 
 def enabled_by_environment() -> bool:
@@ -49,12 +50,14 @@ def enabled_by_environment() -> bool:
 
 def available() -> bool:
     """Whether the compiled kernels can be loaded (Numba imports); imports it on the first call."""
-    global _loaded
+    global _loaded, _why
     if _loaded is None:
         try:    # Numba only when a fused layer first runs
             _loaded = importlib.import_module(__package__ + "._kernels")
         except ImportError:
-            _loaded = False
+            _loaded, _why = False, "Numba is not installed: pip install 'tinygrad-s2s[compiled]'"
+        except Exception as exc:    # a Numba that cannot run here (its NumPy or LLVM): NumPy's path, said why
+            _loaded, _why = False, f"Numba failed to load: {type(exc).__name__}: {exc}"
     return _loaded is not False
 
 
@@ -70,6 +73,6 @@ def active() -> str:
     if not enabled_by_environment():
         return f"NumPy ({ENV_VAR}=0)"
     if not available():
-        return "NumPy (Numba is not installed: pip install 'tinygrad-s2s[compiled]')"
+        return f"NumPy ({_why})"
     import numba  # noqa: PLC0415
     return f"compiled (Numba {numba.__version__})"

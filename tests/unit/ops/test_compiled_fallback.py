@@ -42,3 +42,13 @@ def test_a_bad_value_is_refused_naming_the_variable(monkeypatch):
     monkeypatch.setenv(compiled.ENV_VAR, "numba")
     with pytest.raises(ValueError, match=f"environment variable {compiled.ENV_VAR}='numba': use one of 1, true"):
         compiled.kernels(np, np.float32)
+
+
+def test_a_numba_that_fails_to_load_leaves_the_numpy_path_saying_why(monkeypatch):
+    def broken(name, *args, **kwargs):
+        raise SystemError("LLVM said no")
+    monkeypatch.setattr(compiled, "_loaded", None)
+    monkeypatch.setattr(compiled.importlib, "import_module", broken)
+    monkeypatch.delenv(compiled.ENV_VAR, raising=False)
+    assert compiled.kernels(np, np.float32) is None
+    assert compiled.active() == "NumPy (Numba failed to load: SystemError: LLVM said no)"
