@@ -23,6 +23,7 @@ from . import THREAD_ENV, usable_cores
 
 import numpy as np
 
+from tinygrad_s2s.backend import compiled
 from tinygrad_s2s.cli.argtypes import positive_float   # the library's own (every child process imports it anyway)
 
 TORCH_SKIPPED = "PyTorch: skipped (not installed)"
@@ -187,6 +188,7 @@ def machine_lines(bench: Bench) -> list[str]:
         f"CPU: {cpu_model()} | {os.cpu_count()} logical cores, {usable_cores()} usable | "
         f"{platform.system()} {platform.machine()}",
         f"Python {platform.python_version()} | NumPy {np.__version__} | BLAS: {blas_threads()[0]}{kernel_pin()}",
+        f"fused recurrent layers: {compiled.active()}",
         f"commit {commit()} | {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC | command: {command_line()}",
         torch_line,
         f"thread settings: {', '.join(bench.settings)} ('default': none of {', '.join(THREAD_ENV)} set, "

@@ -173,6 +173,28 @@ def test_memory_runs_fresh_children(torch_mode, capsys):
     assert "growth 2->4" in out
 
 
+def test_profile_splits_an_iteration_into_its_categories(torch_mode, capsys):
+    from benchmarks.profile import CATEGORIES
+    out = run_main("profile", capsys, "--models", "seq2seq")
+    check_header_and_torch(out, torch_mode)
+    assert "fused recurrent layers: " in out
+    rows = table_rows(out, "share of a training iteration")
+    assert [r[0] for r in rows[:-1]] == list(CATEGORIES)
+    for col in range(2, len(rows[0]), 2):      # each framework's shares add up to the whole (rounded)
+        assert 93 <= sum(int(r[col].rstrip("%")) for r in rows[:-1]) <= 107, rows
+    assert re.search(r"\d+ ops, [\d.]+ [um]?s/op", rows[-1][2])
+
+
+def test_profile_tracer_counts_self_time():
+    from benchmarks.profile import Tracer
+    tracer = Tracer()
+    inner = tracer.wrap("gemm", lambda: sum(range(1000)))
+    outer = tracer.wrap("op", lambda: inner() + inner(), op="lstm_sequence")
+    outer()
+    assert tracer.calls == {("gemm", "lstm_sequence"): 2, ("op", "lstm_sequence"): 1}
+    assert all(v >= 0 for v in tracer.self_time.values())
+
+
 def test_scaling_and_deep_chain(torch_mode, capsys):
     out = run_main("scaling", capsys, "--chain", "2000")
     check_header_and_torch(out, torch_mode)
@@ -192,20 +214,54 @@ def test_summary_needs_torch(monkeypatch):
 def test_summary_prints_the_readme_table(capsys):
     need("torch", "bench")
     from benchmarks import summary
-    summary.main(["--quick", "--threads", "1", "--repeats", "2"])
+    summary.main(["--quick", "--threads", "1", "--repeats", "2", "--kernels", "own,auto"])
     out = capsys.readouterr().out
-    for name in ("train_step", "evaluate", "lstm_layer", "op_overhead", "memory"):
-        assert f"==== python -m benchmarks.{name} --quick --threads 1" in out
-    table = out[out.index("==== README speed table"):].splitlines()
-    assert table[2] == "| benchmark | 1 thread |"
-    rows = [ln for ln in table if ln.startswith("| ") and not ln.startswith(("| benchmark", "| ---"))]
-    assert len(rows) == 3 + 3 + 3   # training x3, decoding x3, LSTM layer, per-op overhead, peak RSS
-    for row in rows:
-        assert re.fullmatch(r"\| .+ \(--quick sizes: meaningless\) \| [\d.]+x \([\d.]+-[\d.]+\): .+ vs .+ \|", row), row
+    families = summary.resolve_families(["own", "auto"])
+    assert re.match(r"benchmarks.summary: \d+ benchmark runs, \d+ child processes; estimated \d+ min", out)
+    for name in ("train_step", "evaluate", "lstm_layer", "op_overhead", "memory", "profile"):
+        assert f"==== python -m benchmarks.{name} --quick --threads 1 --repeats 2 --pairs 1" in out
+    tables = out.split("==== README speed table")[1:]
+    assert len(tables) == len(families)
+    for i, table in enumerate(tables):
+        lines = table.splitlines()
+        assert lines[0].startswith(", kernels: " + ("OpenBLAS's own choice" if i == 0 else "OPENBLAS_CORETYPE="))
+        assert lines[2].startswith("machine: ") and lines[3].startswith("kernels: ") and " | command: " in lines[4]
+        assert "| benchmark | 1 thread |" in lines
+        rows = [ln for ln in lines if ln.startswith("| ") and not ln.startswith(("| benchmark", "| ---"))]
+        # training x3, decoding x3, LSTM layer; per-op overhead and peak RSS under the first family only
+        assert len(rows) == (3 + 3 + 3 if i == 0 else 3 + 3 + 1)
+        for row in rows:
+            assert re.fullmatch(r"\| .+ \(--quick sizes: meaningless\) \| [\d.]+x \([\d.]+-[\d.]+\): .+ vs .+ \|",
+                                row), row
+        assert sum("target <= " in row and "not judged (--quick)" in row for row in rows) == 3 + 3 + (i == 0)
     assert re.search(r"load average \(1, 5, 15 min\): [\d. ]+ before, [\d. ]+ after", out)
+    assert re.search(r"took [\d.]+ min \(estimated \d+\)", out)
 
 
-@pytest.mark.parametrize("name", [*BENCHMARKS, "summary", "gpu_check"])
+def test_summary_plans_pairs_and_families_and_estimates_its_length():
+    from benchmarks import summary
+    args = summary.parser("x", repeats=1).parse_args([])
+    args.kernels = ["own", "Haswell"]
+    steps = summary.plan(["own", "Haswell"], args)
+    pairs = {(fam, name): n for fam, name, n in steps}
+    assert pairs[("own", "train_step")] == pairs[("own", "evaluate")] == 7 and pairs[("own", "profile")] == 1
+    assert ("Haswell", "op_overhead") not in pairs and ("Haswell", "train_step") in pairs
+    minutes = summary.estimate_seconds(steps, ["1", "default"], args) / 60
+    assert 20 < minutes < 90
+    with summary.family_env("Haswell"):
+        assert os.environ["OPENBLAS_CORETYPE"] == "Haswell" and os.environ["MKL_ENABLE_INSTRUCTIONS"] == "AVX2"
+    assert "OPENBLAS_CORETYPE" not in os.environ or os.environ.get("OPENBLAS_CORETYPE") != "Haswell"
+
+
+def test_summary_refuses_a_kernel_family_the_cpu_lacks(monkeypatch):
+    from benchmarks import summary
+    monkeypatch.setattr(summary, "cpu_flags", lambda: {"sse2", "avx"})
+    with pytest.raises(SystemExit, match="--kernels Haswell: this CPU lacks avx2, fma"):
+        summary.resolve_families(["own", "Haswell"])
+    assert summary.resolve_families(["own", "auto"])[-1] in ("Sandybridge", "own")
+
+
+@pytest.mark.parametrize("name", [*BENCHMARKS, "summary", "gpu_check", "profile"])
 def test_each_benchmark_documents_its_command(name):
     module = importlib.import_module(f"benchmarks.{name}")
     assert f"python -m benchmarks.{name}" in module.__doc__

@@ -3,7 +3,7 @@ does not know is refused naming the variable (never a silent default), and the c
 it before it does any work (exit 2)."""
 import pytest
 
-from tinygrad_s2s.backend import allocator, blas_threads, envvars
+from tinygrad_s2s.backend import allocator, blas_threads, compiled, envvars
 from tinygrad_s2s.cli import check_environment, main
 
 
@@ -20,6 +20,7 @@ def test_on_off_variables_take_the_usual_spellings(monkeypatch, value, on):
     (allocator.ENV_VAR, "disable", "use one of 1, true, yes, on, 0, false, no, off"),   # was: left on
     (envvars.DEBUG, "maybe", "use one of 1, true"),
     (blas_threads.ENV_VAR, "1", "use 'auto' or 'fixed' ('fixed' is the default)"),     # was: an op's error mid-run
+    (compiled.ENV_VAR, "numba", "use one of 1, true, yes, on, 0, false, no, off"),
 ])
 def test_a_value_the_library_does_not_know_is_refused_before_any_work(monkeypatch, capsys, tmp_path, name, value,
                                                                        words):

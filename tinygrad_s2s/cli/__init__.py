@@ -16,7 +16,7 @@ import os
 import sys
 
 from .._version import __version__
-from ..backend import allocator, blas_threads, envvars
+from ..backend import allocator, blas_threads, compiled, envvars
 from ..models.registry import UnknownModelError
 from ..training.rundir import RunDirError
 from .base import PROG, UsageError
@@ -31,6 +31,7 @@ def check_environment() -> None:
     """Parse every environment variable the library reads (ValueError naming a value it does not know)."""
     allocator.enabled_by_environment()
     blas_threads.enabled()
+    compiled.enabled_by_environment()
     envvars.flag(envvars.DEBUG, False)
     backend_name = os.environ.get("MPLBACKEND")
     if backend_name:    # matplotlib reads it at its first import: at the plot after a whole epoch of training

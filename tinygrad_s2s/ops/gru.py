@@ -4,11 +4,18 @@
 The book's GRU (Deep Learning from Scratch 2, appendix C), gates in the order z, r, h~:
     z = sigmoid(x Wx_z + h Wh_z + b_z)          r = sigmoid(x Wx_r + h Wh_r + b_r)
     h~ = tanh(x Wx_h + (r * h) Wh_h + b_h)      h' = (1 - z) * h + z * h~
+
+Each step's elementwise work runs in compiled kernels where `backend.compiled` offers them (two each
+way, around the step's two GEMMs), NumPy's ufuncs otherwise. The recurrent weights' gradient is two
+GEMMs over all steps after the backward's loop (h^T da_zr and (r h)^T da_h), on both paths.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .. import backend
 from ..autograd import Function, as_tensor, saved_input
+from ..backend import compiled
 from .elementwise import sigmoid, tanh
 from .linalg import matmul
 from .lstm import _zero_state
@@ -42,16 +49,20 @@ class GRUSequence(Function):
         keep = bool(self.needs_grad)
         hs = xp.empty((T + 1, N, H), x.dtype)                    # hs[t + 1] is step t's h
         hs[0] = h0
-        if keep:
-            zs, rs, cands = (xp.empty((T, N, H), x.dtype) for _ in range(3))
-        for t in range(T):
-            h = hs[t]
-            zr = _sigmoid(xp, xw[t, :, :2 * H] + xp.matmul(h, Wh[:, :2 * H]))
-            z, r = zr[:, :H], zr[:, H:]
-            cand = xp.tanh(xw[t, :, 2 * H:] + xp.matmul(r * h, Wh[:, 2 * H:]))
-            hs[t + 1] = h + z * (cand - h)
+        kernels = compiled.kernels(xp, x.dtype)
+        if kernels is not None:
+            zs, rs, cands = _forward_compiled(kernels, xw, hs, Wh, keep)
+        else:
             if keep:
-                zs[t], rs[t], cands[t] = z, r, cand
+                zs, rs, cands = (xp.empty((T, N, H), x.dtype) for _ in range(3))
+            for t in range(T):
+                h = hs[t]
+                zr = _sigmoid(xp, xw[t, :, :2 * H] + xp.matmul(h, Wh[:, :2 * H]))
+                z, r = zr[:, :H], zr[:, H:]
+                cand = xp.tanh(xw[t, :, 2 * H:] + xp.matmul(r * h, Wh[:, 2 * H:]))
+                hs[t + 1] = h + z * (cand - h)
+                if keep:
+                    zs[t], rs[t], cands[t] = z, r, cand
         if keep:
             self.saved = (hs, zs, rs, cands)
         return hs[1:].transpose(1, 0, 2), hs[T].copy()
@@ -67,27 +78,73 @@ class GRUSequence(Function):
         T = T1 - 1
         need_x, need_Wx, need_b, need_h0, need_Wh = self.needs_grad
         dxw = xp.empty((T, N, 3 * H), hs.dtype)
-        gWh = xp.zeros(Wh.shape, hs.dtype) if need_Wh else None
-        Wh_zr_T, Wh_h_T = Wh[:, :2 * H].T, Wh[:, 2 * H:].T
         dh = xp.zeros((N, H), hs.dtype) if gh_last is None else gh_last.copy()
-        for t in range(T - 1, -1, -1):
-            if ghs is not None:
-                dh += ghs[:, t]
-            h, z, r, cand = hs[t], zs[t], rs[t], cands[t]
-            da_h = dh * z * (1 - cand * cand)                    # through tanh of the candidate
-            d_rh = xp.matmul(da_h, Wh_h_T)
-            da_z = dh * (cand - h) * z * (1 - z)
-            da_r = d_rh * h * r * (1 - r)
-            dxw[t, :, :H], dxw[t, :, H:2 * H], dxw[t, :, 2 * H:] = da_z, da_r, da_h
-            if need_Wh:
-                gWh[:, :2 * H] += xp.matmul(h.T, dxw[t, :, :2 * H])
-                gWh[:, 2 * H:] += xp.matmul((r * h).T, da_h)
-            dh = dh * (1 - z) + d_rh * r + xp.matmul(dxw[t, :, :2 * H], Wh_zr_T)
+        kernels = compiled.kernels(xp, hs.dtype)
+        if kernels is not None:
+            _backward_compiled(kernels, Wh, hs, zs, rs, cands, ghs, dh, dxw)
+        else:
+            Wh_zr_T, Wh_h_T = Wh[:, :2 * H].T, Wh[:, 2 * H:].T
+            for t in range(T - 1, -1, -1):
+                if ghs is not None:
+                    dh += ghs[:, t]
+                h, z, r, cand = hs[t], zs[t], rs[t], cands[t]
+                da_h = dh * z * (1 - cand * cand)                # through tanh of the candidate
+                d_rh = xp.matmul(da_h, Wh_h_T)
+                da_z = dh * (cand - h) * z * (1 - z)
+                da_r = d_rh * h * r * (1 - r)
+                dxw[t, :, :H], dxw[t, :, H:2 * H], dxw[t, :, 2 * H:] = da_z, da_r, da_h
+                dh = dh * (1 - z) + d_rh * r + xp.matmul(dxw[t, :, :2 * H], Wh_zr_T)
+        gWh = None
+        if need_Wh:                  # every step's terms in one GEMM per block: h^T da_zr and (r h)^T da_h
+            gWh = xp.empty(Wh.shape, hs.dtype)
+            gWh[:, :2 * H] = xp.matmul(hs[:T].reshape(T * N, H).T, dxw[:, :, :2 * H].reshape(T * N, 2 * H))
+            gWh[:, 2 * H:] = xp.matmul((rs * hs[:T]).reshape(T * N, H).T, dxw[:, :, 2 * H:].reshape(T * N, H))
         flat = dxw.reshape(T * N, 3 * H)
         gx = xp.matmul(dxw, Wx.T).transpose(1, 0, 2) if need_x else None
         gWx = xp.matmul(x.transpose(1, 0, 2).reshape(T * N, -1).T, flat) if need_Wx else None
         gb = flat.sum(axis=0) if need_b else None
         return gx, gWx, gb, dh if need_h0 else None, gWh
+
+
+def _forward_compiled(kernels, xw, hs, Wh, keep):
+    """GRUSequence's forward loop with compiled kernels (backend.compiled) after each of a step's two
+    GEMMs; float64 runs NumPy's tanh before each kernel. Writes hs[1:]; returns (zs, rs, cands)."""
+    T, N, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
+    dt = hs.dtype
+    full = dt == np.float32
+    Wh_zr, Wh_h = np.ascontiguousarray(Wh[:, :2 * H]), np.ascontiguousarray(Wh[:, 2 * H:])
+    zs, rs, cands = (np.empty((T if keep else 1, N, H), dt) for _ in range(3))
+    A, B, rh = np.empty((N, 2 * H), dt), np.empty((N, H), dt), np.empty((N, H), dt)
+    for t in range(T):
+        tz = t if keep else 0
+        np.matmul(hs[t], Wh_zr, out=A)
+        if not full:
+            A += xw[t, :, :2 * H]
+            A *= 0.5
+            np.tanh(A, out=A)
+        kernels.gru_gates(A, xw, t, hs[t], zs, rs, tz, rh, full)
+        np.matmul(rh, Wh_h, out=B)
+        if not full:
+            B += xw[t, :, 2 * H:]
+            np.tanh(B, out=B)
+        kernels.gru_update(B, xw, t, hs, zs, tz, cands, full)
+    return zs, rs, cands
+
+
+def _backward_compiled(kernels, Wh, hs, zs, rs, cands, ghs, dh, dxw):
+    """GRUSequence's backward loop with compiled kernels around the candidate's GEMM: writes dxw (the
+    gradients of every step's input terms) and dh (that of the start state) in place."""
+    T, N, H = zs.shape
+    Wh_zr_T, Wh_h_T = np.ascontiguousarray(Wh[:, :2 * H].T), np.ascontiguousarray(Wh[:, 2 * H:].T)
+    d_rh, through_zr = np.empty((N, H), dh.dtype), np.empty((N, H), dh.dtype)
+    for t in range(T - 1, -1, -1):
+        if ghs is not None:
+            dh += ghs[:, t]
+        kernels.gru_backward_first(dh, hs, zs, cands, t, dxw)
+        np.matmul(dxw[t, :, 2 * H:], Wh_h_T, out=d_rh)
+        kernels.gru_backward_second(d_rh, dh, hs, zs, rs, t, dxw)
+        np.matmul(dxw[t, :, :2 * H], Wh_zr_T, out=through_zr)
+        dh += through_zr
 
 
 def gru_sequence(x, Wx, b, h0, Wh):

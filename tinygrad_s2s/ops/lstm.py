@@ -1,12 +1,18 @@
 """Composite ops with a hand-written backward, for speed. Each has a reference built from primitives
 (same name + `_reference`); the test suite checks the two agree in forward and gradients, and graph
-drawings can use the reference to show every primitive."""
+drawings can use the reference to show every primitive.
+
+`lstm_sequence` runs each time step's elementwise work in compiled kernels where `backend.compiled`
+offers them (Numba installed, TINYGRAD_S2S_COMPILED not 0, float32 or float64 NumPy arrays), with NumPy's
+ufuncs otherwise; the GEMMs, the layouts below and the results' checks are the same on both paths."""
 from __future__ import annotations
+
+import numpy as np
 
 from .. import backend
 from ..autograd import Function, as_tensor, saved_input
 from ..autograd.tensor_base import wrap
-from ..backend import blas_threads
+from ..backend import blas_threads, compiled
 from .elementwise import sigmoid, tanh
 from .linalg import matmul
 from .shape import expand_dims, split, stack, unstack
@@ -118,15 +124,21 @@ class LSTMSequence(Function):
         gi = xp.empty((N, H), dt)
         cs[0] = c0
         zero_h0, zero_c0 = self.zero_h0, self.zero_c0
+        kernels = compiled.kernels(xp, dt)
+
+        def gemm(t, g):
+            if t or not zero_h0:
+                xp.matmul(Z[t], W4, out=g)
+            else:                           # the zero start state: only x and the bias
+                xp.matmul(Z[0, :, H:], W4[:, H:], out=g)
 
         def steps():                        # writes gates, cs[1:], tcs and Z's h from the rest: rerunnable
+            if kernels is not None:
+                return _forward_compiled(kernels, gemm, Z, gates, cs, tcs, row_bias, zero_c0, keep)
             c_prev = cs[0]
             for t in range(T):
                 g = gates[:, t if keep else 0]
-                if t or not zero_h0:
-                    xp.matmul(Z[t], W4, out=g)
-                else:                       # the zero start state: only x and the bias
-                    xp.matmul(Z[0, :, H:], W4[:, H:], out=g)
+                gemm(t, g)
                 if row_bias is not None:
                     g += row_bias
                 xp.tanh(g, out=g)
@@ -160,8 +172,44 @@ class LSTMSequence(Function):
         T, N, H = tcs.shape
         D = Z.shape[2] - H - 1
         dt = Z.dtype
-        o, f, i, gg = gates
         need_x, need_Wx, need_b, need_h0, need_c0, need_Wh = self.needs_grad
+        # da_t @ [Wh; Wx]^T gives dh and dx of a step in one GEMM: columns :H and H:
+        WT = xp.ascontiguousarray(W4[:, :H + D].transpose(0, 2, 1))
+        WT[:3] *= 2                             # undo the forward's halving (exact)
+        kernels = compiled.kernels(xp, dt)
+        if kernels is not None:
+            def steps():
+                return _backward_compiled(kernels, WT, gates, cs, tcs, ghs, gh_last, gc_last, self.needs_grad)
+        else:
+            steps = self._numpy_steps(WT, ghs, gh_last, gc_last)
+        da_all, gx, dh, dc = blas_threads.run(("lstm_sequence.backward", N, H + D + 1, H, need_x, need_h0,
+                                                need_c0), T, xp, steps)
+        gWx = gb = gWh = None
+        if need_Wh or need_Wx or (need_b and not b_rows):   # Z^T @ da: rows of Wh, then Wx, then b
+            s = int(self.zero_h0)               # a zero start state adds nothing to Wh's gradient
+            gW = blas_threads.run(("lstm_sequence.weights", (T - s) * N, H + D + 1, H), 1, xp,
+                                  lambda: xp.matmul(Z[s:T].reshape((T - s) * N, H + D + 1).T,
+                                                    da_all[:, s:].reshape(4, (T - s) * N, H)))
+            if s:
+                gW[:, H:] += xp.matmul(Z[0, :, H:].T, da_all[:, 0])
+            gW = gW[_BOOK]
+            gWh = _from_gate_major(gW[:, :H]) if need_Wh else None
+            gWx = _from_gate_major(gW[:, H:H + D]) if need_Wx else None
+            gb = gW[:, H + D].reshape(4 * H) if need_b and not b_rows else None
+        if need_b and b_rows:                   # a bias per sequence: the sum over the steps
+            gb = da_all.sum(axis=1)[_BOOK].transpose(1, 0, 2).reshape(N, 4 * H)
+        gx = None if gx is None else gx.transpose(1, 0, 2)
+        return (gx, gWx, gb, dh if need_h0 else None, dc if need_c0 else None, gWh)
+
+    def _numpy_steps(self, WT, ghs, gh_last, gc_last):
+        """The backward's time loop on NumPy ufuncs (the path without compiled kernels)."""
+        Z, _, cs, tcs, gates, _ = self.saved
+        xp = backend.get_array_module(Z)
+        T, N, H = tcs.shape
+        D = Z.shape[2] - H - 1
+        dt = Z.dtype
+        o, f, i, gg = gates
+        need_x, _, _, need_h0, need_c0, _ = self.needs_grad
         # every factor that does not depend on the incoming gradient, for all steps at once, written
         # in place (no temporaries): da_f,i,g = ds * k_fig, da_o = dh * k_o, ds = dc + dh * k_s
         k_fig = xp.empty((T, 3, N, H), dt)
@@ -181,9 +229,6 @@ class LSTMSequence(Function):
         k_s = xp.multiply(tcs, tcs)             # o * (1 - tanh(c)^2)
         xp.subtract(1, k_s, out=k_s)
         k_s *= o
-        # da_t @ [Wh; Wx]^T gives dh and dx of a step in one GEMM: columns :H and H:
-        WT = xp.ascontiguousarray(W4[:, :H + D].transpose(0, 2, 1))
-        WT[:3] *= 2                             # undo the forward's halving (exact)
         da_all = xp.empty((4, T, N, H), dt)     # gate-major, so each step writes whole blocks
         per_gate = xp.empty((4, N, H + D), dt)
         gx = xp.empty((T, N, D), dt) if need_x else None
@@ -219,25 +264,60 @@ class LSTMSequence(Function):
                 if need_x:
                     xp.add(per_gate[0, :, H:], per_gate[1, :, H:], out=gx[t])
             return da_all, gx, dh, dc
+        return steps
 
-        _, gx, dh, dc = blas_threads.run(("lstm_sequence.backward", N, H + D + 1, H, need_x, need_h0, need_c0),
-                                         T, xp, steps)
-        gWx = gb = gWh = None
-        if need_Wh or need_Wx or (need_b and not b_rows):   # Z^T @ da: rows of Wh, then Wx, then b
-            s = int(self.zero_h0)               # a zero start state adds nothing to Wh's gradient
-            gW = blas_threads.run(("lstm_sequence.weights", (T - s) * N, H + D + 1, H), 1, xp,
-                                  lambda: xp.matmul(Z[s:T].reshape((T - s) * N, H + D + 1).T,
-                                                    da_all[:, s:].reshape(4, (T - s) * N, H)))
-            if s:
-                gW[:, H:] += xp.matmul(Z[0, :, H:].T, da_all[:, 0])
-            gW = gW[_BOOK]
-            gWh = _from_gate_major(gW[:, :H]) if need_Wh else None
-            gWx = _from_gate_major(gW[:, H:H + D]) if need_Wx else None
-            gb = gW[:, H + D].reshape(4 * H) if need_b and not b_rows else None
-        if need_b and b_rows:                   # a bias per sequence: the sum over the steps
-            gb = da_all.sum(axis=1)[_BOOK].transpose(1, 0, 2).reshape(N, 4 * H)
-        gx = None if gx is None else gx.transpose(1, 0, 2)
-        return (gx, gWx, gb, dh if need_h0 else None, dc if need_c0 else None, gWh)
+
+def _forward_compiled(kernels, gemm, Z, gates, cs, tcs, row_bias, zero_c0, keep):
+    """LSTMSequence's forward loop with a compiled kernel after each step's GEMM (backend.compiled).
+    float32 applies every nonlinearity in the kernel; float64 runs NumPy's tanh around it."""
+    xp = np
+    T, H = Z.shape[0] - 1, cs.shape[2]
+    full = gates.dtype == np.float32
+    rb = np.zeros((1, 1, 1), gates.dtype) if row_bias is None or not full else np.ascontiguousarray(row_bias)
+    cn = 0
+    for t in range(T):
+        tg, cp, cn = (t, t, t + 1) if keep else (0, t % 2, (t + 1) % 2)
+        g = gates[:, tg]
+        gemm(t, g)
+        if not full:
+            if row_bias is not None:
+                g += row_bias
+            xp.tanh(g, out=g)
+        kernels.lstm_forward_step(gates, tg, rb, full and row_bias is not None, cs, cp, cn, zero_c0 and t == 0,
+                                  tcs, tg, Z, t + 1, full)
+        if not full:
+            xp.tanh(cs[cn], out=tcs[tg])
+            xp.multiply(gates[0, tg], tcs[tg], out=Z[t + 1, :, :H])
+    return Z[1:, :, :H], cs[cn]
+
+
+def _backward_compiled(kernels, WT, gates, cs, tcs, ghs, gh_last, gc_last, needs_grad):
+    """LSTMSequence's backward loop with compiled kernels: one before each step's GEMM (the gates'
+    gradients and dc, straight from the saved gates), one after it (the sums over the gates, plus the
+    next step's incoming gradient). Returns (da_all, gx, dh, dc) as the NumPy loop does."""
+    need_x, _, _, need_h0, _, _ = needs_grad
+    T, N, H = tcs.shape
+    D, dt = WT.shape[2] - H, tcs.dtype
+    none = np.zeros((1, 1, 1), dt)
+    da_all = np.empty((4, T, N, H), dt)
+    per_gate = np.empty((4, N, H + D), dt)
+    gx = np.empty((T, N, D), dt) if need_x else none
+    ghs_c = none if ghs is None else np.ascontiguousarray(ghs)
+    if ghs is None:
+        dh = np.zeros((N, H), dt) if gh_last is None else np.array(gh_last, dt, order="C")
+    else:
+        dh = np.ascontiguousarray(ghs[:, T - 1] if gh_last is None else gh_last + ghs[:, T - 1])
+        dh = dh.copy() if gh_last is None else dh
+    dc = np.zeros((N, H), dt) if gc_last is None else np.array(gc_last, dt, order="C")
+    for t in range(T - 1, -1, -1):
+        kernels.lstm_backward_step(gates, cs, tcs, t, dh, dc, gc_last is not None or t < T - 1, da_all)
+        want_h = t > 0 or need_h0           # the encoder's zero start state needs no gradient
+        cols = slice(0 if want_h else H, H + D if need_x else H)
+        if cols.start == cols.stop:
+            continue
+        np.matmul(da_all[:, t], WT[:, :, cols], out=per_gate[:, :, cols])
+        kernels.gate_sums(per_gate, H, want_h, dh, need_x, gx, t, ghs_c, t - 1 if t and ghs is not None else -1)
+    return da_all, gx if need_x else None, dh, dc
 
 
 def _from_gate_major(W4):
