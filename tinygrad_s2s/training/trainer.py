@@ -31,6 +31,7 @@ from .fingerprint import dataset_of, fingerprint
 from .runfiles import (BEST, CONFIG, LAST, Run, build_model, load_checkpoint, load_run, plot_learning_curve,
                        read_config, save_checkpoint, write_config, write_metrics)
 from .config import TrainConfig
+from .distributed import SINGLE
 from .stops import TrainingDiverged, TrainingInterrupted, _StopFlag
 
 __all__ = ["Run", "TrainConfig", "Trainer", "TrainingDiverged", "TrainingInterrupted", "load_run"]
@@ -81,6 +82,16 @@ def _agreeing_data(cfg: TrainConfig, mc, dataset: Dataset) -> Dataset:
     return dataset
 
 
+class _Quiet:
+    """The log of a rank other than 0: the job's lines are rank 0's."""
+
+    def write(self, text):
+        return len(text)
+
+    def flush(self):
+        return None
+
+
 class Trainer:
     """Trains `model` on `dataset` with Adam and gradient clipping, as the book's chapter 7.
 
@@ -90,10 +101,14 @@ class Trainer:
     while `fit` runs. The config must name the registered model (found from `model` when a registered
     factory built it); the Trainer records the dataset with its fingerprint and `model.config`. `log`
     gets the per-epoch lines; progress bars go to stderr.
+
+    `comm`: the processes training this model together (`training.distributed.world()` under mpiexec;
+    by default this process alone). Each rank builds its own Trainer on the same data and model; rank 0
+    alone keeps the run directory and writes the log, the others write nothing.
     """
 
     def __init__(self, model, dataset: Dataset, config=None, *, run_dir=None, log=None, progress: bool = True,
-                 eval_batch_size: int = 1000, examples_shown: int = 3, **settings):
+                 eval_batch_size: int = 1000, examples_shown: int = 3, comm=None, **settings):
         cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config or {})
         unknown = sorted(set(settings) - {f.name for f in fields(TrainConfig)})
         if unknown:
@@ -110,7 +125,10 @@ class Trainer:
             wordvec=cfg.wordvec or (mc or {}).get("wordvec_size"), hidden=cfg.hidden or (mc or {}).get("hidden_size"))
         self.model, self.dataset = model, dataset
         self.optimizer = optim.Adam(model.parameters(), lr=cfg.lr)
-        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.comm = comm if comm is not None else SINGLE
+        self.run_dir = Path(run_dir) if run_dir is not None and self.comm.is_root else None
+        if not self.comm.is_root:       # rank 0 speaks for the job
+            log, progress = _Quiet(), False
         if log is not None and not callable(getattr(log, "write", None)):
             raise TypeError(f"Trainer: log must be a text stream with write() (sys.stdout, an open file, "
                             f"io.StringIO), got {type(log).__name__}")   # not after an epoch of training
@@ -188,7 +206,9 @@ class Trainer:
                 "epoch_examples": self._epoch_examples, "epoch_seconds": self._epoch_seconds, **extra}
 
     def save(self, name: str = LAST, **extra) -> Path | None:
-        """Write a checkpoint of the current position into the run directory (None without one)."""
+        """Write a checkpoint of the current position into the run directory (None without one). In a
+        job of several ranks every rank calls it at the same step: their weights are compared first."""
+        self.comm.check_same(self.model.parameters(), self.step, force=True)
         if self.run_dir is None:
             return None
         path = self.run_dir / name
@@ -224,11 +244,12 @@ class Trainer:
             raise ValueError("a run directory records its training file (path, size, SHA-256) to resume and "
                              "evaluate on it, and this dataset has none (path=None): write it to a file and "
                              "load_dataset(path), or train without run_dir")
-        stop = _StopFlag()
+        stop = _StopFlag(at_once=not self.comm.distributed)
         held = rundir.locked(self.run_dir) if self.run_dir is not None else contextlib.nullcontext()
         with held, stop.installed(), np.errstate(over="ignore", invalid="ignore"):
             if self.run_dir is not None:
                 rundir.remove_temps(self.run_dir)     # what a write cut short by a crash left behind
+            self.comm.check_data(self.config)
             if not self._started:
                 self._start(epochs)
             self.check_epochs(epochs)
@@ -270,6 +291,8 @@ class Trainer:
         if self.batch:
             random.set_state(self._rng)
         self._rng = random.get_state()
+        if self.comm.any(stop.requested):      # a signal during the last evaluation: every rank stops here
+            raise KeyboardInterrupt
         params = self.model.parameters()
         self.model.train()
         bar = tqdm(total=n, initial=min(self.batch * self.config.batch_size, n), unit="ex", file=sys.stderr,
@@ -278,15 +301,12 @@ class Trainer:
         t0 = time.perf_counter()
         try:
             for b in range(self.batch, len(batches)):
-                if stop.requested:
+                if stop.requested and not self.comm.distributed:    # ranks stop together, after a reduce
                     raise KeyboardInterrupt
                 idx = batches[b]
-                loss = check_loss(self.model(ds.x_train[idx], ds.t_train[idx]), self.config.model)
-                value = float(loss.item())
+                value, stop_now, save_now = self._gradients(idx, params, stop, b + 1 < len(batches))
                 if not math.isfinite(value):
                     raise self._diverged("loss", value, b)
-                self.optimizer.zero_grad()
-                loss.backward()
                 norm = optim.clip_grad_norm(params, self.config.max_grad or math.inf)
                 if not math.isfinite(norm):
                     raise self._diverged("gradient norm", norm, b)
@@ -300,8 +320,10 @@ class Trainer:
                 self._epoch_examples += len(idx)
                 self._rng = random.get_state()
                 stop.critical = False
-                if (self.run_dir is not None and self.config.save_every and b + 1 < len(batches)
-                        and time.monotonic() - self._saved_at >= self.config.save_every):
+                self.comm.check_same(params, self.step)
+                if stop_now:
+                    raise KeyboardInterrupt
+                if save_now:
                     now = time.perf_counter()       # the checkpoint records the epoch's time so far
                     self._epoch_seconds += now - t0
                     t0 = now
@@ -314,14 +336,33 @@ class Trainer:
             bar.close()
         self._end_epoch(epochs, stop)
 
+    def _gradients(self, idx, params, stop: _StopFlag, may_save: bool) -> tuple[float, bool, bool]:
+        """The gradients of the mean loss over the global batch `idx` in every parameter's .grad, and
+        (that loss, stop now, save now), the same on every rank: each rank takes its shard, with a
+        random stream of its own, and the ranks add up what they found in one reduction."""
+        ds, mine = self.dataset, self.comm.shard(idx)
+        self.optimizer.zero_grad()
+        value = 0.0
+        if len(mine):
+            with self.comm.stream(self.config.seed, self.step):
+                loss = check_loss(self.model(ds.x_train[mine], ds.t_train[mine]), self.config.model)
+                value = float(loss.item())
+                if math.isfinite(value) or self.comm.distributed:   # alone, a NaN loss stops before backward
+                    loss.backward()
+        save = (may_save and self.run_dir is not None and bool(self.config.save_every)
+                and time.monotonic() - self._saved_at >= self.config.save_every)
+        return self.comm.reduce_step(params, value, len(mine), len(idx), stop.requested, save)
+
     def _diverged(self, what, value, b) -> TrainingDiverged:
         last = self.run_dir / LAST if self.run_dir is not None else None
         return TrainingDiverged(what, value, self.step + 1, self.epoch, b, last)
 
     def _end_epoch(self, epochs: int, stop: _StopFlag) -> None:
-        ds = self.dataset
-        pred = generate_batched(self.model, ds.x_test, ds.start_id, ds.t_test.shape[1] - 1,
-                                batch_size=self.eval_batch_size, should_stop=lambda: stop.requested)
+        ds, part = self.dataset, self.comm.part(len(self.dataset.x_test))
+        # ranks decode their parts of the test set (no early stop: the others would wait for its rows)
+        pred = self.comm.gather_rows(generate_batched(
+            self.model, ds.x_test[part], ds.start_id, ds.t_test.shape[1] - 1, batch_size=self.eval_batch_size,
+            should_stop=None if self.comm.distributed else lambda: stop.requested))
         accuracy = float(exact_match(pred, ds.t_test).mean())
         improved = self.best_accuracy is None or accuracy > self.best_accuracy
         seconds = self._epoch_seconds
