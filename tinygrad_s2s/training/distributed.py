@@ -38,7 +38,7 @@ from .. import backend
 from ..backend import random
 from ..tensor import Tensor
 
-__all__ = ["CHECK_EVERY", "LAUNCHER_VARIABLES", "SINGLE", "MPIComm", "RankFailed", "RankMismatch", "Single",
+__all__ = ["CHECK_EVERY", "LAUNCHER_VARIABLES", "SINGLE", "JobError", "MPIComm", "RankFailed", "RankMismatch", "Single",
            "launched_by_mpi", "world"]
 
 CHECK_EVERY = 100
@@ -49,7 +49,11 @@ LAUNCHER_VARIABLES = ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK
 and PMIx launchers such as Slurm's srun: OMPI_*/PMIX_*)."""
 
 
-class RankFailed(RuntimeError):
+class JobError(RuntimeError):
+    """An error every rank of the job raises at the same point (rank 0 reports it for all)."""
+
+
+class RankFailed(JobError):
     """Another rank failed in a step every rank takes together; `rank` and its `error` message."""
 
     def __init__(self, rank: int, error: str):
@@ -57,7 +61,7 @@ class RankFailed(RuntimeError):
         super().__init__(f"rank {rank} failed: {error}")
 
 
-class RankMismatch(RuntimeError):
+class RankMismatch(JobError):
     """The ranks' weights differ: the job's model is no longer one model."""
 
     def __init__(self, step: int, ranks: list[int]):
@@ -228,7 +232,7 @@ class MPIComm(Single):
         differ = [r for r, (fp, _) in enumerate(theirs) if fp != theirs[0][0]]
         if differ:
             r = differ[0]
-            raise ValueError(f"rank {r}'s data file {theirs[r][1]} ({theirs[r][0][0]} bytes, SHA-256 "
+            raise JobError(f"rank {r}'s data file {theirs[r][1]} ({theirs[r][0][0]} bytes, SHA-256 "
                              f"{str(theirs[r][0][1])[:12]}...) is not rank 0's {theirs[0][1]} ({theirs[0][0][0]} "
                              f"bytes, SHA-256 {str(theirs[0][0][1])[:12]}...); every rank must read the same data")
 

@@ -225,7 +225,7 @@ class Trainer:
             if not self._restart:
                 rundir.check_new_run(self.run_dir)
             write_config(self.run_dir, self.config)
-            self.save()
+        self.save()         # checkpoint 0 (every rank: their weights are compared)
         self._started = True
 
     # ---- training
@@ -379,12 +379,12 @@ class Trainer:
         self._epoch_loss, self._epoch_examples, self._epoch_seconds = 0.0, 0, 0.0
         self._rng = self._rng_epoch_start = random.get_state()
         stop.critical = False
-        if self.run_dir is not None:     # last.npz last: it is never ahead of best.npz and the metrics
-            if improved:
-                self.save(BEST)
+        if improved:        # last.npz last: it is never ahead of best.npz and the metrics
+            self.save(BEST)
+        if self.run_dir is not None:
             write_metrics(self.run_dir, self.history)
             plot_learning_curve(self.run_dir, self.history, f"{self.config.model or ''} on {ds.name}".strip())
-            self.save()
+        self.save()
         print(f"epoch {row['epoch']}/{epochs}: loss {row['train_loss']:.4f}, test accuracy "
               f"{100 * accuracy:.3f}% (best {100 * self.best_accuracy:.3f}%), {seconds:.1f} s, "
               f"{row['examples_per_second']:.0f} examples/s", file=self.log)
