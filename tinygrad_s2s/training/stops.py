@@ -46,8 +46,8 @@ class _StopFlag:
     stops at once (except inside a weight update, which is never cut in half). With `at_once` False
     (ranks of one job, which must stop at the same step) a second signal changes nothing."""
 
-    def __init__(self, at_once: bool = True):
-        self.at_once = at_once
+    def __init__(self, at_once: bool = True, announce: bool = True):
+        self.at_once, self.announce = at_once, announce
         self.requested = False
         self.critical = False
         self.signum = None       # the first stop signal received
@@ -57,6 +57,7 @@ class _StopFlag:
             raise KeyboardInterrupt
         if not self.requested:
             self.signum = signum
+        if not self.requested and self.announce:
             name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
             again = " (press Ctrl-C again to stop now)" if self.at_once else ""
             print(f"\n{name}: stopping after this step and saving a checkpoint{again}", file=sys.stderr, flush=True)

@@ -244,7 +244,7 @@ class Trainer:
             raise ValueError("a run directory records its training file (path, size, SHA-256) to resume and "
                              "evaluate on it, and this dataset has none (path=None): write it to a file and "
                              "load_dataset(path), or train without run_dir")
-        stop = _StopFlag(at_once=not self.comm.distributed)
+        stop = _StopFlag(at_once=not self.comm.distributed, announce=self.comm.is_root)
         held = rundir.locked(self.run_dir) if self.run_dir is not None else contextlib.nullcontext()
         with held, stop.installed(), np.errstate(over="ignore", invalid="ignore"):
             if self.run_dir is not None:
@@ -283,7 +283,7 @@ class Trainer:
     def _run_epoch(self, epochs: int, stop: _StopFlag) -> None:
         from tqdm.auto import tqdm  # noqa: PLC0415 - a widget in a notebook (with ipywidgets), text elsewhere
 
-        ds, n = self.dataset, len(self.dataset.x_train)
+        n = len(self.dataset.x_train)
         # the epoch's order is drawn from the RNG state saved at its start; after a mid-epoch resume
         # the state then jumps to where the last finished step had left it, so resume is exact
         random.set_state(self._rng_epoch_start)
