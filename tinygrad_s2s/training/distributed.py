@@ -39,7 +39,7 @@ from ..backend import random
 from ..tensor import Tensor
 
 __all__ = ["CHECK_EVERY", "LAUNCHER_VARIABLES", "SINGLE", "JobError", "MPIComm", "RankFailed", "RankMismatch", "Single",
-           "launched_by_mpi", "world"]
+           "launched_by_mpi", "share", "world"]
 
 CHECK_EVERY = 100
 """Steps between two comparisons of the ranks' weights (each checkpoint compares them too)."""
@@ -75,6 +75,12 @@ def launched_by_mpi(environ=None) -> bool:
     """Whether an MPI launcher (mpiexec, mpirun, srun) started this process."""
     env = os.environ if environ is None else environ
     return any(v in env for v in LAUNCHER_VARIABLES)
+
+
+def share(n: int, rank: int, size: int) -> slice:
+    """Rank `rank`'s contiguous part of n items split over `size` ranks: in order, sizes differing by at
+    most one (empty where n < size)."""
+    return slice(rank * n // size, (rank + 1) * n // size)
 
 
 class Single:
@@ -142,8 +148,7 @@ class MPIComm(Single):
 
     # ---- a step
     def shard(self, idx):
-        m = len(idx)
-        return idx[self.rank * m // self.size:(self.rank + 1) * m // self.size]
+        return idx[share(len(idx), self.rank, self.size)]
 
     @contextlib.contextmanager
     def stream(self, seed: int, step: int):
@@ -240,7 +245,7 @@ class MPIComm(Single):
         return bool(self.comm.allreduce(int(bool(flag)), op=self._MPI.MAX))
 
     def part(self, n: int) -> slice:
-        return slice(self.rank * n // self.size, (self.rank + 1) * n // self.size)
+        return share(n, self.rank, self.size)
 
     def gather_rows(self, rows):
         return np.concatenate(self.comm.allgather(backend.to_numpy(rows)))
