@@ -21,7 +21,7 @@ from paths import REPO_ROOT
 
 if str(REPO_ROOT) not in sys.path:   # benchmarks/ is run from the repo root, not installed as a package
     sys.path.insert(0, str(REPO_ROOT))
-BENCHMARKS = ["op_overhead", "lstm_layer", "train_step", "evaluate", "memory", "scaling"]
+BENCHMARKS = ["op_overhead", "lstm_layer", "train_step", "evaluate", "memory", "lengths", "scaling"]
 SKIPPED = "PyTorch: skipped (not installed)"
 
 
@@ -171,8 +171,8 @@ def test_memory_runs_fresh_children(torch_mode, capsys):
     assert "growth 2->4" in out
 
 
-def test_scaling_and_deep_chain(torch_mode, capsys):
-    out = run_main("scaling", capsys, "--chain", "2000")
+def test_lengths_and_deep_chain(torch_mode, capsys):
+    out = run_main("lengths", capsys, "--chain", "2000")
     check_header_and_torch(out, torch_mode)
     assert [r[0] for r in table_rows(out, "T ")][:1] == ["4"]
     chain = table_rows(out, "chain length")

@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -183,3 +184,16 @@ def test_procs_launches_mpiexec(tmp_path, data):
                "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert "2 ranks" in proc.stdout and (out / "last.npz").is_file()
+
+
+def test_scaling_benchmark_runs_its_jobs_and_writes_both_tables():
+    from paths import REPO_ROOT
+    mpi_run.mpiexec()
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.scaling", "--procs", "1", "2", "--quick", "--no-torch",
+                           "--models", "peeky"], cwd=REPO_ROOT, env=mpi_run.env(), capture_output=True, text=True,
+                          timeout=mpi_run.TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for line in ("2 ranks (mpiexec, 1 thread each)", "1 process, default threads (no MPI)", "commit ", "BLAS: ",
+                 "Written model: ring allreduce", "100 Gbit/s"):
+        assert line in out, out
