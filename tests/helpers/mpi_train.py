@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, help="training examples (default: steps x batch size)")
     ap.add_argument("--max-grad", type=float, default=0.05)      # small: every step is clipped
     ap.add_argument("--lr", type=float, default=0.01)
-    ap.add_argument("--device", default="cpu", help="cpu, or 'fake' for the strict fake device")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, or 'fake' for the strict fake device")
     ap.add_argument("--check-every", type=int, default=distributed.CHECK_EVERY)
     ap.add_argument("--perturb-rank", type=int, help="this rank adds noise to its weights ...")
     ap.add_argument("--perturb-step", type=int, default=3, help="... in the update of this step")
@@ -49,6 +49,8 @@ def main(argv=None) -> int:
         from tinygrad_s2s.testing.fake_device import fake_device
         context = fake_device()
         model.to(context.__enter__())
+    elif args.device != "cpu":
+        model.to(args.device)
     trainer = Trainer(model, ds, config={"seed": 0, "batch_size": args.batch_size, "max_grad": args.max_grad,
                                          "lr": args.lr}, log=io.StringIO(), progress=False, comm=comm)
     if args.perturb_rank == comm.rank:
@@ -64,7 +66,8 @@ def main(argv=None) -> int:
     if comm.is_root:
         state = {k: tg.backend.to_numpy(v) for k, v in model.state_dict().items()}
         np.savez(args.result, **state, __history__=np.array(json.dumps(history)),
-                 __size__=np.array(comm.size), __step__=np.array(trainer.step))
+                 __size__=np.array(comm.size), __step__=np.array(trainer.step),
+                 __path__=np.array(getattr(comm, "path", None) or "one process"))
     if context is not None:
         context.__exit__(None, None, None)
     return 0

@@ -145,6 +145,7 @@ class MPIComm(Single):
             raise ValueError(f"check_every must be a positive number of steps, got {check_every!r}")
         self.check_every = check_every
         self._nccl = None
+        self.path = None        # how the last reduction went: "MPI", "NCCL" or "host staging"
 
     # ---- a step
     def shard(self, idx):
@@ -185,9 +186,11 @@ class MPIComm(Single):
         """Sum `buf` over the ranks: in place through MPI for host arrays, NCCL for CuPy's, host staging
         for any other device module."""
         if xp is np:
+            self.path = "MPI"
             self.comm.Allreduce(self._MPI.IN_PLACE, buf, op=self._MPI.SUM)
             return buf
         nccl = self._nccl_comm(xp)
+        self.path = "NCCL" if nccl is not None else "host staging"
         if nccl is not None:
             from cupy.cuda import nccl as nccl_mod  # noqa: PLC0415 - only with CuPy and NCCL
             kind = {np.dtype(np.float32): nccl_mod.NCCL_FLOAT32, np.dtype(np.float64): nccl_mod.NCCL_FLOAT64}
@@ -202,14 +205,17 @@ class MPIComm(Single):
 
     def _nccl_comm(self, xp):
         """A NCCL communicator over the same ranks (made once; the id travels by MPI), or None where
-        `xp` is not CuPy or CuPy has no NCCL."""
+        `xp` is not CuPy, CuPy has no NCCL, or two ranks share a GPU (NCCL refuses that)."""
         if self._nccl is None:
             try:
                 import cupy  # noqa: PLC0415
                 from cupy.cuda import nccl  # noqa: PLC0415
                 usable = xp is cupy and nccl.available
+                gpu = cupy.cuda.Device().pci_bus_id if usable else None
             except ImportError:
-                usable = False
+                usable, gpu = False, None
+            gpus = self.comm.allgather(gpu)
+            usable = usable and len(set(gpus)) == len(gpus)
             uid = nccl.get_unique_id() if usable and self.is_root else None
             usable = self.comm.allreduce(int(usable), op=self._MPI.MIN) == 1   # all ranks or none
             if usable:
