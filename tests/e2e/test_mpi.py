@@ -197,3 +197,10 @@ def test_scaling_benchmark_runs_its_jobs_and_writes_both_tables():
     for line in ("2 ranks (mpiexec, 1 thread each)", "1 process, default threads (no MPI)", "commit ", "BLAS: ",
                  "Written model: ring allreduce", "100 Gbit/s"):
         assert line in out, out
+
+
+def test_a_nan_loss_on_the_ranks_stops_every_rank_at_the_same_step(tmp_path, data):
+    proc = run(2, "train", "tiny-s2s-nan", "--dataset", data, *TINY, "--epochs", "1", "--out", tmp_path / "run")
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.count("training stopped: the loss is nan at step 2") == 1, proc.stderr
+    assert tg.load(tmp_path / "run" / "last.npz", return_meta=True)[1]["step"] == 0
