@@ -7,6 +7,10 @@ config and a checkpoint before the first step, after every epoch and, inside an 
 boundary and saves where it stopped; a NaN/Inf loss or gradient stops training before it touches the
 weights and keeps the last good checkpoint. Whatever stopped it (Ctrl-C, a crash, kill -9 at any
 moment, a NaN stop), `Trainer.resume(run_dir)` continues exactly, RNG state included.
+
+Under mpiexec the same loop trains one model on every rank: what passes between the ranks (batch
+shares, the one reduction per step, weight checks, the evaluation's parts) is `self.comm`'s, see
+`distributed`.
 """
 from __future__ import annotations
 
