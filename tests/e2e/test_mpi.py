@@ -205,3 +205,19 @@ def test_a_nan_loss_on_the_ranks_stops_every_rank_at_the_same_step(tmp_path, dat
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.count("training stopped: the loss is nan at step 2") == 1, proc.stderr
     assert tg.load(tmp_path / "run" / "last.npz", return_meta=True)[1]["step"] == 0
+
+
+def test_dropout_draws_per_rank_streams_and_a_resume_at_the_same_n_is_exact(tmp_path, data):
+    """deep_lstm with dropout: the ranks' masks differ (their own streams) yet their weights stay one
+    model (the digest check at every checkpoint passes), and 1 epoch + resume equals 2 epochs straight."""
+    mpi_run.mpiexec()
+    args = ("train", "deep_lstm", "--dataset", data, *TINY, "--model-arg", "layers=2", "--model-arg", "dropout=0.3",
+            "--limit", "64")
+    straight = run(2, *args, "--epochs", "2", "--out", tmp_path / "straight")
+    assert straight.returncode == 0, straight.stderr
+    first = run(2, *args, "--epochs", "1", "--out", tmp_path / "split")
+    assert first.returncode == 0, first.stderr
+    resumed = run(2, "train", "--resume", "--out", tmp_path / "split", "--epochs", "2", "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = tg.load(tmp_path / "straight" / "last.npz"), tg.load(tmp_path / "split" / "last.npz")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
