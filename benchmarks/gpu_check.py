@@ -14,6 +14,10 @@
    date shapes of `benchmarks/train_step.py`, ours on the device and PyTorch's twin on CUDA, each in
    its own process (the median of `--repeats` timed steps, each ending in a `.item()` so the device
    has finished). Where torch with CUDA is not importable, the table says so.
+4. **Data-parallel on the device** (with the `mpi` extra): 20 Adam steps with clipping of the tiny
+   test model in float64, `mpiexec -n 2` against one process, on the device; the parameters must agree
+   within 1e-10, and the table says how the gradients were summed (NCCL where every rank has a GPU of
+   its own, host staging through MPI where ranks share one). Without mpi4py or mpiexec it says skipped.
 
 It ends with one summary table. `--fake-device` runs everything on the strict fake GPU
 (`tinygrad_s2s/testing/fake_device.py`, NumPy underneath, refusing silent host arrays): CI checks the
@@ -189,6 +193,42 @@ def torch_cuda_seconds(quick: bool, repeats: int) -> dict:
 
 
 # ---------------------------------------------------------------- the command
+# ---------------------------------------------------------------- 4. data-parallel
+DATA_PARALLEL_TOL = 1e-10
+
+
+def data_parallel(device: str) -> dict:
+    """Two ranks against one process on `device` (tests/helpers/mpi_train.py): max parameter difference,
+    how the ranks reduced, ok; or a note saying why it was skipped."""
+    import tempfile
+
+    from tinygrad_s2s.cli.base import UsageError
+    from tinygrad_s2s.data import generators
+    try:
+        import mpi4py  # noqa: F401
+        from tinygrad_s2s.cli.ranks import find_mpiexec
+        mpiexec = find_mpiexec()
+    except (ImportError, UsageError) as exc:
+        return {"note": f"skipped: {exc}; pip install -e '.[mpi]'"}
+    helper = REPO_ROOT / "tests" / "helpers" / "mpi_train.py"
+    dev = "fake" if device != "cuda" else "cuda"
+    with tempfile.TemporaryDirectory() as tmp:
+        data = generators.write_task("addition", Path(tmp) / "add.txt", n=300, seed=5)
+        results = []
+        for n, name in ((0, "one"), (2, "two")):
+            cmd = ([mpiexec, "-n", str(n)] if n else []) + [sys.executable, str(helper), "--data", str(data),
+                                                            "--result", str(Path(tmp) / f"{name}.npz"),
+                                                            "--dtype", "float64", "--device", dev]
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            if proc.returncode:
+                return {"note": f"FAILED: {' '.join(cmd)}: {proc.stderr[-1500:]}", "ok": False}
+            with np.load(Path(tmp) / f"{name}.npz") as z:
+                results.append({k: z[k] for k in z.files})
+    one, two = results
+    diff = max(float(np.abs(one[k] - two[k]).max()) for k in one if not k.startswith("__"))
+    return {"diff": diff, "path": str(two["__path__"]), "ok": diff <= DATA_PARALLEL_TOL}
+
+
 def device_name(fake: bool) -> str:
     """'cuda' after checking CuPy sees a GPU (a clear error otherwise), or the fake device's name."""
     if fake:
@@ -231,6 +271,7 @@ def run(args) -> int:
         cpu, dev = train_one_epoch("cpu", ds, ds_w), train_one_epoch(device, ds, ds_w)
         curves = compare_curves(cpu["losses"], dev["losses"])
         ours = ours_step_seconds(device, w, repeats, min_sample_s)
+        parallel = data_parallel(device)
     theirs = torch_cuda_seconds(args.quick, repeats)
     passed = sum(r["ok"] for r in ops)
     steps = curves["steps"]
@@ -249,10 +290,14 @@ def run(args) -> int:
          f"ours {fmt_time(ours)}" + (f", PyTorch {fmt_time(theirs['seconds'])} ({theirs['device']}): "
                                      f"{ours / theirs['seconds']:.2f}x" if "seconds" in theirs
                                      else f"; {theirs['note']}"), "reported"],
+        ["data-parallel: 2 ranks vs 1 process", "tiny model, float64, 20 Adam steps clipped, on the device",
+         f"max parameter difference {parallel['diff']:.1e} (tolerance {DATA_PARALLEL_TOL:g}), reduced by "
+         f"{parallel['path']}" if "diff" in parallel else parallel["note"],
+         ("ok" if parallel["ok"] else "FAILED") if "ok" in parallel else "skipped"],
     ]
     print()
     print_table(["check", "what", "result", "verdict"], rows, title="GPU check summary")
-    ok = passed == len(ops) and curves["ok"]
+    ok = passed == len(ops) and curves["ok"] and parallel.get("ok", True)
     print("all checks passed" if ok else "SOME CHECKS FAILED")
     return 0 if ok else 1
 

@@ -22,7 +22,7 @@ from extras import need
 
 if str(REPO_ROOT) not in sys.path:   # benchmarks/ is run from the repo root, not installed as a package
     sys.path.insert(0, str(REPO_ROOT))
-BENCHMARKS = ["op_overhead", "lstm_layer", "train_step", "evaluate", "memory", "scaling"]
+BENCHMARKS = ["op_overhead", "lstm_layer", "train_step", "evaluate", "memory", "lengths", "scaling"]
 SKIPPED = "PyTorch: skipped (not installed)"
 
 
@@ -195,8 +195,8 @@ def test_profile_tracer_counts_self_time():
     assert all(v >= 0 for v in tracer.self_time.values())
 
 
-def test_scaling_and_deep_chain(torch_mode, capsys):
-    out = run_main("scaling", capsys, "--chain", "2000")
+def test_lengths_and_deep_chain(torch_mode, capsys):
+    out = run_main("lengths", capsys, "--chain", "2000")
     check_header_and_torch(out, torch_mode)
     assert [r[0] for r in table_rows(out, "T ")][:1] == ["4"]
     chain = table_rows(out, "chain length")

@@ -77,6 +77,7 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    args.argv = list(sys.argv[1:] if argv is None else argv)    # train --procs runs it again under mpiexec
     try:
         check_environment()     # a bad value is a usage error now, not an op's error halfway through a run
     except ValueError as exc:

@@ -76,29 +76,38 @@ def _held_run_dir(path):
 # ---------------------------------------------------------------- eval
 def cmd_eval(args) -> int:
     """tinygrad-s2s eval: exact-match accuracy of a run on a split of its (or another) dataset; holds
-    the run directory's lock meanwhile."""
-    with _held_run_dir(args.run):
-        return _evaluate(args)
+    the run directory's lock meanwhile. Under mpiexec each rank decodes a part of the split and rank 0
+    counts and reports them all."""
+    from ..training import distributed  # noqa: PLC0415
+    comm = distributed.world()
+    with _held_run_dir(args.run) if comm.is_root else contextlib.nullcontext():
+        return _evaluate(args, comm)
 
 
-def _evaluate(args) -> int:
+def _evaluate(args, comm) -> int:
     from ..data.datasets import OutOfVocabulary  # noqa: PLC0415
     from ..training.evaluation import example_rows, exact_match, format_examples, generate_batched  # noqa: PLC0415
     from ..training.fingerprint import DoesNotFit, dataset_of  # noqa: PLC0415
     from ..training.runfiles import load_run  # noqa: PLC0415
-    run = load_run(args.run, device=args.device)
-    config = dict(run.config, limit=None, test_limit=None)
-    try:
-        ds = dataset_of(config, source=args.dataset)
-    except (DoesNotFit, OutOfVocabulary) as exc:   # a file this model cannot read: the user's choice
-        raise UsageError(str(exc)) from None
+    def load():
+        run = load_run(args.run, device=args.device)
+        config = dict(run.config, limit=None, test_limit=None)
+        try:
+            return run, dataset_of(config, source=args.dataset)
+        except (DoesNotFit, OutOfVocabulary) as exc:   # a file this model cannot read: the user's choice
+            raise UsageError(str(exc)) from None
+    run, ds = comm.agreed(load)      # a rank that cannot read them stops every rank
     trained = run.config.get("limit") if args.dataset is None else None   # the examples it saw, not the rest
     x, t = {"test": (ds.x_test, ds.t_test), "train": (ds.x_train[:trained], ds.t_train[:trained]),
             "all": (np.concatenate([ds.x_train, ds.x_test]), np.concatenate([ds.t_train, ds.t_test]))}[args.split]
     x, t = x[:args.limit], t[:args.limit]
     if not len(x):
         raise ValueError(f"the {args.split} split of {ds.name} has no examples")
-    pred = generate_batched(run.model, x, run.start_id, t.shape[1] - 1, batch_size=args.batch_size, beam=args.beam)
+    part = comm.part(len(x))
+    pred = comm.gather_rows(generate_batched(run.model, x[part], run.start_id, t.shape[1] - 1,
+                                             batch_size=args.batch_size, beam=args.beam))
+    if not comm.is_root:
+        return 0
     ok = exact_match(pred, t)
     accuracy = float(ok.mean())
     log = sys.stderr if args.json else sys.stdout

@@ -86,6 +86,9 @@ def add_subparsers(sub) -> None:
                    help="a failing tracking backend stops training (after saving) instead of a warning")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress on stderr)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    p.add_argument("--procs", type=positive_int, metavar="N",
+                   help="train with N processes on this machine (data-parallel, through mpiexec; needs the mpi "
+                        "extra or a system MPI); on a cluster run `mpiexec ... tinygrad-s2s train` instead")
     p.set_defaults(func=cmd_train)
 
 
@@ -112,17 +115,21 @@ def _fresh_run_dir(model: str, dataset: str) -> Path:
     return path
 
 
-def _loggers(args, run_dir=None) -> dict:
-    """The Trainer's tracking arguments from --log (a resumed run without --log: the backends it used)."""
+def _loggers(args, run_dir=None, comm=None) -> dict:
+    """The Trainer's tracking arguments from --log (a resumed run without --log: the backends it used).
+    In a job of several ranks only rank 0 logs, as only it writes the run directory."""
     from ..tracking.backends import loggers_for, used_backends  # noqa: PLC0415
     names = args.log or (used_backends(run_dir) if run_dir is not None else ["csv"])
     if args.mlflow_uri and "mlflow" not in names:
         raise UsageError("--mlflow-uri is for the mlflow backend: add --log mlflow")
+    if comm is not None and not comm.is_root:
+        return {"loggers": [], "log_strict": args.log_strict}
     return {"loggers": loggers_for(names, mlflow_uri=args.mlflow_uri), "log_strict": args.log_strict}
 
 
-def _new_trainer(args, log):
-    """A Trainer for a new run; refuses (touching nothing) a --out that is not free."""
+def _new_trainer(args, log, comm=None):
+    """A Trainer for a new run; refuses (touching nothing) a --out that is not free. `comm`: the ranks of
+    a data-parallel job (rank 0 checks --out)."""
     from dataclasses import replace  # noqa: PLC0415 - the heavy imports wait until a command runs
 
     from ..backend.random import manual_seed  # noqa: PLC0415
@@ -137,7 +144,7 @@ def _new_trainer(args, log):
         if key in _SET_ELSEWHERE:
             raise UsageError(f"--model-arg {key}={value}: {_SET_ELSEWHERE[key]}, not with --model-arg")
     require_model(args.model, cfg.model_args)
-    if args.out:
+    if args.out and (comm is None or comm.is_root):
         rundir.check_new_run(args.out, overwrite=args.overwrite)
     ds = load_dataset(cfg.dataset, reverse=cfg.reverse)
     if cfg.limit or cfg.test_limit:
@@ -151,7 +158,8 @@ def _new_trainer(args, log):
                          f"{exc}") from None
     if cfg.device != "cpu":
         model.to(cfg.device)
-    return Trainer(model, ds, cfg, run_dir=run_dir, log=log, progress=args.progress, **_loggers(args))
+    return Trainer(model, ds, cfg, run_dir=run_dir, log=log, progress=args.progress, comm=comm,
+                   **_loggers(args, comm=comm))
 
 
 def _resume_dir(args) -> Path:
@@ -175,7 +183,7 @@ def _resume_dir(args) -> Path:
     return run_dir
 
 
-def _resume_trainer(args, run_dir: Path, log):
+def _resume_trainer(args, run_dir: Path, log, comm=None):
     """The Trainer of the run in `run_dir`, after checking the given settings agree with it."""
     from ..training.runfiles import read_run_config  # noqa: PLC0415
     from ..training.trainer import Trainer  # noqa: PLC0415
@@ -188,25 +196,35 @@ def _resume_trainer(args, run_dir: Path, log):
     if args.dataset is not None and args.dataset != config.dataset and \
             str(Path(args.dataset).resolve()) != config.dataset_path:
         raise UsageError(f"--dataset {args.dataset} differs from the run's {config.dataset} ({config.dataset_path})")
-    return Trainer.resume(run_dir, device=args.device, save_every=args.save_every, log=log, progress=args.progress,
-                          **_loggers(args, run_dir))
+    trainer = Trainer.resume(run_dir, device=args.device, save_every=args.save_every, log=log, progress=args.progress,
+                             comm=comm, **_loggers(args, run_dir, comm))
+    epochs = args.epochs or trainer.config.epochs
+    try:
+        trainer.check_epochs(epochs)
+    except ValueError as exc:
+        raise UsageError(f"--epochs {epochs}: {exc}") from None
+    return trainer
 
 
 def cmd_train(args) -> int:
     """tinygrad-s2s train: a new run, or --resume one (holding the run directory's lock throughout);
     prints the test accuracy."""
-    from ..training import rundir  # noqa: PLC0415
+    from ..training import distributed, rundir  # noqa: PLC0415
+    from . import ranks  # noqa: PLC0415
+    if args.procs:
+        return ranks.launch(args.procs, args.argv)
+    comm = distributed.world()     # SINGLE unless mpiexec started this process: then one rank of a job
+    if comm.distributed:
+        return ranks.train(
+            args, comm, lambda a, log, c, stack: ranks.new_trainer(a, log, c, lambda: _new_trainer(a, log, c), stack),
+            lambda a, log, c, stack: ranks.resume_trainer(
+                a, log, c, _resume_dir, lambda d: _resume_trainer(a, d, log, c), stack), _fit)
     log = sys.stderr if args.json else sys.stdout
     if args.resume:
         run_dir = _resume_dir(args)
         with rundir.locked(run_dir, create=False):
             trainer = _resume_trainer(args, run_dir, log)
-            epochs = args.epochs or trainer.config.epochs
-            try:
-                trainer.check_epochs(epochs)
-            except ValueError as exc:
-                raise UsageError(f"--epochs {epochs}: {exc}") from None
-            return _fit(args, trainer, epochs, log)
+            return _fit(args, trainer, args.epochs or trainer.config.epochs, log)
     trainer = _new_trainer(args, log)
     with rundir.locked(trainer.run_dir):
         if args.overwrite:
@@ -244,10 +262,19 @@ def _fit(args, trainer, epochs: int, log) -> int:
     from ..training.loggers import TrackingError  # noqa: PLC0415
     from ..training.trainer import TrainingDiverged, TrainingInterrupted  # noqa: PLC0415
     ds, cfg = trainer.dataset, trainer.config
+    if not trainer.comm.is_root:        # rank 0 speaks for a job of several ranks
+        try:
+            trainer.fit(epochs)
+        except TrainingInterrupted as exc:
+            return 128 + exc.signum
+        except TrainingDiverged:
+            return 1
+        return 0
+    ranks = f", {trainer.comm.size} ranks" if trainer.comm.distributed else ""
     print(f"{cfg.model} on {ds.name}: {len(ds.x_train)} training / {len(ds.x_test)} test examples, "
           f"vocabulary {len(ds.vocab)}, D={cfg.wordvec} H={cfg.hidden}, "
           f"{sum(p.size for p in trainer.model.parameters()):,} parameters, input "
-          f"{'reversed' if ds.reverse else 'as written'}; run: {trainer.run_dir}"
+          f"{'reversed' if ds.reverse else 'as written'}{ranks}; run: {trainer.run_dir}"
           + (f" (resumed at epoch {trainer.epoch + 1})" if args.resume else ""), file=log)
     if trainer.epoch >= epochs:
         print(f"{trainer.run_dir} has already trained {trainer.epoch} epochs; pass --epochs N with N > "

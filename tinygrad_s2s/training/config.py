@@ -114,3 +114,23 @@ class TrainConfig:
 def _stem(path: str) -> str:
     name = path.replace("\\", "/").rsplit("/", 1)[-1]
     return name[:-4] if name.endswith(".txt") else name
+
+
+def agreeing_data(cfg: TrainConfig, mc, dataset):
+    """One value, one source: a setting the model or the dataset already fixes must agree with it
+    (ValueError naming both), else config.json would describe another run than the one trained. A
+    limit the dataset does not have yet is applied to it."""
+    for setting, key in (("wordvec", "wordvec_size"), ("hidden", "hidden_size")):
+        built = (mc or {}).get(key)
+        if getattr(cfg, setting) is not None and built is not None and getattr(cfg, setting) != built:
+            raise ValueError(f"Trainer: {setting}={getattr(cfg, setting)} but the model was built with {key}="
+                             f"{built}; leave {setting} unset (it is read from the model) or build the model with it")
+    if cfg.reverse is not None and cfg.reverse != dataset.reverse:
+        raise ValueError(f"Trainer: reverse={cfg.reverse} but the dataset was loaded with reverse={dataset.reverse}")
+    for setting, has in (("limit", dataset.train_limit), ("test_limit", dataset.test_limit)):
+        want = getattr(cfg, setting)
+        if want is not None and has is not None and want != has:
+            raise ValueError(f"Trainer: {setting}={want} but the dataset was limited to {has} examples")
+    if (cfg.limit, cfg.test_limit) != (dataset.train_limit, dataset.test_limit):
+        dataset = dataset.limit(cfg.limit, cfg.test_limit)
+    return dataset

@@ -43,21 +43,24 @@ the last checkpoint."""
 
 class _StopFlag:
     """A stop signal while training: the first asks to stop at the next step boundary, a second
-    stops at once (except inside a weight update, which is never cut in half)."""
+    stops at once (except inside a weight update, which is never cut in half). With `at_once` False
+    (ranks of one job, which must stop at the same step) a second signal changes nothing."""
 
-    def __init__(self):
+    def __init__(self, at_once: bool = True, announce: bool = True):
+        self.at_once, self.announce = at_once, announce
         self.requested = False
         self.critical = False
         self.signum = None       # the first stop signal received
 
     def handler(self, signum, frame):
-        if self.requested and not self.critical:
+        if self.requested and not self.critical and self.at_once:
             raise KeyboardInterrupt
         if not self.requested:
             self.signum = signum
+        if not self.requested and self.announce:
             name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-            print(f"\n{name}: stopping after this step and saving a checkpoint (press Ctrl-C again to stop now)",
-                  file=sys.stderr, flush=True)
+            again = " (press Ctrl-C again to stop now)" if self.at_once else ""
+            print(f"\n{name}: stopping after this step and saving a checkpoint{again}", file=sys.stderr, flush=True)
         self.requested = True
 
     @contextlib.contextmanager

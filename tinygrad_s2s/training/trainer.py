@@ -7,6 +7,10 @@ config and a checkpoint before the first step, after every epoch and, inside an 
 boundary and saves where it stopped; a NaN/Inf loss or gradient stops training before it touches the
 weights and keeps the last good checkpoint. Whatever stopped it (Ctrl-C, a crash, kill -9 at any
 moment, a NaN stop), `Trainer.resume(run_dir)` continues exactly, RNG state included.
+
+Under mpiexec the same loop trains one model on every rank: what passes between the ranks (batch
+shares, the one reduction per step, weight checks, the evaluation's parts) is `self.comm`'s, see
+`distributed`.
 """
 from __future__ import annotations
 
@@ -28,58 +32,25 @@ from ..data.datasets import Dataset, batch_indices
 from .evaluation import exact_match, format_examples, generate_batched
 from ..models.registry import registered_name
 from .fingerprint import dataset_of, fingerprint
-from .runfiles import (BEST, CONFIG, LAST, Run, build_model, load_checkpoint, load_run, plot_learning_curve,
+from .runfiles import (BEST, CONFIG, LAST, Run, build_model, check_best, load_checkpoint, load_run, plot_learning_curve,
                        read_config, save_checkpoint, write_config, write_metrics)
-from .config import TrainConfig
+from .config import TrainConfig, agreeing_data
+from .distributed import SINGLE
 from .loggers import Tracking, TrackingError
 from .stops import TrainingDiverged, TrainingInterrupted, _StopFlag
 
 __all__ = ["Run", "TrainConfig", "Trainer", "TrainingDiverged", "TrainingInterrupted", "load_run"]
 
 
-def _check_best(run_dir: Path, last_meta: dict) -> None:
-    """A damaged best.npz found at resume: rewritten from last.npz when that holds the best epoch's
-    weights (a run that improved at its last finished epoch and took no step since), otherwise a
-    RunDirError saying which checkpoint to use; never left for eval and predict to trip over."""
-    best = run_dir / BEST
-    if not best.is_file():
-        return
-    try:
-        load_checkpoint(best)
-        return
-    except (serialization.CheckpointError, OSError) as exc:
-        damage = exc.reason if isinstance(exc, serialization.CheckpointError) else str(exc)
-    history, acc = last_meta.get("history") or [], last_meta.get("best_accuracy")
-    if (last_meta["batch"] == 0 and history and history[-1].get("test_accuracy") == acc
-            and all(h.get("test_accuracy", -1) < acc for h in history[:-1])):
-        serialization.write_bytes(best, (run_dir / LAST).read_bytes())   # what the epoch's end wrote to both
-        print(f"{best} was damaged ({damage}); rewritten from {LAST}, which holds the same epoch's weights",
-              file=sys.stderr)
-        return
-    raise rundir.RunDirError(f"{best} is damaged ({damage}) and its weights are not in {LAST}, so it cannot be "
-                             f"rebuilt: move it away to resume (eval and predict then use {LAST}, the latest "
-                             "weights, or pass them a checkpoint file)")
-
-
 # ---------------------------------------------------------------- the trainer
-def _agreeing_data(cfg: TrainConfig, mc, dataset: Dataset) -> Dataset:
-    """One value, one source: a setting the model or the dataset already fixes must agree with it
-    (ValueError naming both), else config.json would describe another run than the one trained. A
-    limit the dataset does not have yet is applied to it."""
-    for setting, key in (("wordvec", "wordvec_size"), ("hidden", "hidden_size")):
-        built = (mc or {}).get(key)
-        if getattr(cfg, setting) is not None and built is not None and getattr(cfg, setting) != built:
-            raise ValueError(f"Trainer: {setting}={getattr(cfg, setting)} but the model was built with {key}="
-                             f"{built}; leave {setting} unset (it is read from the model) or build the model with it")
-    if cfg.reverse is not None and cfg.reverse != dataset.reverse:
-        raise ValueError(f"Trainer: reverse={cfg.reverse} but the dataset was loaded with reverse={dataset.reverse}")
-    for setting, has in (("limit", dataset.train_limit), ("test_limit", dataset.test_limit)):
-        want = getattr(cfg, setting)
-        if want is not None and has is not None and want != has:
-            raise ValueError(f"Trainer: {setting}={want} but the dataset was limited to {has} examples")
-    if (cfg.limit, cfg.test_limit) != (dataset.train_limit, dataset.test_limit):
-        dataset = dataset.limit(cfg.limit, cfg.test_limit)
-    return dataset
+class _Quiet:
+    """The log of a rank other than 0: the job's lines are rank 0's."""
+
+    def write(self, text):
+        return len(text)
+
+    def flush(self):
+        return None
 
 
 class Trainer:
@@ -93,18 +64,22 @@ class Trainer:
     gets the per-epoch lines; progress bars go to stderr. `loggers` are experiment trackers (see
     `training.loggers`; TensorBoard and MLflow in `tinygrad_s2s.tracking`): a failing one is turned off
     with a TrackingWarning, or with `log_strict` stops training (after saving) with a TrackingError.
+
+    `comm`: the processes training this model together (`training.distributed.world()` under mpiexec;
+    by default this process alone). Each rank builds its own Trainer on the same data and model; rank 0
+    alone keeps the run directory and writes the log, the others write nothing.
     """
 
     def __init__(self, model, dataset: Dataset, config=None, *, run_dir=None, log=None, progress: bool = True,
                  eval_batch_size: int = 1000, examples_shown: int = 3, loggers=None, log_strict: bool = False,
-                 **settings):
+                 comm=None, **settings):
         cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config or {})
         unknown = sorted(set(settings) - {f.name for f in fields(TrainConfig)})
         if unknown:
             raise TypeError(f"Trainer: unknown settings {unknown}; the settings are TrainConfig's fields")
         cfg = replace(cfg, **settings).check()
         mc = getattr(model, "config", None)
-        dataset = _agreeing_data(cfg, mc, dataset)
+        dataset = agreeing_data(cfg, mc, dataset)
         self.config = replace(
             cfg, model=cfg.model or registered_name(model), dataset=dataset.name, reverse=dataset.reverse,
             **(fingerprint(dataset.path) if dataset.path is not None else {}), vocab="".join(dataset.vocab.chars),
@@ -114,7 +89,10 @@ class Trainer:
             wordvec=cfg.wordvec or (mc or {}).get("wordvec_size"), hidden=cfg.hidden or (mc or {}).get("hidden_size"))
         self.model, self.dataset = model, dataset
         self.optimizer = optim.Adam(model.parameters(), lr=cfg.lr)
-        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.comm = comm if comm is not None else SINGLE
+        self.run_dir = Path(run_dir) if run_dir is not None and self.comm.is_root else None
+        if not self.comm.is_root:       # rank 0 speaks for the job
+            log, progress = _Quiet(), False
         if log is not None and not callable(getattr(log, "write", None)):
             raise TypeError(f"Trainer: log must be a text stream with write() (sys.stdout, an open file, "
                             f"io.StringIO), got {type(log).__name__}")   # not after an epoch of training
@@ -173,7 +151,7 @@ class Trainer:
             raise serialization.CheckpointError(checkpoint, f"its meta 'batch' is {meta['batch']:,}, but an epoch "
                                                 f"of this run has {batches} batches")
         if checkpoint.name == LAST:
-            _check_best(run_dir, meta)
+            check_best(run_dir, meta)
         if opt_state is not None:
             trainer.optimizer.load_state_dict(opt_state)
         trainer.epoch, trainer.batch, trainer.step = meta["epoch"], meta["batch"], meta["step"]
@@ -196,7 +174,9 @@ class Trainer:
                 "epoch_grad_norm": self._epoch_norm, **extra}
 
     def save(self, name: str = LAST, **extra) -> Path | None:
-        """Write a checkpoint of the current position into the run directory (None without one)."""
+        """Write a checkpoint of the current position into the run directory (None without one). In a
+        job of several ranks every rank calls it at the same step: their weights are compared first."""
+        self.comm.check_same(self.model.parameters(), self.step, force=True)
         if self.run_dir is None:
             return None
         path = self.run_dir / name
@@ -216,7 +196,7 @@ class Trainer:
             if not self._restart:
                 rundir.check_new_run(self.run_dir)
             write_config(self.run_dir, self.config)
-            self.save()
+        self.save()         # checkpoint 0 (every rank: their weights are compared)
         self._started = True
 
     # ---- training
@@ -235,11 +215,12 @@ class Trainer:
             raise ValueError("a run directory records its training file (path, size, SHA-256) to resume and "
                              "evaluate on it, and this dataset has none (path=None): write it to a file and "
                              "load_dataset(path), or train without run_dir")
-        stop = _StopFlag()
+        stop = _StopFlag(at_once=not self.comm.distributed, announce=self.comm.is_root)
         held = rundir.locked(self.run_dir) if self.run_dir is not None else contextlib.nullcontext()
         with held, stop.installed(), np.errstate(over="ignore", invalid="ignore"):
             if self.run_dir is not None:
                 rundir.remove_temps(self.run_dir)     # what a write cut short by a crash left behind
+            self.comm.check_data(self.config)
             if not self._started:
                 self._start(epochs)
             self.check_epochs(epochs)
@@ -285,7 +266,7 @@ class Trainer:
     def _run_epoch(self, epochs: int, stop: _StopFlag) -> None:
         from tqdm.auto import tqdm  # noqa: PLC0415 - a widget in a notebook (with ipywidgets), text elsewhere
 
-        ds, n = self.dataset, len(self.dataset.x_train)
+        n = len(self.dataset.x_train)
         # the epoch's order is drawn from the RNG state saved at its start; after a mid-epoch resume
         # the state then jumps to where the last finished step had left it, so resume is exact
         random.set_state(self._rng_epoch_start)
@@ -293,6 +274,8 @@ class Trainer:
         if self.batch:
             random.set_state(self._rng)
         self._rng = random.get_state()
+        if self.comm.any(stop.requested):      # a signal during the last evaluation: every rank stops here
+            raise KeyboardInterrupt
         params = self.model.parameters()
         self.model.train()
         bar = tqdm(total=n, initial=min(self.batch * self.config.batch_size, n), unit="ex", file=sys.stderr,
@@ -301,15 +284,12 @@ class Trainer:
         t0 = time.perf_counter()
         try:
             for b in range(self.batch, len(batches)):
-                if stop.requested:
+                if stop.requested and not self.comm.distributed:    # ranks stop together, after a reduce
                     raise KeyboardInterrupt
                 idx = batches[b]
-                loss = check_loss(self.model(ds.x_train[idx], ds.t_train[idx]), self.config.model)
-                value = float(loss.item())
+                value, stop_now, save_now = self._gradients(idx, params, stop, b + 1 < len(batches))
                 if not math.isfinite(value):
                     raise self._diverged("loss", value, b)
-                self.optimizer.zero_grad()
-                loss.backward()
                 norm = optim.clip_grad_norm(params, self.config.max_grad or math.inf)
                 if not math.isfinite(norm):
                     raise self._diverged("gradient norm", norm, b)
@@ -325,8 +305,10 @@ class Trainer:
                 self._rng = random.get_state()
                 stop.critical = False
                 self.tracking.step(self.step, {"loss": value, "lr": self.optimizer.lr, "grad_norm": norm})
-                if (self.run_dir is not None and self.config.save_every and b + 1 < len(batches)
-                        and time.monotonic() - self._saved_at >= self.config.save_every):
+                self.comm.check_same(params, self.step)
+                if stop_now:
+                    raise KeyboardInterrupt
+                if save_now:
                     now = time.perf_counter()       # the checkpoint records the epoch's time so far
                     self._epoch_seconds += now - t0
                     t0 = now
@@ -339,14 +321,33 @@ class Trainer:
             bar.close()
         self._end_epoch(epochs, stop)
 
+    def _gradients(self, idx, params, stop: _StopFlag, may_save: bool) -> tuple[float, bool, bool]:
+        """The gradients of the mean loss over the global batch `idx` in every parameter's .grad, and
+        (that loss, stop now, save now), the same on every rank: each rank takes its shard, with a
+        random stream of its own, and the ranks add up what they found in one reduction."""
+        ds, mine = self.dataset, self.comm.shard(idx)
+        self.optimizer.zero_grad()
+        value = 0.0
+        if len(mine):
+            with self.comm.stream(self.config.seed, self.step):
+                loss = check_loss(self.model(ds.x_train[mine], ds.t_train[mine]), self.config.model)
+                value = float(loss.item())
+                if math.isfinite(value) or self.comm.distributed:   # alone, a NaN loss stops before backward
+                    loss.backward()
+        save = (may_save and self.run_dir is not None and bool(self.config.save_every)
+                and time.monotonic() - self._saved_at >= self.config.save_every)
+        return self.comm.reduce_step(params, value, len(mine), len(idx), stop.requested, save)
+
     def _diverged(self, what, value, b) -> TrainingDiverged:
         last = self.run_dir / LAST if self.run_dir is not None else None
         return TrainingDiverged(what, value, self.step + 1, self.epoch, b, last)
 
     def _end_epoch(self, epochs: int, stop: _StopFlag) -> None:
-        ds = self.dataset
-        pred = generate_batched(self.model, ds.x_test, ds.start_id, ds.t_test.shape[1] - 1,
-                                batch_size=self.eval_batch_size, should_stop=lambda: stop.requested)
+        ds, part = self.dataset, self.comm.part(len(self.dataset.x_test))
+        # ranks decode their parts of the test set (no early stop: the others would wait for its rows)
+        pred = self.comm.gather_rows(generate_batched(
+            self.model, ds.x_test[part], ds.start_id, ds.t_test.shape[1] - 1, batch_size=self.eval_batch_size,
+            should_stop=None if self.comm.distributed else lambda: stop.requested))
         accuracy = float(exact_match(pred, ds.t_test).mean())
         improved = self.best_accuracy is None or accuracy > self.best_accuracy
         seconds = self._epoch_seconds
@@ -365,14 +366,13 @@ class Trainer:
         self._epoch_norm = [0.0, 0]
         self._rng = self._rng_epoch_start = random.get_state()
         stop.critical = False
-        if self.run_dir is not None:     # last.npz last: it is never ahead of best.npz and the metrics
-            if improved:
-                self.save(BEST)
+        if improved:        # last.npz last: it is never ahead of best.npz and the metrics
+            self.save(BEST)
+        if self.run_dir is not None:
             write_metrics(self.run_dir, self.history)
             plot_learning_curve(self.run_dir, self.history, f"{self.config.model or ''} on {ds.name}".strip())
         self.tracking.epoch(row, self)      # before last.npz: a kill in between redoes the epoch, never skips it
-        if self.run_dir is not None:
-            self.save()
+        self.save()
         print(f"epoch {row['epoch']}/{epochs}: loss {row['train_loss']:.4f}, test accuracy "
               f"{100 * accuracy:.3f}% (best {100 * self.best_accuracy:.3f}%), {seconds:.1f} s, "
               f"{row['examples_per_second']:.0f} examples/s", file=self.log)
