@@ -86,16 +86,26 @@ class Seq2seqBase(nn.Module):
             out.append(ids)
         return torch.cat(out, dim=1) if out else ids[:, :0]
 
+    def _ids(self, texts, width: int, what: str) -> list[list[int]]:
+        char_to_id = {c: i for i, c in enumerate(self.settings["vocab"])}
+        rows = []
+        for text in texts:
+            if len(text) > width or any(ch not in char_to_id for ch in text):
+                raise ValueError(f"{what} {text!r}: at most {width} characters of {self.settings['vocab']!r}")
+            rows.append([char_to_id[ch] for ch in text.ljust(width, PAD)])
+        return rows
+
     def encode(self, questions) -> torch.Tensor:
         """Typed questions -> (n, question_width) ids: padded with spaces, reversed when the run was."""
-        s = self.settings
-        width, char_to_id = s["question_width"], {c: i for i, c in enumerate(s["vocab"])}
-        rows = []
-        for q in questions:
-            if len(q) > width or any(ch not in char_to_id for ch in q):
-                raise ValueError(f"question {q!r}: at most {width} characters of {s['vocab']!r}")
-            row = [char_to_id[ch] for ch in q.ljust(width, PAD)]
-            rows.append(row[::-1] if s["reverse"] else row)
+        width = self.settings["question_width"]
+        rows = [row[::-1] if self.settings["reverse"] else row for row in self._ids(questions, width, "question")]
+        return torch.tensor(rows, dtype=torch.long).reshape(len(rows), width)
+
+    def encode_answers(self, answers) -> torch.Tensor:
+        """Answers (without the start marker) -> (n, answer_width) ids: the start id, then the padded answer,
+        as `loss` takes them."""
+        width = self.settings["answer_width"]
+        rows = [[self.settings["start_id"], *row] for row in self._ids(answers, width - 1, "answer")]
         return torch.tensor(rows, dtype=torch.long).reshape(len(rows), width)
 
     def answer(self, questions) -> list[str]:
@@ -291,8 +301,8 @@ class TokenEmbedding(nn.Module):
         self.embed = nn.Embedding(vocab_size, wordvec_size)
         self.proj = nn.Linear(wordvec_size, d_model, bias=False) if wordvec_size != d_model else None
         self.scale = math.sqrt(d_model)
-        self.register_buffer("positions", torch.tensor(sinusoid_table(max_len, d_model),
-                                                       dtype=torch.get_default_dtype()), persistent=False)
+        # kept in float64 and rounded to the activations' dtype when used, as ours is to its default dtype
+        self.register_buffer("positions", torch.from_numpy(sinusoid_table(max_len, d_model)), persistent=False)
 
     def forward(self, ids):
         if ids.shape[1] > self.positions.shape[0]:
@@ -300,7 +310,7 @@ class TokenEmbedding(nn.Module):
         x = self.embed(ids)
         if self.proj is not None:
             x = self.proj(x)
-        return x * self.scale + self.positions[:ids.shape[1]]
+        return x * self.scale + self.positions[:ids.shape[1]].to(x.dtype)
 
 
 class MultiHeadAttention(nn.Module):
@@ -429,27 +439,37 @@ def build(name: str, model_config: dict) -> Seq2seqBase:
     return MODELS[name](**model_config)
 
 
+def from_weights(name: str, model_config: dict, weights: dict, where: str = "the weights") -> Seq2seqBase:
+    """Zoo model `name` built with `model_config` and given `weights` (name -> tensor, PyTorch layout,
+    the frozen `bias_hh_l0` left out), in their dtype and on their device, in eval mode."""
+    model = build(name, model_config)
+    first = next(iter(weights.values()))
+    model.to(device=first.device, dtype=first.dtype)
+    missing = {k for k in model.state_dict() if ".bias_hh_l0" not in k} - set(weights)
+    unexpected = set(weights) - set(model.state_dict())
+    if missing or unexpected:
+        raise ValueError(f"{where} do not fit a {name!r} model (missing {sorted(missing)[:3]}, unexpected "
+                         f"{sorted(unexpected)[:3]})")
+    model.load_state_dict(weights, strict=False)    # strict but for the frozen zero biases, checked above
+    return model.eval()
+
+
 def load(directory=".", device="cpu") -> Seq2seqBase:
     """The exported model in `directory` (config.json + model.safetensors), in eval mode on `device`,
-    in the dtype of its weights."""
+    in the dtype of its weights; `settings` holds its config.json."""
     from safetensors.torch import load_file
 
     directory = Path(directory)
     settings = json.loads((directory / CONFIG).read_text(encoding="utf-8"))
-    if settings.get("format") != FORMAT or settings.get("version") != VERSION:
+    if not isinstance(settings, dict) or settings.get("format") != FORMAT or settings.get("version") != VERSION:
+        got = (settings.get("format"), settings.get("version")) if isinstance(settings, dict) else settings
         raise ValueError(f"{directory / CONFIG}: not a tinygrad-s2s PyTorch export (format {FORMAT!r}, "
-                         f"version {VERSION}); got {settings.get('format')!r}, {settings.get('version')!r}")
-    weights = load_file(str(directory / settings.get("weights", WEIGHTS)), device=str(device))
-    model = build(settings["model"], settings["model_config"])
-    model.to(device=device, dtype=next(iter(weights.values())).dtype)
-    model.load_state_dict(weights, strict=False)    # checked below, with the frozen biases left out
-    expected = {k for k in model.state_dict() if ".bias_hh_l0" not in k}
-    missing, unexpected = expected - set(weights), set(weights) - set(model.state_dict())
-    if missing or unexpected:
-        raise ValueError(f"{directory / WEIGHTS}: does not fit a {settings['model']!r} model (missing "
-                         f"{sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
+                         f"version {VERSION}); got {got!r}")
+    path = directory / settings.get("weights", WEIGHTS)
+    model = from_weights(settings["model"], settings["model_config"], load_file(str(path), device=str(device)),
+                         str(path))
     model.settings = settings
-    return model.eval()
+    return model
 
 
 def save(model: Seq2seqBase, directory) -> None:
