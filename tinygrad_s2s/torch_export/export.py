@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .. import serialization
 from .._version import __version__
+from ..models.base import check_finite_parameters
 from ..training.runfiles import load_run
 from . import convert
 
@@ -101,6 +102,7 @@ def export_run(run, out) -> list[Path]:
     if name not in EXPORTABLE:
         raise ExportError(f"cannot export model {name!r} of {loaded.checkpoint} to PyTorch: there is a PyTorch "
                           f"module for {', '.join(EXPORTABLE)} only (a plugin's own model needs its own)")
+    check_finite_parameters(loaded.model, f"export of {loaded.checkpoint}")
     try:
         state = convert.torch_state(loaded.model)
     except convert.ConversionError as exc:

@@ -152,6 +152,17 @@ def test_damaged_checkpoint_is_a_clear_error(exported, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_diverged_run_is_refused(exported, tmp_path):
+    import tinygrad_s2s.serialization as ser
+    run, _, _, _ = exported["seq2seq"]
+    state, meta = ser.load(run.checkpoint, return_meta=True)
+    state["decoder.affine.bias"][0] = np.nan
+    ser.save(state, tmp_path / "nan.npz", meta=meta)
+    with pytest.raises(FloatingPointError, match=r"nan\.npz.*'decoder\.affine\.bias'"):
+        export_run(tmp_path / "nan.npz", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_unknown_model_names_it_and_what_can_be_exported(tmp_path):
     need("safetensors", "export")
     run_dir = tiny_model.finished_run(tmp_path)           # the tests' own plugin, 'tiny-s2s'
