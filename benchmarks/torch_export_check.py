@@ -9,7 +9,7 @@ model.py loaded with torch, and compared with our model on every test question:
     python -m benchmarks.torch_export_check RUN [RUN ...] [--markdown FILE] [--tolerance 1e-5]
 
 Exits 1 when an answer differs or a logit differs by more than --tolerance. With --markdown the table
-is written (atomically) as a "PyTorch" section with the machine, command, commit and date, for
+is written (atomically) as the "PyTorch" section of FILE (replacing the one it holds, other sections kept) with the machine, command, commit and date, for
 docs/results/export.md. Needs the `export` and `bench` extras (safetensors, torch).
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import re
 import platform
 import sys
 import tempfile
@@ -94,6 +95,17 @@ def markdown(results, torch) -> str:
         f"{torch.__version__}; commit {commit()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", ""])
 
 
+def replace_section(page: str, section: str) -> str:
+    """`page` with its "## PyTorch" section (up to the next "## " heading) replaced by `section`, or with
+    `section` appended; a new page gets a title."""
+    if not page.strip():
+        return "# Export results\n\n" + section
+    match = re.search(r"(?ms)^## PyTorch\n.*?(?=^## |\Z)", page)
+    if match is None:
+        return page.rstrip("\n") + "\n\n" + section
+    return page[:match.start()] + section + ("\n" if page[match.end():] else "") + page[match.end():]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.torch_export_check", description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories or checkpoints")
@@ -116,7 +128,8 @@ def main(argv=None) -> int:
     text = markdown(results, torch)
     print("\n" + text)
     if args.markdown:
-        write_bytes(args.markdown, text.encode())
+        page = args.markdown.read_text(encoding="utf-8") if args.markdown.is_file() else ""
+        write_bytes(args.markdown, replace_section(page, text).encode())
     bad = [r["model"] for r in results
            if r["identical"] != r["questions"] or r["ours"] != r["torch"] or not r["max_diff"] <= args.tolerance]
     if bad:

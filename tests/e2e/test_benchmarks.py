@@ -408,5 +408,11 @@ def test_torch_export_check_on_a_tiny_run(tmp_path, capsys):
     assert torch_export_check.main([str(run_dir), "--markdown", str(tmp_path / "export.md")]) == 0
     out = capsys.readouterr().out
     assert re.search(r"peeky: (\d+)/\1 identical answers", out), out
-    section = (tmp_path / "export.md").read_text()
-    assert section.startswith("## PyTorch") and "| peeky | add |" in section and "commit " in section
+    page = (tmp_path / "export.md").read_text()
+    assert page.startswith("# Export results\n\n## PyTorch") and "| peeky | add |" in page and "commit " in page
+    # a rerun replaces its own section and keeps the others
+    onnx = "## ONNX\n\nanother tool's table\n"
+    assert torch_export_check.replace_section(page + "\n" + onnx, "## PyTorch\n\nnew\n") == (
+        "# Export results\n\n## PyTorch\n\nnew\n\n" + onnx)
+    assert torch_export_check.replace_section("# T\n\n" + onnx, "## PyTorch\n\nnew\n") == (
+        "# T\n\n" + onnx + "\n## PyTorch\n\nnew\n")
