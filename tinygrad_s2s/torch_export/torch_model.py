@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -472,15 +473,29 @@ def load(directory=".", device="cpu") -> Seq2seqBase:
     return model
 
 
+def _write(path: Path, data: bytes) -> None:
+    """Write a whole file through a temporary file beside it and a rename: a crash leaves the old one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def save(model: Seq2seqBase, directory) -> None:
     """Write `model` (after training it further) as an export that `load` reads: its weights, its
-    settings and this file."""
-    from safetensors.torch import save_file
+    settings and this file, each replaced whole."""
+    from safetensors.torch import save
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items() if ".bias_hh_l0" not in k},
-              str(directory / WEIGHTS), metadata={"format": FORMAT})
-    (directory / CONFIG).write_text(json.dumps(model.settings, indent=2) + "\n", encoding="utf-8")
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if ".bias_hh_l0" not in k}
+    _write(directory / WEIGHTS, save(weights, metadata={"format": FORMAT}))
+    _write(directory / CONFIG, (json.dumps(model.settings, indent=2) + "\n").encode())
     if Path(__file__).resolve() != (directory / MODULE).resolve():
-        (directory / MODULE).write_text(Path(__file__).read_text(encoding="utf-8"), encoding="utf-8")
+        _write(directory / MODULE, Path(__file__).read_bytes())
