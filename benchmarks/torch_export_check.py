@@ -63,20 +63,22 @@ def check_run(path, torch) -> dict:
             a, b = run.model.logits(xb, tb).numpy(), m(torch.from_numpy(xb), torch.from_numpy(tb)).numpy()
             diff, scale = max(diff, float(np.abs(a - b).max())), max(scale, float(np.abs(a).max()))
     theirs = np.concatenate(theirs)
-    epoch = run.meta.get("epoch")
+    c = run.config
+    trained = (f"{'reversed, ' if c.get('reverse') else ''}D={run.model.config.get('wordvec_size')} H={run.model.config.get('hidden_size')}, lr {c.get('lr')} "
+               f"{c.get('lr_schedule')}, {run.meta.get('step')} steps of {c.get('batch_size')}")
     return {"run": str(path), "model": run.config["model"], "dataset": ds.name, "checkpoint": run.checkpoint.name,
-            "epoch": epoch, "questions": len(x), "ours": float(exact_match(ours, t).mean()),
+            "epoch": run.meta.get("epoch"), "trained": trained, "questions": len(x), "ours": float(exact_match(ours, t).mean()),
             "torch": float(exact_match(theirs, t).mean()), "identical": int((ours == theirs).all(axis=1).sum()),
             "max_diff": diff, "max_logit": scale, "dtype": str(next(m.parameters()).dtype).replace("torch.", ""),
             "seconds": time.perf_counter() - start}
 
 
-HEADERS = ["model", "dataset", "checkpoint (epochs done)", "test questions", "eval accuracy", "PyTorch accuracy",
+HEADERS = ["model", "dataset", "training", "checkpoint (epochs done)", "test questions", "eval accuracy", "PyTorch accuracy",
            "identical answers", "max |logit difference|", "max |logit|"]
 
 
 def rows(results) -> list[list[str]]:
-    return [[r["model"], r["dataset"], f"{r['checkpoint']} ({r['epoch']})", f"{r['questions']:,}",
+    return [[r["model"], r["dataset"], r["trained"], f"{r['checkpoint']} ({r['epoch']})", f"{r['questions']:,}",
              f"{100 * r['ours']:.2f}%", f"{100 * r['torch']:.2f}%", f"{r['identical']:,} / {r['questions']:,}",
              f"{r['max_diff']:.2e} ({r['dtype']})", f"{r['max_logit']:.1f}"] for r in results]
 

@@ -409,7 +409,7 @@ def test_torch_export_check_on_a_tiny_run(tmp_path, capsys):
     out = capsys.readouterr().out
     assert re.search(r"peeky: (\d+)/\1 identical answers", out), out
     page = (tmp_path / "export.md").read_text()
-    assert page.startswith("# Export results\n\n## PyTorch") and "| peeky | add |" in page and "commit " in page
+    assert page.startswith("# Export results\n\n## PyTorch") and "| peeky | add | D=4 H=8" in page and "commit " in page
     # a rerun replaces its own section and keeps the others
     onnx = "## ONNX\n\nanother tool's table\n"
     assert torch_export_check.replace_section(page + "\n" + onnx, "## PyTorch\n\nnew\n") == (
