@@ -26,11 +26,11 @@ def measure(bench, workloads, questions: int) -> dict:
         xs, _ = make_batch(w, seed=1, n=questions)
         model = build_ours(w)
         if bench.framework == "torch":
-            model = build_torch(bench.torch, w, model.state_dict()).eval()
+            model = build_torch(bench.torch, w, model).eval()
             xs_t = bench.torch.from_numpy(xs)
 
             def decode(m=model, xs=xs_t, L=w.L):
-                return m.generate(xs, START_ID, L).numpy()
+                return m.generate(xs, L, start_id=START_ID).numpy()
         else:
             model.eval()
 

@@ -174,7 +174,7 @@ def torch_cuda_child(w, repeats: int, min_sample_s: float) -> dict:
         return {"note": "PyTorch not installed (pip install -e '.[bench]' and a CUDA build of torch)"}
     if not torch.cuda.is_available():
         return {"note": f"PyTorch {torch.__version__} has no CUDA device here"}
-    model = build_torch(torch, w, build_ours(w).state_dict()).cuda()
+    model = build_torch(torch, w, build_ours(w)).cuda()
     xs, ts = make_batch(w)
     step = torch_train_step(torch, model, xs, ts, device="cuda")
     seconds = time_alternating({"torch": lambda: step().item()}, repeats, min_sample_s)["torch"]

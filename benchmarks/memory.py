@@ -76,7 +76,7 @@ def measure(bench, iters: int) -> dict:
     model = build_ours(w)
     if bench.framework == "torch":
         torch = bench.torch
-        step = torch_train_step(torch, build_torch(torch, w, model.state_dict()), xs, ts)
+        step = torch_train_step(torch, build_torch(torch, w, model), xs, ts)
         del model
     else:
         step = ours_train_step(model, xs, ts)

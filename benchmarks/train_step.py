@@ -7,7 +7,7 @@ Workloads (batch 128, random int ids, no dataset files): `seq2seq` and `peeky` o
 shapes (vocab 13, D=16, H=128, question 7 ids, answer 1+4 ids incl. the start marker) and `attention`
 on date-like shapes (vocab 59 as in the book, whose date data has one character fewer than our
 date.txt; D=16, H=256, question 29 ids, answer 1+10). The PyTorch side runs the same models
-(benchmarks/torch_models.py) loaded with the same weights; the table shows both losses on the same batch as a check that the two compute the same function. GFLOP/s counts the models' matmul
+(tinygrad_s2s/torch_export/torch_model.py, the modules `export --format torch` writes) loaded with the same weights; the table shows both losses on the same batch as a check that the two compute the same function. GFLOP/s counts the models' matmul
 FLOPs analytically (nominal: work a framework skips, such as products with a zero start state, is
 counted all the same) and is compared with NumPy's own float32 GEMM rate at the same thread setting,
 measured in each of our processes. Each framework runs alone in its own process (processes.py).
@@ -98,12 +98,12 @@ def build_ours(w: Workload, seed: int = 0):
     return tg.create_model(w.model, vocab_size=w.vocab, wordvec_size=w.D, hidden_size=w.H)
 
 
-def build_torch(torch, w: Workload, state: dict):
-    """The PyTorch twin, loaded with the same weights (`state`: our model's state_dict())."""
-    from .torch_models import MODELS
-    model = MODELS[w.model](w.vocab, w.D, w.H)
-    model.copy_from(state)
-    return model
+def build_torch(torch, w: Workload, model):
+    """The PyTorch twin of our `model`, with its weights: the module the PyTorch export writes
+    (tinygrad_s2s/torch_export/torch_model.py), in train mode as ours is."""
+    from tinygrad_s2s.torch_export import torch_model, torch_state
+    weights = {k: torch.from_numpy(v) for k, v in torch_state(model).items()}
+    return torch_model.from_weights(w.model, model.config, weights).train()
 
 
 def ours_train_step(model, xs, ts, lr=1e-3, max_norm=5.0):
@@ -130,7 +130,7 @@ def torch_train_step(torch, model, xs, ts, lr=1e-3, max_norm=5.0, device="cpu"):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = model(xs, ts)
+        loss = model.loss(xs, ts)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, max_norm)
         opt.step()
@@ -146,9 +146,9 @@ def measure(bench, workloads) -> dict:
         model = build_ours(w)
         if bench.framework == "torch":
             torch = bench.torch
-            model = build_torch(torch, w, model.state_dict())
+            model = build_torch(torch, w, model)
             with torch.no_grad():
-                loss = float(model(torch.from_numpy(xs), torch.from_numpy(ts)).item())
+                loss = float(model.loss(torch.from_numpy(xs), torch.from_numpy(ts)).item())
             step = torch_train_step(torch, model, xs, ts)
         else:
             import tinygrad_s2s as tg
@@ -169,7 +169,7 @@ def check_same_loss(results, workloads) -> None:
             ours, theirs = by["ours"][0]["cases"][w.model]["loss"], by["torch"][0]["cases"][w.model]["loss"]
             if not np.isclose(ours, theirs, rtol=1e-4, atol=1e-5):
                 raise SystemExit(f"{w.model}: the PyTorch twin computes a different loss ({theirs:.6f}) "
-                                 f"than ours ({ours:.6f}) on the same weights; fix torch_models.py")
+                                 f"than ours ({ours:.6f}) on the same weights; fix tinygrad_s2s/torch_export/torch_model.py")
 
 
 def report(bench, results, workloads):

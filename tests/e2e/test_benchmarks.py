@@ -112,7 +112,7 @@ def test_the_pytorch_twins_train_as_ours_do(model):
     w = quick_workload(next(w for w in WORKLOADS if w.model == model))
     xs, ts = make_batch(w)
     ours = build_ours(w)
-    twin = build_torch(torch, w, ours.state_dict())
+    twin = build_torch(torch, w, ours)
     ours.to(np.float64)
     twin.double()
     steps = ours_train_step(ours, xs, ts, lr=0.01, max_norm=0.5), torch_train_step(torch, twin, xs, ts, lr=0.01,
@@ -453,3 +453,25 @@ def test_summary_combines_saved_runs_into_one_table(tmp_path, capsys):
     (tmp_path / "other.txt").write_text("not a summary\n")
     with pytest.raises(SystemExit, match="other.txt has no '==== README speed table' section"):
         summary.main(["--combine", paths[0], str(tmp_path / "other.txt")])
+
+
+@pytest.mark.extras
+def test_torch_export_check_on_a_tiny_run(tmp_path, capsys):
+    """benchmarks/torch_export_check: the whole test split of a tiny trained run, ours against its export."""
+    from extras import need
+    need("torch", "bench")
+    need("safetensors", "export")
+    import tiny_model
+    from benchmarks import torch_export_check
+    run_dir = tiny_model.finished_run(tmp_path, "peeky")
+    assert torch_export_check.main([str(run_dir), "--markdown", str(tmp_path / "export.md")]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"peeky: (\d+)/\1 identical answers", out), out
+    page = (tmp_path / "export.md").read_text()
+    assert page.startswith("# Export results\n\n## PyTorch") and "| peeky | add | D=4 H=8" in page and "commit " in page
+    # a rerun replaces its own section and keeps the others
+    onnx = "## ONNX\n\nanother tool's table\n"
+    assert torch_export_check.replace_section(page + "\n" + onnx, "## PyTorch\n\nnew\n") == (
+        "# Export results\n\n## PyTorch\n\nnew\n\n" + onnx)
+    assert torch_export_check.replace_section("# T\n\n" + onnx, "## PyTorch\n\nnew\n") == (
+        "# T\n\n" + onnx + "\n## PyTorch\n\nnew\n")

@@ -9,7 +9,7 @@ import tinygrad_s2s as tg
 from paths import REPO_ROOT
 
 REFERENCE = REPO_ROOT / "docs" / "reference"
-PUBLIC = ["nn", "ops", "autograd", "models", "data", "training", "testing", "viz", "tracking"]
+PUBLIC = ["nn", "ops", "autograd", "models", "data", "training", "testing", "viz", "tracking", "torch_export"]
 NOT_API = {"allocator", "backend", "random", "nn", "optim", "testing", "viz"}   # tg.<subpackage> itself
 
 

@@ -1,0 +1,117 @@
+"""`export_run(run, out)`: a trained run as a PyTorch model in `out`: `model.safetensors` (the weights in
+PyTorch's layout, written with NumPy through `safetensors.numpy`: exporting needs no torch),
+`config.json` (model name and settings, vocabulary, widths, start id, reversal, decoding) and
+`model.py` (torch_model.py, copied: the modules, `load`, greedy `generate`)."""
+from __future__ import annotations
+
+import ast
+import json
+import os
+from pathlib import Path
+
+from .. import serialization
+from .._version import __version__
+from ..models.base import check_finite_parameters
+from ..training.runfiles import load_run
+from . import convert
+
+__all__ = ["EXPORTABLE", "ExportError", "FORMAT", "export_run", "export_settings"]
+
+SOURCE = Path(__file__).with_name("torch_model.py")
+
+
+def _read_source_names() -> dict:
+    """The file names, format and model list that torch_model.py defines, read from its source (it
+    imports torch, which exporting does not need): they live there once."""
+    found = {}
+    for node in ast.parse(SOURCE.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], (ast.Name, ast.Tuple)):
+            names = node.targets[0].elts if isinstance(node.targets[0], ast.Tuple) else node.targets[0:1]
+            values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
+            for n, v in zip(names, values):
+                found[n.id] = tuple(ast.literal_eval(k) for k in v.keys) if isinstance(v, ast.Dict) \
+                    else ast.literal_eval(v) if isinstance(v, ast.Constant) else None
+    return found
+
+
+_NAMES = _read_source_names()
+FORMAT, VERSION = _NAMES["FORMAT"], _NAMES["VERSION"]
+CONFIG, WEIGHTS, MODULE = _NAMES["CONFIG"], _NAMES["WEIGHTS"], _NAMES["MODULE"]
+FILES = (CONFIG, WEIGHTS, MODULE)
+EXPORTABLE = _NAMES["MODELS"]
+"""The models torch_model.py has a PyTorch module for (its MODELS: the zoo's five)."""
+
+
+class ExportError(ValueError):
+    """A run that cannot be exported to PyTorch, or an output directory it must not be written to."""
+
+
+def _safetensors_numpy():
+    try:
+        from safetensors import numpy as st_numpy  # noqa: PLC0415 - an optional extra
+    except ImportError as exc:
+        raise ImportError("PyTorch export writes safetensors, which is not installed: pip install "
+                          "'tinygrad-s2s[export]' (loading the export in PyTorch also needs torch: "
+                          f"pip install 'tinygrad-s2s[export,bench]') ({exc})") from None
+    return st_numpy
+
+
+def export_settings(run) -> dict:
+    """config.json of an export of `run` (a loaded Run): what `model.py` needs to rebuild, feed and decode
+    the model."""
+    vocab = "".join(run.vocab.chars)        # id i is vocab[i]
+    return {"format": FORMAT, "version": VERSION, "model": run.config["model"],
+            "model_config": dict(run.model.config), "vocab": vocab, "start_id": run.start_id, "pad": " ",
+            "question_width": run.question_width, "answer_width": run.answer_width, "reverse": run.reverse,
+            "decoding": {"method": "greedy", "start_id": run.start_id, "max_len": run.answer_width - 1},
+            "weights": WEIGHTS, "dtype": None,
+            "source": {"checkpoint": str(run.checkpoint), "epoch": run.meta.get("epoch"),
+                       "step": run.meta.get("step"), "tinygrad_s2s": __version__}}
+
+
+def _check_out(out: Path) -> None:
+    """`out` may be absent, an empty directory, or an earlier export (whose files are replaced)."""
+    if out.is_symlink() and not out.exists():
+        raise ExportError(f"{out} is a symbolic link to {os.readlink(out)}, which does not exist; choose another --out")
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out} is a file, not a directory; choose another --out")
+    if not out.exists():
+        return
+    names = sorted(n for n in os.listdir(out) if not n.startswith(serialization.TMP_PREFIX))
+    if not names:
+        return
+    try:
+        ours = json.loads((out / CONFIG).read_text(encoding="utf-8")).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    other = [n for n in names if n not in FILES]
+    if not ours or other:
+        shown = ", ".join((other or names)[:5]) + (" ..." if len(other or names) > 5 else "")
+        raise ExportError(f"{out} holds files a PyTorch export did not write ({shown}); it is only written "
+                          "into an empty directory or over an earlier export: choose another --out")
+
+
+def export_run(run, out) -> list[Path]:
+    """Export a run directory or checkpoint `run` to PyTorch in directory `out` (created, or an earlier
+    export replaced): returns the files written (weights, config.json, model.py)."""
+    st_numpy = _safetensors_numpy()
+    out = Path(out)
+    _check_out(out)
+    loaded = load_run(run)
+    name = loaded.config["model"]
+    if name not in EXPORTABLE:
+        raise ExportError(f"cannot export model {name!r} of {loaded.checkpoint} to PyTorch: there is a PyTorch "
+                          f"module for {', '.join(EXPORTABLE)} only (a plugin's own model needs its own)")
+    check_finite_parameters(loaded.model, f"export of {loaded.checkpoint}")
+    try:
+        state = convert.torch_state(loaded.model)
+    except convert.ConversionError as exc:
+        raise ExportError(f"cannot export model {name!r} of {loaded.checkpoint}: {exc}") from None
+    settings = export_settings(loaded)
+    settings["dtype"] = str(next(iter(state.values())).dtype)
+    weights = st_numpy.save(state, metadata={"format": FORMAT, "model": name})
+    out.mkdir(parents=True, exist_ok=True)
+    serialization.write_bytes(out / WEIGHTS, weights)
+    serialization.write_bytes(out / CONFIG, (json.dumps(settings, indent=2, allow_nan=False) + "\n").encode())
+    serialization.write_bytes(out / MODULE, SOURCE.read_bytes())
+    return [out / WEIGHTS, out / CONFIG, out / MODULE]
