@@ -156,7 +156,7 @@ def phases(framework, model, xs, ts, torch=None):
             torch.nn.utils.clip_grad_norm_(params, 5.0)
             opt.step()
             opt.zero_grad(set_to_none=True)
-        return (lambda: model(xs, ts).backward()), optimize
+        return (lambda: model.loss(xs, ts).backward()), optimize
     import tinygrad_s2s as tg
     params = model.parameters()
     opt = tg.optim.Adam(params, lr=1e-3)
@@ -183,7 +183,7 @@ def measure(bench, workloads) -> dict:
         model = build_ours(w)
         torch = bench.torch
         if torch is not None:
-            model = build_torch(torch, w, model.state_dict())
+            model = build_torch(torch, w, model)
         fwd_bwd, optimize = phases(bench.framework, model, xs, ts, torch)
         fwd_bwd(), optimize()
         start = time.perf_counter()

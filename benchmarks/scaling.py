@@ -70,7 +70,7 @@ def child(args) -> None:
         model = build_ours(w)
         if args.child == "torch":
             import torch
-            step = torch_train_step(torch, build_torch(torch, w, model.state_dict()), xs, ts)
+            step = torch_train_step(torch, build_torch(torch, w, model), xs, ts)
             rank = 0
         else:
             step, rank = ours_step(model, xs, ts)
