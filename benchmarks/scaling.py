@@ -7,8 +7,8 @@
    forward + backward + one Allreduce + clip 5.0 + Adam: `training.distributed`, as `train` runs it)
    under `mpiexec -n N` for each N of --procs, each rank with 1 BLAS thread; against one process at the
    default thread count (no MPI) and PyTorch alone at its default thread count (the twins in
-   tinygrad_s2s/torch_export/torch_model.py). Each configuration is its own job, alone on the machine, --runs times in rotating order;
-   the table gives the median examples/s.
+   tinygrad_s2s/torch_export/torch_model.py). Each configuration is its own job, alone on the machine,
+   --runs times in rotating order; the table gives the median examples/s.
 2. Written: what an allreduce costs beyond one machine. Each zoo model's gradient is `parameters x 4`
    bytes (float32) per step; a ring allreduce moves 2(N-1)/N of it through every link and pays
    2(N-1) message latencies: t = 2(N-1)/N * bytes / bandwidth + 2(N-1) * latency, at 10 and
