@@ -12,7 +12,7 @@ import numpy as np
 
 from .checks import _check_finite, _check_same_device, _clock, _default_float
 from .errors import _user_frame, describe, user_location
-from .grad_mode import _scope, _scope_calls, _state, current_module_path
+from .grad_mode import _scope, _scope_calls, _state, _tracers, current_module_path
 from .tensor_base import TensorBase, as_tensor, wrap
 
 _seq = itertools.count()         # tie-breaker so the heap never compares Functions
@@ -209,6 +209,8 @@ class Function:
                 fn.grad_of = _recording[-1]
             for i, o in enumerate(outs):
                 o.creator, o.out_index, o.generation = fn, i, fn.generation + 1
+        if _tracers:
+            _tracers[-1].op(fn, inputs, outs)
         return outs if multi else outs[0]
 
     @classmethod

@@ -1,0 +1,2 @@
+def export_run(run, out):
+    raise NotImplementedError
