@@ -27,7 +27,7 @@ from .export import _flatten, to_model
 from .predict import FORMAT, SIDECAR, ExportedModel
 from .trace import OnnxExportError
 
-__all__ = ["LOGITS_TOLERANCE", "export_run"]
+__all__ = ["LOGITS_TOLERANCE", "check_export", "export_model", "export_run", "write_checked"]
 
 LOGITS_TOLERANCE = 1e-4
 """How far an exported model's logits may be from the model's own (absolute, float32 kernels differ)."""
@@ -67,65 +67,72 @@ def export_run(run, out, *, examples: int = _CHECK_BATCHES[0]) -> list[Path]:
     encoder.onnx, decoder_step*.onnx, model.json and predict.py; returns the paths written. Raises
     OnnxExportError where the model's ops cannot be exported or the exported files disagree with it."""
     run = run if isinstance(run, Run) else load_run(run)
-    model, length = run.model, run.answer_width - 1
+    name = run.config.get("model", type(run.model).__name__)
+    files, sidecar = export_model(run.model, len(run.vocab), run.question_width, run.start_id, run.answer_width - 1,
+                                  name, examples)
+    sidecar.update({"model_config": run.config.get("model_config"), "vocab": list(run.vocab.chars),
+                    "question_width": run.question_width, "answer_width": run.answer_width,
+                    "reverse": run.reverse})
+    return write_checked(run.model, files, sidecar, Path(out), len(run.vocab))
+
+
+def export_model(model, vocab_size: int, width: int, start_id: int, length: int, name: str, examples: int = 3):
+    """(ONNX models by file name, the sidecar's decoding part) of a Seq2seqModel traced on random ids
+    (examples, width): the encoder and the one-step decoders of `length` steps."""
     model.eval()
-    rng = np.random.default_rng(0)
-    xs = rng.integers(0, len(run.vocab), (examples, run.question_width)).astype(np.int64)
-    name = run.config.get("model", type(model).__name__)
+    xs = np.random.default_rng(0).integers(0, vocab_size, (examples, width)).astype(np.int64)
     files, steps = {}, []
     with no_grad():
         memory, state = model.decode_start(xs)
     memory_names = [f"memory{i}" for i in range(len(_flatten(memory)))]
     state_names = [f"state0_{i}" for i in range(len(_flatten(state)))]
-    enc, _, _ = to_model(lambda x: _flatten(model.decode_start(x)), [Tensor(xs)], input_names=["xs"],
-                         output_names=memory_names + state_names,
-                         dynamic_axes=_batch_axes(["xs", *memory_names, *state_names]), doc=f"{name} encoder")
-    files["encoder.onnx"] = enc
-    ids = np.full((examples, 1), run.start_id, dtype=np.int64)
-    seen = None
+    files["encoder.onnx"] = to_model(lambda x: _flatten(model.decode_start(x)), [Tensor(xs)], input_names=["xs"],
+                                     output_names=memory_names + state_names, doc=f"{name} encoder",
+                                     dynamic_axes=_batch_axes(["xs", *memory_names, *state_names]))[0]
+    ids = np.full((examples, 1), start_id, dtype=np.int64)
+    seen, n_memory = None, len(memory_names)
     for j in range(length):
-        sig = _signature(state)
-        if sig == seen:
-            break
-        seen = sig
-        template_m, template_s = memory, state
-        n_m = len(memory_names)
+        if _signature(state) == seen:
+            break                      # the last step's file serves every step from here on
+        seen = _signature(state)
 
-        def step(ids_t, *leaves, template_m=template_m, template_s=template_s, n_m=n_m):
-            mem = _fill(template_m, iter(leaves[:n_m]))
-            st = _fill(template_s, iter(leaves[n_m:]))
+        def step(ids_t, *leaves, template=(memory, state), n_m=n_memory):
+            mem, st = _fill(template[0], iter(leaves[:n_m])), _fill(template[1], iter(leaves[n_m:]))
             logits, new_state = model.decode_step(ids_t, mem, st)[:2]
             return [logits, *_flatten(new_state)]
         with no_grad():
             logits, new_state = model.decode_step(ids, memory, state)[:2]
         out_names = [f"state{j + 1}_{i}" for i in range(len(_flatten(new_state)))]
-        proto, _, _ = to_model(step, [Tensor(ids), *_flatten(memory), *_flatten(state)],
-                               input_names=["ids", *memory_names, *state_names], output_names=["logits", *out_names],
-                               dynamic_axes=_batch_axes(["ids", *memory_names, *state_names, "logits", *out_names]),
-                               doc=f"{name} decoder step {j}")
-        files[f"decoder_step{j}.onnx"] = proto
+        names = ["ids", *memory_names, *state_names, "logits", *out_names]
+        files[f"decoder_step{j}.onnx"] = to_model(
+            step, [Tensor(ids), *_flatten(memory), *_flatten(state)], input_names=names[:-1 - len(out_names)],
+            output_names=names[-1 - len(out_names):], dynamic_axes=_batch_axes(names), doc=f"{name} decoder step {j}")[0]
         steps.append({"file": f"decoder_step{j}.onnx", "from_step": j, "state_in": state_names,
                       "state_out": out_names})
         state, state_names = new_state, out_names
         ids = np.asarray(logits.numpy().argmax(axis=1), dtype=np.int64)[:, None]
-    sidecar = {"format": FORMAT, "version": 1, "model": name, "model_config": run.config.get("model_config"),
-               "vocab": list(run.vocab.chars), "question_width": run.question_width,
-               "answer_width": run.answer_width, "start_id": run.start_id, "reverse": run.reverse,
-               "decoding": {"length": length, "greedy": "argmax, ties to the lower id",
-                            "beam": "summed log-probabilities, no end id, no length penalty"},
+    sidecar = {"format": FORMAT, "version": 1, "model": name, "start_id": int(start_id), "question_width": width,
+               "reverse": False, "vocab": [], "decoding": {"length": length, "greedy": "argmax, ties to the lower id",
+                                                           "beam": "summed log-probabilities, no end id, no length penalty"},
                "encoder": {"file": "encoder.onnx", "input": "xs"}, "memory": memory_names, "steps": steps,
                "logits": "logits"}
-    out = Path(out)
+    return files, sidecar
+
+
+def write_checked(model, files: dict, sidecar: dict, out: Path, vocab_size: int) -> list[Path]:
+    """Write the files into a staging folder beside `out`, check them (`check_export`) at two batch sizes,
+    then into `out`; returns the paths written there."""
     out.mkdir(parents=True, exist_ok=True)
     staging = out / ".export-check"
     _write(staging, files, sidecar)
+    rng = np.random.default_rng(1)
     try:
         for n in _CHECK_BATCHES:
-            check_export(run, staging, rng.integers(0, len(run.vocab), (n, run.question_width)).astype(np.int64))
-        written = _write(out, files, sidecar)
+            xs = rng.integers(0, vocab_size, (n, sidecar["question_width"])).astype(np.int64)
+            check_export(model, sidecar["start_id"], staging, xs)
+        return _write(out, files, sidecar)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return written
 
 
 def _write(directory: Path, files: dict, sidecar: dict) -> list[Path]:
@@ -139,15 +146,15 @@ def _write(directory: Path, files: dict, sidecar: dict) -> list[Path]:
     return paths + [directory / SIDECAR, directory / "predict.py"]
 
 
-def check_export(run: Run, directory, xs) -> float:
+def check_export(model, start_id: int, directory, xs) -> float:
     """Decode xs with the exported files and with the model: the greedy answers must be equal and each
     step's logits within LOGITS_TOLERANCE (else OnnxExportError); returns the largest logit difference."""
     exported = ExportedModel(directory)
     got_ids, got_logits = exported.decode(xs)
-    model, worst = run.model, 0.0
+    worst = 0.0
     with no_grad():
         memory, state = model.decode_start(xs)
-        ids = np.full((len(xs), 1), run.start_id, dtype=np.int64)
+        ids = np.full((len(xs), 1), start_id, dtype=np.int64)
         for j, scores in enumerate(got_logits):
             logits, state = model.decode_step(ids, memory, state)[:2]
             ours = logits.numpy()
