@@ -93,9 +93,10 @@ class TinyBroken(TinySeq2seq):
         return loss + tg.sum(_HalfSquare.apply(self.out.weight))
 
 
-def finished_run(folder: Path) -> Path:
-    """A finished run in folder/run: the tiny model, one epoch on 300 generated addition examples
-    (best.npz equals last.npz). Returns the run directory."""
+def finished_run(folder: Path, model: str = NAME, **model_args) -> Path:
+    """A finished run in folder/run: the tiny model (or the registered `model`, at the same tiny sizes
+    with `model_args`), one epoch on 300 generated addition examples (best.npz equals last.npz).
+    Returns the run directory."""
     import io
 
     from tinygrad_s2s.data import generators
@@ -103,6 +104,6 @@ def finished_run(folder: Path) -> Path:
     from tinygrad_s2s.training import Trainer
     ds = load_dataset(generators.write_task("addition", folder / "add.txt", n=300, seed=1))
     tg.manual_seed(0)
-    model = tg.create_model("tiny-s2s", len(ds.vocab), wordvec_size=4, hidden_size=8)
-    Trainer(model, ds, run_dir=folder / "run", config={"seed": 0}, log=io.StringIO(), progress=False).fit(1)
+    built = tg.create_model(model, len(ds.vocab), wordvec_size=4, hidden_size=8, **model_args)
+    Trainer(built, ds, run_dir=folder / "run", config={"seed": 0}, log=io.StringIO(), progress=False).fit(1)
     return folder / "run"
