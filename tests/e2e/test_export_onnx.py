@@ -92,3 +92,16 @@ def test_export_errors_are_clear(exported, tmp_path, capsys):
     (tmp_path / "file").write_text("")
     assert main(["export", str(run_dir), "--format", "onnx", "--out", str(tmp_path / "file")]) == 2
     assert "--out" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_the_whole_split_script_records_the_exported_accuracy_beside_evals(exported, tmp_path):
+    from paths import REPO_ROOT
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    from benchmarks import export_check
+    run_dir, _ = exported["peeky"]
+    assert export_check.main([str(run_dir), "--beam", "2", "--write", str(tmp_path / "export.md")]) == 0
+    page = (tmp_path / "export.md").read_text()
+    row = next(line for line in page.splitlines() if line.startswith("| peeky")).split(" | ")
+    assert row[3] == row[4] and row[5] == "0" and row[7].split()[0] == row[8] and row[-1] == "0 |"
+    assert "Command: `" in page and "onnxruntime" in page
