@@ -105,3 +105,18 @@ def test_the_whole_split_script_records_the_exported_accuracy_beside_evals(expor
     row = next(line for line in page.splitlines() if line.startswith("| peeky")).split(" | ")
     assert row[3] == row[4] and row[5] == "0" and row[7].split()[0] == row[8] and row[-1] == "0 |"
     assert "Command: `" in page and "onnxruntime" in page
+
+
+def test_the_export_guides_python_blocks_run(tmp_path, monkeypatch):
+    """docs/guide/export.md's blocks need the extra, so test_doc_examples leaves them to this test."""
+    import re
+    import runpy
+
+    from paths import REPO_ROOT
+    monkeypatch.chdir(tmp_path)
+    blocks = re.findall(r"```python\n(.*?)```", (REPO_ROOT / "docs" / "guide" / "export.md").read_text(), re.S)
+    assert len(blocks) == 3 and all(b.startswith("# needs the export extra") for b in blocks)
+    for i, code in enumerate(blocks):
+        path = tmp_path / f"block{i}.py"
+        path.write_text(code)
+        runpy.run_path(str(path), run_name="__main__")
