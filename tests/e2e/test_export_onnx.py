@@ -120,3 +120,12 @@ def test_the_export_guides_python_blocks_run(tmp_path, monkeypatch):
         path = tmp_path / f"block{i}.py"
         path.write_text(code)
         runpy.run_path(str(path), run_name="__main__")
+
+
+def test_a_format_whose_module_is_not_installed_is_a_usage_error(exported, tmp_path, capsys):
+    import importlib.util
+    if importlib.util.find_spec("tinygrad_s2s.torch_export") is not None:
+        pytest.skip("tinygrad_s2s.torch_export is here: its own tests cover --format torch")
+    run_dir, _ = exported["seq2seq"]
+    assert main(["export", str(run_dir), "--format", "torch", "--out", str(tmp_path / "t")]) == 2
+    assert "--format torch: this install has no tinygrad_s2s.torch_export" in capsys.readouterr().err

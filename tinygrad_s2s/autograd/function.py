@@ -119,6 +119,7 @@ class Function:
     is itself a graph. A class with a `reference(self, *inputs)` method (the op rebuilt from such ops)
     is differentiated through that instead; any other op refuses create_graph=True with a clear error.
     A node made while a backward is recorded has `grad_of` (a GradOf: which op's backward, which pass).
+    An op that can be exported to ONNX defines `onnx(self, g, *inputs)` (see tinygrad_s2s/ops/base.py).
     """
     name = None  # op name shown in errors and graphs; defaults to the lowercase class name
     takes_missing_grads = False
