@@ -20,15 +20,20 @@ from zoo_cases import MODELS
 pytestmark = pytest.mark.extras
 
 
-@pytest.fixture(autouse=True)
-def _extra():
+def _need_export():
     need("onnx", "export")
     need("onnxruntime", "export")
+
+
+@pytest.fixture(autouse=True)
+def _extra():
+    _need_export()
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """model name -> (run directory, export directory), each exported through the command line."""
+    _need_export()                 # module-scoped fixtures run before the autouse one
     out = {}
     for name in MODELS:
         folder = tmp_path_factory.mktemp(name)

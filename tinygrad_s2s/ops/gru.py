@@ -13,7 +13,7 @@ from .. import backend
 from ..autograd import Function, as_tensor, saved_input
 from .elementwise import sigmoid, tanh
 from .linalg import matmul
-from .lstm import _zero_state, onnx_gate_blocks
+from .lstm import _zero_state, _onnx_gate_blocks
 from .shape import split, stack, unstack
 
 
@@ -72,8 +72,8 @@ class GRUSequence(Function):
         if g.dtype(x) != np.float32:
             return NotImplemented
         H = g.shape(Wh)[0]
-        W, R = (onnx_gate_blocks(g, w, (0, 1, 2), negate=(0,)) for w in (Wx, Wh))
-        B = g.op("Concat", onnx_gate_blocks(g, b, (0, 1, 2), negate=(0,), transpose=False),
+        W, R = (_onnx_gate_blocks(g, w, (0, 1, 2), negate=(0,)) for w in (Wx, Wh))
+        B = g.op("Concat", _onnx_gate_blocks(g, b, (0, 1, 2), negate=(0,), transpose=False),
                  g.const(np.zeros(3 * H, g.dtype(Wx))), axis=0)
         Y, Y_h = g.op("GRU", g.op("Transpose", x, perm=[1, 0, 2]), W, R, g.op("Unsqueeze", B, g.ints([0])), None,
                       g.op("Unsqueeze", h0, g.ints([0])), hidden_size=H, linear_before_reset=0, outputs=2)

@@ -50,7 +50,7 @@ class GetItem(Op):
             if getattr(items[-1], "dtype", None) is None or items[-1].dtype.kind not in "iu" or any(
                     i != slice(None) for i in items[:-1]):
                 raise NotImplementedError("an index mixing arrays with anything but leading full slices "
-                                          f"({describe_index(self.index)})")
+                                          f"({_describe_index(self.index)})")
             return g.op("Gather", x, g.array(items[-1]), axis=k)
         return _onnx_basic_index(g, x, items, self.in_shape)
 
@@ -81,7 +81,7 @@ class SetItemGrad(Op):
         return GetItem.run(g, index=self.index)
 
 
-def describe_index(index) -> str:
+def _describe_index(index) -> str:
     items = index if isinstance(index, tuple) else (index,)
     return "[" + ", ".join(f"array {i.dtype} {i.shape}" if hasattr(i, "shape") else repr(i) for i in items) + "]"
 

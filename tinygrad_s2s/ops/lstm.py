@@ -176,20 +176,20 @@ class LSTMSequence(Function):
             return NotImplemented
         H = g.shape(Wh)[0]
         X = g.op("Transpose", x, perm=[1, 0, 2])
-        W = onnx_gate_blocks(g, Wx, ONNX_LSTM_GATES)
+        W = _onnx_gate_blocks(g, Wx, ONNX_LSTM_GATES)
         if len(g.shape(b)) == 2:              # (N, 4H): fed as inputs through an identity
-            bias = onnx_gate_blocks(g, b, ONNX_LSTM_GATES, transpose=False)
+            bias = _onnx_gate_blocks(g, b, ONNX_LSTM_GATES, transpose=False)
             steps = g.op("Concat", g.op("Shape", X, start=0, end=1), g.ints([1, 1]), axis=0)
             X = g.op("Concat", X, g.op("Expand", g.op("Unsqueeze", bias, g.ints([0])), steps), axis=2)
             W = g.op("Concat", W, g.const(np.eye(4 * H, dtype=g.dtype(Wx))[None]), axis=2)
             B = g.const(np.zeros((1, 8 * H), g.dtype(Wx)))
         else:
-            B = g.op("Concat", onnx_gate_blocks(g, b, ONNX_LSTM_GATES, transpose=False),
+            B = g.op("Concat", _onnx_gate_blocks(g, b, ONNX_LSTM_GATES, transpose=False),
                      g.const(np.zeros(4 * H, g.dtype(Wx))), axis=0)
             B = g.op("Unsqueeze", B, g.ints([0]))
         start = [None if zero else g.op("Unsqueeze", s, g.ints([0]))
                  for zero, s in ((self.zero_h0, h0), (self.zero_c0, c0))]
-        Y, Y_h, Y_c = g.op("LSTM", X, W, onnx_gate_blocks(g, Wh, ONNX_LSTM_GATES), B, None, *start,
+        Y, Y_h, Y_c = g.op("LSTM", X, W, _onnx_gate_blocks(g, Wh, ONNX_LSTM_GATES), B, None, *start,
                            hidden_size=H, outputs=3)
         hs = g.op("Transpose", g.op("Squeeze", Y, g.ints([1])), perm=[1, 0, 2])
         return hs, g.op("Squeeze", Y_h, g.ints([0])), g.op("Squeeze", Y_c, g.ints([0]))
@@ -284,7 +284,7 @@ ONNX_LSTM_GATES = (2, 3, 0, 1)
 """ONNX's LSTM gate i, o, f, c is our (the book's f, g, i, o) gate number 2, 3, 0, 1."""
 
 
-def onnx_gate_blocks(g, W, order, negate=(), transpose=True):
+def _onnx_gate_blocks(g, W, order, negate=(), transpose=True):
     """ONNX's layout of gate weights W (K, nH) (or a bias (nH,), or one per sequence (N, nH)): the
     column blocks put in ONNX's gate `order` (indices of ours), those listed in `negate` negated, then
     for weights transposed to (1, nH, K)."""

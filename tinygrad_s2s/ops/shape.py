@@ -21,15 +21,15 @@ class Reshape(Op):
             raise ValueError(f"cannot reshape {x.shape} ({x.size} elements) into {tuple(self.shape)}") from None
 
     def onnx(self, g, x):
-        """ONNX: Reshape to `onnx_shape`'s target, so a dynamic batch axis stays dynamic."""
+        """ONNX: Reshape to `_onnx_shape`'s target, so a dynamic batch axis stays dynamic."""
         out = g.out_shape()
-        return g.op("Reshape", x, g.ints(onnx_shape(self.in_shape, out)), allowzero=int(0 in out))
+        return g.op("Reshape", x, g.ints(_onnx_shape(self.in_shape, out)), allowzero=int(0 in out))
 
     def backward(self, gy):
         return gy.reshape(self.in_shape)
 
 
-def onnx_shape(in_shape, out_shape) -> list:
+def _onnx_shape(in_shape, out_shape) -> list:
     """The target of an ONNX Reshape from in_shape to out_shape that carries a dynamic axis through: the
     leading dims kept as they were are 0 (ONNX: copy the input's), and where the first dim changes (a
     batch merged with time, or split from it) it is -1 (what is left). Literal where any dim is 0. The
@@ -135,7 +135,7 @@ class Repeat(Op):
         grown = shape[:a + 1] + (self.repeats,) + shape[a + 1:]
         x = g.op("Expand", g.op("Unsqueeze", x, g.ints([a + 1])), g.ints([1] * (a + 1) + [self.repeats] + [1] * (len(shape) - a - 1)))
         out = shape[:a] + (shape[a] * self.repeats,) + shape[a + 1:]
-        return g.op("Reshape", x, g.ints(onnx_shape(grown, out)), allowzero=int(0 in out))
+        return g.op("Reshape", x, g.ints(_onnx_shape(grown, out)), allowzero=int(0 in out))
 
     def backward(self, gy):
         r, shape = int(self.repeats), self.in_shape
