@@ -61,7 +61,11 @@ def check(run_path, beam: int) -> dict:
         files = export_run(run, Path(d))
         exported = ExportedModel(d)
         ours, theirs, worst = decode_both(run, exported, x)
-        row = {"run": str(run_path), "model": run.config["model"], "dataset": ds.name, "questions": len(x),
+        c = run.config
+        trained = (f"{c.get('epochs')} epochs on {c.get('limit') or 'all'} examples, D={c.get('wordvec')} "
+                   f"H={c.get('hidden')}" + "".join(f" {k}={v}" for k, v in (c.get("model_args") or {}).items()))
+        row = {"run": str(run_path), "model": run.config["model"], "trained": trained, "dataset": ds.name,
+               "questions": len(x),
                "files": len(files) - 2, "eval": float(exact_match(ours, t).mean()),
                "onnx": float(exact_match(theirs, t).mean()), "differ": int((ours != theirs).any(axis=1).sum()),
                "logits": worst}
@@ -76,11 +80,11 @@ def check(run_path, beam: int) -> dict:
 
 def table(rows) -> list[str]:
     beam = any("beam" in r for r in rows)
-    head = ["model", "run", "test questions", "eval (greedy)", "exported (greedy)", "answers differing",
+    head = ["model", "run (trained)", "test questions", "eval (greedy)", "exported (greedy)", "answers differing",
             "largest logit difference"] + (["eval (beam)", "exported (beam)", "beam answers differing"] if beam else [])
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for r in rows:
-        cells = [r["model"], f"`{r['run']}`", f"{r['questions']:,}", f"{r['eval']:.2%}", f"{r['onnx']:.2%}",
+        cells = [r["model"], f"`{r['run']}` ({r['trained']})", f"{r['questions']:,}", f"{r['eval']:.2%}", f"{r['onnx']:.2%}",
                  str(r["differ"]), f"{r['logits']:.1e}"]
         if beam:
             cells += ([f"{r['beam_eval']:.2%} (beam {r['beam']})", f"{r['beam_onnx']:.2%}", str(r["beam_differ"])]
