@@ -134,3 +134,19 @@ def test_a_format_whose_module_is_not_installed_is_a_usage_error(exported, tmp_p
     run_dir, _ = exported["seq2seq"]
     assert main(["export", str(run_dir), "--format", "torch", "--out", str(tmp_path / "t")]) == 2
     assert "--format torch: this install has no tinygrad_s2s.torch_export" in capsys.readouterr().err
+
+
+def test_predict_pads_and_reverses_questions_as_training_did(exported, tmp_path):
+    import shutil
+
+    from tinygrad_s2s.data.datasets import encode_questions
+    from tinygrad_s2s.onnx.predict import ExportedModel
+    run_dir, out = exported["seq2seq"]
+    run = load_run(run_dir)
+    copy = shutil.copytree(out, tmp_path / "reversed")
+    meta = json.loads((copy / "model.json").read_text())
+    (copy / "model.json").write_text(json.dumps(dict(meta, reverse=True)))
+    questions = ["16+75", "1+2", "999+999"]
+    for directory, reverse in ((out, False), (copy, True)):
+        np.testing.assert_array_equal(ExportedModel(directory).encode_questions(questions),
+                                      encode_questions(questions, run.vocab, run.question_width, reverse))
