@@ -5,13 +5,16 @@ by the model itself (what `tinygrad-s2s eval` runs), and the two compared answer
     python -m benchmarks.export_check RUN [RUN ...] [--beam 3] [--write docs/results/export.md]
 
 For each run it reports eval's exact-match accuracy, the exported model's, how many answers differ,
-and the largest difference of any step's logits (the model's own ids fed to both). With --write it
-writes the table (with the machine, command, commit and date) as a Markdown page. Needs the export extra.
+and the largest difference of any step's logits (the model's own ids fed to both). With --write FILE
+it writes the table (with the machine, command, commit and date) as the "## ONNX" section of FILE,
+replacing the one it holds and keeping its other sections (the PyTorch export's among them). Needs
+the export extra.
 """
 from __future__ import annotations
 
 import argparse
 import platform
+import re
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -111,7 +114,7 @@ def main(argv=None):
     print("\n".join(lines))
     if args.write:
         page = [
-            "# ONNX export on whole test splits", "",
+            "## ONNX", "",
             "Each run exported with `tinygrad-s2s export RUN --format onnx`, its whole test split decoded by the "
             "exported encoder and decoder steps in onnxruntime (the decoder of `predict.py`) and by the model "
             "itself (what `tinygrad-s2s eval` runs). *Answers differing* counts questions whose decoded answer "
@@ -122,8 +125,20 @@ def main(argv=None):
             f"Command: `{command_line()}`; commit {commit()}; "
             f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.", "",
         ]
-        write_bytes(args.write, "\n".join(page).encode("utf-8"))
+        old = args.write.read_text(encoding="utf-8") if args.write.is_file() else ""
+        write_bytes(args.write, replace_section(old, "\n".join(page)).encode("utf-8"))
     return 0
+
+
+def replace_section(page: str, section: str, heading: str = "## ONNX") -> str:
+    """`page` with its `heading` section (up to the next "## ") replaced by `section`, else with it
+    appended; an empty page gets the title "# Export results"."""
+    if not page.strip():
+        return "# Export results\n\n" + section
+    match = re.search(rf"(?ms)^{re.escape(heading)}\n.*?(?=^## |\Z)", page)
+    if match is None:
+        return page.rstrip("\n") + "\n\n" + section
+    return page[:match.start()] + section + ("\n" if page[match.end():] else "") + page[match.end():]
 
 
 if __name__ == "__main__":

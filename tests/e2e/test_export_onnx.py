@@ -105,8 +105,10 @@ def test_the_whole_split_script_records_the_exported_accuracy_beside_evals(expor
         sys.path.insert(0, str(REPO_ROOT))
     from benchmarks import export_check
     run_dir, _ = exported["peeky"]
+    (tmp_path / "export.md").write_text("# Export results\n\n## PyTorch\n\nkept\n\n## ONNX\n\nreplaced\n")
     assert export_check.main([str(run_dir), "--beam", "2", "--write", str(tmp_path / "export.md")]) == 0
     page = (tmp_path / "export.md").read_text()
+    assert "## PyTorch\n\nkept\n" in page and "replaced" not in page and page.count("## ONNX") == 1
     row = next(line for line in page.splitlines() if line.startswith("| peeky")).split(" | ")
     assert row[3] == row[4] and row[5] == "0" and row[7].split()[0] == row[8] and row[-1] == "0 |"
     assert "Command: `" in page and "onnxruntime" in page
