@@ -34,7 +34,7 @@ __all__ = [
     "detect_anomaly", "div", "dropout", "enable_grad", "exp", "expand_dims", "full", "get_default_dtype",
     "getitem", "grad", "gru_sequence", "is_grad_enabled", "load", "log", "log_softmax", "logsumexp", "lstm_cell",
     "lstm_sequence", "manual_seed", "matmul", "max", "maximum", "mean", "minimum", "mul", "neg", "nn", "no_grad",
-    "ones", "ones_like", "optim", "pow", "rand", "randint", "randn", "random", "register_model", "relu", "repeat", "reshape", "save",
+    "ones", "ones_like", "onnx", "optim", "pow", "rand", "randint", "randn", "random", "register_model", "relu", "repeat", "reshape", "save",
     "saved_input", "saved_output", "set_default_dtype", "sigmoid", "softmax", "softmax_cross_entropy", "split",
     "sqrt", "squeeze", "stack", "sub", "sum", "take_along_axis", "tanh", "tensor", "testing", "transpose", "unstack", "viz",
     "where", "zeros", "zeros_like",
@@ -52,8 +52,9 @@ if _keep:
 
 
 def __getattr__(name):
-    # testing pulls in hypothesis, viz pulls in networkx/graphviz: import them only when asked for
-    if name in ("testing", "viz"):
+    # testing pulls in hypothesis, viz pulls in networkx/graphviz: import them only when asked for;
+    # onnx (export) imports the onnx package only when it exports (the `export` extra)
+    if name in ("testing", "viz", "onnx"):
         import importlib
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'tinygrad_s2s' has no attribute {name!r}")

@@ -147,10 +147,12 @@ class Tensor(TensorBase):
     @numpy_keywords
     def argmax(self, axis=None):
         """Indices of the maxima along `axis` (a constant integer tensor)."""
+        self._read("argmax()")
         return self._wrap(self.data.argmax(axis=axis), False)
 
 
 def _compare(ufunc, t, other):
+    t._read(f"a comparison ({ufunc.__name__})")
     return t._wrap(ufunc(t.data, other.data if isinstance(other, TensorBase) else other), False)
 
 

@@ -63,7 +63,7 @@ def find_cycle(graph):
 
 
 LAYERS = ["_compat _version", "backend", "autograd", "ops", "tensor", "nn optim serialization", "models", "data",
-          "training", "viz", "tracking", "testing", "torch_export", "cli"]
+          "training", "onnx", "viz", "tracking", "testing", "torch_export", "cli"]
 """The package's layers, bottom first (a line of DESIGN.md's map each): a module imports from its own
 layer and those below only. The package's `__init__` and `__main__` sit above them all."""
 RANK = {part: i for i, layer in enumerate(LAYERS) for part in layer.split()}

@@ -9,8 +9,8 @@ import tinygrad_s2s as tg
 from paths import REPO_ROOT
 
 REFERENCE = REPO_ROOT / "docs" / "reference"
-PUBLIC = ["nn", "ops", "autograd", "models", "data", "training", "testing", "viz", "tracking", "torch_export"]
-NOT_API = {"allocator", "backend", "random", "nn", "optim", "testing", "viz"}   # tg.<subpackage> itself
+PUBLIC = ["nn", "ops", "autograd", "models", "data", "training", "onnx", "testing", "viz", "tracking", "torch_export"]
+NOT_API = {"allocator", "backend", "random", "nn", "onnx", "optim", "testing", "viz"}   # tg.<subpackage> itself
 
 
 def documented() -> dict[str, set]:

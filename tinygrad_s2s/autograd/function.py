@@ -12,7 +12,7 @@ import numpy as np
 
 from .checks import _check_finite, _check_same_device, _clock, _default_float
 from .errors import _user_frame, describe, user_location
-from .grad_mode import _scope, _scope_calls, _state, current_module_path
+from .grad_mode import _scope, _scope_calls, _state, _tracers, current_module_path
 from .tensor_base import TensorBase, as_tensor, wrap
 
 _seq = itertools.count()         # tie-breaker so the heap never compares Functions
@@ -119,6 +119,7 @@ class Function:
     is itself a graph. A class with a `reference(self, *inputs)` method (the op rebuilt from such ops)
     is differentiated through that instead; any other op refuses create_graph=True with a clear error.
     A node made while a backward is recorded has `grad_of` (a GradOf: which op's backward, which pass).
+    An op that can be exported to ONNX defines `onnx(self, g, *inputs)` (see tinygrad_s2s/ops/base.py).
     """
     name = None  # op name shown in errors and graphs; defaults to the lowercase class name
     takes_missing_grads = False
@@ -209,6 +210,8 @@ class Function:
                 fn.grad_of = _recording[-1]
             for i, o in enumerate(outs):
                 o.creator, o.out_index, o.generation = fn, i, fn.generation + 1
+        if _tracers:
+            _tracers[-1].op(fn, inputs, outs)
         return outs if multi else outs[0]
 
     @classmethod

@@ -10,6 +10,10 @@ import numpy as np
 _state = {"grad": True, "anomaly": False, "dtype": np.dtype(np.float32)}
 
 
+_tracers = []                   # a tracer (tinygrad_s2s.onnx's export) sees every op run and every value read;
+                                # see `tracing`
+
+
 _scope = [""]                   # module path stack; Module.__call__ pushes its dotted path
 
 
@@ -92,3 +96,16 @@ def module_scope(name: str):
 
 def current_module_path() -> str:
     return _scope[-1]
+
+
+@contextlib.contextmanager
+def tracing(tracer):
+    """Inside this block every op that runs calls `tracer.op(fn, inputs, outputs)` (whether or not a graph
+    is recorded for backward), and every read of a tensor's values into Python (`bool(t)`, `t.item()`,
+    `t.numpy()`, a comparison) calls `tracer.read(tensor, what)`: how `tinygrad_s2s.onnx` records a
+    function's graph and notices data-dependent control flow."""
+    _tracers.append(tracer)
+    try:
+        yield tracer
+    finally:
+        _tracers.pop()

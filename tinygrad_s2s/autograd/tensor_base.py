@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import backend
 from .checks import _clock
-from .grad_mode import _state
+from .grad_mode import _state, _tracers
 
 _tensor_class: list = [None]     # the class every tensor the engine makes is of (set_tensor_class)
 
@@ -167,7 +167,14 @@ class TensorBase:
     def __len__(self):
         return len(self.data)
 
+    def _read(self, what: str) -> None:
+        """A read of this tensor's values into Python: a tracer (tg.onnx.export) is told, since what the
+        values decide is baked into the trace."""
+        if _tracers:
+            _tracers[-1].read(self, what)
+
     def item(self):
+        self._read("item()")
         if self.data.size != 1:
             raise ValueError(f"item(): only a one-element tensor converts to a Python scalar, "
                              f"this one has shape {self.shape}")
@@ -189,6 +196,7 @@ class TensorBase:
 
     def numpy(self) -> np.ndarray:
         """A host ndarray (sharing memory on the CPU)."""
+        self._read("numpy()")
         return backend.to_numpy(self.data)
 
     def tolist(self):
@@ -224,6 +232,7 @@ class TensorBase:
         return id(self)
 
     def __bool__(self):
+        self._read("bool()")
         if self.data.size != 1:
             raise ValueError(f"the truth value of a Tensor of shape {self.shape} is ambiguous")
         return bool(self.data)

@@ -21,7 +21,7 @@ from ..models.registry import UnknownModelError
 from ..training.rundir import RunDirError
 from .base import PROG, UsageError
 
-COMMAND_MODULES = ("train", "run", "info", "graph", "compare")
+COMMAND_MODULES = ("train", "run", "info", "graph", "compare", "export")
 """Modules of this package whose `add_subparsers(sub)` adds commands, in help order."""
 
 _USAGE_ERRORS = (UsageError, UnknownModelError, RunDirError)

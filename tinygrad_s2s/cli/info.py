@@ -39,7 +39,9 @@ def add_subparsers(sub) -> None:
                                    "sizes: it builds, one optimizer step on a scalar float loss, a "
                                    "whole-model gradient check, generate's shape and dtype, greedy = "
                                    "beam 1, a save/load round trip through its config, the strict fake "
-                                   "GPU, a drawing. Exit 1 quotes the contract item a failure broke.")
+                                   "GPU, a drawing. Exit 1 quotes the contract item a failure broke. "
+                                   "Also reports, without requiring it, whether the decoder exports to "
+                                   "ONNX and matches (needs the 'export' extra).")
     p.add_argument("model", help="registered model name")
     p.add_argument("--model-arg", dest="model_args", action="append", type=model_arg, default=[],
                    metavar="KEY=VALUE", help="extra keyword for the model's constructor, repeatable "
@@ -128,7 +130,7 @@ def cmd_gradcheck(args) -> int:
 def cmd_check(args) -> int:
     """tinygrad-s2s check MODEL: the plugin contract, item by item (tg.testing.check_model)."""
     from ..models.contract import CONTRACT, ContractError  # noqa: PLC0415
-    from ..testing import check_model  # noqa: PLC0415
+    from ..testing import check_exportable, check_model  # noqa: PLC0415
     extra = dict(args.model_args)
     require_model(args.model, extra)
     try:
@@ -138,10 +140,14 @@ def cmd_check(args) -> int:
             raise
         raise UsageError(f"--model-arg: model '{args.model}' cannot be built with {extra} at the check's "
                          f"sizes: {exc.got}") from None
+    exportable, detail = check_exportable(args.model, seed=args.seed, **extra)   # optional: reported only
     if args.json:
-        emit_json({"model": args.model, "model_args": extra, "passed": checked})
+        emit_json({"model": args.model, "model_args": extra, "passed": checked,
+                   "optional": {"exportable": {"passed": exportable, "detail": detail}}})
         return 0
     for item in checked:
         print(f"  ok  {item}: {CONTRACT[item]}")
+    mark = {True: "ok", False: "no", None: "--"}[exportable]
+    print(f"  {mark}  exportable (optional, not required): {detail}")
     print(f"check {args.model}: OK, {len(checked)} contract items")
     return 0

@@ -29,6 +29,9 @@ CONTRACT = {
     "attention": "attention_weights (optional, for attention-map) must be None or an array of shape "
                  "(N, length, T) after generate",
     "draws": "the loss's graph must be drawable (tg.viz.to_dot)",
+    "exportable": "(optional: reported, not required) the encoder and the decoder step export to ONNX "
+                  "(tg.onnx) and, run in onnxruntime, give the model's greedy answers and its logits within "
+                  "1e-4; without the export extra it is reported as not checked",
 }
 """Contract item -> the requirement, as quoted by every `ContractError`."""
 

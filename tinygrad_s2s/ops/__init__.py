@@ -2,8 +2,9 @@
 by kind: elementwise, linalg, reductions, shape, indexing, losses, the fused recurrent layers (lstm,
 gru) and the factories. `base` holds what they share.
 
-Adding an op is its class, its function beneath it and one row in `tinygrad_s2s.testing.op_table`
-(which makes the gradient, reference, dtype, device and error tests cover it); tests then ask for the
+Adding an op is its class (with its `onnx` lowering beside its forward, see `base`), its function
+beneath it and one row in `tinygrad_s2s.testing.op_table` (which makes the gradient, reference, dtype,
+device, error and ONNX tests cover it); tests then ask for the
 function's name in `__all__` here and in `tinygrad_s2s`, in the docs' list and a PyTorch twin in the
 benchmarks. An alias under PyTorch's name (`cat`) is set here, beneath the imports: the same function,
 not a second op.

@@ -70,3 +70,28 @@ def _axes(axis, ndim):
 
 def _drop(shape, ax):
     return tuple(s for i, s in enumerate(shape) if i not in ax)
+
+
+# ---- ONNX lowerings. Each op class says how it is written in ONNX in an `onnx(self, g, *inputs)` method
+# beside its forward: `g` is the exporter's graph builder (tinygrad_s2s.onnx.graph.Builder; this layer
+# never imports onnx), `inputs` are the names of the op's input values, and the method returns the name
+# of its output (a tuple of names for several). `self` is the node as traced: its parameters and what its
+# forward worked out (normalised axes, split bounds) are attributes. A method may return NotImplemented
+# for an input it cannot write exactly: the exporter then writes the op's `reference` composition.
+# These two make the common methods.
+def onnx_unary(op_type: str):
+    """The `onnx` method of an op that is one ONNX node of one input (Exp, Tanh, ...)."""
+    def onnx(self, g, x):
+        return g.op(op_type, x)
+    onnx.__doc__ = f"ONNX: {op_type}."
+    return onnx
+
+
+def onnx_binary(op_type: str):
+    """The `onnx` method of a broadcasting op of two inputs: both cast to the output's dtype where a
+    Python scalar or a mixed pair left them apart (ONNX takes one type), then one node."""
+    def onnx(self, g, a, b):
+        dt = g.out_dtype()
+        return g.op(op_type, g.cast(a, dt), g.cast(b, dt))
+    onnx.__doc__ = f"ONNX: {op_type} (numpy broadcasting is ONNX's multidirectional broadcasting)."
+    return onnx

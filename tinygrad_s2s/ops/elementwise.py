@@ -9,11 +9,13 @@ import operator
 from .. import backend
 from ..autograd import as_tensor, describe, saved_input, saved_output
 from ..backend import random as _random
-from .base import Op, _pair, _xp, array_function
+from .base import Op, _pair, _xp, array_function, onnx_binary, onnx_unary
 
 
 # Backward returns gradients of the broadcast result's shape: the engine sums them back to each input.
 class Add(Op):
+    onnx = onnx_binary("Add")
+
     def forward(self, a, b):
         return a + b
 
@@ -27,6 +29,8 @@ def add(a, b):
 
 
 class Sub(Op):
+    onnx = onnx_binary("Sub")
+
     def forward(self, a, b):
         return a - b
 
@@ -41,6 +45,8 @@ def sub(a, b):
 
 class Mul(Op):
     a, b = saved_input(0), saved_input(1)
+
+    onnx = onnx_binary("Mul")
 
     def forward(self, a, b):
         return a * b
@@ -58,6 +64,8 @@ def mul(a, b):
 class Div(Op):
     a, b = saved_input(0), saved_input(1)
 
+    onnx = onnx_binary("Div")
+
     def forward(self, a, b):
         return a / b
 
@@ -73,6 +81,8 @@ def div(a, b):
 
 
 class Neg(Op):
+    onnx = onnx_unary("Neg")
+
     def forward(self, x):
         return -x
 
@@ -87,6 +97,8 @@ def neg(x):
 
 class Pow(Op):
     a, b, y = saved_input(0), saved_input(1), saved_output(0)
+
+    onnx = onnx_binary("Pow")
 
     def forward(self, a, b):
         return a ** b
@@ -105,6 +117,8 @@ def pow(a, b):  # noqa: A001 - the public name mirrors numpy/torch
 class Exp(Op):
     y = saved_output(0)
 
+    onnx = onnx_unary("Exp")
+
     def forward(self, x):
         return _xp(x).exp(x)
 
@@ -120,6 +134,8 @@ def exp(x):
 
 class Log(Op):
     x = saved_input(0)
+
+    onnx = onnx_unary("Log")
 
     def forward(self, x):
         return _xp(x).log(x)
@@ -137,6 +153,8 @@ def log(x):
 class Sqrt(Op):
     y = saved_output(0)
 
+    onnx = onnx_unary("Sqrt")
+
     def forward(self, x):
         return _xp(x).sqrt(x)
 
@@ -151,6 +169,8 @@ def sqrt(x):
 
 class Sigmoid(Op):
     y = saved_output(0)
+
+    onnx = onnx_unary("Sigmoid")
 
     def forward(self, x):
         return _xp(x).tanh(x * 0.5) * 0.5 + 0.5   # the tanh form never overflows in exp
@@ -167,6 +187,8 @@ def sigmoid(x):
 
 class Tanh(Op):
     y = saved_output(0)
+
+    onnx = onnx_unary("Tanh")
 
     def forward(self, x):
         return _xp(x).tanh(x)
@@ -185,6 +207,8 @@ class ReLU(Op):
     """The subgradient at 0 is 0 (as PyTorch's)."""
     name = "relu"
 
+    onnx = onnx_unary("Relu")
+
     def forward(self, x):
         self.mask = x > 0
         return x * self.mask
@@ -200,6 +224,8 @@ def relu(x):
 
 class Abs(Op):
     """The subgradient at 0 is 0 (sign(0), as PyTorch's)."""
+
+    onnx = onnx_unary("Abs")
 
     def forward(self, x):
         if self.needs_grad:        # masks only when a backward will read them
@@ -221,6 +247,8 @@ class Maximum(Op):
     _wins = staticmethod(operator.gt)        # a's element is taken where _wins(a, b)
     _array_function = "maximum"
 
+    onnx = onnx_binary("Max")
+
     def forward(self, a, b):
         if self.needs_grad:
             half_tie = (a == b).astype(a.dtype) * 0.5
@@ -240,6 +268,7 @@ class Minimum(Maximum):
     """Elementwise min of two tensors; tied elements split the gradient equally."""
     _wins = staticmethod(operator.lt)
     _array_function = "minimum"
+    onnx = onnx_binary("Min")
 
 
 def minimum(a, b):
@@ -263,6 +292,11 @@ class Clip(Op):
         self.inside = inside
         return _xp(x).clip(x, lo, hi)
 
+    def onnx(self, g, x):
+        """ONNX: Clip, a missing bound an omitted input."""
+        dt = g.dtype(x)
+        return g.op("Clip", x, *(None if v is None else g.const(v, dt) for v in (self.lo, self.hi)))
+
     def backward(self, gy):
         return gy * self.inside
 
@@ -280,6 +314,13 @@ class Dropout(Op):
         mask = backend.to_device(keep, backend.device_of(x))
         self.mask = mask.astype(x.dtype) / x.dtype.type(1.0 - self.p)
         return x * self.mask
+
+    def onnx(self, g, x):
+        """ONNX: a Mul by this trace's mask, with a warning: dropout while training is random, and the
+        exported graph would drop the same elements on every run (export a model in eval mode)."""
+        g.warn("dropout in training mode: its mask of this trace is baked into the graph (call model.eval() "
+               "before exporting)")
+        return g.op("Mul", x, g.const(self.mask))
 
     def backward(self, gy):
         return gy * self.mask

@@ -18,7 +18,7 @@ from ..autograd import Function, as_tensor, saved_input
 from ..backend import compiled
 from .elementwise import sigmoid, tanh
 from .linalg import matmul
-from .lstm import _zero_state
+from .lstm import _zero_state, _onnx_gate_blocks
 from .shape import split, stack, unstack
 
 
@@ -69,6 +69,24 @@ class GRUSequence(Function):
 
     def reference(self, x, Wx, b, h0, Wh):
         return gru_sequence_reference(x, Wx, b, h0, Wh)
+
+    def onnx(self, g, x, Wx, b, h0, Wh):
+        """ONNX: one GRU node with linear_before_reset=0, exactly this layer. ONNX's gates are z, r, h
+        in that order, as ours, and its candidate is tanh(x W_h + (r * h) R_h + Wb_h + Rb_h), as ours
+        (the book's (r * h) @ Wh_h is linear_before_reset=0). Its update is h' = (1 - z) * h~ + z * h,
+        the other way round from the book's h' = (1 - z) * h + z * h~: ONNX's z is our 1 - z =
+        sigmoid(-a_z), so the z blocks of W, R and the bias are negated (exact). Rb is zero; X is
+        time-major (T, N, D), Y (T, 1, N, H). In float64 (onnxruntime runs GRU in float32 only) the
+        reference composition is written instead."""
+        if g.dtype(x) != np.float32:
+            return NotImplemented
+        H = g.shape(Wh)[0]
+        W, R = (_onnx_gate_blocks(g, w, (0, 1, 2), negate=(0,)) for w in (Wx, Wh))
+        B = g.op("Concat", _onnx_gate_blocks(g, b, (0, 1, 2), negate=(0,), transpose=False),
+                 g.const(np.zeros(3 * H, g.dtype(Wx))), axis=0)
+        Y, Y_h = g.op("GRU", g.op("Transpose", x, perm=[1, 0, 2]), W, R, g.op("Unsqueeze", B, g.ints([0])), None,
+                      g.op("Unsqueeze", h0, g.ints([0])), hidden_size=H, linear_before_reset=0, outputs=2)
+        return g.op("Transpose", g.op("Squeeze", Y, g.ints([1])), perm=[1, 0, 2]), g.op("Squeeze", Y_h, g.ints([0]))
 
     def backward(self, ghs, gh_last):
         x, Wx, Wh = self.x, self.Wx, self.Wh

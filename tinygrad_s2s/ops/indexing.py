@@ -40,6 +40,20 @@ class GetItem(Op):
                 return _xp(x).take(x, self.index, axis=0)   # embedding lookups: 3x faster than x[ids]
         return x[self.index]
 
+    def onnx(self, g, x):
+        """ONNX: an integer array (alone, or with full slices before it) is a Gather along its axis;
+        basic indexing is one Slice (full slices left out, so a dynamic axis stays dynamic), a Squeeze
+        of the integer-indexed dims and an Unsqueeze for each None."""
+        items = self.index if isinstance(self.index, tuple) else (self.index,)
+        if self.advanced:
+            k = len(items) - 1
+            if getattr(items[-1], "dtype", None) is None or items[-1].dtype.kind not in "iu" or any(
+                    i != slice(None) for i in items[:-1]):
+                raise NotImplementedError("an index mixing arrays with anything but leading full slices "
+                                          f"({_describe_index(self.index)})")
+            return g.op("Gather", x, g.array(items[-1]), axis=k)
+        return _onnx_basic_index(g, x, items, self.in_shape)
+
     def backward(self, gy):
         return SetItemGrad.run(gy, index=self.index, shape=self.in_shape, advanced=self.advanced)
 
@@ -65,6 +79,48 @@ class SetItemGrad(Op):
 
     def backward(self, g):
         return GetItem.run(g, index=self.index)
+
+
+def _describe_index(index) -> str:
+    items = index if isinstance(index, tuple) else (index,)
+    return "[" + ", ".join(f"array {i.dtype} {i.shape}" if hasattr(i, "shape") else repr(i) for i in items) + "]"
+
+
+def _onnx_basic_index(g, x, items, shape):
+    n_real = builtins.sum(1 for i in items if i is not None and i is not Ellipsis)
+    if Ellipsis in items:
+        k = items.index(Ellipsis)
+        items = items[:k] + (slice(None),) * (len(shape) - n_real) + items[k + 1:]
+    starts, ends, axes, steps, squeeze, unsqueeze = [], [], [], [], [], []
+    dim = out = 0
+    for i in items:
+        if i is None:
+            unsqueeze.append(out)
+            out += 1
+            continue
+        n = shape[dim]
+        if isinstance(i, slice):
+            out += 1
+            if i != slice(None):
+                lo, hi, step = i.indices(n)
+                starts.append(lo)
+                ends.append(hi if hi >= 0 or step > 0 else -2 ** 63)   # ONNX reads -1 as n - 1
+                axes.append(dim)
+                steps.append(step)
+        else:                                   # an int: a slice of one, squeezed
+            starts.append(int(i) % n)
+            ends.append(int(i) % n + 1)
+            axes.append(dim)
+            steps.append(1)
+            squeeze.append(dim)
+        dim += 1
+    if axes:
+        x = g.op("Slice", x, g.ints(starts), g.ints(ends), g.ints(axes), g.ints(steps))
+    if squeeze:
+        x = g.op("Squeeze", x, g.ints(squeeze))
+    if unsqueeze:
+        x = g.op("Unsqueeze", x, g.ints(unsqueeze))
+    return x if axes or squeeze or unsqueeze else g.op("Identity", x)
 
 
 def _is_advanced(index) -> bool:
@@ -116,6 +172,10 @@ class TakeAlongAxis(Op):
         self.in_shape = x.shape
         return xp.take_along_axis(x, self.indices, axis=self.axis)
 
+    def onnx(self, g, x):
+        """ONNX: GatherElements (the indices as the forward made them, non-negative)."""
+        return g.op("GatherElements", x, g.array(self.indices), axis=self.axis)
+
     def backward(self, gy):
         return AddAlongAxis.run(gy, indices=self.indices, axis=self.axis, shape=self.in_shape)
 
@@ -151,6 +211,11 @@ class AddAlongAxis(Op):
 class Where(Op):
     def forward(self, a, b):
         return _xp(a).where(self.cond, a, b)
+
+    def onnx(self, g, a, b):
+        """ONNX: Where (the condition a constant, or the function's input it is)."""
+        dt = g.out_dtype()
+        return g.op("Where", g.array(self.cond), g.cast(a, dt), g.cast(b, dt))
 
     def backward(self, gy):
         xp = _xp(gy)

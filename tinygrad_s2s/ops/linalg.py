@@ -6,7 +6,7 @@ import numpy as np
 
 from ..autograd import saved_input, sum_to
 from ..backend import blas_threads
-from .base import Op, _pair, _xp
+from .base import Op, _pair, _xp, onnx_binary
 
 
 def _strides(v):
@@ -17,6 +17,7 @@ def _strides(v):
 
 class MatMul(Op):
     a, b = saved_input(0), saved_input(1)
+    onnx = onnx_binary("MatMul")     # ONNX's MatMul has numpy.matmul's rules, 1-d operands included
 
     def forward(self, a, b):
         if a.ndim == 0 or b.ndim == 0:

@@ -42,6 +42,23 @@ class SoftmaxCrossEntropy(Function):
         self.shape = logits.shape
         return (-(logp * valid).sum() / self.count).astype(logits.dtype)
 
+    def onnx(self, g, logits):
+        """ONNX: LogSoftmax of the (M, V) rows, the targets' entries picked by GatherElements, ignored
+        ones masked out of the sum and of the count (at least 1, as the forward's)."""
+        dt = g.dtype(logits)
+        logp = g.op("LogSoftmax", g.op("Reshape", logits, g.ints([-1, self.shape[-1]])), axis=1)
+        t = g.op("Reshape", g.array(self.targets), g.ints([-1, 1]))
+        if self.ignore_index is None:
+            valid = g.op("Cast", g.op("Equal", t, t), to=dt)
+            picked = g.op("GatherElements", logp, t, axis=1)
+        else:
+            keep = g.op("Not", g.op("Equal", t, g.const(self.ignore_index, self.targets.dtype)))
+            valid = g.op("Cast", keep, to=dt)
+            picked = g.op("GatherElements", logp, g.op("Where", keep, t, g.const(0, self.targets.dtype)), axis=1)
+        total = g.op("ReduceSum", g.op("Mul", picked, valid), keepdims=0)
+        count = g.op("Max", g.op("ReduceSum", valid, keepdims=0), g.const(1, dt))
+        return g.op("Neg", g.op("Div", total, count))
+
     def reference(self, logits):
         v = logits.shape[-1]
         logp = log_softmax(reshape(logits, (-1, v)), axis=-1)

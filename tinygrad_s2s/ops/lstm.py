@@ -41,6 +41,12 @@ class LSTMCell(Function):
     def reference(self, a, c_prev):
         return lstm_cell_reference(a, c_prev)
 
+    def onnx(self, g, a, c_prev):
+        """ONNX: Split into the book's f, g, i, o, then the cell's Sigmoid/Tanh/Mul/Add."""
+        f, gg, i, o = g.op("Split", a, g.ints([g.shape(c_prev)[-1]] * 4), axis=-1, outputs=4)
+        c = g.op("Add", g.op("Mul", g.op("Sigmoid", f), c_prev), g.op("Mul", g.op("Tanh", gg), g.op("Sigmoid", i)))
+        return g.op("Mul", g.op("Sigmoid", o), g.op("Tanh", c)), c
+
     def backward(self, gh, gc):
         f, g, i, o, tc = self.saved
         c_prev = self.c_prev
@@ -165,6 +171,38 @@ class LSTMSequence(Function):
 
     def reference(self, x, Wx, b, h0, c0, Wh):
         return lstm_sequence_reference(x, Wx, b, h0, c0, Wh)
+
+    def onnx(self, g, x, Wx, b, h0, c0, Wh):
+        """ONNX: one LSTM node (opset 7's, default activations), exactly this layer:
+        ONNX's gates are i, o, f, c in W (1, 4H, D), R (1, 4H, H) and B (1, 8H) = [Wb, Rb]; ours are
+        the book's f, g, i, o in the columns of Wx (D, 4H), Wh (H, 4H) and b (4H,), so ONNX's blocks
+        are ours [2, 3, 0, 1] (`ONNX_LSTM_GATES`), transposed; Rb is zero. The cell is the same: c =
+        f*c_prev + i*g, h = o*tanh(c). A start state given as None is ONNX's omitted initial_h/c (zeros
+        of whatever batch comes). A bias per sequence (N, 4H), which ONNX's B cannot hold, enters as
+        4H more input features equal to it at every step, multiplied by an identity block of W.
+        X is time-major (T, N, D) (onnxruntime has no batch-first LSTM) and Y (T, 1, N, H). In float64
+        (onnxruntime runs LSTM in float32 only) the reference composition is written instead."""
+        if g.dtype(x) != np.float32:
+            return NotImplemented
+        H = g.shape(Wh)[0]
+        X = g.op("Transpose", x, perm=[1, 0, 2])
+        W = _onnx_gate_blocks(g, Wx, ONNX_LSTM_GATES)
+        if len(g.shape(b)) == 2:              # (N, 4H): fed as inputs through an identity
+            bias = _onnx_gate_blocks(g, b, ONNX_LSTM_GATES, transpose=False)
+            steps = g.op("Concat", g.op("Shape", X, start=0, end=1), g.ints([1, 1]), axis=0)
+            X = g.op("Concat", X, g.op("Expand", g.op("Unsqueeze", bias, g.ints([0])), steps), axis=2)
+            W = g.op("Concat", W, g.const(np.eye(4 * H, dtype=g.dtype(Wx))[None]), axis=2)
+            B = g.const(np.zeros((1, 8 * H), g.dtype(Wx)))
+        else:
+            B = g.op("Concat", _onnx_gate_blocks(g, b, ONNX_LSTM_GATES, transpose=False),
+                     g.const(np.zeros(4 * H, g.dtype(Wx))), axis=0)
+            B = g.op("Unsqueeze", B, g.ints([0]))
+        start = [None if zero else g.op("Unsqueeze", s, g.ints([0]))
+                 for zero, s in ((self.zero_h0, h0), (self.zero_c0, c0))]
+        Y, Y_h, Y_c = g.op("LSTM", X, W, _onnx_gate_blocks(g, Wh, ONNX_LSTM_GATES), B, None, *start,
+                           hidden_size=H, outputs=3)
+        hs = g.op("Transpose", g.op("Squeeze", Y, g.ints([1])), perm=[1, 0, 2])
+        return hs, g.op("Squeeze", Y_h, g.ints([0])), g.op("Squeeze", Y_c, g.ints([0]))
 
     def backward(self, ghs, gh_last, gc_last):
         Z, W4, cs, tcs, gates, b_rows = self.saved
@@ -318,6 +356,19 @@ def _backward_compiled(kernels, WT, gates, cs, tcs, ghs, gh_last, gc_last, needs
         np.matmul(da_all[:, t], WT[:, :, cols], out=per_gate[:, :, cols])
         kernels.gate_sums(per_gate, H, want_h, dh, need_x, gx, t, ghs_c, t - 1 if t and ghs is not None else -1)
     return da_all, gx if need_x else None, dh, dc
+
+
+ONNX_LSTM_GATES = (2, 3, 0, 1)
+"""ONNX's LSTM gate i, o, f, c is our (the book's f, g, i, o) gate number 2, 3, 0, 1."""
+
+
+def _onnx_gate_blocks(g, W, order, negate=(), transpose=True):
+    """ONNX's layout of gate weights W (K, nH) (or a bias (nH,), or one per sequence (N, nH)): the
+    column blocks put in ONNX's gate `order` (indices of ours), those listed in `negate` negated, then
+    for weights transposed to (1, nH, K)."""
+    parts = g.op("Split", W, g.ints([g.shape(W)[-1] // len(order)] * len(order)), axis=-1, outputs=len(order))
+    W = g.op("Concat", *(g.op("Neg", parts[i]) if i in negate else parts[i] for i in order), axis=-1)
+    return g.op("Unsqueeze", g.op("Transpose", W, perm=[1, 0]), g.ints([0])) if transpose else W
 
 
 def _from_gate_major(W4):

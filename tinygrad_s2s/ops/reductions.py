@@ -16,6 +16,10 @@ class Sum(Op):
         self.ax = _axes(self.axis, x.ndim)
         return x.sum(axis=self.ax, keepdims=self.keepdims)
 
+    def onnx(self, g, x):
+        """ONNX: ReduceSum (no axes: the input itself, as numpy's sum over ())."""
+        return g.op("ReduceSum", x, g.ints(self.ax), keepdims=int(self.keepdims), noop_with_empty_axes=1)
+
     def backward(self, gy):
         if not self.keepdims:
             gy = gy.reshape([1 if i in self.ax else s for i, s in enumerate(self.shape)])
@@ -53,6 +57,10 @@ class Max(Op):
         self.ax = ax
         return y if self.keepdims else y.reshape([s for i, s in enumerate(x.shape) if i not in ax])
 
+    def onnx(self, g, x):
+        """ONNX: ReduceMax (axes an attribute until opset 18)."""
+        return g.op("ReduceMax", x, axes=list(self.ax), keepdims=int(self.keepdims)) if self.ax else g.op("Identity", x)
+
     def backward(self, gy):
         if not self.keepdims:
             gy = gy.reshape([1 if i in self.ax else s for i, s in enumerate(self.scale.shape)])
@@ -80,6 +88,16 @@ class LogSumExp(Op):
         y = xp.log(xp.exp(x - m).sum(axis=self.ax, keepdims=True)) + m
         return y if self.keepdims else y.reshape(_drop(x.shape, self.ax))
 
+    def onnx(self, g, x):
+        """ONNX: shifted by the max as the forward is (ReduceLogSumExp's stability is the runtime's)."""
+        if not self.ax:
+            return g.op("Identity", x)
+        axes = g.ints(self.ax)
+        m = g.op("ReduceMax", x, axes=list(self.ax), keepdims=1)
+        s = g.op("ReduceSum", g.op("Exp", g.op("Sub", x, m)), axes, keepdims=1)
+        y = g.op("Add", g.op("Log", s), m)
+        return y if self.keepdims else g.op("Squeeze", y, axes)
+
     def backward(self, gy):
         y = self.y
         if not self.keepdims:
@@ -102,6 +120,10 @@ class Softmax(Op):
         e = xp.exp(x - x.max(axis=self.axis, keepdims=True))
         return e / e.sum(axis=self.axis, keepdims=True)
 
+    def onnx(self, g, x):
+        """ONNX: Softmax along the one axis (opset 13's meaning)."""
+        return g.op("Softmax", x, axis=self.axis)
+
     def backward(self, gy):
         y = self.y
         return y * (gy - (gy * y).sum(axis=self.axis, keepdims=True))
@@ -123,6 +145,10 @@ class LogSoftmax(Op):
         xp = _xp(x)
         z = x - x.max(axis=self.axis, keepdims=True)
         return z - xp.log(xp.exp(z).sum(axis=self.axis, keepdims=True))
+
+    def onnx(self, g, x):
+        """ONNX: LogSoftmax along the one axis."""
+        return g.op("LogSoftmax", x, axis=self.axis)
 
     def backward(self, gy):
         return gy - _xp(gy).exp(self.y) * gy.sum(axis=self.axis, keepdims=True)

@@ -20,8 +20,29 @@ class Reshape(Op):
         except ValueError:
             raise ValueError(f"cannot reshape {x.shape} ({x.size} elements) into {tuple(self.shape)}") from None
 
+    def onnx(self, g, x):
+        """ONNX: Reshape to `_onnx_shape`'s target, so a dynamic batch axis stays dynamic."""
+        out = g.out_shape()
+        return g.op("Reshape", x, g.ints(_onnx_shape(self.in_shape, out)), allowzero=int(0 in out))
+
     def backward(self, gy):
         return gy.reshape(self.in_shape)
+
+
+def _onnx_shape(in_shape, out_shape) -> list:
+    """The target of an ONNX Reshape from in_shape to out_shape that carries a dynamic axis through: the
+    leading dims kept as they were are 0 (ONNX: copy the input's), and where the first dim changes (a
+    batch merged with time, or split from it) it is -1 (what is left). Literal where any dim is 0. The
+    exporter checks a dynamic batch axis by running the exported model at another batch size."""
+    if 0 in out_shape or 0 in in_shape:
+        return list(out_shape)
+    target, same = [], True
+    for i, d in enumerate(out_shape):
+        same = same and i < len(in_shape) and in_shape[i] == d
+        target.append(0 if same else d)
+    if target and target[0] != 0:
+        target[0] = -1
+    return target
 
 
 def reshape(x, *shape):
@@ -61,6 +82,10 @@ class Transpose(Op):
         self.perm = normalize_axis_tuple(axes, x.ndim)
         return x.transpose(self.perm)
 
+    def onnx(self, g, x):
+        """ONNX: Transpose (a 0-d tensor: Identity)."""
+        return g.op("Transpose", x, perm=list(self.perm)) if self.perm else g.op("Identity", x)
+
     def backward(self, gy):
         return gy.transpose(tuple(int(i) for i in np.argsort(self.perm)))
 
@@ -76,6 +101,11 @@ class BroadcastTo(Op):
 
     def forward(self, x):
         return _xp(x).broadcast_to(x, self.shape)
+
+    def onnx(self, g, x):
+        """ONNX: Expand, with 1 for each dim the input already has (Expand keeps it: a dynamic axis stays)."""
+        ins = (1,) * (len(self.shape) - len(g.shape(x))) + tuple(g.shape(x))
+        return g.op("Expand", x, g.ints([1 if i == d else d for i, d in zip(ins, self.shape)]))
 
     def backward(self, gy):
         return gy   # the engine sums it back to the input's shape
@@ -95,6 +125,17 @@ class Repeat(Op):
         if self.axis is not None:
             self.axis = normalize_axis_index(self.axis, x.ndim)
         return _xp(x).repeat(x, self.repeats, axis=self.axis)
+
+    def onnx(self, g, x):
+        """ONNX: numpy.repeat as Unsqueeze after the axis, Expand it to `repeats`, Reshape the two dims into
+        one (the whole tensor flattened first when axis is None)."""
+        shape, a = tuple(self.in_shape), self.axis
+        if a is None:
+            x, shape, a = g.op("Reshape", x, g.ints([-1])), (int(np.prod(shape)),), 0
+        grown = shape[:a + 1] + (self.repeats,) + shape[a + 1:]
+        x = g.op("Expand", g.op("Unsqueeze", x, g.ints([a + 1])), g.ints([1] * (a + 1) + [self.repeats] + [1] * (len(shape) - a - 1)))
+        out = shape[:a] + (shape[a] * self.repeats,) + shape[a + 1:]
+        return g.op("Reshape", x, g.ints(_onnx_shape(grown, out)), allowzero=int(0 in out))
 
     def backward(self, gy):
         r, shape = int(self.repeats), self.in_shape
@@ -130,6 +171,10 @@ class Concat(Op):
         self.bounds = [int(b) for b in np.cumsum([x.shape[self.axis] for x in xs])[:-1]]
         return xp.concatenate(xs, axis=self.axis)
 
+    def onnx(self, g, *xs):
+        """ONNX: Concat (inputs cast to the output's dtype, as numpy promotes them)."""
+        return g.op("Concat", *(g.cast(x, g.out_dtype()) for x in xs), axis=self.axis)
+
     def backward(self, gy):
         return tuple(_xp(gy).split(gy, self.bounds, axis=self.axis))
 
@@ -150,6 +195,11 @@ class Stack(Op):
                                  "needs equal shapes")
         self.axis = normalize_axis_index(self.axis, xs[0].ndim + 1)
         return _xp(xs[0]).stack(xs, axis=self.axis)
+
+    def onnx(self, g, *xs):
+        """ONNX: each input Unsqueezed at the axis, then Concat."""
+        axis = g.ints([self.axis])
+        return g.op("Concat", *(g.op("Unsqueeze", g.cast(x, g.out_dtype()), axis) for x in xs), axis=self.axis)
 
     def backward(self, gy):
         xp = _xp(gy)
@@ -178,6 +228,15 @@ class Split(Op):
         self.in_shape = x.shape
         return tuple(_xp(x).split(x, self.sections, axis=self.axis))
 
+    def onnx(self, g, x):
+        """ONNX: Split with the parts' sizes (an empty part is a Slice: Split refuses size 0)."""
+        sizes = [s[self.axis] for s in g.out_shapes()]
+        if 0 in sizes or len(sizes) == 1:
+            bounds = np.cumsum([0] + sizes)
+            return tuple(g.op("Slice", x, g.ints([lo]), g.ints([hi]), g.ints([self.axis]))
+                         for lo, hi in zip(bounds[:-1], bounds[1:]))
+        return g.op("Split", x, g.ints(sizes), axis=self.axis, outputs=len(sizes))
+
     def backward(self, *gys):
         return _xp(gys[0]).concatenate(gys, axis=self.axis)
 
@@ -197,6 +256,13 @@ class Unstack(Op):
         self.axis = normalize_axis_index(self.axis, x.ndim)
         xp = _xp(x)
         return tuple(xp.take(x, i, axis=self.axis) for i in range(x.shape[self.axis]))
+
+    def onnx(self, g, x):
+        """ONNX: Split into slices of one, each Squeezed."""
+        n, axis = g.shape(x)[self.axis], g.ints([self.axis])
+        parts = (g.op("Split", x, g.ints([1] * n), axis=self.axis, outputs=n) if n > 1 else (x,)) if n else ()
+        parts = parts if isinstance(parts, tuple) else (parts,)
+        return tuple(g.op("Squeeze", p, axis) for p in parts)
 
     def backward(self, *gys):
         return _xp(gys[0]).stack(gys, axis=self.axis)

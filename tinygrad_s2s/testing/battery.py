@@ -16,6 +16,8 @@ an AssertionError naming the op, the check, the input, the element and both valu
 """
 from __future__ import annotations
 
+import importlib.util
+import warnings
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +33,7 @@ from ..autograd import detect_anomaly
 from .numeric import gradcheck, gradgradcheck
 from .fake_device import fake_device
 
-__all__ = ["CHECKS", "OpSpec", "check_op", "in_module", "op_test_cases", "run_op"]
+__all__ = ["CHECKS", "OpSpec", "check_onnx", "check_op", "in_module", "onnx_available", "op_test_cases", "run_op"]
 
 
 @dataclass(frozen=True)
@@ -193,14 +195,40 @@ def check_kinks(spec, arrays, kw):
                rtol=1e-12, atol=0)
 
 
+def onnx_available() -> bool:
+    """Whether onnx and onnxruntime (the `export` extra) are installed: the `onnx` check runs only then,
+    unless asked for by name."""
+    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
+
+
+def check_onnx(spec, arrays, kw):
+    """The op alone exported to ONNX (`tg.onnx.to_model`, checked by onnx.checker) and run in
+    onnxruntime, in float32 and float64: its outputs equal our forward's within `tg.onnx.TOLERANCES`
+    (float32: rtol 1e-4, atol 1e-5; float64: rtol 1e-9, atol 1e-11: the runtime's kernels are not ours).
+    An op needs an `onnx` method (or a `reference` of ops that have one). A random op's mask (dropout)
+    is baked into the graph, which is what this check compares, so its TracerWarning is not shown."""
+    from ..onnx import TracerWarning, check_outputs, run_model, to_model  # noqa: PLC0415 - the export extra
+    for dtype in (np.float32, np.float64):
+        xs = [Tensor(a.astype(dtype)) for a in arrays]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TracerWarning)
+            model, host, expected = to_model(lambda *ts: spec.fn(*ts, **kw), xs)
+        got = run_model(model, {i.name: h for i, h in zip(model.graph.input, host)})
+        check_outputs(got, expected, [o.name for o in model.graph.output],
+                      where=f"the exported op in {np.dtype(dtype).name}")
+
+
 CHECKS = {"gradient": check_gradient, "second_order": check_second_order,
           "forward_float32": _check_forward(np.float32), "forward_float64": _check_forward(np.float64),
           "invariants": check_invariants, "device": check_device, "anomaly": check_anomaly,
-          "kinks": check_kinks}
-"""Every check by name: each takes (spec, arrays, kwargs) for one drawn input and raises AssertionError."""
+          "kinks": check_kinks, "onnx": check_onnx}
+"""Every check by name: each takes (spec, arrays, kwargs) for one drawn input and raises AssertionError.
+`onnx` runs by default only where the `export` extra is installed (`onnx_available`)."""
 
 
-def _applies(spec, check) -> bool:
+def _applies(spec, check, default: bool = True) -> bool:
+    if check == "onnx" and default:
+        return onnx_available()
     if check == "kinks":
         return spec.kinks is not None
     return not (check == "second_order" and spec.no_second_order)
@@ -217,8 +245,11 @@ def check_op(spec: OpSpec, checks=None, max_examples: int | None = None) -> None
     for name in checks or CHECKS:
         if name not in CHECKS:
             raise ValueError(f"check_op: unknown check {name!r}; choose from {sorted(CHECKS)}")
-        if not _applies(spec, name):
+        if not _applies(spec, name, default=checks is None):
             continue
+        if name == "onnx" and not onnx_available():
+            from ..onnx.export import require  # noqa: PLC0415 - fails naming the extra
+            require("onnx"), require("onnxruntime")
         # one failure, the first found and shrunk: several distinct ones would come as an ExceptionGroup
         check = given(drawn=spec.kinks if name == "kinks" else spec.inputs)(_one_draw(spec, name))
         budget = {} if max_examples is None else {"max_examples": max_examples}
@@ -244,5 +275,5 @@ def op_test_cases(specs, checks=None) -> list:
     """pytest parameters (spec, check), one per op and applicable check, with ids 'op-check', for
     `@pytest.mark.parametrize("spec, check", op_test_cases(SPECS))`."""
     import pytest  # noqa: PLC0415 - only test files call this
-    return [pytest.param(s, c, id=f"{s.name}-{c}") for s in specs for c in (checks or CHECKS)
-            if _applies(s, c)]
+    return [pytest.param(s, c, id=f"{s.name}-{c}", marks=[pytest.mark.extras] * (c == "onnx"))
+            for s in specs for c in (checks or CHECKS) if _applies(s, c, default=checks is None or c != "onnx")]

@@ -9,6 +9,7 @@ import inspect
 import json
 import os
 import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from ..backend.random import manual_seed
 from ..autograd import default_dtype, no_grad
 from .numeric import gradcheck_module
 
-__all__ = ["check_model"]
+__all__ = ["check_exportable", "check_model"]
 
 
 @contextlib.contextmanager
@@ -207,3 +208,29 @@ def check_model(name_or_factory, *, vocab_size: int = 9, wordvec_size: int = 4, 
             getattr(battery, "check_" + item.replace(" ", "_"))()
         checked.append(item)
     return checked
+
+
+def check_exportable(name_or_factory, *, vocab_size: int = 9, wordvec_size: int = 4, hidden_size: int = 8,
+                     src_len: int = 5, tgt_len: int = 4, seed: int = 0, **extra) -> tuple[bool | None, str]:
+    """The contract's optional `exportable` item, reported rather than required: the model (a
+    Seq2seqModel, in the default float dtype) exported by `tg.onnx` (encoder and one-step decoders) and
+    decoded in onnxruntime at two batch sizes gives its own greedy answers, logits within 1e-4.
+    Returns (True, what was checked), (False, why not) or (None, 'not checked: ...') without onnx."""
+    from .battery import onnx_available  # noqa: PLC0415
+    if not onnx_available():
+        return None, "not checked: needs onnx and onnxruntime (pip install 'tinygrad-s2s[export]')"
+    from ..onnx.model import export_model, write_checked  # noqa: PLC0415 - the export extra
+    build, label = _resolve(name_or_factory)
+    manual_seed(seed)
+    model = build(vocab_size=vocab_size, wordvec_size=wordvec_size, hidden_size=hidden_size, **extra)
+    if not callable(getattr(model, "decode_start", None)) or not callable(getattr(model, "decode_step", None)):
+        return False, "the model has no decode_start/decode_step to export (subclass tinygrad_s2s.models.Seq2seqModel)"
+    start = int(np.random.default_rng(seed).integers(0, vocab_size))
+    try:
+        files, sidecar = export_model(model, vocab_size, src_len, start, tgt_len, label)
+        with tempfile.TemporaryDirectory() as d:
+            write_checked(model, files, sidecar, Path(d) / "out", vocab_size)
+    except Exception as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+    return True, (f"{len(files)} ONNX files (encoder, {len(files) - 1} decoder steps); greedy answers equal and "
+                  "logits within 1e-4 in onnxruntime at batch sizes 3 and 5")
