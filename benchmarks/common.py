@@ -6,6 +6,8 @@ framework and thread setting, and each child times only its own framework's call
 """
 from __future__ import annotations
 
+import re
+
 import argparse
 import importlib.util
 import math
@@ -359,3 +361,15 @@ def setting_label(setting: str) -> str:
 def fmt_pct(rate, peak) -> str:
     """rate as a percentage of peak, or n/a."""
     return "n/a" if rate is None or not peak else f"{100 * rate / peak:.0f}%"
+
+
+def replace_section(page: str, section: str, heading: str) -> str:
+    """`page` (a results page that several scripts write, one section each) with its `heading` section
+    (up to the next "## ") replaced by `section`, else with it appended; an empty page gets the title
+    "# Export results"."""
+    if not page.strip():
+        return "# Export results\n\n" + section
+    match = re.search(rf"(?ms)^{re.escape(heading)}\n.*?(?=^## |\Z)", page)
+    if match is None:
+        return page.rstrip("\n") + "\n\n" + section
+    return page[:match.start()] + section + ("\n" if page[match.end():] else "") + page[match.end():]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import re
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,7 +28,7 @@ from tinygrad_s2s.training.evaluation import exact_match, generate_batched
 from tinygrad_s2s.training.fingerprint import dataset_of
 from tinygrad_s2s.training.runfiles import load_run
 
-from .common import command_line, commit, cpu_model, load_average
+from .common import command_line, commit, cpu_model, load_average, replace_section
 
 CHUNK = 1000
 
@@ -126,19 +125,8 @@ def main(argv=None):
             f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.", "",
         ]
         old = args.write.read_text(encoding="utf-8") if args.write.is_file() else ""
-        write_bytes(args.write, replace_section(old, "\n".join(page)).encode("utf-8"))
+        write_bytes(args.write, replace_section(old, "\n".join(page), "## ONNX").encode("utf-8"))
     return 0
-
-
-def replace_section(page: str, section: str, heading: str = "## ONNX") -> str:
-    """`page` with its `heading` section (up to the next "## ") replaced by `section`, else with it
-    appended; an empty page gets the title "# Export results"."""
-    if not page.strip():
-        return "# Export results\n\n" + section
-    match = re.search(rf"(?ms)^{re.escape(heading)}\n.*?(?=^## |\Z)", page)
-    if match is None:
-        return page.rstrip("\n") + "\n\n" + section
-    return page[:match.start()] + section + ("\n" if page[match.end():] else "") + page[match.end():]
 
 
 if __name__ == "__main__":

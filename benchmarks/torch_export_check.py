@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import re
 import platform
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import command_line, commit, cpu_model, load_average
+from .common import command_line, commit, cpu_model, load_average, replace_section
 
 BATCH = 1000
 """Questions decoded (and logits compared) at once: eval's default batch size."""
@@ -109,17 +108,6 @@ def markdown(results, torch) -> str:
         f"{torch.__version__}; commit {commit()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", ""])
 
 
-def replace_section(page: str, section: str) -> str:
-    """`page` with its "## PyTorch" section (up to the next "## " heading) replaced by `section`, or with
-    `section` appended; a new page gets a title."""
-    if not page.strip():
-        return "# Export results\n\n" + section
-    match = re.search(r"(?ms)^## PyTorch\n.*?(?=^## |\Z)", page)
-    if match is None:
-        return page.rstrip("\n") + "\n\n" + section
-    return page[:match.start()] + section + ("\n" if page[match.end():] else "") + page[match.end():]
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.torch_export_check", description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories or checkpoints")
@@ -143,7 +131,7 @@ def main(argv=None) -> int:
     print("\n" + text)
     if args.markdown:
         page = args.markdown.read_text(encoding="utf-8") if args.markdown.is_file() else ""
-        write_bytes(args.markdown, replace_section(page, text).encode())
+        write_bytes(args.markdown, replace_section(page, text, "## PyTorch").encode())
     bad = [r["model"] for r in results
            if r["identical"] != r["questions"] or r["ours"] != r["torch"] or not r["max_diff"] <= args.tolerance
            or not r["max_diff64"] <= 1e-9]

@@ -463,6 +463,7 @@ def test_torch_export_check_on_a_tiny_run(tmp_path, capsys):
     need("safetensors", "export")
     import tiny_model
     from benchmarks import torch_export_check
+    from benchmarks.common import replace_section
     run_dir = tiny_model.finished_run(tmp_path, "peeky")
     assert torch_export_check.main([str(run_dir), "--markdown", str(tmp_path / "export.md")]) == 0
     out = capsys.readouterr().out
@@ -471,7 +472,7 @@ def test_torch_export_check_on_a_tiny_run(tmp_path, capsys):
     assert page.startswith("# Export results\n\n## PyTorch") and "| peeky | add | D=4 H=8" in page and "commit " in page
     # a rerun replaces its own section and keeps the others
     onnx = "## ONNX\n\nanother tool's table\n"
-    assert torch_export_check.replace_section(page + "\n" + onnx, "## PyTorch\n\nnew\n") == (
+    assert replace_section(page + "\n" + onnx, "## PyTorch\n\nnew\n", "## PyTorch") == (
         "# Export results\n\n## PyTorch\n\nnew\n\n" + onnx)
-    assert torch_export_check.replace_section("# T\n\n" + onnx, "## PyTorch\n\nnew\n") == (
+    assert replace_section("# T\n\n" + onnx, "## PyTorch\n\nnew\n", "## PyTorch") == (
         "# T\n\n" + onnx + "\n## PyTorch\n\nnew\n")
