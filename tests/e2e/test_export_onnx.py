@@ -129,13 +129,26 @@ def test_the_export_guides_python_blocks_run(tmp_path, monkeypatch):
         runpy.run_path(str(path), run_name="__main__")
 
 
-def test_a_format_whose_module_is_not_installed_is_a_usage_error(exported, tmp_path, capsys):
-    import importlib.util
-    if importlib.util.find_spec("tinygrad_s2s.torch_export") is not None:
-        pytest.skip("tinygrad_s2s.torch_export is here: its own tests cover --format torch")
-    run_dir, _ = exported["seq2seq"]
-    assert main(["export", str(run_dir), "--format", "torch", "--out", str(tmp_path / "t")]) == 2
-    assert "--format torch: this install has no tinygrad_s2s.torch_export" in capsys.readouterr().err
+def test_both_formats_through_the_command_and_neither_writes_over_the_other(exported, tmp_path, capsys):
+    """--format torch beside --format onnx: each writes its own files, re-exports over its own earlier
+    export (an ONNX export's extra decoder steps removed), and refuses the other's directory untouched."""
+    need("safetensors", "export")
+    run_dir, onnx_dir = exported["seq2seq"]
+    torch_dir = tmp_path / "torch"
+    assert main(["export", str(run_dir), "--format", "torch", "--out", str(torch_dir)]) == 0
+    assert sorted(p.name for p in torch_dir.iterdir()) == ["config.json", "model.py", "model.safetensors"]
+    capsys.readouterr()
+    for fmt, out, other in (("onnx", torch_dir, "a PyTorch"), ("torch", onnx_dir, "an ONNX")):
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        assert main(["export", str(run_dir), "--format", fmt, "--out", str(out)]) != 0
+        assert "did not write" in capsys.readouterr().err
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before, f"--format {fmt} touched {other} export"
+    again = tmp_path / "again"
+    import shutil
+    shutil.copytree(onnx_dir, again)
+    (again / "decoder_step7.onnx").write_bytes((again / "decoder_step0.onnx").read_bytes())  # a longer export's
+    assert main(["export", str(run_dir), "--format", "onnx", "--out", str(again)]) == 0
+    assert sorted(p.name for p in again.iterdir()) == sorted(p.name for p in onnx_dir.iterdir())
 
 
 def test_predict_pads_and_reverses_questions_as_training_did(exported, tmp_path):

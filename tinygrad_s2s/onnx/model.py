@@ -14,14 +14,17 @@ onnxruntime, whose answers must equal the model's own and whose logits must agre
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..autograd import no_grad
-from ..serialization import write_bytes
+from ..serialization import TMP_PREFIX, write_bytes
 from ..tensor import Tensor
+from ..training.rundir import check_output_dir
 from ..training.runfiles import Run, load_run
 from .export import _flatten, to_model
 from .predict import FORMAT, SIDECAR, ExportedModel
@@ -33,6 +36,7 @@ LOGITS_TOLERANCE = 1e-4
 """How far an exported model's logits may be from the model's own (absolute, float32 kernels differ)."""
 
 _CHECK_BATCHES = (3, 5)
+PREDICT = "predict.py"
 
 
 def _signature(tree):
@@ -119,20 +123,30 @@ def export_model(model, vocab_size: int, width: int, start_id: int, length: int,
     return files, sidecar
 
 
+def _owned(name: str) -> bool:
+    """Whether an ONNX export writes a file of this name (an earlier one is written over)."""
+    return name in (SIDECAR, PREDICT) or name.endswith(".onnx")
+
+
 def write_checked(model, files: dict, sidecar: dict, out: Path, vocab_size: int) -> list[Path]:
-    """Write the files into a staging folder beside `out`, check them (`check_export`) at two batch sizes,
-    then into `out`; returns the paths written there."""
+    """Write the files into a staging folder inside `out`, check them (`check_export`) at two batch sizes,
+    then into `out` (refused where it holds anything but an earlier ONNX export, whose files left over
+    are removed); returns the paths written there."""
+    earlier = check_output_dir(out, _owned, SIDECAR, FORMAT, "an ONNX export", OnnxExportError)
     out.mkdir(parents=True, exist_ok=True)
-    staging = out / ".export-check"
-    _write(staging, files, sidecar)
-    rng = np.random.default_rng(1)
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=f"{TMP_PREFIX}{os.getpid()}-check-"))
     try:
+        _write(staging, files, sidecar)
+        rng = np.random.default_rng(1)
         for n in _CHECK_BATCHES:
             xs = rng.integers(0, vocab_size, (n, sidecar["question_width"])).astype(np.int64)
             check_export(model, sidecar["start_id"], staging, xs)
-        return _write(out, files, sidecar)
+        written = _write(out, files, sidecar)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    for name in set(earlier) - {p.name for p in written}:     # an earlier export's extra decoder steps
+        (out / name).unlink(missing_ok=True)
+    return written
 
 
 def _write(directory: Path, files: dict, sidecar: dict) -> list[Path]:
@@ -142,8 +156,8 @@ def _write(directory: Path, files: dict, sidecar: dict) -> list[Path]:
         write_bytes(directory / fname, proto.SerializeToString())
         paths.append(directory / fname)
     write_bytes(directory / SIDECAR, (json.dumps(sidecar, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
-    write_bytes(directory / "predict.py", Path(__file__).with_name("predict.py").read_bytes())
-    return paths + [directory / SIDECAR, directory / "predict.py"]
+    write_bytes(directory / PREDICT, Path(__file__).with_name(PREDICT).read_bytes())
+    return paths + [directory / SIDECAR, directory / PREDICT]
 
 
 def check_export(model, start_id: int, directory, xs) -> float:

@@ -16,6 +16,7 @@ import numpy as np
 from .. import backend
 from ..autograd import Function, as_tensor, saved_input
 from ..backend import compiled
+from ..backend import compiled_loops
 from .elementwise import sigmoid, tanh
 from .linalg import matmul
 from .lstm import _zero_state, _onnx_gate_blocks
@@ -51,7 +52,7 @@ class GRUSequence(Function):
         hs[0] = h0
         kernels = compiled.kernels(xp, x.dtype)
         if kernels is not None:
-            zs, rs, cands = _forward_compiled(kernels, xw, hs, Wh, keep)
+            zs, rs, cands = compiled_loops.gru_forward(kernels, xw, hs, Wh, keep)
         else:
             if keep:
                 zs, rs, cands = (xp.empty((T, N, H), x.dtype) for _ in range(3))
@@ -99,7 +100,7 @@ class GRUSequence(Function):
         dh = xp.zeros((N, H), hs.dtype) if gh_last is None else gh_last.copy()
         kernels = compiled.kernels(xp, hs.dtype)
         if kernels is not None:
-            _backward_compiled(kernels, Wh, hs, zs, rs, cands, ghs, dh, dxw)
+            compiled_loops.gru_backward(kernels, Wh, hs, zs, rs, cands, ghs, dh, dxw)
         else:
             Wh_zr_T, Wh_h_T = Wh[:, :2 * H].T, Wh[:, 2 * H:].T
             for t in range(T - 1, -1, -1):
@@ -122,47 +123,6 @@ class GRUSequence(Function):
         gWx = xp.matmul(x.transpose(1, 0, 2).reshape(T * N, -1).T, flat) if need_Wx else None
         gb = flat.sum(axis=0) if need_b else None
         return gx, gWx, gb, dh if need_h0 else None, gWh
-
-
-def _forward_compiled(kernels, xw, hs, Wh, keep):
-    """GRUSequence's forward loop with compiled kernels (backend.compiled) after each of a step's two
-    GEMMs; float64 runs NumPy's tanh before each kernel. Writes hs[1:]; returns (zs, rs, cands)."""
-    T, N, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
-    dt = hs.dtype
-    full = dt == np.float32
-    Wh_zr, Wh_h = np.ascontiguousarray(Wh[:, :2 * H]), np.ascontiguousarray(Wh[:, 2 * H:])
-    zs, rs, cands = (np.empty((T if keep else 1, N, H), dt) for _ in range(3))
-    A, B, rh = np.empty((N, 2 * H), dt), np.empty((N, H), dt), np.empty((N, H), dt)
-    for t in range(T):
-        tz = t if keep else 0
-        np.matmul(hs[t], Wh_zr, out=A)
-        if not full:
-            A += xw[t, :, :2 * H]
-            A *= 0.5
-            np.tanh(A, out=A)
-        kernels.gru_gates(A, xw, t, hs[t], zs, rs, tz, rh, full)
-        np.matmul(rh, Wh_h, out=B)
-        if not full:
-            B += xw[t, :, 2 * H:]
-            np.tanh(B, out=B)
-        kernels.gru_update(B, xw, t, hs, zs, tz, cands, full)
-    return zs, rs, cands
-
-
-def _backward_compiled(kernels, Wh, hs, zs, rs, cands, ghs, dh, dxw):
-    """GRUSequence's backward loop with compiled kernels around the candidate's GEMM: writes dxw (the
-    gradients of every step's input terms) and dh (that of the start state) in place."""
-    T, N, H = zs.shape
-    Wh_zr_T, Wh_h_T = np.ascontiguousarray(Wh[:, :2 * H].T), np.ascontiguousarray(Wh[:, 2 * H:].T)
-    d_rh, through_zr = np.empty((N, H), dh.dtype), np.empty((N, H), dh.dtype)
-    for t in range(T - 1, -1, -1):
-        if ghs is not None:
-            dh += ghs[:, t]
-        kernels.gru_backward_first(dh, hs, zs, cands, t, dxw)
-        np.matmul(dxw[t, :, 2 * H:], Wh_h_T, out=d_rh)
-        kernels.gru_backward_second(d_rh, dh, hs, zs, rs, t, dxw)
-        np.matmul(dxw[t, :, :2 * H], Wh_zr_T, out=through_zr)
-        dh += through_zr
 
 
 def gru_sequence(x, Wx, b, h0, Wh):

@@ -13,6 +13,7 @@ from .. import backend
 from ..autograd import Function, as_tensor, saved_input
 from ..autograd.tensor_base import wrap
 from ..backend import blas_threads, compiled
+from ..backend import compiled_loops
 from .elementwise import sigmoid, tanh
 from .linalg import matmul
 from .shape import expand_dims, split, stack, unstack
@@ -140,7 +141,7 @@ class LSTMSequence(Function):
 
         def steps():                        # writes gates, cs[1:], tcs and Z's h from the rest: rerunnable
             if kernels is not None:
-                return _forward_compiled(kernels, gemm, Z, gates, cs, tcs, row_bias, zero_c0, keep)
+                return compiled_loops.lstm_forward(kernels, gemm, Z, gates, cs, tcs, row_bias, zero_c0, keep)
             c_prev = cs[0]
             for t in range(T):
                 g = gates[:, t if keep else 0]
@@ -217,7 +218,7 @@ class LSTMSequence(Function):
         kernels = compiled.kernels(xp, dt)
         if kernels is not None:
             def steps():
-                return _backward_compiled(kernels, WT, gates, cs, tcs, ghs, gh_last, gc_last, self.needs_grad)
+                return compiled_loops.lstm_backward(kernels, WT, gates, cs, tcs, ghs, gh_last, gc_last, self.needs_grad)
         else:
             steps = self._numpy_steps(WT, ghs, gh_last, gc_last)
         da_all, gx, dh, dc = blas_threads.run(("lstm_sequence.backward", N, H + D + 1, H, need_x, need_h0,
@@ -303,59 +304,6 @@ class LSTMSequence(Function):
                     xp.add(per_gate[0, :, H:], per_gate[1, :, H:], out=gx[t])
             return da_all, gx, dh, dc
         return steps
-
-
-def _forward_compiled(kernels, gemm, Z, gates, cs, tcs, row_bias, zero_c0, keep):
-    """LSTMSequence's forward loop with a compiled kernel after each step's GEMM (backend.compiled).
-    float32 applies every nonlinearity in the kernel; float64 runs NumPy's tanh around it."""
-    xp = np
-    T, H = Z.shape[0] - 1, cs.shape[2]
-    full = gates.dtype == np.float32
-    rb = np.zeros((1, 1, 1), gates.dtype) if row_bias is None or not full else np.ascontiguousarray(row_bias)
-    cn = 0
-    for t in range(T):
-        tg, cp, cn = (t, t, t + 1) if keep else (0, t % 2, (t + 1) % 2)
-        g = gates[:, tg]
-        gemm(t, g)
-        if not full:
-            if row_bias is not None:
-                g += row_bias
-            xp.tanh(g, out=g)
-        kernels.lstm_forward_step(gates, tg, rb, full and row_bias is not None, cs, cp, cn, zero_c0 and t == 0,
-                                  tcs, tg, Z, t + 1, full)
-        if not full:
-            xp.tanh(cs[cn], out=tcs[tg])
-            xp.multiply(gates[0, tg], tcs[tg], out=Z[t + 1, :, :H])
-    return Z[1:, :, :H], cs[cn]
-
-
-def _backward_compiled(kernels, WT, gates, cs, tcs, ghs, gh_last, gc_last, needs_grad):
-    """LSTMSequence's backward loop with compiled kernels: one before each step's GEMM (the gates'
-    gradients and dc, straight from the saved gates), one after it (the sums over the gates, plus the
-    next step's incoming gradient). Returns (da_all, gx, dh, dc) as the NumPy loop does."""
-    need_x, _, _, need_h0, _, _ = needs_grad
-    T, N, H = tcs.shape
-    D, dt = WT.shape[2] - H, tcs.dtype
-    none = np.zeros((1, 1, 1), dt)
-    da_all = np.empty((4, T, N, H), dt)
-    per_gate = np.empty((4, N, H + D), dt)
-    gx = np.empty((T, N, D), dt) if need_x else none
-    ghs_c = none if ghs is None else np.ascontiguousarray(ghs)
-    if ghs is None:
-        dh = np.zeros((N, H), dt) if gh_last is None else np.array(gh_last, dt, order="C")
-    else:
-        dh = np.ascontiguousarray(ghs[:, T - 1] if gh_last is None else gh_last + ghs[:, T - 1])
-        dh = dh.copy() if gh_last is None else dh
-    dc = np.zeros((N, H), dt) if gc_last is None else np.array(gc_last, dt, order="C")
-    for t in range(T - 1, -1, -1):
-        kernels.lstm_backward_step(gates, cs, tcs, t, dh, dc, gc_last is not None or t < T - 1, da_all)
-        want_h = t > 0 or need_h0           # the encoder's zero start state needs no gradient
-        cols = slice(0 if want_h else H, H + D if need_x else H)
-        if cols.start == cols.stop:
-            continue
-        np.matmul(da_all[:, t], WT[:, :, cols], out=per_gate[:, :, cols])
-        kernels.gate_sums(per_gate, H, want_h, dh, need_x, gx, t, ghs_c, t - 1 if t and ghs is not None else -1)
-    return da_all, gx if need_x else None, dh, dc
 
 
 ONNX_LSTM_GATES = (2, 3, 0, 1)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 from pathlib import Path
 
 from .. import serialization
+from ..training.rundir import check_output_dir
 from .._version import __version__
 from ..models.base import check_finite_parameters
 from ..training.runfiles import load_run
@@ -69,34 +69,12 @@ def export_settings(run) -> dict:
                        "step": run.meta.get("step"), "tinygrad_s2s": __version__}}
 
 
-def _check_out(out: Path) -> None:
-    """`out` may be absent, an empty directory, or an earlier export (whose files are replaced)."""
-    if out.is_symlink() and not out.exists():
-        raise ExportError(f"{out} is a symbolic link to {os.readlink(out)}, which does not exist; choose another --out")
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"{out} is a file, not a directory; choose another --out")
-    if not out.exists():
-        return
-    names = sorted(n for n in os.listdir(out) if not n.startswith(serialization.TMP_PREFIX))
-    if not names:
-        return
-    try:
-        ours = json.loads((out / CONFIG).read_text(encoding="utf-8")).get("format") == FORMAT
-    except (OSError, ValueError, AttributeError):
-        ours = False
-    other = [n for n in names if n not in FILES]
-    if not ours or other:
-        shown = ", ".join((other or names)[:5]) + (" ..." if len(other or names) > 5 else "")
-        raise ExportError(f"{out} holds files a PyTorch export did not write ({shown}); it is only written "
-                          "into an empty directory or over an earlier export: choose another --out")
-
-
 def export_run(run, out) -> list[Path]:
     """Export a run directory or checkpoint `run` to PyTorch in directory `out` (created, or an earlier
     export replaced): returns the files written (weights, config.json, model.py)."""
     st_numpy = _safetensors_numpy()
     out = Path(out)
-    _check_out(out)
+    check_output_dir(out, FILES.__contains__, CONFIG, FORMAT, "a PyTorch export", ExportError)
     loaded = load_run(run)
     name = loaded.config["model"]
     if name not in EXPORTABLE:

@@ -306,3 +306,44 @@ def _wait_for_pid(path: Path) -> int | None:
             return pid
         time.sleep(0.01)
     return None
+
+
+def check_output_dir(out, owned, marker: str, fmt: str, what: str, error=ValueError) -> list[str]:
+    """Refuse (with `error`) an export's output directory `out` unless it is absent, empty, or an earlier
+    export of the same kind: its `marker` JSON file says `"format": fmt` and `owned(name)` accepts every
+    file in it. A file or a dangling link is refused too, so an export never writes over a user's files.
+
+    Args:
+        out: the directory the export is to write.
+        owned: `owned(name) -> bool`, whether an export of this kind writes a file of that name.
+        marker: the JSON file, among those, that names the format.
+        fmt: the format it must name.
+        what: the export's name for the message ("a PyTorch export").
+        error: the exception class raised.
+
+    Returns:
+        The names of the earlier export's files (empty for a new or empty directory).
+
+    Raises:
+        error: `out` is a file, a dangling link, or a directory holding anything else.
+    """
+    out = Path(out)
+    if out.is_symlink() and not out.exists():
+        raise error(f"{out} is a symbolic link to {os.readlink(out)}, which does not exist; choose another --out")
+    if out.exists() and not out.is_dir():
+        raise error(f"{out} is a file, not a directory; choose another --out")
+    if not out.exists():
+        return []
+    names = sorted(n for n in os.listdir(out) if not n.startswith(TMP_PREFIX))
+    if not names:
+        return []
+    try:
+        ours = json.loads((out / marker).read_text(encoding="utf-8")).get("format") == fmt
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    other = [n for n in names if not owned(n)]
+    if not ours or other:
+        shown = ", ".join((other or names)[:5]) + (" ..." if len(other or names) > 5 else "")
+        raise error(f"{out} holds files {what} did not write ({shown}); it is only written into an empty "
+                    "directory or over an earlier export of the same kind: choose another --out")
+    return names
