@@ -25,20 +25,32 @@ from .ops import (abs, add, broadcast_to, clip, div, exp, expand_dims, getitem, 
 class Tensor(TensorBase):
     """An n-dimensional array that records the ops applied to it, for reverse-mode autodiff.
 
-    `Tensor(data, requires_grad=False, dtype=None, name=None)`: `data` is an array, a nested list or a
-    number (Python floats take the default dtype, float32 unless `tg.set_default_dtype` changed it);
-    a NumPy array is shared, not copied. Operators (`+ - * / ** @`, unary `-`, `abs`, indexing) and the
-    methods below are the ops of `tinygrad_s2s.ops`, recorded for `backward` when a gradient is needed.
+    Operators (`+ - * / ** @`, unary `-`, `abs`, indexing, `< <= > >=`) and the methods below are the
+    ops of `tinygrad_s2s.ops`, recorded for `backward` when a gradient is needed. `tg.tensor(data)`
+    makes one holding a copy (PyTorch's habit); `Tensor(ndarray)` shares the array.
+
+    Args:
+        data: an array (NumPy or CuPy; shared, not copied), a Tensor, a nested list or a number.
+        requires_grad: make it a leaf that collects `.grad` (real floating point data only).
+        dtype: a NumPy dtype to convert to; default: an array keeps its own, Python floats take the
+            default float dtype (float32 unless `tg.set_default_dtype` changed it).
+        name: a label that the graph drawings show.
     """
     __slots__ = ()
 
     def backward(self, grad=None, retain_graph: bool | None = None, create_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's `.grad` that requires a gradient.
 
-        `grad`: the upstream gradient (implied 1 for a one-element tensor). `create_graph=True`
-        records the backward pass itself, so each `.grad` is a Tensor with a graph that can be
-        differentiated again (Hessian-vector products, gradient penalties). `retain_graph` keeps
-        this graph for another backward; it defaults to `create_graph`.
+        Args:
+            grad: the upstream gradient, of `self`'s shape (a Tensor or array); default 1, allowed only
+                for a one-element tensor (a loss).
+            retain_graph: keep this graph for another backward; defaults to `create_graph`.
+            create_graph: record the backward pass itself, so each `.grad` is a Tensor with a graph that
+                can be differentiated again (Hessian-vector products, gradient penalties).
+
+        Raises:
+            RuntimeError: no gradient can flow (nothing requires one), the graph was freed by an earlier
+                backward, or a saved tensor was changed in place since.
         """
         _backward(self, grad, retain_graph, create_graph)
 
@@ -137,17 +149,34 @@ class Tensor(TensorBase):
     matmul = matmul
 
     def transpose(self, *axes):
-        """`t.transpose()` reverses the axes; `t.transpose(1, 0, 2)` or `t.transpose((1, 0, 2))` permutes."""
+        """Permute the axes: `t.transpose()` reverses them, `t.transpose(1, 0, 2)` or `t.transpose((1, 0, 2))` permutes.
+
+        NumPy's meaning (a full permutation), not PyTorch's swap of two axes; `t.permute(...)` is the same.
+
+        Args:
+            *axes: nothing (reverse every axis, as `t.T`), or a permutation of `range(t.ndim)` as ints
+                or one tuple.
+
+        Returns:
+            Tensor: a view of `t`'s data with the axes permuted.
+        """
         return transpose(self, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else (axes or None))
 
     @property
     def T(self):
-        """The transpose (all axes reversed)."""
+        """The transpose: every axis reversed (`t.transpose()`)."""
         return transpose(self)
 
     @numpy_keywords
     def argmax(self, axis=None):
-        """Indices of the maxima along `axis` (a constant integer tensor)."""
+        """Indices of the maxima along `axis` (NumPy's `argmax`; the first one on ties).
+
+        Args:
+            axis: an int, or None (the default) for the index into the flattened tensor.
+
+        Returns:
+            Tensor: an int64 tensor without `axis`, with no gradient.
+        """
         return self._wrap(self.data.argmax(axis=axis), False)
 
     # ---- PyTorch's spellings where the meaning is the same: each calls the op above, none is a second op.
