@@ -49,8 +49,10 @@ class Tensor(TensorBase):
                 can be differentiated again (Hessian-vector products, gradient penalties).
 
         Raises:
-            RuntimeError: no gradient can flow (nothing requires one), the graph was freed by an earlier
-                backward, or a saved tensor was changed in place since.
+            RuntimeError: this tensor does not require a gradient, the graph was freed by an earlier
+                backward (pass `retain_graph=True` to the first), or a tensor saved for the backward
+                was changed in place since.
+            ValueError: no `grad` for a tensor of more than one element, or a `grad` of another shape.
         """
         _backward(self, grad, retain_graph, create_graph)
 
