@@ -1,5 +1,7 @@
 """Griffe extension for the reference: a class attribute bound to a function (`exp = exp` in `Tensor`'s
-body, `view = reshape`) is a method, shown with that function's own signature and docstring.
+body, `view = reshape`) is a method, shown with that function's own signature and docstring; and a
+method that overrides a documented one without a docstring of its own (`Linear.extra_repr`) shows the
+overridden one's, as Python's `inspect.getdoc` does.
 
 The static reader sees such a line as a plain attribute (`exp = exp`, no signature, no text); Python
 sees a method, since a function stored in a class body binds like one. This turns each into a copy of
@@ -37,15 +39,39 @@ def as_method(cls: griffe.Class, name: str, func: griffe.Function, lineno: int |
 
 
 class BoundFunctionsAreMethods(griffe.Extension):
-    """Replaces each class attribute bound to a function by a method copy of that function."""
+    """Replaces each class attribute bound to a function by a method copy of that function, and gives
+    an undocumented override the docstring of the method it overrides."""
 
     def on_package(self, *, pkg: griffe.Module, **kwargs) -> None:
-        for cls in _classes(pkg):
+        classes = list(_classes(pkg))
+        for cls in classes:
             for name, member in list(cls.members.items()):
                 if isinstance(member, griffe.Attribute):
                     func = bound_function(cls, member)
                     if func is not None:
                         cls.set_member(name, as_method(cls, name, func, member.lineno))
+        for cls in classes:
+            for name, member in cls.members.items():
+                if isinstance(member, griffe.Function) and member.docstring is None and not name.startswith("_"):
+                    base = inherited_docstring(cls, name, [p.name for p in member.parameters])
+                    if base is not None:
+                        member.docstring = griffe.Docstring(base.value, lineno=base.lineno, parser=base.parser,
+                                                            parser_options=base.parser_options, parent=member)
+
+
+def inherited_docstring(cls: griffe.Class, name: str, params: list[str]) -> griffe.Docstring | None:
+    """The docstring of the nearest base class's `name` that has one and the same parameter names (an
+    override that takes other arguments, `forward(self, x)` over `forward(self, *args)`, needs its own);
+    None when there is none in the package."""
+    try:
+        bases = cls.mro()
+    except (ValueError, griffe.AliasResolutionError):
+        return None
+    for base in bases:
+        member = base.members.get(name)
+        if isinstance(member, griffe.Function) and member.docstring is not None:
+            return member.docstring if [p.name for p in member.parameters] == params else None
+    return None
 
 
 def _classes(obj):

@@ -115,8 +115,9 @@ def problems(obj) -> list[str]:
     found = []
     doc_owner, params = obj, None
     if isinstance(obj, griffe.Class):
-        init = obj.members.get("__init__")
-        if isinstance(init, griffe.Function):
+        init = obj.all_members.get("__init__")         # its own, or the one it inherits (LSTM: Recurrent's)
+        init = init.final_target if isinstance(init, griffe.Alias) else init
+        if isinstance(init, griffe.Function) and init.module.path.startswith("tinygrad_s2s"):
             params = init.parameters
             if init.docstring and "parameters" in _sections(init) and "parameters" not in _sections(obj):
                 doc_owner = init
