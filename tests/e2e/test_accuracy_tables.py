@@ -1,0 +1,49 @@
+"""benchmarks/accuracy.py writes both accuracy tables (RESULTS.md and the docs page's, between its
+markers) from the recorded runs: each row with its provenance line, or, for a run recorded before
+provenance was kept, that fact and the commit that holds its files."""
+from __future__ import annotations
+
+import sys
+
+import pytest
+from paths import REPO_ROOT
+
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+from benchmarks import accuracy  # noqa: E402
+
+METRICS = "epoch,loss,test_accuracy,seconds\n1,1.0,0.5,30\n2,0.5,0.9,30\n3,0.4,0.8,30\n"
+
+
+@pytest.fixture
+def recorded(tmp_path, monkeypatch):
+    here, page = tmp_path / "accuracy", tmp_path / "accuracy.md"
+    for name in ("peeky-addition-reversed", "seq2seq-addition"):
+        (here / name).mkdir(parents=True)
+        (here / name / "metrics.csv").write_text(METRICS)
+    (here / "peeky-addition-reversed" / accuracy.PROVENANCE).write_text("CPU X, 2 cores | BLAS y | commit abc1234 | "
+                                                                       "2026-12-07 16:00 UTC | python -m ...\n")
+    page.write_text(f"# Accuracy\n\nbefore\n\n{accuracy.MARKERS[0]}\nold table\n{accuracy.MARKERS[1]}\n\nafter\n")
+    monkeypatch.setattr(accuracy, "HERE", here)
+    monkeypatch.setattr(accuracy, "DOCS_PAGE", page)
+    return here, page
+
+
+def test_both_tables_are_written_with_each_rows_provenance(recorded):
+    here, page = recorded
+    accuracy.write_results()
+    text = page.read_text()
+    assert "old table" not in text and text.startswith("# Accuracy\n\nbefore\n") and text.endswith("\nafter\n")
+    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    assert "80.00% | 90.00% (2) | 3 | 1.5 | CPU X, 2 cores | BLAS y | commit abc1234" in rows["peeky-addition-reversed"]
+    assert "measured before provenance was recorded" in rows["seq2seq-addition"]
+    assert "attention-date" not in rows                 # not recorded: only RESULTS.md lists it, as not measured
+    results = (here / "RESULTS.md").read_text()
+    assert "| attention-date |" in results and "not measured" in results and "commit abc1234" in results
+
+
+def test_a_page_without_the_markers_is_refused(recorded):
+    _, page = recorded
+    page.write_text("# Accuracy\n")
+    with pytest.raises(SystemExit, match="markers"):
+        accuracy.write_results()
