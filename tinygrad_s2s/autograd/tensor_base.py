@@ -315,7 +315,16 @@ class TensorBase:
 
 
 def as_tensor(x, like: TensorBase | None = None) -> TensorBase:
-    """Tensors pass through; scalars and arrays become constants (on `like`'s device and dtype)."""
+    """`x` as a Tensor: Tensors pass through; numbers and arrays become constants (no gradient).
+
+    Args:
+        x: a Tensor, array, nested list or number.
+        like: a Tensor whose device, and float dtype, a number or list takes (`x * 2.0` keeps float64
+            for a float64 `x`); None for the default dtype.
+
+    Returns:
+        Tensor: `x` itself, or a new constant tensor.
+    """
     if isinstance(x, TensorBase):
         return x
     if like is not None and not _is_backend_array(x):
