@@ -53,7 +53,7 @@ class TrainConfig:
         dataset_sha256: recorded: its SHA-256 (resume refuses a changed file).
         vocab: recorded: the vocabulary's characters, in id order.
         question_width: recorded: the padded question length.
-        answer_width: recorded: the padded answer length (without the start marker).
+        answer_width: recorded: the padded answer length, start marker included.
         split_seed: recorded: the seed of the train/test split.
         train_examples: recorded: the number of training examples used.
         test_examples: recorded: the number of test examples used.
