@@ -115,7 +115,7 @@ def provenance() -> str:
     unless the user set a thread variable, see training_env)."""
     threads = "as set by the user" if user_set_threads() else "1 BLAS thread"
     return (f"{cpu_model()}, {os.cpu_count()} cores | BLAS {blas_threads()[0]}{kernel_pin()} | {threads} | "
-            f"commit {commit(outputs=HERE)} | {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} | "
+            f"commit {commit(outputs=(HERE, DOCS_PAGE))} | {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} | "
             f"{command_line()}")
 
 

@@ -47,3 +47,32 @@ def test_a_page_without_the_markers_is_refused(recorded):
     page.write_text("# Accuracy\n")
     with pytest.raises(SystemExit, match="markers"):
         accuracy.write_results()
+
+
+def test_the_scripts_own_outputs_do_not_mark_the_commit_dirty(tmp_path):
+    """provenance() reads `git status` leaving out what the script writes (benchmarks/accuracy/ and the
+    docs page), so a run's own results never read as uncommitted changes of the code that measured."""
+    import subprocess
+    from benchmarks import common
+    root = tmp_path / "repo"
+    (root / "benchmarks" / "accuracy").mkdir(parents=True)
+    (root / "docs").mkdir()
+    for f in ("benchmarks/accuracy/RESULTS.md", "docs/accuracy.md", "code.py"):
+        (root / f).write_text("a\n")
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    fake = root / "benchmarks" / "common.py"            # commit() finds the repository from its own file
+    fake.write_text("")
+    mp = pytest.MonkeyPatch()
+    mp.setattr(common, "__file__", str(fake))
+    try:
+        outputs = (root / "benchmarks" / "accuracy", root / "docs" / "accuracy.md")
+        (root / "benchmarks" / "accuracy" / "RESULTS.md").write_text("b\n")
+        (root / "docs" / "accuracy.md").write_text("b\n")
+        assert not common.commit(outputs).endswith("uncommitted changes")
+        (root / "code.py").write_text("b\n")
+        assert common.commit(outputs).endswith("+ uncommitted changes")
+    finally:
+        mp.undo()
