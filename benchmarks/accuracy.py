@@ -120,11 +120,11 @@ def provenance() -> str:
 
 
 def measured_on(name: str) -> str:
-    """A run's provenance line, or for a run recorded before provenance was kept, that fact and the
-    commit that holds its files (from git log)."""
+    """A run's provenance line as a table cell (its ` | ` separators as `; `), or for a run recorded
+    before provenance was kept, that fact and the commit that holds its files (from git log)."""
     where = HERE / name / PROVENANCE
     if where.is_file():
-        return where.read_text(encoding="utf-8").strip()
+        return where.read_text(encoding="utf-8").strip().replace(" | ", "; ").replace("|", "\\|")
     try:
         found = subprocess.run(["git", "-C", str(HERE), "log", "-1", "--format=%h (%ad)", "--date=short", "--",
                                 f"{name}/metrics.csv"], capture_output=True, text=True, timeout=10).stdout.strip()
