@@ -5,8 +5,12 @@
     python -m benchmarks.accuracy --list
 
 Each run trains in runs/accuracy/NAME; its metrics.csv and learning_curve.png are copied to
-benchmarks/accuracy/NAME/, and benchmarks/accuracy/RESULTS.md gets one table row per run with the
-per-epoch test accuracy (exact match of the whole answer, greedy decoding, 10% test split).
+benchmarks/accuracy/NAME/ with provenance.txt (machine, BLAS, threads, commit, date, command), and
+benchmarks/accuracy/RESULTS.md gets one table row per run with the per-epoch test accuracy (exact
+match of the whole answer, greedy decoding, 10% test split); the table of docs/results/accuracy.md
+(between its `accuracy-table` markers) is written from the same files. A run recorded before
+provenance was kept says so, with the commit that holds its files.
+`python -m benchmarks.accuracy --tables` rewrites both tables without training.
 These runs take minutes each: they stay out of CI.
 
 The training subprocesses get one BLAS thread (OPENBLAS_NUM_THREADS / OMP_NUM_THREADS /
@@ -28,10 +32,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tinygrad_s2s.serialization import atomic_write
+
 from . import THREAD_ENV, user_set_threads
 from .common import blas_threads, command_line, commit, cpu_model, kernel_pin
 
 HERE = Path(__file__).resolve().parent / "accuracy"
+DOCS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "results" / "accuracy.md"
+MARKERS = ("<!-- accuracy-table: written by python -m benchmarks.accuracy; do not edit -->",
+           "<!-- accuracy-table: end -->")
 
 
 @dataclass(frozen=True)
@@ -106,43 +115,87 @@ def provenance() -> str:
     unless the user set a thread variable, see training_env)."""
     threads = "as set by the user" if user_set_threads() else "1 BLAS thread"
     return (f"{cpu_model()}, {os.cpu_count()} cores | BLAS {blas_threads()[0]}{kernel_pin()} | {threads} | "
-            f"commit {commit()} | {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} | {command_line()}")
+            f"commit {commit(outputs=(HERE, DOCS_PAGE))} | {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} | "
+            f"{command_line()}")
 
 
-def write_results(names: list[str]) -> Path:
+def measured_on(name: str) -> str:
+    """A run's provenance line as a table cell (its ` | ` separators as `; `), or for a run recorded
+    before provenance was kept, that fact and the commit that holds its files (from git log)."""
+    where = HERE / name / PROVENANCE
+    if where.is_file():
+        return where.read_text(encoding="utf-8").strip().replace(" | ", "; ").replace("|", "\\|")
+    try:
+        found = subprocess.run(["git", "-C", str(HERE), "log", "-1", "--format=%h (%ad)", "--date=short", "--",
+                                f"{name}/metrics.csv"], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        found = ""
+    return ("measured before provenance was recorded" + (f"; files from commit {found}" if found else "")
+            + "; 2-core CPU, one BLAS thread")
+
+
+def write_results() -> Path:
+    """RESULTS.md (every column, the per-epoch curve) and the docs page's table, from the recorded runs."""
     lines = ["# Accuracy runs (issue 4)", "",
              "Exact match of the whole decoded answer on the 10% test split, greedy decoding. "
-             "Training minutes exclude evaluation; the recorded runs had one BLAS thread each on the 2-core "
-             "machine, with other work on the machine (the addition runs redone for the new addition data "
-             "shared it with load averages of 1 to 12), so they are upper bounds. "
-             "Reproduce with "
-             "`python -m benchmarks.accuracy NAME`.", "",
+             "Training minutes exclude evaluation; the runs had one BLAS thread each on the 2-core "
+             "machine, with other work on the machine, so they are upper bounds. "
+             "Reproduce with `python -m benchmarks.accuracy NAME`.", "",
              "| run | command | final | best | epochs | train min | target | test accuracy per epoch (%) | measured on |",
              "|---|---|---|---|---|---|---|---|---|"]
+    docs = ["| run | command (`tinygrad-s2s train ...`) | final | best (epoch) | epochs | train min | measured on |",
+            "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
     for run in RUNS:
         metrics = HERE / run.name / "metrics.csv"
         if metrics.is_file():
-            where = HERE / run.name / PROVENANCE
-            lines.append(table_row(run, read_metrics(metrics)) + (
-                f" {where.read_text().strip()} |" if where.is_file() else " not recorded (run before provenance was kept) |"))
+            rows = read_metrics(metrics)
+            lines.append(table_row(run, rows) + f" {measured_on(run.name)} |")
+            docs.append(docs_row(run, rows))
         else:
             lines.append(f"| {run.name} | `tinygrad-s2s train {' '.join(run.args)}` | not measured on the current "
                          f"data | | | | {run.target} | | |")
     path = HERE / "RESULTS.md"
-    path.write_text("\n".join(lines) + "\n")
+    _write(path, "\n".join(lines) + "\n")
+    write_docs_table(docs)
     return path
+
+
+def docs_row(run: AccuracyRun, rows: list[dict]) -> str:
+    acc = [100 * float(r["test_accuracy"]) for r in rows]
+    best = max(range(len(acc)), key=acc.__getitem__)
+    minutes = sum(float(r["seconds"]) for r in rows) / 60
+    return (f"| {run.name} | `{' '.join(run.args)}` | {acc[-1]:.2f}% | {acc[best]:.2f}% ({best + 1}) | {len(rows)} | "
+            f"{minutes:.1f} | {measured_on(run.name)} |")
+
+
+def write_docs_table(rows: list[str]) -> None:
+    """Replace the table between MARKERS in docs/results/accuracy.md."""
+    text = DOCS_PAGE.read_text(encoding="utf-8")
+    start, end = text.find(MARKERS[0]), text.find(MARKERS[1])
+    if start < 0 or end < start:
+        raise SystemExit(f"{DOCS_PAGE}: the markers {MARKERS} are missing; put them where the table goes")
+    _write(DOCS_PAGE, text[:start + len(MARKERS[0])] + "\n\n" + "\n".join(rows) + "\n\n" + text[end:])
+
+
+def _write(path: Path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.accuracy", description=__doc__.splitlines()[0])
     p.add_argument("names", nargs="*", help="runs to do (default: all)")
     p.add_argument("--list", action="store_true", help="list the runs and exit")
+    p.add_argument("--tables", action="store_true", help="rewrite RESULTS.md and the docs table from the "
+                   "recorded runs, without training")
     p.add_argument("--runs-dir", default="runs/accuracy", help="where the runs train (default runs/accuracy)")
     args = p.parse_args(argv)
     known = {r.name: r for r in RUNS}
     if args.list:
         for r in RUNS:
             print(f"{r.name:30s} tinygrad-s2s train {' '.join(r.args)}   target: {r.target}")
+        return 0
+    if args.tables:
+        print(f"results: {write_results()}")
         return 0
     unknown = [n for n in args.names if n not in known]
     if unknown:
@@ -163,9 +216,10 @@ def main(argv=None) -> int:
         dest.mkdir(parents=True, exist_ok=True)
         for f in ("metrics.csv", "learning_curve.png", "config.json"):
             shutil.copy2(out / f, dest / f)
-        (dest / PROVENANCE).write_text(provenance() + "\n")
+        _write(dest / PROVENANCE, provenance() + "\n")
         print(f"   accuracy {100 * report['accuracy']:.2f}% in {(time.time() - t0) / 60:.1f} min", flush=True)
-    print(f"results: {write_results(args.names)}")
+        write_results()                      # after each run: a stopped series keeps what it measured
+    print(f"results: {write_results()}")
     return 0
 
 

@@ -210,14 +210,17 @@ def kernel_pin() -> str:
         " | kernels: OpenBLAS's own choice (no pin)"
 
 
-def commit() -> str:
-    """The repository's commit, marked when the work tree differs from it; 'unknown' outside git."""
+def commit(outputs=()) -> str:
+    """The repository's commit, marked when the work tree differs from it; 'unknown' outside git.
+    `outputs`: the files and folders the calling benchmark writes its own results into, whose changes
+    are not a difference of the code that measured them."""
     root = Path(__file__).resolve().parents[1]
+    exclude = [f":(exclude){Path(p).resolve().relative_to(root)}" for p in outputs]
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", *exclude], capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown (not a git checkout)"
     return head + (" + uncommitted changes" if dirty else "")

@@ -10,7 +10,15 @@ from . import backend
 
 
 class Optimizer:
-    """Holds a list of parameters; `step()` updates those that have a gradient."""
+    """Holds a list of parameters; `step()` updates those that have a gradient (the base of SGD and Adam).
+
+    Args:
+        params: an iterable of Tensors, usually `model.parameters()`.
+        lr: the learning rate, a finite number >= 0.
+
+    Raises:
+        ValueError: `params` is empty, or `lr` is negative, NaN or infinite.
+    """
 
     def __init__(self, params, lr: float):
         self.params = list(params)
@@ -20,15 +28,31 @@ class Optimizer:
         self.lr = lr
 
     def zero_grad(self) -> None:
+        """Set every parameter's `.grad` to None (PyTorch's `zero_grad(set_to_none=True)`)."""
         for p in self.params:
             p.grad = None
 
     def state_dict(self) -> dict:
-        """Hyper-parameters (JSON-able) under 'hyper' and per-parameter arrays under 'slots'."""
+        """The optimizer's state, for a checkpoint.
+
+        Returns:
+            dict: `{"hyper": {...}, "slots": {...}}`: JSON-able hyper-parameters (lr, step counts) and, per
+                slot (Adam's `m`, `v`; SGD's `velocity`), one NumPy array per parameter (copies).
+        """
         return {"hyper": self._hyper(), "slots": {k: [backend.to_numpy(a).copy() for a in v]
                                                   for k, v in self._slots().items()}}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore what `state_dict` returned, into this optimizer's own arrays.
+
+        Args:
+            state: a dict from `state_dict` of an optimizer of the same class over parameters of the
+                same shapes, in the same order.
+
+        Raises:
+            ValueError: a slot holds another number of arrays than there are parameters, or an array of
+                another shape than its parameter.
+        """
         for k, v in state["hyper"].items():
             setattr(self, k, v)
         for k, arrays in state["slots"].items():
@@ -59,7 +83,18 @@ def _check_hyper(owner: str, name: str, value, want: str, low=0.0, high=math.inf
 
 
 class SGD(Optimizer):
-    """p -= lr * grad, or with momentum mu: v = mu * v + grad, p -= lr * v (as torch.optim.SGD)."""
+    """Stochastic gradient descent, with momentum as in `torch.optim.SGD`.
+
+    Without momentum: `p -= lr * grad`; with momentum mu: `v = mu * v + grad`, `p -= lr * v`.
+
+    Args:
+        params: an iterable of Tensors, usually `model.parameters()`.
+        lr: the learning rate, a finite number >= 0; default 0.01.
+        momentum: mu, a finite number >= 0; default 0 (none).
+
+    Raises:
+        ValueError: `params` is empty, or `lr` or `momentum` is out of range.
+    """
 
     def __init__(self, params, lr: float = 0.01, momentum: float = 0.0):
         super().__init__(params, lr)
@@ -68,6 +103,7 @@ class SGD(Optimizer):
         self.velocity = [backend.get_array_module(p.data).zeros_like(p.data) for p in self.params]
 
     def step(self) -> None:
+        """Update every parameter that has a `.grad` (those without one are left alone)."""
         for p, v in zip(self.params, self.velocity):
             if p.grad is None:
                 continue
@@ -93,10 +129,23 @@ def _slot_dtype(dtype):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba) with bias correction, as in torch.optim.Adam: each parameter counts its own
-    steps, the ones it had a gradient in (a parameter left out of some steps, a frozen layer thawed
-    later, gets the bias correction of its own updates, not of the optimizer's calls). float16
-    parameters keep float32 moments and are updated from float32 arithmetic (`_slot_dtype`)."""
+    """Adam (Kingma & Ba) with bias correction, as `torch.optim.Adam`.
+
+    Each parameter counts its own steps, the ones it had a gradient in (a parameter left out of some
+    steps, a frozen layer thawed later, gets the bias correction of its own updates). float16
+    parameters keep float32 moments and are updated from float32 arithmetic.
+
+    Args:
+        params: an iterable of Tensors, usually `model.parameters()`.
+        lr: the learning rate, a finite number >= 0; default 0.001 (the book's).
+        betas: the decay rates (beta1, beta2) of the first and second moments, each in [0, 1);
+            default (0.9, 0.999).
+        eps: added to the denominator, a finite number >= 0; default 1e-8 (outside the corrected
+            square root, as PyTorch's).
+
+    Raises:
+        ValueError: `params` is empty, or `lr`, a beta or `eps` is out of range.
+    """
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
         super().__init__(params, lr)
@@ -115,6 +164,7 @@ class Adam(Optimizer):
         return backend.get_array_module(p.data).zeros(p.shape, _slot_dtype(p.dtype))
 
     def step(self) -> None:
+        """Update every parameter that has a `.grad` (those without one are left alone, and keep their step count)."""
         self.t += 1
         b1, b2 = self.beta1, self.beta2
         for i, (p, m, v) in enumerate(zip(self.params, self.m, self.v)):
@@ -147,6 +197,15 @@ class Adam(Optimizer):
                 "steps": list(self.steps)}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore what `state_dict` returned, with each parameter's own step count.
+
+        Args:
+            state: a dict from `Adam.state_dict` over parameters of the same shapes, in the same order
+                (one saved before per-parameter counts gives every parameter the optimizer's count).
+
+        Raises:
+            ValueError: the slots or the step counts do not match the parameters in number or shape.
+        """
         super().load_state_dict(state)
         steps = state["hyper"].get("steps")
         if steps is None:                   # saved before per-parameter counts: every one had t updates
@@ -161,8 +220,17 @@ class Adam(Optimizer):
 
 
 def clip_grad_norm(params, max_norm: float) -> float:
-    """Scale all gradients together so their global L2 norm is at most max_norm; returns the norm
-    before clipping."""
+    """Scale all gradients together so that their global L2 norm is at most `max_norm`, in place.
+
+    As `torch.nn.utils.clip_grad_norm_`: the direction of the whole gradient is kept.
+
+    Args:
+        params: an iterable of Tensors; those whose `.grad` is None are skipped.
+        max_norm: the largest global norm allowed.
+
+    Returns:
+        float: the global norm before clipping (watch it for exploding gradients).
+    """
     grads = [p.grad for p in params if p.grad is not None]
     total = math.sqrt(sum(float(backend.get_array_module(g.data).vdot(g.data, g.data)) for g in grads))
     rate = max_norm / (total + 1e-6)
@@ -181,8 +249,22 @@ LR_SCHEDULES = {
 
 
 def scheduled_lr(base_lr: float, schedule: str, step: int, total_steps: int) -> float:
-    """The learning rate of update number `step` (0-based) of `total_steps`: a function of the step
-    count alone, so a resumed run follows the same curve."""
+    """The learning rate of update number `step` of `total_steps` under a named schedule.
+
+    A function of the step count alone, so a resumed run follows the same curve.
+
+    Args:
+        base_lr: the learning rate the schedule starts from.
+        schedule: a key of `LR_SCHEDULES`: `"constant"` or `"cosine"` (anneals from `base_lr` to 0).
+        step: the update's number, counted from 0.
+        total_steps: the number of updates in the whole run.
+
+    Returns:
+        float: the learning rate for that update.
+
+    Raises:
+        ValueError: an unknown schedule (the message lists the known ones).
+    """
     if schedule not in LR_SCHEDULES:
         raise ValueError(f"unknown learning-rate schedule {schedule!r}; known: {', '.join(LR_SCHEDULES)}")
     return base_lr * LR_SCHEDULES[schedule](step / max(total_steps, 1))

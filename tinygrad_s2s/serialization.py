@@ -107,7 +107,17 @@ def write_bytes(path, data: bytes) -> None:
 
 
 def save(obj, path, meta: dict | None = None) -> None:
-    """Save a Module's parameters (or a dict name -> array) to `path` (.npz), with JSON `meta`."""
+    """Save a Module's parameters (or a dict name -> array) to an .npz file with a JSON header, atomically.
+
+    No pickle: `load` reads it back without running code. The file is written to a temporary name
+    and renamed, so a crash never leaves half a file under `path`.
+
+    Args:
+        obj: a `Module` (its `state_dict()`), or a dict of name -> array or Tensor.
+        path: the file to write (str or `os.PathLike`), conventionally `*.npz`.
+        meta: a JSON-able dict stored beside the arrays (a run's config, an epoch count), returned by
+            `load(path, return_meta=True)`.
+    """
     state = _state_of(obj)
     header = {"format": FORMAT, "version": VERSION, "names": list(state),
               "shapes": [list(a.shape) for a in state.values()],
@@ -359,13 +369,25 @@ class Checkpoint:
 
 
 def load(path, return_meta: bool = False, expect: dict | None = None):
-    """Load what `save` wrote: an OrderedDict name -> ndarray (and the meta dict if asked).
+    """Load what `save` wrote.
 
     Nothing is decompressed or allocated before the header, the zip directory and each array's own
     .npy header agree, so a damaged or hostile file costs no more memory than it holds on disk.
-    With `expect` (name -> shape, e.g. a model's state_dict shapes), only those arrays are read and
-    each must be declared with that shape. Raises FileNotFoundError, or CheckpointError (a
-    ValueError) whose message is one line naming the file and what is wrong.
+
+    Args:
+        path: the file (str or `os.PathLike`).
+        return_meta: also return the `meta` dict that `save` stored.
+        expect: name -> shape (e.g. a model's `state_dict` shapes): read only those arrays, each of
+            which must be declared with that shape.
+
+    Returns:
+        OrderedDict[str, numpy.ndarray] | tuple: name -> array in the saved order; with
+            `return_meta`, the pair `(arrays, meta)`.
+
+    Raises:
+        FileNotFoundError: no file at `path`.
+        CheckpointError: (a ValueError) a file that is not one `save` wrote, damaged, or missing an
+            expected array or holding it in another shape; the message is one line naming the file.
     """
     with Checkpoint(path) as ck:
         state = ck.arrays(expect)

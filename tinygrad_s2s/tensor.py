@@ -6,6 +6,7 @@ This module is also `tg.tensor`, PyTorch's factory: calling it is `tinygrad_s2s.
 (see `_TensorModule`)."""
 from __future__ import annotations
 
+import difflib
 import sys
 import types
 
@@ -24,20 +25,34 @@ from .ops import (abs, add, broadcast_to, clip, div, exp, expand_dims, getitem, 
 class Tensor(TensorBase):
     """An n-dimensional array that records the ops applied to it, for reverse-mode autodiff.
 
-    `Tensor(data, requires_grad=False, dtype=None, name=None)`: `data` is an array, a nested list or a
-    number (Python floats take the default dtype, float32 unless `tg.set_default_dtype` changed it);
-    a NumPy array is shared, not copied. Operators (`+ - * / ** @`, unary `-`, `abs`, indexing) and the
-    methods below are the ops of `tinygrad_s2s.ops`, recorded for `backward` when a gradient is needed.
+    Operators (`+ - * / ** @`, unary `-`, `abs`, indexing, `< <= > >=`) and the methods below are the
+    ops of `tinygrad_s2s.ops`, recorded for `backward` when a gradient is needed. `tg.tensor(data)`
+    makes one holding a copy (PyTorch's habit); `Tensor(ndarray)` shares the array.
+
+    Args:
+        data: an array (NumPy or CuPy; shared, not copied), a Tensor, a nested list or a number.
+        requires_grad: make it a leaf that collects `.grad` (real floating point data only).
+        dtype: a NumPy dtype to convert to; default: an array keeps its own, Python floats take the
+            default float dtype (float32 unless `tg.set_default_dtype` changed it).
+        name: a label that the graph drawings show.
     """
     __slots__ = ()
 
     def backward(self, grad=None, retain_graph: bool | None = None, create_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's `.grad` that requires a gradient.
 
-        `grad`: the upstream gradient (implied 1 for a one-element tensor). `create_graph=True`
-        records the backward pass itself, so each `.grad` is a Tensor with a graph that can be
-        differentiated again (Hessian-vector products, gradient penalties). `retain_graph` keeps
-        this graph for another backward; it defaults to `create_graph`.
+        Args:
+            grad: the upstream gradient, of `self`'s shape (a Tensor or array); default 1, allowed only
+                for a one-element tensor (a loss).
+            retain_graph: keep this graph for another backward; defaults to `create_graph`.
+            create_graph: record the backward pass itself, so each `.grad` is a Tensor with a graph that
+                can be differentiated again (Hessian-vector products, gradient penalties).
+
+        Raises:
+            RuntimeError: this tensor does not require a gradient, the graph was freed by an earlier
+                backward (pass `retain_graph=True` to the first), or a tensor saved for the backward
+                was changed in place since.
+            ValueError: no `grad` for a tensor of more than one element, or a `grad` of another shape.
         """
         _backward(self, grad, retain_graph, create_graph)
 
@@ -136,19 +151,173 @@ class Tensor(TensorBase):
     matmul = matmul
 
     def transpose(self, *axes):
-        """`t.transpose()` reverses the axes; `t.transpose(1, 0, 2)` or `t.transpose((1, 0, 2))` permutes."""
+        """Permute the axes: `t.transpose()` reverses them, `t.transpose(1, 0, 2)` or `t.transpose((1, 0, 2))` permutes.
+
+        NumPy's meaning (a full permutation), not PyTorch's swap of two axes; `t.permute(...)` is the same.
+
+        Args:
+            *axes: nothing (reverse every axis, as `t.T`), or a permutation of `range(t.ndim)` as ints
+                or one tuple.
+
+        Returns:
+            Tensor: a view of `t`'s data with the axes permuted.
+        """
         return transpose(self, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else (axes or None))
 
     @property
     def T(self):
-        """The transpose (all axes reversed)."""
+        """The transpose: every axis reversed (`t.transpose()`)."""
         return transpose(self)
 
     @numpy_keywords
     def argmax(self, axis=None):
-        """Indices of the maxima along `axis` (a constant integer tensor)."""
+        """Indices of the maxima along `axis` (NumPy's `argmax`; the first one on ties).
+
+        Args:
+            axis: an int, or None (the default) for the index into the flattened tensor.
+
+        Returns:
+            Tensor: an int64 tensor without `axis`, with no gradient.
+        """
         self._read("argmax()")
         return self._wrap(self.data.argmax(axis=axis), False)
+
+    # ---- PyTorch's spellings where the meaning is the same: each calls the op above, none is a second op.
+    # Other PyTorch names answer with ours (PYTORCH_NAMES, via __getattr__).
+    unsqueeze = expand_dims
+
+    def view(self, *shape):
+        """PyTorch's spelling of `reshape` (see there): `x.view(2, 3)` or `x.view((2, 3))`, one -1 allowed.
+
+        Unlike `torch.Tensor.view`, it never fails on a non-contiguous tensor: the result shares the
+        data where NumPy can reshape without copying, and is a copy otherwise. The gradient is the same.
+
+        Args:
+            *shape: the new shape, as ints or one tuple; its product must equal `self.size`.
+
+        Returns:
+            Tensor: `self`'s elements in the new shape, same dtype.
+
+        Raises:
+            ValueError: the new shape does not hold exactly `self.size` elements.
+        """
+        return reshape(self, *shape)
+
+    def permute(self, *axes):
+        """PyTorch's spelling of `transpose` with every axis given: `x.permute(1, 0, 2)`.
+
+        Args:
+            *axes: a permutation of `range(self.ndim)`, as ints or one tuple; axis `i` of the result is
+                axis `axes[i]` of `self`.
+
+        Returns:
+            Tensor: the permuted tensor (shape `[self.shape[a] for a in axes]`).
+
+        Raises:
+            TypeError: no axes given (`x.transpose()` and `x.T` reverse them all).
+            ValueError: `axes` is not a permutation of the tensor's axes.
+        """
+        if not axes:
+            raise TypeError(f"permute() takes the order of all {self.ndim} axes, e.g. x.permute"
+                            f"{tuple(reversed(range(self.ndim)))}; x.transpose() and x.T reverse them")
+        return self.transpose(*axes)
+
+    def flatten(self):
+        """All elements in one axis, C order: `reshape(self, -1)` (PyTorch's default `flatten()`).
+
+        For part of the axes, write the shape: `x.reshape(x.shape[0], -1)`.
+
+        Returns:
+            Tensor: a 1-D tensor of `self.size` elements.
+        """
+        return reshape(self, -1)
+
+    def numel(self) -> int:
+        """The number of elements, PyTorch's spelling of `self.size` (NumPy's int).
+
+        Returns:
+            int: the product of `self.shape` (1 for a scalar).
+        """
+        return int(self.size)
+
+    def dim(self) -> int:
+        """The number of axes, PyTorch's spelling of `self.ndim`.
+
+        Returns:
+            int: `len(self.shape)`.
+        """
+        return self.ndim
+
+    def t(self):
+        """The transpose of a tensor of at most 2 axes, as `torch.Tensor.t` (1-D and 0-D: itself).
+
+        Returns:
+            Tensor: `self.T`.
+
+        Raises:
+            ValueError: `self` has more than 2 axes (use `transpose` with the order you mean).
+        """
+        if self.ndim > 2:
+            raise ValueError(f"t() takes a tensor of at most 2 axes, not shape {self.shape}; "
+                             "x.transpose(...) (or x.permute(...)) with every axis permutes more")
+        return transpose(self)
+
+    def __getattr__(self, name):
+        # only what normal lookup did not find: a PyTorch habit gets our spelling, a typo a suggestion
+        raise AttributeError(missing_attribute(name))
+
+
+PYTORCH_NAMES = {
+    "contiguous": "not needed here: every op takes any memory layout, and reshape/view copy where they must; "
+                  "drop .contiguous()",
+    "clone": "x + 0 is a copy that stays in the graph; x.detach().to(x.dtype) a copy cut off from it",
+    "float": "x.to(np.float32): a new leaf, no gradient flows back through it (torch's x.float() records one)",
+    "double": "x.to(np.float64): a new leaf, no gradient flows back through it (torch's x.double() records one)",
+    "half": "x.to(np.float16): a new leaf, no gradient flows back through it",
+    "long": "x.to(np.int64)",
+    "int": "x.to(np.int32)",
+    "cpu": "x.to('cpu'): a new leaf that keeps requires_grad (torch's x.cpu() records a copy)",
+    "cuda": "x.to('cuda'): a new leaf that keeps requires_grad (torch's x.cuda() records a copy)",
+    "type": "x.dtype to read the type, x.to(dtype) to convert",
+    "expand": "x.broadcast_to(shape): NumPy's name, every size given (no -1)",
+    "expand_as": "x.broadcast_to(y.shape)",
+    "view_as": "x.reshape(y.shape)",
+    "reshape_as": "x.reshape(y.shape)",
+    "nelement": "x.size (NumPy's int) or x.numel()",
+    "clamp": "x.clip(lo, hi): NumPy's name, positional bounds (either may be None)",
+    "min": "-(-x).max(axis): there is no min reduction; tg.minimum(a, b) is the elementwise one",
+    "argmin": "(-x).argmax(axis)",
+    "amax": "x.max(axis)",
+    "mm": "x @ y (tg.matmul)",
+    "bmm": "x @ y (tg.matmul batches over the leading axes)",
+    "dot": "x @ y (tg.matmul)",
+    "square": "x ** 2",
+    "rsqrt": "1 / x.sqrt()",
+    "masked_fill": "tg.where(mask, value, x)",
+    "gather": "tg.take_along_axis(x, index, axis)",
+    "chunk": "tg.split(x, n, axis): NumPy's split, n equal parts",
+    "grad_fn": "x.creator: the Function that made x (None for a leaf)",
+    "retain_grad": "tg.grad(loss, [h]) for the gradient of an intermediate tensor h",
+    "new_zeros": "tg.zeros(shape, dtype=x.dtype)",
+    "new_ones": "tg.ones(shape, dtype=x.dtype)",
+}
+"""PyTorch tensor attributes that `Tensor` lacks or spells otherwise -> what to write here (the
+AttributeError says it; docs/guide/from-pytorch.md lists them)."""
+
+
+def missing_attribute(name: str) -> str:
+    """The AttributeError message for `Tensor.<name>`: our spelling of a PyTorch name, the op function of
+    that name (`x.add(y)` is `tg.add(x, y)`), or the nearest attribute names."""
+    head = f"'Tensor' object has no attribute {name!r}"
+    if name.startswith("_"):
+        return head                      # protocol probes (__array_interface__, _repr_svg_, ...): no search
+    if name in PYTORCH_NAMES:
+        return f"{head}: PyTorch's x.{name} is {PYTORCH_NAMES[name]}"
+    from . import ops
+    if name in ops.__all__:
+        return f"{head}: use the op function, tg.{name}(x, ...)"
+    close = difflib.get_close_matches(name, [n for n in dir(Tensor) if not n.startswith("_")], n=3)
+    return head + (f"; did you mean {' or '.join(map(repr, close))}?" if close else "")
 
 
 def _compare(ufunc, t, other):

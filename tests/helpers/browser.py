@@ -24,7 +24,8 @@ def find_chromium() -> str | None:
 
 
 class Browser:
-    """One headless Chromium with one page; `console` collects console errors and exceptions."""
+    """One headless Chromium with one page; `console` collects console errors and exceptions, `requests`
+    the URL of every request the page made (its own files, and anything it tried to fetch from outside)."""
 
     def __init__(self, width: int = 1400, height: int = 900, timeout: float = 60.0):
         exe = find_chromium()
@@ -45,12 +46,12 @@ class Browser:
                                      stderr=subprocess.DEVNULL, preexec_fn=fds, pass_fds=(3, 4))
         os.close(to_chrome_r)
         os.close(from_chrome_w)
-        self.timeout, self._id, self._buf, self.console = timeout, 0, b"", []
+        self.timeout, self._id, self._buf, self.console, self.requests = timeout, 0, b"", [], []
         target = self.call("Target.createTarget", url="about:blank")["targetId"]
         self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
                   mobile=False, session=True)
-        for domain in ("Runtime", "Log", "Page"):
+        for domain in ("Runtime", "Log", "Page", "Network"):
             self.call(f"{domain}.enable", session=True)
 
     def _read(self) -> dict:
@@ -89,6 +90,8 @@ class Browser:
             self.console.append(d.get("exception", {}).get("description") or d.get("text"))
         elif method == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
             self.console.append(p["entry"].get("text"))
+        elif method == "Network.requestWillBeSent":
+            self.requests.append(p.get("request", {}).get("url"))
 
     def eval(self, expression: str):
         """The value of a JavaScript expression in the page (promises are awaited)."""

@@ -107,7 +107,18 @@ def _check_finite(op, phase, y, module):
 
 
 def sum_to(g, shape):
-    """Undo broadcasting: sum `g` down to `shape`; a shape that `g` is not a broadcast of raises."""
+    """Undo broadcasting: sum `g` down to `shape` (what the engine does to each input's gradient).
+
+    Args:
+        g: an array or Tensor, of a shape that `shape` broadcasts to.
+        shape: the target shape.
+
+    Returns:
+        The sum of `g` over the broadcast axes, of `shape` (`g` itself when the shapes are equal).
+
+    Raises:
+        ValueError: `g`'s shape is not a broadcast of `shape` (a backward returned a wrong shape).
+    """
     shape = tuple(shape)
     if g.shape == shape:
         return g

@@ -67,12 +67,24 @@ def _fresh(g: TensorBase) -> TensorBase:
 
 
 def run_backward(roots, grads, retain_graph: bool, create_graph: bool = False, wanted=None) -> None:
-    """Reverse-topological walk with a heap (no recursion): deepest generation first.
+    """The backward walk behind `Tensor.backward` and `tg.grad`: reverse-topological, with a heap (no recursion).
 
-    Gradients go into the leaves' `.grad`, or, when `wanted` is a dict (`tg.grad`), only into its
-    entries: keyed by the Tensor for a leaf, by (creator, out_index) otherwise. With `create_graph`
-    every gradient is a Tensor and each backward is recorded as ops (call it inside a `_backward_pass`).
-    `roots` and `grads` may also be one tensor and its gradient.
+    Nodes run deepest generation first. Gradients go into the leaves' `.grad`, or, when `wanted` is
+    a dict (`tg.grad`), only into its entries: keyed by the Tensor for a leaf, by
+    `(creator, out_index)` otherwise.
+
+    Args:
+        roots: the tensors to differentiate (or one tensor).
+        grads: their upstream gradients, one per root (or one).
+        retain_graph: keep the nodes' saved values for another backward.
+        create_graph: make every gradient a Tensor and record each backward as ops (call it inside
+            a `_backward_pass`).
+        wanted: None (fill the leaves' `.grad`), or a dict whose entries receive the gradients.
+
+    Raises:
+        RuntimeError: the graph was freed by an earlier backward, a saved tensor was changed in place
+            since the forward, an op cannot be differentiated twice, or an op's backward failed (the
+            message names the op, its module and its forward's line).
     """
     if isinstance(roots, TensorBase):
         roots, grads = [roots], [grads]
@@ -273,13 +285,25 @@ def _check_reference(fn, outs) -> None:
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
-    """The gradients of `outputs` with respect to `inputs`, as a tuple of Tensors (`.grad` untouched).
+    """The gradients of `outputs` with respect to `inputs`, as `torch.autograd.grad` (`.grad` untouched).
 
-    outputs, inputs: a Tensor or a sequence of them (inputs may be intermediate tensors);
-    grad_outputs: the upstream gradients (implied 1 for one-element outputs). `create_graph=True`
-    returns gradients that carry their own graph, to differentiate again (Hessian-vector products,
-    gradient penalties); `retain_graph` defaults to `create_graph`. An input the outputs do not depend
-    on raises, unless `allow_unused=True` (then its gradient is None). As `torch.autograd.grad`.
+    Args:
+        outputs: a Tensor or a sequence of them.
+        inputs: a Tensor or a sequence of them that require a gradient (intermediate tensors too).
+        grad_outputs: the upstream gradients, one per output (a Tensor, array or number; or one for
+            one output); default 1 for one-element outputs.
+        retain_graph: keep the graph for another backward; defaults to `create_graph`.
+        create_graph: return gradients that carry their own graph, to differentiate again
+            (Hessian-vector products, gradient penalties).
+        allow_unused: give None for an input the outputs do not depend on, instead of raising.
+
+    Returns:
+        tuple[Tensor | None, ...]: one gradient per input, of its shape.
+
+    Raises:
+        ValueError: `grad_outputs` does not have one gradient per output, or one of another shape.
+        RuntimeError: an input or output does not require a gradient, or an input is unused (without
+            `allow_unused`); and what `Tensor.backward` raises.
     """
     outputs = [outputs] if isinstance(outputs, TensorBase) else list(outputs)
     inputs = [inputs] if isinstance(inputs, TensorBase) else list(inputs)

@@ -10,7 +10,11 @@ from .grad_mode import current_module_path
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # tinygrad_s2s/, not autograd/
 
 def user_location() -> str:
-    """'file:line' of the innermost caller outside this package (where the user wrote the op)."""
+    """Where the user wrote the op: `file:line` of the innermost caller outside this package.
+
+    Returns:
+        str: `"path/to/script.py:12"`, or `"<unknown>"`.
+    """
     frame = _user_frame(sys._getframe(1))
     return "<unknown>" if frame is None else f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
@@ -57,6 +61,17 @@ _KIND: dict = {}
 
 
 def describe(op: str, reason: str, shapes=(), module: str | None = None) -> str:
+    """An error message in the library's form: the op, what is wrong, the shapes, the module, the line.
+
+    Args:
+        op: the op's name (`"matmul"`).
+        reason: what is wrong, in words.
+        shapes: the input shapes to show.
+        module: the module path; default the current one (`current_module_path()`).
+
+    Returns:
+        str: `"op: reason; input shapes (2, 3), (4, 5); in module 'decoder'; at script.py:12"`.
+    """
     module = current_module_path() if module is None else module
     parts = [f"{op}: {reason}"]
     if shapes:

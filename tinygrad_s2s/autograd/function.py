@@ -32,6 +32,9 @@ class saved_input(_Saved):
 
     The engine refuses a backward after such an input was changed in place (an optimizer step,
     `t.data = ...`), instead of computing with the new values.
+
+    Args:
+        index: which input, counted from 0.
     """
 
     def __get__(self, fn, owner=None):
@@ -42,7 +45,11 @@ class saved_input(_Saved):
 
 class saved_output(_Saved):
     """`y = saved_output(0)` in a Function class: `self.y` in backward is output 0's array, kept by
-    the node itself (a Tensor, node of the graph, while a recorded backward runs)."""
+    the node itself (a Tensor, node of the graph, while a recorded backward runs).
+
+    Args:
+        index: which output, counted from 0.
+    """
 
     def __get__(self, fn, owner=None):
         if fn is None:
@@ -52,9 +59,14 @@ class saved_output(_Saved):
 
 
 class BackwardPass:
-    """One recorded backward run (`backward(create_graph=True)`, `tg.grad(..., create_graph=True)`):
-    the file:line that called it and the order of the derivative it computes (1 + the highest order
-    among the recorded ops it differentiates)."""
+    """One recorded backward run (`backward(create_graph=True)`, `tg.grad(..., create_graph=True)`).
+
+    `order` is the order of the derivative it computes (1 + the highest order among the recorded ops
+    it differentiates).
+
+    Args:
+        location: the `file:line` that called the backward.
+    """
     __slots__ = ("location", "order")
 
     def __init__(self, location: str):
@@ -62,9 +74,16 @@ class BackwardPass:
 
 
 class GradOf:
-    """What recorded a node during a BackwardPass (the node's `grad_of`): the backward of op `op`
-    (its module path and forward file:line; `of` is that op's own GradOf when it was itself recorded
-    in a backward), or with `op` None the pass's own work (summing gradients, handing them out)."""
+    """What recorded a node during a BackwardPass (the node's `grad_of`).
+
+    Args:
+        op: the op whose backward made the node, or None for the pass's own work (summing gradients,
+            handing them out).
+        module: that op's module path.
+        location: that op's forward `file:line`.
+        of: that op's own GradOf when it was itself recorded in a backward, else None.
+        pass_: the BackwardPass.
+    """
     __slots__ = ("op", "module", "location", "of", "pass_")
 
     def __init__(self, op, module: str, location: str, of, pass_: BackwardPass):
@@ -120,6 +139,10 @@ class Function:
     is differentiated through that instead; any other op refuses create_graph=True with a clear error.
     A node made while a backward is recorded has `grad_of` (a GradOf: which op's backward, which pass).
     An op that can be exported to ONNX defines `onnx(self, g, *inputs)` (see tinygrad_s2s/ops/base.py).
+
+    Args:
+        **params: the op's constant parameters (`axis=1`, `shape=(2, 3)`), set as attributes of the
+            node (`self.axis`); `apply` passes them through.
     """
     name = None  # op name shown in errors and graphs; defaults to the lowercase class name
     takes_missing_grads = False
@@ -160,7 +183,21 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs: TensorBase, **params):
-        """Run the op on Tensors; returns a Tensor (or a tuple for multi-output ops)."""
+        """Run the op on Tensors and record the graph node (only when an input requires a gradient).
+
+        Args:
+            *inputs: the Tensors the op reads (`as_tensor` converts numbers and arrays first).
+            **params: the op's constant parameters, as attributes of the node.
+
+        Returns:
+            Tensor | tuple[Tensor, ...]: the output, or a tuple for a multi-output op.
+
+        Raises:
+            ValueError: `forward` raised ValueError or IndexError (the message gains the op, the input
+                shapes, the module and the user's line), or the inputs are on different devices.
+            TypeError: `forward` raised TypeError (the message gains the same).
+            FloatingPointError: inside `detect_anomaly`, an output holds NaN or Inf.
+        """
         fn = cls(**params)
         arrays = [t._data for t in inputs]
         if len(arrays) > 1 and any(type(a) is not np.ndarray for a in arrays):   # host-only: skip
@@ -216,17 +253,45 @@ class Function:
 
     @classmethod
     def run(cls, *values, **params):
-        """`apply` on Tensors, the bare forward on arrays: lets one op's backward use another op on
-        raw arrays (first order) and on Tensors (a differentiable backward) alike."""
+        """`apply` on Tensors, the bare forward on arrays.
+
+        Lets one op's backward use another op on raw arrays (first order) and on Tensors (a differentiable
+        backward) alike.
+
+        Args:
+            *values: arrays, or Tensors (then numbers and arrays among them become constants like the
+                first Tensor).
+            **params: the op's constant parameters.
+
+        Returns:
+            The forward's array(s), or `apply`'s Tensor(s).
+        """
         if any(isinstance(v, TensorBase) for v in values):
             first = next(v for v in values if isinstance(v, TensorBase))
             return cls.apply(*(as_tensor(v, like=first) for v in values), **params)
         return cls(**params).forward(*values)
 
     def forward(self, *arrays):  # pragma: no cover - abstract
+        """The op on raw arrays (NumPy or CuPy); subclasses define it.
+
+        Args:
+            *arrays: the inputs' arrays, in order.
+
+        Returns:
+            An array, or a tuple of arrays for a multi-output op.
+        """
         raise NotImplementedError
 
     def backward(self, *grads):  # pragma: no cover - abstract
+        """The gradients of the inputs from the outputs'; subclasses define it.
+
+        Args:
+            *grads: one gradient per output, of its shape (zeros, or None with `takes_missing_grads`,
+                for an output that was not used).
+
+        Returns:
+            One gradient per input (a single value for a one-input op), None where no gradient flows.
+        """
         raise NotImplementedError
 
     def release(self):
@@ -238,7 +303,11 @@ class Function:
         self.inputs = None
 
     def location(self) -> str:
-        """'file:line' of the user's code that ran this op's forward."""
+        """Where the user's code ran this op's forward.
+
+        Returns:
+            str: `"file:line"`.
+        """
         return f"{self.call_site[0]}:{self.call_site[1]}"
 
     def __repr__(self):

@@ -34,35 +34,76 @@ def _setting(key, value):
 
 
 def no_grad():
-    """Build no graph at all inside this block (inference, decoding, optimizer updates)."""
+    """Build no graph inside this block: inference, decoding, optimizer updates (`torch.no_grad`).
+
+    Returns:
+        A context manager (`with tg.no_grad():`); it also decorates a function (`@tg.no_grad()`).
+    """
     return _setting("grad", False)
 
 
 def enable_grad():
-    """Re-enable graph building inside a `no_grad` block."""
+    """Build the graph again inside a `no_grad` block (`torch.enable_grad`).
+
+    Returns:
+        A context manager (`with tg.enable_grad():`); it also decorates a function (`@tg.enable_grad()`).
+    """
     return _setting("grad", True)
 
 
 def is_grad_enabled() -> bool:
+    """Whether ops record a graph here (False inside `no_grad`).
+
+    Returns:
+        bool: the current setting.
+    """
     return _state["grad"]
 
 
 def detect_anomaly():
-    """Raise FloatingPointError at the first op (forward or backward) that produces NaN or Inf."""
+    """Raise FloatingPointError at the first op, forward or backward, that produces NaN or Inf.
+
+    The error names the op, its module and the line that called it; slower (every output is checked).
+
+    Returns:
+        A context manager (`with tg.detect_anomaly():`); it also decorates a function (`@tg.detect_anomaly()`).
+    """
     return _setting("anomaly", True)
 
 
 def set_default_dtype(dtype) -> None:
-    """Set the float dtype of new tensors and parameters (float32 unless changed)."""
+    """Set the float dtype of new tensors and parameters from Python floats (float32 unless changed).
+
+    Args:
+        dtype: a float NumPy dtype (`np.float64`, `np.float32`).
+
+    Raises:
+        TypeError: `dtype` is not a floating point dtype.
+    """
     _state["dtype"] = _float_dtype(dtype)
 
 
 def get_default_dtype() -> np.dtype:
+    """The float dtype new tensors and parameters take.
+
+    Returns:
+        numpy.dtype: float32 unless `set_default_dtype` or `default_dtype` changed it.
+    """
     return _state["dtype"]
 
 
 def default_dtype(dtype):
-    """`with tg.default_dtype(np.float64):` creates float64 tensors and parameters inside."""
+    """Use another default float dtype inside a block: `with tg.default_dtype(np.float64):`.
+
+    Args:
+        dtype: a float NumPy dtype.
+
+    Returns:
+        A context manager that restores the previous default on exit.
+
+    Raises:
+        TypeError: `dtype` is not a floating point dtype.
+    """
     return _setting("dtype", _float_dtype(dtype))
 
 
@@ -75,10 +116,19 @@ def _float_dtype(dtype) -> np.dtype:
 
 @contextlib.contextmanager
 def module_scope(name: str):
-    """Push a module name; every node created inside records the dotted path and, per level of it,
-    a number that tells one call of that module from the next (two calls back to back are two calls
-    in a drawing). A dotted name (`layers.0`, a ModuleList's child) adds levels its call does not own:
-    they keep the enclosing call's number."""
+    """Push a module name for the nodes created inside (what calling a Module does).
+
+    Every node records the dotted path and, per level of it, a number that tells one call of that
+    module from the next (two calls back to back are two calls in a drawing). A dotted name
+    (`layers.0`, a ModuleList's child) adds levels its call does not own: they keep the enclosing
+    call's number.
+
+    Args:
+        name: the module's name; empty keeps the enclosing path.
+
+    Yields:
+        None: the block runs with the path pushed.
+    """
     parent = _scope[-1]
     path = f"{parent}.{name}" if parent and name else (name or parent)
     calls = _scope_calls[-1]
@@ -95,6 +145,11 @@ def module_scope(name: str):
 
 
 def current_module_path() -> str:
+    """The dotted module path new nodes record (`decoder.lstm`; empty at top level).
+
+    Returns:
+        str: the innermost `module_scope`'s path.
+    """
     return _scope[-1]
 
 

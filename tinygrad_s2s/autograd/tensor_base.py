@@ -63,7 +63,20 @@ class _NumPySize(int):
 class TensorBase:
     """What the engine needs of a tensor: one backend array, `requires_grad`, `grad`, the Function that
     made it (`creator`) and its in-place versions. `tinygrad_s2s.Tensor` adds the operators and the op
-    methods; every tensor the engine makes is of that class (`set_tensor_class`)."""
+    methods; every tensor the engine makes is of that class (`set_tensor_class`).
+
+    Args:
+        data: an array (NumPy or CuPy; shared, not copied), a Tensor (its data, shared), a nested
+            list or a number.
+        requires_grad: make it a leaf that collects `.grad` (real floating point data only).
+        dtype: a NumPy dtype to convert to; default: an array keeps its own, Python floats take the
+            default float dtype (float32 unless `tg.set_default_dtype` changed it).
+        name: a label that the graph drawings show.
+
+    Raises:
+        ValueError: ragged nested lists.
+        TypeError: data that is not numbers (or complex numbers); `requires_grad` on non-float data.
+    """
     __slots__ = ("_data", "_version", "_stamp", "requires_grad", "grad", "creator", "out_index", "generation",
                  "name", "_base", "__weakref__")
     __array_ufunc__ = None  # make `ndarray op Tensor` call Tensor's reflected operator
@@ -110,6 +123,18 @@ class TensorBase:
     _wrap = staticmethod(wrap)
 
     def requires_grad_(self, flag: bool = True) -> TensorBase:
+        """Mark this tensor as a leaf that collects `.grad` (or unmark it), in place.
+
+        Args:
+            flag: True (the default) to require a gradient, False to stop.
+
+        Returns:
+            Tensor: this tensor, for chaining (`tg.zeros(3).requires_grad_()`).
+
+        Raises:
+            RuntimeError: `flag=False` on a tensor an op made (use `detach()`).
+            TypeError: `flag=True` on a tensor whose dtype is not a real float.
+        """
         if not flag and self.requires_grad and self.creator is not None:
             raise RuntimeError("requires_grad_(False) on a tensor an op made would cut its gradient out of "
                                "the graph silently; use t.detach() for a tensor that needs no gradient")
@@ -131,9 +156,14 @@ class TensorBase:
     version = property(lambda self: self._version, doc="How many in-place changes this tensor has seen.")
 
     def bump_version(self) -> TensorBase:
-        """Record an in-place change made by writing into `.data[...]` (see `data`). A view (a
-        reshape, transpose or slice of another tensor: `_base`) passes the change on to what it views,
-        whose data it is."""
+        """Record an in-place change made by writing into `.data[...]` (see `data`).
+
+        A view (a reshape, transpose or slice of another tensor) passes the change on to what it views,
+        whose data it is.
+
+        Returns:
+            Tensor: this tensor.
+        """
         _clock[0] += 1           # the stamp says when: a node checks only inputs stamped after it
         t = self
         while t is not None:
@@ -143,13 +173,30 @@ class TensorBase:
         return self
 
     def zero_(self) -> TensorBase:
-        """Set every element to 0 in place (a version bump: a saved-for-backward use then raises)."""
+        """Set every element to 0 in place (a version bump: a saved-for-backward use then raises).
+
+        Returns:
+            Tensor: this tensor.
+
+        Raises:
+            RuntimeError: this is a view an op made while recording (change a copy instead).
+        """
         self._check_in_place("zero_()")
         self._data[...] = 0
         return self.bump_version()
 
     def fill_(self, value) -> TensorBase:
-        """Set every element to `value` in place (a version bump, as `zero_`)."""
+        """Set every element to `value` in place (a version bump, as `zero_`).
+
+        Args:
+            value: a Python number (cast to this tensor's dtype).
+
+        Returns:
+            Tensor: this tensor.
+
+        Raises:
+            RuntimeError: this is a view an op made while recording (change a copy instead).
+        """
         self._check_in_place("fill_()")
         self._data[...] = value
         return self.bump_version()
@@ -174,6 +221,14 @@ class TensorBase:
             _tracers[-1].read(self, what)
 
     def item(self):
+        """The value of a one-element tensor as a Python number (`float(t)` and `int(t)` use it).
+
+        Returns:
+            float | int | bool: the element, as Python's type for the dtype.
+
+        Raises:
+            ValueError: the tensor has more than one element.
+        """
         self._read("item()")
         if self.data.size != 1:
             raise ValueError(f"item(): only a one-element tensor converts to a Python scalar, "
@@ -195,23 +250,49 @@ class TensorBase:
         return arr.copy() if copy else arr
 
     def numpy(self) -> np.ndarray:
-        """A host ndarray (sharing memory on the CPU)."""
+        """The data as a host NumPy array (the array itself on the CPU: shared, not copied).
+
+        Returns:
+            numpy.ndarray: a CPU tensor's own array, or a copy of a GPU tensor's.
+        """
         self._read("numpy()")
         return backend.to_numpy(self.data)
 
     def tolist(self):
+        """The data as nested Python lists (a number for a 0-d tensor).
+
+        Returns:
+            list | float | int | bool: `t.numpy().tolist()`.
+        """
         return self.numpy().tolist()
 
     def detach(self) -> TensorBase:
-        """A new leaf sharing this tensor's data, cut off from the graph (an in-place change of it is
-        a change of this tensor: the version checks see it)."""
+        """A new leaf sharing this tensor's data, cut off from the graph.
+
+        An in-place change of it is a change of this tensor: the version checks see it.
+
+        Returns:
+            Tensor: `requires_grad=False`, the same array.
+        """
         t = wrap(self.data, False)
         t._base = self
         return t
 
     def to(self, target) -> TensorBase:
-        """A copy on another device ('cpu', 'cuda') or with another dtype, as a new leaf that keeps
-        `requires_grad` (use it for inputs and parameters, not inside a differentiable graph)."""
+        """A copy on another device or with another dtype, as a new leaf.
+
+        The copy keeps `requires_grad` (a float result): use it for inputs and parameters, not inside a
+        differentiable graph, since no gradient flows back through it.
+
+        Args:
+            target: a device, `"cpu"` or `"cuda"`, or a NumPy dtype (`np.float64`).
+
+        Returns:
+            Tensor: the new leaf.
+
+        Raises:
+            TypeError: a dtype that is not a bool, integer or real float.
+        """
         if isinstance(target, str):
             arr = backend.to_device(self.data, target)
         else:
@@ -238,11 +319,21 @@ class TensorBase:
         return bool(self.data)
 
     def zero_grad(self) -> None:
+        """Forget this tensor's gradient: `.grad` becomes None (as PyTorch's `set_to_none`)."""
         self.grad = None
 
 
 def as_tensor(x, like: TensorBase | None = None) -> TensorBase:
-    """Tensors pass through; scalars and arrays become constants (on `like`'s device and dtype)."""
+    """`x` as a Tensor: Tensors pass through; numbers and arrays become constants (no gradient).
+
+    Args:
+        x: a Tensor, array, nested list or number.
+        like: a Tensor whose device, and float dtype, a number or list takes (`x * 2.0` keeps float64
+            for a float64 `x`); None for the default dtype.
+
+    Returns:
+        Tensor: `x` itself, or a new constant tensor.
+    """
     if isinstance(x, TensorBase):
         return x
     if like is not None and not _is_backend_array(x):

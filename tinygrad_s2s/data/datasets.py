@@ -4,6 +4,9 @@ seeded 90/10 split, input reversal and batches.
 The data root is `$TINYGRAD_S2S_DATA` if set, else `./datasets` under the current directory. The
 built-in tasks ('addition', 'date') are generated there on first use; any other file in the same
 format loads by path (`--dataset my/file.txt`) or by name from the data root (`--dataset my`).
+
+Kept whole: one file format's reader, vocabulary and split share its markers and helpers, and the
+docstrings of its public names (Args/Returns/Raises, which the reference renders) are a quarter of it.
 """
 from __future__ import annotations
 
@@ -30,7 +33,11 @@ PAD = " "
 
 
 def data_root() -> Path:
-    """Where datasets live: `$TINYGRAD_S2S_DATA`, else `./datasets` under the current directory."""
+    """Where datasets live: `$TINYGRAD_S2S_DATA`, else `./datasets` under the current directory.
+
+    Returns:
+        Path: read from the environment and the working directory at each call.
+    """
     env = os.environ.get("TINYGRAD_S2S_DATA")
     return Path(env) if env else Path.cwd() / "datasets"
 
@@ -43,7 +50,13 @@ def __getattr__(name):
 
 
 class DatasetError(ValueError):
-    """A dataset file that cannot be read; the message starts with `file:line:`."""
+    """A dataset file that cannot be read (a ValueError); the message starts with `file:line:`.
+
+    Args:
+        path: the file.
+        line: the 1-based line number, or None for the whole file.
+        reason: what is wrong.
+    """
 
     def __init__(self, path, line: int | None, reason: str):
         self.path, self.line, self.reason = str(path), line, reason
@@ -52,13 +65,27 @@ class DatasetError(ValueError):
 
 
 def unpad(text: str) -> str:
-    """A fixed-width field without the padding it ends with: PAD only (a full-width space, a tab or a
-    no-break space at the end is the data's own and stays)."""
+    """A fixed-width field without the padding it ends with (PAD only).
+
+    A full-width space, a tab or a no-break space at the end is the data's own and stays.
+
+    Args:
+        text: the field.
+
+    Returns:
+        str: `text` without its trailing PAD characters.
+    """
     return text.rstrip(PAD)
 
 
 class OutOfVocabulary(DatasetError):
-    """A dataset line holding a character the given vocabulary (a trained model's) lacks."""
+    """A dataset line holding a character that the given vocabulary (a trained model's) lacks.
+
+    Args:
+        path: the file.
+        line: the 1-based line number.
+        reason: what is wrong (the character and the vocabulary).
+    """
 
 
 EXCERPT = 60
@@ -81,7 +108,14 @@ def _codes(text: str) -> np.ndarray:
 
 
 class Vocab:
-    """Characters <-> integer ids. Ids follow code-point order, so they are stable for a file."""
+    """Characters <-> integer ids. Ids follow code-point order, so they are stable for a file.
+
+    Args:
+        chars: the characters (any iterable of single characters, duplicates ignored).
+
+    Raises:
+        ValueError: no characters, or an item that is not one character.
+    """
 
     def __init__(self, chars):
         chars = sorted(set(chars))
@@ -107,8 +141,18 @@ class Vocab:
         return f"Vocab({''.join(self.chars)!r})"
 
     def encode(self, text) -> np.ndarray:
-        """A string -> (len,) ids; a list of equal-length strings -> (n, len) ids. A character
-        outside the vocabulary raises ValueError naming it and the string it is in."""
+        """Characters to ids.
+
+        Args:
+            text: a string, or a list of equal-length strings.
+
+        Returns:
+            numpy.ndarray: (len,) ids for a string, (n, len) for a list.
+
+        Raises:
+            ValueError: strings of different lengths, or a character outside the vocabulary (named, with
+                the string it is in).
+        """
         if isinstance(text, str):
             return self._encode_flat(text, [text]).reshape(-1)
         texts = list(text)
@@ -134,11 +178,25 @@ class Vocab:
         return ids.astype(np.int64)
 
     def decode(self, ids) -> str:
-        """ids (any 1-D sequence) -> the string."""
+        """Ids to the string they spell.
+
+        Args:
+            ids: any 1-D sequence of ids.
+
+        Returns:
+            str: the characters, padding included (see `unpad`).
+        """
         return "".join(self.id_to_char[int(i)] for i in np.asarray(ids).reshape(-1))
 
     def decode_batch(self, ids) -> list[str]:
-        """(n, len) ids -> n strings."""
+        """Rows of ids to strings.
+
+        Args:
+            ids: (n, len) ids.
+
+        Returns:
+            list[str]: n strings.
+        """
         table = np.array(self.chars, dtype=object)
         return ["".join(row) for row in table[np.asarray(ids)]]
 
@@ -148,7 +206,17 @@ def read_examples(path) -> tuple[list[str], list[str]]:
     """Parse a dataset file into (questions, answers), answers with their leading `_`.
 
     Every line must be a question, `_`, and an answer, with the same question width and the same
-    answer width on every line (the book's format). Raises DatasetError naming the file and line.
+    answer width on every line (the book's format; see docs/guide/data-format.md).
+
+    Args:
+        path: the file.
+
+    Returns:
+        tuple[list[str], list[str]]: the questions and the answers, padding kept.
+
+    Raises:
+        DatasetError: no such file, a directory, invalid UTF-8, an empty file, or a malformed or
+            ragged line (naming the file and the line).
     """
     path = Path(path)
     try:
@@ -199,8 +267,23 @@ def read_examples(path) -> tuple[list[str], list[str]]:
 # ---------------------------------------------------------------- datasets
 @dataclass
 class Dataset:
-    """A loaded dataset: id arrays for the 90/10 split (answers `t` start with the `_` marker),
-    its vocabulary and widths. With `reverse`, each padded question is reversed (book section 7.3.2)."""
+    """A loaded dataset (`load_dataset`): id arrays of the 90/10 split, its vocabulary and widths.
+
+    Args:
+        name: the dataset's name (a built-in task or the file's).
+        path: its file.
+        vocab: the Vocab that encoded it.
+        x_train: training questions, (n, question_width) ids.
+        t_train: training answers, (n, answer_width) ids, each starting with the `_` marker.
+        x_test: test questions.
+        t_test: test answers.
+        question_width: the padded question length.
+        answer_width: the padded answer length, marker included.
+        reverse: each padded question is reversed (the book's 7.3.2).
+        seed: the shuffle's seed before the split.
+        train_limit: set by `limit()`: only the first examples are kept.
+        test_limit: likewise for the test split.
+    """
     name: str
     path: Path
     vocab: Vocab
@@ -211,8 +294,8 @@ class Dataset:
     question_width: int
     answer_width: int
     reverse: bool = False
-    seed: int = SPLIT_SEED                 # of the shuffle before the split
-    train_limit: int | None = None         # set by limit(): only the first examples are kept
+    seed: int = SPLIT_SEED
+    train_limit: int | None = None
     test_limit: int | None = None
 
     @property
@@ -226,21 +309,46 @@ class Dataset:
         return len(self.x_train) + len(self.x_test)
 
     def limit(self, train: int | None = None, test: int | None = None) -> Dataset:
-        """The first `train` training and `test` test examples (None keeps all)."""
+        """The first `train` training and `test` test examples.
+
+        Args:
+            train: how many training examples to keep; None keeps all.
+            test: how many test examples to keep; None keeps all.
+
+        Returns:
+            Dataset: a new Dataset.
+        """
         return replace(self, x_train=self.x_train[:train], t_train=self.t_train[:train],
                        x_test=self.x_test[:test], t_test=self.t_test[:test],
                        train_limit=train if train is not None else self.train_limit,
                        test_limit=test if test is not None else self.test_limit)
 
     def question_text(self, x) -> list[str]:
-        """Id rows of questions -> their text as written (un-reversed, padding stripped)."""
+        """Rows of question ids as the questions were written (un-reversed, padding stripped).
+
+        Args:
+            x: (n, question_width) ids.
+
+        Returns:
+            list[str]: n questions.
+        """
         rows = self.vocab.decode_batch(x)
         return [unpad(r[::-1] if self.reverse else r) for r in rows]
 
 
 def dataset_path(name_or_path) -> Path:
-    """A built-in task's file in the data root (generated on first use), a file in the data root
-    named `<name>.txt`, or a path. Raises DatasetError when none exists."""
+    """The file a dataset name or path stands for.
+
+    Args:
+        name_or_path: a built-in task (`"addition"`, `"date"`: its file in the data root, generated
+            on first use), the name of a file `<name>.txt` in the data root, or a path.
+
+    Returns:
+        Path: the dataset file.
+
+    Raises:
+        DatasetError: none exists, or the built-in task cannot be generated into the data root.
+    """
     s = os.fspath(name_or_path)
     if s in BUILTIN_TASKS:
         path = data_root() / f"{s}.txt"
@@ -285,7 +393,15 @@ def _check_builtin_file(name: str, path: Path) -> None:
 
 
 def split_indices(n: int, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
-    """The book's split: a seeded shuffle, then the last tenth is the test set (at least one example)."""
+    """The book's split: a seeded shuffle, then the last tenth is the test set (at least one example).
+
+    Args:
+        n: the number of examples.
+        seed: the shuffle's seed; default the book's 1984.
+
+    Returns:
+        tuple[numpy.ndarray, numpy.ndarray]: the training and the test indices.
+    """
     order = np.random.RandomState(seed).permutation(n)   # legacy stream: frozen across NumPy versions
     n_test = n // 10 if n >= 10 else min(1, n - 1)
     return order[:n - n_test], order[n - n_test:]
@@ -293,11 +409,20 @@ def split_indices(n: int, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarra
 
 def load_dataset(name_or_path, reverse: bool = False, seed: int = SPLIT_SEED,
                  vocab: Vocab | None = None) -> Dataset:
-    """Load (generating a built-in task on first use) and split a dataset.
+    """Load a dataset (generating a built-in task on first use) and split it 90/10.
 
-    `vocab` encodes with an existing vocabulary (a trained model's); by default it is built from the
-    file's own characters. Raises DatasetError (file:line) for a malformed file and ValueError for a
-    character the given vocabulary lacks.
+    Args:
+        name_or_path: a built-in task, a file name in the data root or a path (see `dataset_path`).
+        reverse: reverse each padded question (the book's 7.3.2).
+        seed: the split's shuffle seed; default the book's 1984.
+        vocab: encode with this vocabulary (a trained model's) instead of the file's own characters.
+
+    Returns:
+        Dataset: the id arrays of both splits, the vocabulary and the widths.
+
+    Raises:
+        DatasetError: a missing or malformed file, or fewer than 2 examples.
+        OutOfVocabulary: with `vocab`, a character it lacks.
     """
     path = dataset_path(name_or_path)
     questions, answers = read_examples(path)
@@ -326,8 +451,21 @@ def load_dataset(name_or_path, reverse: bool = False, seed: int = SPLIT_SEED,
 
 
 def batch_indices(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """One epoch's mini-batches: a fresh permutation of range(n) cut into `batch_size` pieces (the
-    last may be smaller, so no example is skipped)."""
+    """One epoch's mini-batches: a fresh permutation of `range(n)` cut into `batch_size` pieces.
+
+    The last batch may be smaller, so no example is skipped.
+
+    Args:
+        n: the number of examples.
+        batch_size: examples per batch, > 0.
+        rng: the generator to draw the permutation from (`tg.generator()`).
+
+    Returns:
+        list[numpy.ndarray]: the batches' indices.
+
+    Raises:
+        ValueError: `batch_size` is not positive.
+    """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     order = rng.permutation(n)
@@ -347,9 +485,21 @@ def _check_text(q: str) -> None:
 
 
 def encode_questions(questions, vocab: Vocab, width: int, reverse: bool = False) -> np.ndarray:
-    """Pad typed questions to the training width (and reverse them as in training) -> (n, width) ids.
-    An empty question, one that is too long, one holding the start marker or a character outside the
-    vocabulary, and one that is not valid text (invalid UTF-8 on the command line), raise ValueError."""
+    """Typed questions as model input: padded to the training width (and reversed as in training).
+
+    Args:
+        questions: a list of strings.
+        vocab: the model's Vocab.
+        width: the question width the model was trained on.
+        reverse: reverse each padded question, as the run did.
+
+    Returns:
+        numpy.ndarray: (n, width) ids.
+
+    Raises:
+        ValueError: an empty question, one too long, one holding the start marker or a character outside
+            the vocabulary, or one that is not valid text (invalid UTF-8 on the command line).
+    """
     padded = []
     for q in questions:
         _check_text(q)

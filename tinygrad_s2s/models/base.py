@@ -15,7 +15,19 @@ from . import decoding
 
 
 def as_ids(x, what: str) -> np.ndarray:
-    """A 2-D integer id array from a numpy array, a list or a Tensor; anything else is a clear error."""
+    """A 2-D integer id array from a NumPy array, a list or a Tensor; anything else is a clear error.
+
+    Args:
+        x: the ids.
+        what: their name in an error message (`"xs"`, `"ts"`).
+
+    Returns:
+        numpy.ndarray: the ids, (N, T), of their integer dtype.
+
+    Raises:
+        TypeError: the ids are not integers.
+        ValueError: the array is not 2-D.
+    """
     arr = x.numpy() if isinstance(x, Tensor) else np.asarray(x)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{what} must hold integer token ids, got dtype {arr.dtype}")
@@ -25,8 +37,20 @@ def as_ids(x, what: str) -> np.ndarray:
 
 
 def check_pair(xs, ts) -> tuple[np.ndarray, np.ndarray]:
-    """Validate a (questions, answers) batch: ts carries the start marker first, so it needs at
-    least two columns, and both hold the same number of rows."""
+    """Validate a (questions, answers) batch for the loss.
+
+    Args:
+        xs: the questions, (N, T) integer ids (an array, list or Tensor).
+        ts: the answers, (N, 1+L) integer ids with the start marker first, L >= 1.
+
+    Returns:
+        tuple[numpy.ndarray, numpy.ndarray]: `(xs, ts)` as id arrays.
+
+    Raises:
+        TypeError: ids that are not integers.
+        ValueError: not 2-D, `ts` without an answer after the start marker, another number of rows
+            in `xs` and `ts`, or `xs` without a time step.
+    """
     xs, ts = as_ids(xs, "xs"), as_ids(ts, "ts")
     if ts.shape[1] < 2:
         raise ValueError(f"ts must be (N, 1+L) with the start marker first and L >= 1, got shape {ts.shape}")
@@ -87,6 +111,10 @@ class Seq2seqModel(nn.Module):
     step, so the hooks must not keep decoding state anywhere else.
     Models that attend set `records_attention = True`; they store their weights of the last call in
     `self._attention` (a Tensor (N, L, T)), readable as the numpy array `attention_weights`.
+
+    Args:
+        **config: the constructor's JSON-able keyword arguments, kept as `self.config` so that a
+            checkpoint rebuilds the same model.
     """
     records_attention = False
 
@@ -102,26 +130,86 @@ class Seq2seqModel(nn.Module):
         return None if self._attention is None else self._attention.numpy()
 
     def logits(self, xs, ts_in):  # pragma: no cover - abstract
+        """The scores of every decoder step under teacher forcing (a hook: subclasses define it).
+
+        Args:
+            xs: the questions, (N, T) integer ids (an array, list or Tensor).
+            ts_in: the decoder's inputs, (N, L): the answers without their last id (start marker first).
+
+        Returns:
+            Tensor: (N, L, V) unnormalised scores over the V-id vocabulary.
+        """
         raise NotImplementedError(f"{type(self).__name__} must define logits(xs, ts_in)")
 
     def decode_start(self, xs):  # pragma: no cover - abstract
+        """Encode the questions once before decoding (a hook: subclasses define it).
+
+        Args:
+            xs: the questions, (N, T) integer ids (an array, list or Tensor).
+
+        Returns:
+            tuple: `(memory, state)`: what stays fixed while decoding (encoder states) and what each step
+                updates; Tensors or nested tuples/lists/dicts of them whose first axis is the batch.
+        """
         raise NotImplementedError(f"{type(self).__name__} must define decode_start(xs) -> (memory, state) "
                                   "and decode_step(ids, memory, state) to decode")
 
     def decode_step(self, ids, memory, state):  # pragma: no cover - abstract
+        """One decoding step (a hook: subclasses define it).
+
+        Args:
+            ids: the (N, 1) ids fed in at this step.
+            memory: `decode_start`'s memory, unchanged (rows reordered by beam search).
+            state: the previous step's state.
+
+        Returns:
+            tuple: `(logits (N, V), new_state)`, or `(logits, new_state, attention (N, 1, T))`.
+        """
         raise NotImplementedError(f"{type(self).__name__} must define decode_step(ids, memory, state)")
 
     def forward(self, xs, ts):
-        """Mean softmax cross-entropy over every decoder step: read ts[:, :-1], predict ts[:, 1:]."""
+        """The mean softmax cross-entropy over every decoder step: read `ts[:, :-1]`, predict `ts[:, 1:]`.
+
+        Args:
+            xs: the questions, (N, T) integer ids (an array, list or Tensor).
+            ts: the answers, (N, 1+L) integer ids with the start marker first.
+
+        Returns:
+            Tensor: the 0-d mean loss.
+
+        Raises:
+            TypeError: ids that are not integers.
+            ValueError: shapes that do not fit (see `check_pair`).
+        """
         xs, ts = check_pair(xs, ts)
         return softmax_cross_entropy(self.logits(xs, ts[:, :-1]), ts[:, 1:])
 
     def generate(self, xs, start_id: int, length: int, *, sample: bool = False, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, beam: int = 1) -> np.ndarray:
-        """Decode all N questions at once, starting from `start_id` and feeding each chosen id back:
-        returns (N, length) int64 ids. Greedy by default; `sample=True` draws from softmax(logits /
-        temperature), restricted to the `top_k` most likely ids and/or the smallest set reaching
-        probability `top_p`; `beam > 1` returns the best hypothesis of `beam_search`."""
+        """Decode all N questions at once, starting from `start_id` and feeding each chosen id back.
+
+        Greedy by default; `sample=True` draws from `softmax(logits / temperature)`, restricted to the
+        `top_k` most likely ids and/or the smallest set reaching probability `top_p`; `beam > 1` returns
+        the best hypothesis of `beam_search`. Runs under `no_grad`, in chunks of `DECODE_CHUNK` rows.
+
+        Args:
+            xs: the questions, (N, T) integer ids (an array, list or Tensor).
+            start_id: the id of the start marker (`vocab.start_id`).
+            length: how many ids to decode (the answer width).
+            sample: draw instead of taking the argmax.
+            temperature: divides the logits before sampling; > 0.
+            top_k: sample among the k most likely ids only.
+            top_p: sample among the smallest set of ids whose probability reaches p, in (0, 1].
+            beam: the beam width; 1 (the default) is greedy or sampled decoding.
+
+        Returns:
+            numpy.ndarray: (N, length) int64 ids.
+
+        Raises:
+            ValueError: a bad length, beam, temperature, top_k or top_p, top_k/top_p without `sample`,
+                or `sample` with `beam > 1`.
+            FloatingPointError: the model holds NaN or Inf (did training diverge?).
+        """
         xs = as_ids(xs, "xs")
         _check_decode_args(length, sample, temperature, top_k, top_p, beam)
         if beam > 1:
@@ -157,15 +245,31 @@ class Seq2seqModel(nn.Module):
 
     def beam_search(self, xs, start_id: int, length: int, beam: int = 5, nbest: int = 1, end_id: int | None = None,
                     length_penalty: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-        """Beam search: the `beam` best-scoring hypotheses of each question are extended by every id
-        at each step and the `beam` best of those kept. Returns `(ids (N, nbest, length) int64,
-        scores (N, nbest) float64)`, best first. A score is the sum of the chosen ids' log-probabilities
-        divided by GNMT's length penalty ((5 + |Y|) / 6) ** length_penalty (1 when length_penalty=0).
-        With `end_id`, a hypothesis ends at its first end_id (|Y| counts it; the positions after it
-        repeat end_id and add nothing); without, |Y| = length. Where fewer than nbest distinct answers
-        exist (vocabulary ** length < nbest), the missing ones score -inf. All N x beam hypotheses advance as one
-        batch (in chunks of DECODE_CHUNK rows) and the decoder state is reordered by one gather per
-        state array per step. `attention_weights` then holds the best hypothesis' attention."""
+        """Beam search: the `beam` best hypotheses of each question are extended by every id, the `beam` best kept.
+
+        A score is the sum of the chosen ids' log-probabilities divided by GNMT's length penalty
+        `((5 + |Y|) / 6) ** length_penalty` (1 when `length_penalty=0`). With `end_id`, a hypothesis ends
+        at its first `end_id` (|Y| counts it; the positions after it repeat `end_id` and add nothing);
+        without, |Y| = length. Where fewer than `nbest` distinct answers exist, the missing ones score
+        -inf. All N x beam hypotheses advance as one batch (in chunks of `DECODE_CHUNK` rows).
+        `attention_weights` then holds the best hypothesis' attention.
+
+        Args:
+            xs: the questions, (N, T) integer ids (an array, list or Tensor).
+            start_id: the id of the start marker.
+            length: how many ids to decode.
+            beam: the beam width; default 5.
+            nbest: how many hypotheses to return per question, in [1, beam].
+            end_id: an id that ends a hypothesis, or None.
+            length_penalty: GNMT's alpha, >= 0; 0 (the default) compares plain sums.
+
+        Returns:
+            tuple[numpy.ndarray, numpy.ndarray]: `(ids (N, nbest, length) int64, scores (N, nbest) float64)`,
+                best first.
+
+        Raises:
+            ValueError: a bad length, beam, nbest, end_id or length_penalty.
+        """
         xs = as_ids(xs, "xs")
         _check_decode_args(length, False, 1.0, None, None, beam)
         if not isinstance(nbest, (int, np.integer)) or not 1 <= nbest <= beam:

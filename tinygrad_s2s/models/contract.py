@@ -37,7 +37,13 @@ CONTRACT = {
 
 
 class ContractError(TypeError):
-    """A model broke an item of the plugin contract; `item` names it (a key of CONTRACT)."""
+    """A model broke an item of the plugin contract (a TypeError); `item` names it (a key of CONTRACT).
+
+    Args:
+        item: the key of `CONTRACT` that was broken.
+        got: what the model gave instead, in words (`"float64 (200, 3)"`).
+        model: the model's registered name, if known.
+    """
 
     def __init__(self, item: str, got: str, model: str | None = None):
         self.item, self.got, self.model = item, got, model

@@ -17,7 +17,14 @@ class UnknownModelError(ValueError):
 
 
 def register_model(name: str):
-    """Class (or factory) decorator: `@tg.register_model("seq2seq")`."""
+    """Class (or factory) decorator that registers a model under `name`: `@tg.register_model("mine")`.
+
+    Args:
+        name: the name `create_model` and the command line (`tinygrad-s2s train NAME`) use.
+
+    Returns:
+        Callable: the decorator; it returns the class unchanged.
+    """
     def deco(factory):
         module = getattr(factory, "__module__", "?")
         loading = _current_source[0]
@@ -61,7 +68,11 @@ def load_plugins(force: bool = False) -> None:
 
 
 def available_models() -> dict[str, str]:
-    """name -> where it came from (entry point and package, or the module that registered it)."""
+    """Every registered model: the built-in plugins, entry points of installed packages, `register_model` calls.
+
+    Returns:
+        dict[str, str]: name -> where it came from (entry point and package, or the registering module).
+    """
     load_plugins()
     return {name: src for name, (_, src) in sorted(_models.items())}
 
@@ -96,15 +107,39 @@ def check_model_args(name: str, keys) -> None:
 
 
 def registered_name(model) -> str | None:
-    """The registry name whose factory is `model`'s class (None if no registered factory built it)."""
+    """The registry name whose factory is `model`'s class.
+
+    Args:
+        model: a model instance.
+
+    Returns:
+        str | None: the name, or None if no registered factory built it.
+    """
     load_plugins()
     return next((name for name, (factory, _) in _models.items() if factory is type(model)), None)
 
 
 def create_model(name: str, vocab_size: int, wordvec_size: int = 16, hidden_size: int = 128, **extra):
     """Build a registered model; `model(xs, ts)` is its mean loss, `model.generate(...)` decodes.
+
     A model that sets no `config` gets the keyword arguments it was built with as its `config`, so a
-    saved run rebuilds the same model."""
+    saved run rebuilds the same model.
+
+    Args:
+        name: a registered name (`"seq2seq"`, `"peeky"`, `"attention"`, ...; see `available_models()`).
+        vocab_size: V, the number of ids.
+        wordvec_size: D, the embedding size; default 16 (the book's).
+        hidden_size: H, the hidden size; default 128 (the book's for addition).
+        **extra: the model's own keyword arguments (`layers=2`, `dropout=0.1`), JSON-able.
+
+    Returns:
+        Seq2seqModel: the new model.
+
+    Raises:
+        UnknownModelError: no model of that name is registered (the message lists them).
+        TypeError: a keyword the model does not take.
+        ValueError: keyword arguments that are not JSON-able.
+    """
     require_model(name)
     kwargs = dict(vocab_size=vocab_size, wordvec_size=wordvec_size, hidden_size=hidden_size, **extra)
     return record_config(_models[name][0](**kwargs), kwargs, name)

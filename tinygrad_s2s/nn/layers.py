@@ -16,7 +16,12 @@ def _randn(*shape, scale=1.0):
 
 class Embedding(Module):
     """Rows of a (vocab_size, dim) table looked up by integer ids: (N, T) -> (N, T, dim).
-    Rows start as normal noise of standard deviation `init_std` (the book's 0.01 by default)."""
+
+    Args:
+        vocab_size: the number of rows (ids are in `[0, vocab_size)`).
+        dim: the size of each row (the book's D).
+        init_std: the standard deviation of the rows' normal start values; default 0.01 (the book's).
+    """
 
     def __init__(self, vocab_size: int, dim: int, init_std: float = 0.01):
         super().__init__()
@@ -24,6 +29,18 @@ class Embedding(Module):
         self.weight = Parameter(_randn(vocab_size, dim, scale=init_std))
 
     def forward(self, ids):
+        """Look up each id's row.
+
+        Args:
+            ids: integer ids of any shape (an array, list or Tensor), each in `[0, vocab_size)`.
+
+        Returns:
+            Tensor: shape `ids.shape + (dim,)`; the table's gradient adds up repeated ids.
+
+        Raises:
+            TypeError: the ids are not integers.
+            ValueError: an id is negative or not below `vocab_size` (never a row from the end).
+        """
         arr = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
         if arr.dtype.kind not in "iu":
             raise TypeError(describe("embedding", f"ids must be integers, got dtype {arr.dtype}",
@@ -41,7 +58,16 @@ class Embedding(Module):
 
 
 class Linear(Module):
-    """x @ W + b with W of shape (in_features, out_features), as in the book's Affine layer."""
+    """`x @ W + b` with `W` of shape (in_features, out_features), as the book's Affine layer.
+
+    PyTorch's `nn.Linear` keeps (out, in) and computes `x @ W.T`: transpose a PyTorch weight to load
+    it. `W` starts as normal noise scaled by `1/sqrt(in_features)`, `b` as zeros.
+
+    Args:
+        in_features: the size of the input's last axis.
+        out_features: the size of the output's last axis.
+        bias: add a bias `b` of shape (out_features,); default True.
+    """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
@@ -50,6 +76,14 @@ class Linear(Module):
         self.bias = Parameter(np.zeros(out_features)) if bias else None
 
     def forward(self, x):
+        """Apply the layer to the last axis.
+
+        Args:
+            x: a Tensor of shape (..., in_features).
+
+        Returns:
+            Tensor: of shape (..., out_features).
+        """
         y = ops.matmul(x, self.weight)
         return y + self.bias if self.bias is not None else y
 
@@ -58,13 +92,25 @@ class Linear(Module):
 
 
 class Dropout(Module):
-    """Drops activations with probability p while training; identity in eval mode."""
+    """Drops activations with probability `p` while training (inverted dropout); identity in eval mode.
+
+    Args:
+        p: the probability of zeroing each element, in [0, 1); default 0.5.
+    """
 
     def __init__(self, p: float = 0.5):
         super().__init__()
         self.p = p
 
     def forward(self, x):
+        """`ops.dropout(x, p, training=self.training)`.
+
+        Args:
+            x: a Tensor.
+
+        Returns:
+            Tensor: of `x`'s shape; `x` itself in eval mode.
+        """
         return ops.dropout(x, self.p, self.training)
 
     def extra_repr(self):
@@ -72,7 +118,12 @@ class Dropout(Module):
 
 
 class LayerNorm(Module):
-    """Normalise the last dim to zero mean and unit variance, then scale and shift."""
+    """Normalise the last axis to zero mean and unit variance, then scale by `weight` and shift by `bias`.
+
+    Args:
+        dim: the size of the last axis; `weight` (ones) and `bias` (zeros) have this shape.
+        eps: added to the variance before the square root; default 1e-5 (PyTorch's).
+    """
 
     def __init__(self, dim: int, eps: float = 1e-5):
         super().__init__()
@@ -81,6 +132,14 @@ class LayerNorm(Module):
         self.bias = Parameter(np.zeros(dim))
 
     def forward(self, x):
+        """Normalise `x` over its last axis (the biased variance, as PyTorch's).
+
+        Args:
+            x: a Tensor of shape (..., dim).
+
+        Returns:
+            Tensor: of `x`'s shape.
+        """
         xc = x - ops.mean(x, axis=-1, keepdims=True)
         var = ops.mean(xc * xc, axis=-1, keepdims=True)
         return xc / ops.sqrt(var + self.eps) * self.weight + self.bias

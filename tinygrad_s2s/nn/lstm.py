@@ -98,23 +98,34 @@ class Recurrent(Module):
 
 
 class LSTM(Recurrent):
-    """(N, T, D) -> hs (N, T, H), or (N, T, 2H) with `bidirectional=True` (see `Recurrent`). After a
-    call, `self.h` and `self.c` hold the last states.
+    """(N, T, D) -> hs (N, T, H), or (N, T, 2H) with `bidirectional=True` (see `Recurrent`).
 
-    The initial state is, in order: the `h0`/`c0` arguments, the state given by `set_state`, or zeros.
-    With `stateful=True` each call also carries its last state (detached) into the next call, as the
-    book's decoder does while generating one character at a time. `fused=False` builds every step from
-    primitives (slower; every gate shows in graph drawings).
+    After a call, `self.h` and `self.c` hold the last states. The initial state is, in order: the
+    `h0`/`c0` arguments, the state given by `set_state`, or zeros. With `stateful=True` each call also
+    carries its last state (detached) into the next call, as the book's decoder does while generating
+    one character at a time.
 
-    `static` (N, S), an input that is the same at every step (the peeky decoder's h), is read as the
-    first S of the input_size features of every step, before xs (N, T, input_size - S):
-    `lstm(xs, static=s)` computes `lstm(concat([repeat(s), xs], axis=2))`, but the product of s with
-    its rows of Wx once per sequence (as a bias of that sequence's own) instead of once per step.
+    Args:
+        input_size: D, the features of each step's input.
+        hidden_size: H, the size of the hidden state.
+        stateful: carry each call's last state (detached) into the next call; default False.
+        fused: run each layer and direction as one op (`lstm_sequence`; the default) instead of
+            building every step from primitives (slower; every gate shows in graph drawings).
+        bidirectional: add a second set of weights (`Wx_reverse`, ...) that reads right to left;
+            the outputs and states are then 2H wide, forward half first.
+
+    Raises:
+        ValueError: `stateful` and `bidirectional` together.
     """
     gates, state_names = 4, ("h", "c")
 
     def set_state(self, h, c=None) -> None:
-        """Start the next call(s) from h (and c; zeros when None)."""
+        """Start the next call(s) from these states (the encoder's last `h`, in the book's decoder).
+
+        Args:
+            h: the hidden state, (N, H) (or (N, 2H) bidirectional).
+            c: the cell state of the same shape, or None for zeros.
+        """
         self._start = {"h": h, "c": c}
 
     def _layer(self, xs, starts, suffix, static=None):
@@ -129,12 +140,32 @@ class LSTM(Recurrent):
         return layer(xs, Wx, b, starts[0], starts[1], Wh)
 
     def forward(self, xs, h0=None, c0=None, static=None):
+        """Run the layer over every time step.
+
+        `static` (N, S), an input that is the same at every step (the peeky decoder's h), is read as the
+        first S of the input_size features of every step, before `xs`: `lstm(xs, static=s)` computes
+        `lstm(concat([repeat(s), xs], axis=2))`, but multiplies `s` by its rows of `Wx` once per sequence
+        instead of once per step.
+
+        Args:
+            xs: the inputs, (N, T, input_size) (or (N, T, input_size - S) with `static`).
+            h0: the start hidden state (N, H), or None (the `set_state` one, else zeros).
+            c0: the start cell state (N, H), or None.
+            static: None, or (N, S) features given to every step.
+
+        Returns:
+            Tensor: every step's hidden state, (N, T, H) ((N, T, 2H) bidirectional).
+        """
         return self._run(xs, static=static, h=h0, c=c0)
 
 
 class LSTMCell(Module):
-    """One LSTM step (the weights and gate order of `LSTM`): x (N, D), h, c (N, H) or None for zeros
-    -> (h', c'). For decoders that feed each output back in, one step at a time."""
+    """One LSTM step with the weights and gate order of `LSTM`, for decoders that feed each output back in.
+
+    Args:
+        input_size: D, the features of the input.
+        hidden_size: H, the size of the states.
+    """
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
@@ -142,6 +173,19 @@ class LSTMCell(Module):
         gate_weights(self, input_size, hidden_size, 4)
 
     def forward(self, x, h=None, c=None):
+        """One step.
+
+        Args:
+            x: the input, (N, input_size).
+            h: the hidden state (N, H), or None for zeros.
+            c: the cell state (N, H), or None for zeros.
+
+        Returns:
+            tuple[Tensor, Tensor]: the new `(h, c)`, (N, H) each.
+
+        Raises:
+            ValueError: `x` is not (N, input_size).
+        """
         if x.ndim != 2 or x.shape[1] != self.input_size:
             raise ValueError(describe("lstmcell", f"expected input (N, {self.input_size}), got {x.shape}", [x.shape]))
         a = ops.matmul(x, self.Wx) + self.b

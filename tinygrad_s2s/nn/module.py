@@ -1,4 +1,8 @@
-"""Module and Parameter: containers that find their parameters, name their scopes and move devices."""
+"""Module and Parameter: containers that find their parameters, name their scopes and move devices.
+
+Kept whole: ModuleList and Sequential work on Module's private registries and scope names, and the
+docstrings of their PyTorch-named methods (Args/Returns for the reference) are a third of the module.
+"""
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -11,8 +15,15 @@ from ..autograd import module_scope, get_default_dtype
 
 
 class Parameter(Tensor):
-    """A Tensor that a Module registers and an optimizer updates. Float data takes the default
-    dtype unless `dtype` is given."""
+    """A Tensor that a Module registers and an optimizer updates (`requires_grad=True`).
+
+    Args:
+        data: an array, a Tensor, a nested list or a number (an array is shared, not copied, unless
+            the dtype changes).
+        dtype: a NumPy dtype; default: float data takes the default float dtype (float32), other
+            data keeps its own.
+        name: a label that the graph drawings show (the module path is recorded anyway).
+    """
     __slots__ = ()
 
     def __init__(self, data, dtype=None, name=None):
@@ -64,7 +75,15 @@ class Module:
         self.__dict__["_name"] = name
 
     def register_buffer(self, name: str, array) -> None:
-        """A constant array (e.g. positional encodings) that moves with `to()` but is not trained."""
+        """Register a constant array (e.g. positional encodings) that moves with `to()` but is not trained.
+
+        Float data takes the default float dtype, so a float64 table does not promote a float32 model.
+        It is not in `parameters()` or `state_dict()`.
+
+        Args:
+            name: the attribute name it is reachable under (`self.<name>`).
+            array: an array, a Tensor or a nested list.
+        """
         t = Tensor(array)
         if t.dtype.kind == "f":       # a float64 table must not promote a float32 model
             t.data = t.data.astype(get_default_dtype(), copy=False)
@@ -76,21 +95,56 @@ class Module:
             return self.forward(*args, **kwargs)
 
     def forward(self, *args, **kwargs):  # pragma: no cover - abstract
+        """The computation; subclasses define it, and calling the module (`m(x)`) runs it in its module scope.
+
+        Args:
+            *args: what the subclass takes (tensors, usually).
+            **kwargs: what the subclass takes.
+
+        Returns:
+            What the subclass returns (a Tensor, usually).
+        """
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     # ---- traversal
     def named_modules(self, prefix=""):
+        """Walk this module and every sub-module, depth first, this one first.
+
+        Args:
+            prefix: the name to give this module (and to put before the sub-modules' names).
+
+        Yields:
+            tuple[str, Module]: `(dotted name, module)`; this module's name is `prefix`.
+        """
         yield prefix, self
         for name, m in self._modules.items():
             yield from m.named_modules(f"{prefix}.{name}" if prefix else name)
 
     def modules(self):
+        """This module and every sub-module, depth first.
+
+        Returns:
+            list[Module]: as `named_modules()` orders them.
+        """
         return [m for _, m in self.named_modules()]
 
     def children(self):
+        """The direct sub-modules, in the order they were set.
+
+        Returns:
+            list[Module]: one level down only.
+        """
         return list(self._modules.values())
 
     def named_parameters(self, prefix=""):
+        """Every parameter of this module and its sub-modules, each once (shared ones under their first name).
+
+        Args:
+            prefix: a name to put before every parameter's dotted name.
+
+        Yields:
+            tuple[str, Parameter]: `(dotted name, parameter)`, e.g. `("decoder.affine.weight", W)`.
+        """
         seen = set()
         for mpath, m in self.named_modules(prefix):
             for name, p in m._params.items():
@@ -99,31 +153,69 @@ class Module:
                     yield (f"{mpath}.{name}" if mpath else name), p
 
     def parameters(self):
+        """Every parameter, each once, in registration order (what an optimizer takes).
+
+        Returns:
+            list[Parameter]: as `named_parameters()` orders them.
+        """
         return [p for _, p in self.named_parameters()]
 
     def num_parameters(self) -> int:
+        """The number of trainable numbers: the sum of the parameters' sizes.
+
+        Returns:
+            int: e.g. 1,015,981 for deep_lstm (4+4 LSTM layers) on addition.
+        """
         return int(sum(p.size for p in self.parameters()))
 
     # ---- modes and grads
     def train(self, mode: bool = True):
+        """Set training mode (dropout active) on this module and every sub-module.
+
+        Args:
+            mode: True for training (the default), False for evaluation.
+
+        Returns:
+            Module: this module, for chaining.
+        """
         for m in self.modules():
             m.__dict__["training"] = mode
         return self
 
     def eval(self):
+        """Set evaluation mode (dropout off) on this module and every sub-module: `train(False)`.
+
+        Returns:
+            Module: this module, for chaining.
+        """
         return self.train(False)
 
     def zero_grad(self) -> None:
+        """Set every parameter's `.grad` to None."""
         for p in self.parameters():
             p.grad = None
 
     # ---- state
     def state_dict(self) -> OrderedDict[str, np.ndarray]:
-        """name -> a host copy of each parameter."""
+        """A host copy of every parameter by dotted name (what `tg.save` writes).
+
+        Returns:
+            OrderedDict[str, numpy.ndarray]: name -> a copy of the parameter's data, on the CPU.
+        """
         return OrderedDict((n, backend.to_numpy(p.data).copy()) for n, p in self.named_parameters())
 
     def load_state_dict(self, state, strict: bool = True) -> None:
-        """Copy arrays into the parameters; names and shapes must match (all of them when strict)."""
+        """Copy arrays into the parameters (each keeps its dtype and device; a version bump).
+
+        Args:
+            state: name -> array (or Tensor), as `state_dict()` or `tg.load` return.
+            strict: every parameter must be in `state` and nothing else (the default); False loads
+                the names both have.
+
+        Raises:
+            ValueError: with `strict`, names missing or unexpected; in any case, an array whose shape
+                differs from its parameter's (a PyTorch `Linear` weight is (out, in): transpose it).
+        """
         own = dict(self.named_parameters())
         missing = [n for n in own if n not in state]
         unexpected = [n for n in state if n not in own]
@@ -140,8 +232,19 @@ class Module:
                 p.data = backend.to_device(backend.to_numpy(arr).astype(p.dtype), p.device)
 
     def to(self, target):
-        """Move every parameter and buffer to a device ('cpu'/'cuda') or convert the floating point
-        ones to another floating point dtype (np.float32, np.float64)."""
+        """Move every parameter and buffer to a device, or convert the float ones to another float dtype.
+
+        In place, as `torch.nn.Module.to`; every `.grad` is dropped (it would be on the old device).
+
+        Args:
+            target: `"cpu"` or `"cuda"`, or a float NumPy dtype (`np.float32`, `np.float64`).
+
+        Returns:
+            Module: this module, for chaining.
+
+        Raises:
+            TypeError: a dtype that is not floating point.
+        """
         if not isinstance(target, str) and np.dtype(target).kind != "f":
             raise TypeError(f"{type(self).__name__}.to({np.dtype(target).name}): parameters convert to a floating "
                             "point dtype only (np.float32, np.float64); an integer, boolean or complex one would "
@@ -158,10 +261,16 @@ class Module:
 
     @property
     def device(self) -> str:
+        """Where the parameters live: `"cpu"` or `"cuda"` (the first parameter's; `"cpu"` without any)."""
         ps = self.parameters()
         return ps[0].device if ps else "cpu"
 
     def extra_repr(self) -> str:
+        """The text between the parentheses of this module's `repr` (a layer's sizes); subclasses override it.
+
+        Returns:
+            str: empty for a plain Module.
+        """
         return ""
 
     def __repr__(self):
@@ -172,7 +281,14 @@ class Module:
 
 
 class ModuleList(Module):
-    """A list of sub-modules registered as `0`, `1`, ... (stacked layers)."""
+    """A list of sub-modules registered as `0`, `1`, ... (`torch.nn.ModuleList`: stacked layers).
+
+    Index it, slice it (a ModuleList of the same modules), iterate it, `len` it; each item is called
+    directly (`for layer in self.layers: x = layer(x)`), and its nodes record `layers.0`, ...
+
+    Args:
+        modules: an iterable of Modules to append; default none.
+    """
 
     def __init__(self, modules=()):
         super().__init__()
@@ -180,6 +296,14 @@ class ModuleList(Module):
             self.append(m)
 
     def append(self, module: Module) -> ModuleList:
+        """Register `module` under the next index.
+
+        Args:
+            module: a Module.
+
+        Returns:
+            ModuleList: this list, for chaining.
+        """
         index = str(len(self._modules))
         setattr(self, index, module)
         module._set_scope_name(f"{self._name}.{index}" if self._name else index)
@@ -193,6 +317,14 @@ class ModuleList(Module):
             m._set_scope_name(f"{name}.{index}" if name else index)
 
     def extend(self, modules) -> ModuleList:
+        """Append each module of `modules` in order.
+
+        Args:
+            modules: an iterable of Modules.
+
+        Returns:
+            ModuleList: this list, for chaining.
+        """
         for m in modules:
             self.append(m)
         return self
@@ -215,8 +347,16 @@ class ModuleList(Module):
 
 
 class Sequential(Module):
-    """`torch.nn.Sequential`: sub-modules registered as `0`, `1`, ... (or by the names of an OrderedDict),
-    called in order, each on what the one before returned."""
+    """`torch.nn.Sequential`: sub-modules called in order, each on what the one before returned.
+
+    State dict keys are `0.weight`, `0.bias`, ... (or the names of an OrderedDict's keys).
+
+    Args:
+        *modules: Modules, or one `OrderedDict` of name -> Module.
+
+    Raises:
+        TypeError: an item is not a Module (wrap a function in a Module whose forward calls it).
+    """
 
     def __init__(self, *modules):
         super().__init__()
@@ -234,10 +374,29 @@ class Sequential(Module):
         setattr(self, name, m)
 
     def append(self, module: Module) -> Sequential:
+        """Register `module` at the end, under the next index.
+
+        Args:
+            module: a Module.
+
+        Returns:
+            Sequential: this container, for chaining.
+
+        Raises:
+            TypeError: `module` is not a Module.
+        """
         self._add(str(len(self._modules)), module)
         return self
 
     def forward(self, x):
+        """Call each module in order on what the one before returned.
+
+        Args:
+            x: the input of the first module.
+
+        Returns:
+            What the last module returns (`x` itself when empty).
+        """
         for m in self._modules.values():
             x = m(x)
         return x

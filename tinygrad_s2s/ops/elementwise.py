@@ -1,6 +1,9 @@
 """Elementwise ops: arithmetic, exp/log/sqrt, the activations, abs, maximum/minimum, clip and dropout.
 
 Backward returns gradients of the broadcast result's shape: the engine sums them back to each input.
+
+Kept whole: one family of small ops; a third of the module is their docstrings' Args/Returns, which the
+reference renders.
 """
 from __future__ import annotations
 
@@ -24,7 +27,16 @@ class Add(Op):
 
 
 def add(a, b):
-    """a + b with broadcasting."""
+    """`a + b`, elementwise with broadcasting (the operator `+`).
+
+    Args:
+        a: a Tensor, array or Python number.
+        b: a Tensor, array or Python number; broadcast against `a` with NumPy's rules. A Python
+            number takes the other operand's dtype and device.
+
+    Returns:
+        Tensor: the elementwise result, of the broadcast shape and NumPy's result dtype.
+    """
     return Add.apply(*_pair(a, b))
 
 
@@ -39,7 +51,16 @@ class Sub(Op):
 
 
 def sub(a, b):
-    """a - b with broadcasting."""
+    """`a - b`, elementwise with broadcasting (the operator `-`).
+
+    Args:
+        a: a Tensor, array or Python number.
+        b: a Tensor, array or Python number; broadcast against `a` with NumPy's rules. A Python
+            number takes the other operand's dtype and device.
+
+    Returns:
+        Tensor: the elementwise result, of the broadcast shape and NumPy's result dtype.
+    """
     return Sub.apply(*_pair(a, b))
 
 
@@ -57,7 +78,16 @@ class Mul(Op):
 
 
 def mul(a, b):
-    """a * b with broadcasting."""
+    """`a * b`, elementwise with broadcasting (the operator `*`).
+
+    Args:
+        a: a Tensor, array or Python number.
+        b: a Tensor, array or Python number; broadcast against `a` with NumPy's rules. A Python
+            number takes the other operand's dtype and device.
+
+    Returns:
+        Tensor: the elementwise result, of the broadcast shape and NumPy's result dtype.
+    """
     return Mul.apply(*_pair(a, b))
 
 
@@ -76,7 +106,16 @@ class Div(Op):
 
 
 def div(a, b):
-    """a / b with broadcasting."""
+    """`a / b`, elementwise with broadcasting (the operator `/`; true division).
+
+    Args:
+        a: a Tensor, array or Python number.
+        b: a Tensor, array or Python number; broadcast against `a` with NumPy's rules. A Python
+            number takes the other operand's dtype and device.
+
+    Returns:
+        Tensor: the elementwise result, of the broadcast shape and NumPy's result dtype.
+    """
     return Div.apply(*_pair(a, b))
 
 
@@ -91,7 +130,14 @@ class Neg(Op):
 
 
 def neg(x):
-    """-x."""
+    """`-x`, elementwise (unary minus).
+
+    Args:
+        x: a Tensor, array or number.
+
+    Returns:
+        Tensor: the elementwise result, of `x`'s shape and dtype.
+    """
     return Neg.apply(as_tensor(x))
 
 
@@ -110,7 +156,19 @@ class Pow(Op):
 
 
 def pow(a, b):  # noqa: A001 - the public name mirrors numpy/torch
-    """a ** b (b a scalar or a Tensor; its gradient needs a > 0)."""
+    """`a ** b`, elementwise with broadcasting (the operator `**`).
+
+    The gradient with respect to `b` is `a ** b * log(a)`: it needs `a > 0` where `b` requires a
+    gradient; an exponent that is a Python number gets none.
+
+    Args:
+        a: a Tensor, array or Python number.
+        b: a Tensor, array or Python number; broadcast against `a` with NumPy's rules. A Python
+            number takes the other operand's dtype and device.
+
+    Returns:
+        Tensor: the elementwise result, of the broadcast shape and NumPy's result dtype.
+    """
     return Pow.apply(*_pair(a, b))
 
 
@@ -128,7 +186,14 @@ class Exp(Op):
 
 @array_function("exp")
 def exp(x):
-    """e ** x."""
+    """`e ** x`, elementwise.
+
+    Args:
+        x: a Tensor, array or number.
+
+    Returns:
+        Tensor: the elementwise result, of `x`'s shape and dtype.
+    """
     return Exp.apply(as_tensor(x))
 
 
@@ -146,7 +211,14 @@ class Log(Op):
 
 @array_function("log")
 def log(x):
-    """Natural logarithm."""
+    """Natural logarithm, elementwise (`-inf` at 0, NaN below, as NumPy).
+
+    Args:
+        x: a Tensor, array or number.
+
+    Returns:
+        Tensor: the elementwise result, of `x`'s shape and dtype.
+    """
     return Log.apply(as_tensor(x))
 
 
@@ -163,7 +235,14 @@ class Sqrt(Op):
 
 
 def sqrt(x):
-    """Square root."""
+    """Square root, elementwise (its gradient is infinite at 0).
+
+    Args:
+        x: a Tensor, array or number.
+
+    Returns:
+        Tensor: the elementwise result, of `x`'s shape and dtype.
+    """
     return Sqrt.apply(as_tensor(x))
 
 
@@ -181,7 +260,14 @@ class Sigmoid(Op):
 
 
 def sigmoid(x):
-    """1 / (1 + exp(-x)), computed without overflow."""
+    """`1 / (1 + exp(-x))`, elementwise, computed without overflow for large `|x|`.
+
+    Args:
+        x: a Tensor, array or number.
+
+    Returns:
+        Tensor: the elementwise result, of `x`'s shape and dtype.
+    """
     return Sigmoid.apply(as_tensor(x))
 
 
@@ -199,7 +285,14 @@ class Tanh(Op):
 
 
 def tanh(x):
-    """Hyperbolic tangent."""
+    """Hyperbolic tangent, elementwise.
+
+    Args:
+        x: a Tensor, array or number.
+
+    Returns:
+        Tensor: the elementwise result, of `x`'s shape and dtype.
+    """
     return Tanh.apply(as_tensor(x))
 
 
@@ -218,7 +311,14 @@ class ReLU(Op):
 
 
 def relu(x):
-    """max(x, 0)."""
+    """`max(x, 0)`, elementwise; the gradient at 0 is 0, as PyTorch's.
+
+    Args:
+        x: a Tensor, array or number.
+
+    Returns:
+        Tensor: the elementwise result, of `x`'s shape and dtype.
+    """
     return ReLU.apply(as_tensor(x))
 
 
@@ -237,7 +337,14 @@ class Abs(Op):
 
 
 def abs(x):  # noqa: A001
-    """|x|; the gradient at 0 is 0."""
+    """`|x|`, elementwise (also `abs(t)`); the gradient at 0 is 0, as PyTorch's.
+
+    Args:
+        x: a Tensor, array or number.
+
+    Returns:
+        Tensor: the elementwise result, of `x`'s shape and dtype.
+    """
     return Abs.apply(as_tensor(x))
 
 
@@ -260,7 +367,18 @@ class Maximum(Op):
 
 
 def maximum(a, b):
-    """Elementwise max with broadcasting; ties split the gradient equally."""
+    """Elementwise maximum of two tensors with broadcasting (not a reduction: see `max`).
+
+    Where the two are equal, each gets half the gradient, as PyTorch's.
+
+    Args:
+        a: a Tensor, array or Python number.
+        b: a Tensor, array or Python number; broadcast against `a` with NumPy's rules. A Python
+            number takes the other operand's dtype and device.
+
+    Returns:
+        Tensor: the elementwise result, of the broadcast shape and NumPy's result dtype.
+    """
     return Maximum.apply(*_pair(a, b))
 
 
@@ -272,7 +390,19 @@ class Minimum(Maximum):
 
 
 def minimum(a, b):
-    """Elementwise min with broadcasting; ties split the gradient equally."""
+    """Elementwise minimum of two tensors with broadcasting (there is no `min` reduction: use
+    `-(-x).max(axis)`).
+
+    Where the two are equal, each gets half the gradient, as PyTorch's.
+
+    Args:
+        a: a Tensor, array or Python number.
+        b: a Tensor, array or Python number; broadcast against `a` with NumPy's rules. A Python
+            number takes the other operand's dtype and device.
+
+    Returns:
+        Tensor: the elementwise result, of the broadcast shape and NumPy's result dtype.
+    """
     return Minimum.apply(*_pair(a, b))
 
 
@@ -302,7 +432,21 @@ class Clip(Op):
 
 
 def clip(x, lo=None, hi=None):
-    """Clamp into [lo, hi] (scalars; either may be None); the gradient passes inside, bounds included."""
+    """Clamp each element into `[lo, hi]` (PyTorch's `clamp`, NumPy's `clip`).
+
+    The gradient passes where `lo <= x <= hi`, bounds included (as PyTorch's), and is 0 outside.
+
+    Args:
+        x: a Tensor, array or number.
+        lo: the lower bound, a Python number, or None for none.
+        hi: the upper bound, a Python number, or None for none.
+
+    Returns:
+        Tensor: `x` clamped, same shape and dtype.
+
+    Raises:
+        ValueError: both bounds are None.
+    """
     if lo is None and hi is None:
         raise ValueError(describe("clip", "give lo, hi or both"))
     return Clip.apply(as_tensor(x), lo=lo, hi=hi)
@@ -327,7 +471,22 @@ class Dropout(Op):
 
 
 def dropout(x, p=0.5, training=True):
-    """Zero each element with probability p and scale the rest by 1/(1-p); identity when not training."""
+    """Inverted dropout: zero each element with probability `p`, scale the rest by `1 / (1 - p)`.
+
+    The mask comes from the library's one generator (`tg.manual_seed` makes it repeatable). The
+    modules call it with `training=self.training` (`nn.Dropout`, `model.eval()`).
+
+    Args:
+        x: a Tensor or array.
+        p: the probability of zeroing an element, in `[0, 1)`; default 0.5.
+        training: False (or `p == 0`) returns `x` itself, unchanged.
+
+    Returns:
+        Tensor: of `x`'s shape and dtype; the gradient is masked and scaled the same way.
+
+    Raises:
+        ValueError: `p` is outside `[0, 1)`.
+    """
     if not 0.0 <= p < 1.0:
         raise ValueError(describe("dropout", f"p must be in [0, 1), got {p}"))
     x = as_tensor(x)

@@ -126,7 +126,21 @@ class GRUSequence(Function):
 
 
 def gru_sequence(x, Wx, b, h0, Wh):
-    """Fused GRU layer over all time steps of x (N, T, D): returns (hs, h_T). h0 may be None (zeros)."""
+    """A whole GRU layer over every time step as one op (what `nn.GRU` calls).
+
+    Gates in the order z (update), r (reset), candidate along the last axis of `Wx`, `Wh` and `b`;
+    `h_t = h_{t-1} + z * (tanh(x Wx_h + b_h + (r * h_{t-1}) Wh_h) - h_{t-1})`.
+
+    Args:
+        x: the inputs, (N, T, D).
+        Wx: input weights, (D, 3H).
+        b: bias, (3H,).
+        h0: the start state (N, H), or None for zeros.
+        Wh: hidden weights, (H, 3H).
+
+    Returns:
+        tuple[Tensor, Tensor]: `(hs, h_T)`: every step's hidden state (N, T, H) and the last (N, H).
+    """
     x, Wx, b, Wh = (as_tensor(t) for t in (x, Wx, b, Wh))
     h = _zero_state(x, Wh) if h0 is None else as_tensor(h0)
     return GRUSequence.apply(x, Wx, b, h, Wh)

@@ -59,7 +59,22 @@ class GetItem(Op):
 
 
 def getitem(x, index):
-    """x[index]: basic slicing and integer-array gather (the embedding lookup)."""
+    """`x[index]`: basic slicing and NumPy's integer-array and boolean indexing.
+
+    An integer-array index is a gather (the embedding lookup `W[ids]`); its gradient adds up repeated
+    indices. Basic slices return views of `x`'s data.
+
+    Args:
+        x: a Tensor, array or number.
+        index: anything NumPy takes: ints, slices, `None`, `...`, integer or boolean arrays, lists
+            or Tensors (their data is used; indices carry no gradient).
+
+    Returns:
+        Tensor: the selected elements, of NumPy's result shape.
+
+    Raises:
+        IndexError: an index out of range (naming the axis, the index and the size) or too many indices.
+    """
     x = as_tensor(x)
     return GetItem.apply(x, index=_index_on_device(index, x))
 
@@ -182,7 +197,20 @@ class TakeAlongAxis(Op):
 
 @numpy_keywords
 def take_along_axis(x, indices, axis):
-    """numpy.take_along_axis: pick x's elements with integer `indices` (same ndim as x) along `axis`."""
+    """NumPy's `take_along_axis` (PyTorch's `gather`): pick `x`'s elements with `indices` along `axis`.
+
+    Args:
+        x: a Tensor, array or number.
+        indices: integer indices with `x`'s number of axes (an array, list or Tensor; no gradient),
+            broadcast against `x` off `axis`.
+        axis: the axis to pick along.
+
+    Returns:
+        Tensor: of `indices`'s shape (broadcast), `x`'s dtype.
+
+    Raises:
+        TypeError: PyTorch's `dim=` was given (the message names `axis=`).
+    """
     x = as_tensor(x)
     idx = indices.data if isinstance(indices, TensorBase) else indices
     idx = backend.to_device(np.asarray(idx) if not hasattr(idx, "dtype") else idx, x.device)
@@ -224,7 +252,17 @@ class Where(Op):
 
 @array_function("where")
 def where(cond, a, b):
-    """Elementwise choice: a where cond is true, else b (cond carries no gradient)."""
+    """Elementwise choice: `a` where `cond` is true, else `b` (`numpy.where`, `torch.where`).
+
+    Args:
+        cond: a boolean array or Tensor (non-booleans are cast); it carries no gradient.
+        a: a Tensor, array or number: the values where `cond` holds.
+        b: a Tensor, array or number: the values elsewhere.
+
+    Returns:
+        Tensor: of the broadcast shape of `cond`, `a` and `b`; each of `a`, `b` gets the gradient where
+            it was chosen.
+    """
     a, b = _pair(a, b)
     c = cond.data if isinstance(cond, TensorBase) else cond
     c = backend.to_device(np.asarray(c) if not hasattr(c, "dtype") else c, a.device)

@@ -53,5 +53,20 @@ class MatMul(Op):
 
 
 def matmul(a, b):
-    """Matrix product with numpy's rules (1-d operands, batched broadcasting)."""
+    """Matrix product with NumPy's rules (the operator `@`).
+
+    1-D operands are vectors (a dot product, a matrix-vector product); from 3 axes on, the leading
+    axes are batch axes that broadcast. `Linear` computes `x @ W` with `W` of shape (in, out).
+
+    Args:
+        a: a Tensor or array of at least 1 axis, shape (..., n, k) or (k,).
+        b: a Tensor or array of at least 1 axis, shape (..., k, m) or (k,).
+
+    Returns:
+        Tensor: shape (..., n, m), without the vector axes of 1-D operands.
+
+    Raises:
+        ValueError: a 0-d operand (use `mul`), or inner sizes that do not match (from the op, naming
+            both shapes).
+    """
     return MatMul.apply(*_pair(a, b))

@@ -73,10 +73,22 @@ class SoftmaxCrossEntropy(Function):
 
 
 def softmax_cross_entropy(logits, targets, ignore_index=None):
-    """Mean cross-entropy of softmax(logits) against integer targets, fused and stable.
+    """Mean cross-entropy of `softmax(logits)` against integer targets, fused and stable.
 
-    logits: (..., V); targets: (...) ints. Entries equal to `ignore_index` count neither in the
-    sum nor in the mean's denominator.
+    The same as `-log_softmax(logits)[..., target]` averaged, in one op: its gradient is
+    `(softmax(logits) - onehot(targets)) / count`, computed without forming either.
+
+    Args:
+        logits: a float Tensor of shape (..., V): unnormalised scores over V classes (a vocabulary).
+        targets: integer class ids of shape (...) (an array, list or Tensor), each in `[0, V)`.
+        ignore_index: a target value (the padding id) whose entries count neither in the sum nor in
+            the mean's denominator; None counts every entry.
+
+    Returns:
+        Tensor: a 0-d tensor of `logits`' dtype (0 when every entry is ignored).
+
+    Raises:
+        TypeError: `targets` are not integers.
     """
     logits = as_tensor(logits)
     t = targets.data if isinstance(targets, TensorBase) else targets

@@ -326,9 +326,24 @@ def _from_gate_major(W4):
 
 
 def lstm_sequence(x, Wx, b, h0, c0, Wh):
-    """Fused LSTM layer over all time steps of x (N, T, D): returns (hs, h_T, c_T). h0 or c0 may be
-    None for a zero start state, whose products the first step then skips; b is (4H,), or (N, 4H)
-    for a bias of each sequence's own."""
+    """A whole LSTM layer over every time step as one op (what `nn.LSTM` calls).
+
+    Gates in the book's order f, g, i, o along the last axis of `Wx`, `Wh` and `b`:
+    `c_t = sigmoid(f) * c_{t-1} + tanh(g) * sigmoid(i)`, `h_t = sigmoid(o) * tanh(c_t)`. Its gradient
+    is checked against `lstm_sequence_reference`, the same layer from primitives.
+
+    Args:
+        x: the inputs, (N, T, D).
+        Wx: input weights, (D, 4H).
+        b: bias, (4H,), or (N, 4H) for a bias of each sequence's own.
+        h0: the start hidden state (N, H), or None for zeros (the first step then skips its product).
+        c0: the start cell state (N, H), or None for zeros.
+        Wh: hidden weights, (H, 4H).
+
+    Returns:
+        tuple[Tensor, Tensor, Tensor]: `(hs, h_T, c_T)`: every step's hidden state (N, T, H), and the
+            last hidden and cell states (N, H).
+    """
     x, Wx, b, Wh = (as_tensor(t) for t in (x, Wx, b, Wh))
     h, c = (_zero_state(x, Wh) if s is None else as_tensor(s) for s in (h0, c0))
     return LSTMSequence.apply(x, Wx, b, h, c, Wh, zero_h0=h0 is None, zero_c0=c0 is None)
@@ -355,7 +370,15 @@ def lstm_sequence_reference(x, Wx, b, h0, c0, Wh):
 
 
 def lstm_cell(a, c_prev):
-    """Fused LSTM step: returns (h, c)."""
+    """One fused LSTM step from its gate pre-activations (what `nn.LSTMCell` calls).
+
+    Args:
+        a: the pre-activations `x @ Wx + h @ Wh + b`, (N, 4H), gates in the order f, g, i, o.
+        c_prev: the previous cell state, (N, H).
+
+    Returns:
+        tuple[Tensor, Tensor]: `(h, c)`, the new hidden and cell states, (N, H) each.
+    """
     return LSTMCell.apply(as_tensor(a), as_tensor(c_prev))
 
 

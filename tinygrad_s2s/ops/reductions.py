@@ -28,13 +28,39 @@ class Sum(Op):
 
 @numpy_keywords
 def sum(x, axis=None, keepdims=False):  # noqa: A001
-    """Sum over `axis` (None: all; int or tuple, negatives allowed)."""
+    """Sum over `axis` (NumPy's `sum`; PyTorch's `dim=` is `axis=` here).
+
+    Args:
+        x: a Tensor, array or number.
+        axis: None (every axis, the default), an int or a tuple of ints; negatives count from the end.
+        keepdims: keep each reduced axis with size 1, so the result broadcasts against `x`.
+
+    Returns:
+        Tensor: `x`'s shape without the reduced axes (with them as 1s if `keepdims`); a 0-d tensor
+            when every axis is reduced.
+
+    Raises:
+        TypeError: PyTorch's `dim=` or `keepdim=` was given (the message names `axis=`/`keepdims=`).
+    """
     return Sum.apply(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
 @numpy_keywords
 def mean(x, axis=None, keepdims=False):
-    """Mean over `axis`; a sum scaled by the count, so it shares Sum's gradient."""
+    """Mean over `axis`: the sum divided by the number of elements reduced.
+
+    Args:
+        x: a Tensor, array or number.
+        axis: None (every axis, the default), an int or a tuple of ints; negatives count from the end.
+        keepdims: keep each reduced axis with size 1, so the result broadcasts against `x`.
+
+    Returns:
+        Tensor: `x`'s shape without the reduced axes (with them as 1s if `keepdims`); a 0-d tensor
+            when every axis is reduced.
+
+    Raises:
+        TypeError: PyTorch's `dim=` or `keepdim=` was given (the message names `axis=`/`keepdims=`).
+    """
     x = as_tensor(x)
     n = int(np.prod([x.shape[i] for i in _axes(axis, x.ndim)]))
     return mul(sum(x, axis, keepdims), 1.0 / builtins.max(n, 1))
@@ -69,7 +95,22 @@ class Max(Op):
 
 @numpy_keywords
 def max(x, axis=None, keepdims=False):  # noqa: A001
-    """Maximum over `axis`; tied maxima share the gradient equally."""
+    """Maximum over `axis` (a reduction; `maximum` is the elementwise one).
+
+    Tied maxima share the gradient equally. For the indices, `x.argmax(axis)`.
+
+    Args:
+        x: a Tensor, array or number.
+        axis: None (every axis, the default), an int or a tuple of ints; negatives count from the end.
+        keepdims: keep each reduced axis with size 1, so the result broadcasts against `x`.
+
+    Returns:
+        Tensor: `x`'s shape without the reduced axes (with them as 1s if `keepdims`); a 0-d tensor
+            when every axis is reduced.
+
+    Raises:
+        TypeError: PyTorch's `dim=` or `keepdim=` was given (the message names `axis=`/`keepdims=`).
+    """
     return Max.apply(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
@@ -108,7 +149,22 @@ class LogSumExp(Op):
 
 @numpy_keywords
 def logsumexp(x, axis=None, keepdims=False):
-    """log(sum(exp(x))) over `axis` without overflow; its gradient is softmax(x)."""
+    """`log(sum(exp(x)))` over `axis`, shifted by the max so that it does not overflow.
+
+    Its gradient is `softmax(x)` along the reduced axes.
+
+    Args:
+        x: a Tensor, array or number.
+        axis: None (every axis, the default), an int or a tuple of ints; negatives count from the end.
+        keepdims: keep each reduced axis with size 1, so the result broadcasts against `x`.
+
+    Returns:
+        Tensor: `x`'s shape without the reduced axes (with them as 1s if `keepdims`); a 0-d tensor
+            when every axis is reduced.
+
+    Raises:
+        TypeError: PyTorch's `dim=` or `keepdim=` was given (the message names `axis=`/`keepdims=`).
+    """
     return LogSumExp.apply(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
@@ -131,9 +187,22 @@ class Softmax(Op):
 
 @numpy_keywords
 def softmax(x, axis=-1):
-    """exp(x) / sum(exp(x)) along `axis`, shifted by the max for stability. The default is the last axis,
-    as PyTorch and NumPy users write it; DeZero's `F.softmax` defaults to `axis=1`, which is another axis
-    on 3-D input (N, T, V): pass `axis=` there (docs/guide/from-pytorch.md)."""
+    """`exp(x) / sum(exp(x))` along `axis`, shifted by the max for stability.
+
+    The default is the last axis, as PyTorch and NumPy users write it; DeZero's `F.softmax` defaults
+    to `axis=1`, which is another axis on 3-D input (N, T, V): pass `axis=` there
+    (docs/guide/from-pytorch.md).
+
+    Args:
+        x: a Tensor, array or number.
+        axis: the one axis to normalise over; default -1, the last.
+
+    Returns:
+        Tensor: of `x`'s shape and dtype.
+
+    Raises:
+        TypeError: PyTorch's `dim=` was given (the message names `axis=`).
+    """
     return Softmax.apply(as_tensor(x), axis=axis)
 
 
@@ -156,5 +225,18 @@ class LogSoftmax(Op):
 
 @numpy_keywords
 def log_softmax(x, axis=-1):
-    """log(softmax(x)) without forming the softmax (along the last axis by default, as `softmax`)."""
+    """`log(softmax(x))` along `axis`, computed as `x - logsumexp(x)` without forming the softmax.
+
+    The default is the last axis, as `softmax`.
+
+    Args:
+        x: a Tensor, array or number.
+        axis: the one axis to normalise over; default -1, the last.
+
+    Returns:
+        Tensor: of `x`'s shape and dtype.
+
+    Raises:
+        TypeError: PyTorch's `dim=` was given (the message names `axis=`).
+    """
     return LogSoftmax.apply(as_tensor(x), axis=axis)

@@ -46,14 +46,41 @@ def _onnx_shape(in_shape, out_shape) -> list:
 
 
 def reshape(x, *shape):
-    """Reshape (one -1 allowed); `reshape(x, (2, 3))` and `reshape(x, 2, 3)` both work."""
+    """The same elements in a new shape, C order (`x.reshape(2, 3)`; PyTorch's `view` too).
+
+    The result shares `x`'s data where NumPy can reshape without copying (an in-place change through
+    it reaches `x`, and the version checks see it), and is a copy otherwise.
+
+    Args:
+        x: a Tensor, array or number.
+        *shape: the new shape, as ints (`reshape(x, 2, 3)`) or one tuple (`reshape(x, (2, 3))`); one
+            entry may be -1, inferred from the others.
+
+    Returns:
+        Tensor: `x`'s elements in `shape`, same dtype.
+
+    Raises:
+        ValueError: the shape does not hold exactly `x.size` elements (from the op, naming both shapes).
+    """
     shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
     return Reshape.apply(as_tensor(x), shape=shape)
 
 
 @numpy_keywords
 def squeeze(x, axis=None):
-    """Drop size-1 dims (all of them, or those in `axis`): a reshape, so it shares Reshape's gradient."""
+    """Drop axes of size 1: all of them, or those in `axis` (a reshape, sharing its gradient).
+
+    Args:
+        x: a Tensor, array or number.
+        axis: None (every size-1 axis, the default), an int or a tuple of ints.
+
+    Returns:
+        Tensor: `x` without those axes, sharing its data.
+
+    Raises:
+        ValueError: an axis in `axis` does not have size 1.
+        TypeError: PyTorch's `dim=` was given (the message names `axis=`).
+    """
     x = as_tensor(x)
     ax = tuple(i for i, s in enumerate(x.shape) if s == 1) if axis is None else _axes(axis, x.ndim)
     bad = [i for i in ax if x.shape[i] != 1]
@@ -65,7 +92,19 @@ def squeeze(x, axis=None):
 
 @numpy_keywords
 def expand_dims(x, axis):
-    """Insert size-1 dims at `axis` (int or tuple, positions in the result): a reshape."""
+    """Insert axes of size 1 at `axis` (PyTorch's `unsqueeze`; a reshape).
+
+    Args:
+        x: a Tensor, array or number.
+        axis: an int or a tuple of ints: positions in the result, negatives counted from its end
+            (`expand_dims(x, -1)` appends an axis).
+
+    Returns:
+        Tensor: `x` with the new axes, sharing its data.
+
+    Raises:
+        TypeError: PyTorch's `dim=` was given (the message names `axis=`).
+    """
     x = as_tensor(x)
     ax = normalize_axis_tuple(axis, x.ndim + (len(axis) if isinstance(axis, tuple) else 1))
     dims = iter(x.shape)
@@ -91,7 +130,19 @@ class Transpose(Op):
 
 
 def transpose(x, axes=None):
-    """Permute dims (reverse them when axes is None)."""
+    """Permute the axes (NumPy's `transpose`: a full permutation, not PyTorch's swap of two).
+
+    Args:
+        x: a Tensor, array or number.
+        axes: a permutation of `range(x.ndim)` (axis `i` of the result is axis `axes[i]` of `x`), or
+            None (the default) to reverse them all, as `x.T`.
+
+    Returns:
+        Tensor: a view of `x`'s data with the axes permuted.
+
+    Raises:
+        ValueError: `axes` is not a permutation of `x`'s axes.
+    """
     return Transpose.apply(as_tensor(x), axes=None if axes is None else tuple(axes))
 
 
@@ -113,7 +164,20 @@ class BroadcastTo(Op):
 
 @array_function("broadcast_to")
 def broadcast_to(x, shape):
-    """Broadcast to `shape`; the gradient is summed back."""
+    """Broadcast to `shape` with NumPy's rules (PyTorch's `expand`, every size given).
+
+    The gradient is summed back over the broadcast axes.
+
+    Args:
+        x: a Tensor, array or number.
+        shape: the target shape, a tuple of ints.
+
+    Returns:
+        Tensor: a read-only view of `x`'s data in `shape`.
+
+    Raises:
+        ValueError: `x`'s shape does not broadcast to `shape`.
+    """
     return BroadcastTo.apply(as_tensor(x), shape=tuple(shape))
 
 
@@ -147,7 +211,21 @@ class Repeat(Op):
 
 @numpy_keywords
 def repeat(x, repeats, axis=None):
-    """numpy.repeat: each element `repeats` times along `axis` (the book's Repeat node)."""
+    """NumPy's `repeat`: each element `repeats` times along `axis` (the book's Repeat node).
+
+    Not PyTorch's `x.repeat(2, 3)`, which tiles the whole tensor (see docs/guide/from-pytorch.md).
+
+    Args:
+        x: a Tensor, array or number.
+        repeats: how many times each element appears, a non-negative int.
+        axis: the axis to repeat along; None (the default) flattens `x` first.
+
+    Returns:
+        Tensor: `x` with `axis` `repeats` times longer.
+
+    Raises:
+        TypeError: `repeats` is not a non-negative int, or PyTorch's `dim=` was given.
+    """
     return Repeat.apply(as_tensor(x), repeats=repeats, axis=axis)
 
 
@@ -181,8 +259,20 @@ class Concat(Op):
 
 @numpy_keywords
 def concat(xs, axis=0):
-    """Join tensors along an existing axis. `tg.cat` is this function under PyTorch's name (an alias
-    set in `tinygrad_s2s.ops`, not an op of its own)."""
+    """Join tensors along an existing axis (NumPy's `concatenate`; `tg.cat` is this function).
+
+    Args:
+        xs: a non-empty list or tuple of Tensors (arrays and numbers are converted like the first
+            Tensor), equal in every axis but `axis`.
+        axis: the axis to join along; default 0.
+
+    Returns:
+        Tensor: the joined tensor; each input's gradient is its slice of the output's.
+
+    Raises:
+        ValueError: `xs` is empty or is one Tensor instead of a list, or the shapes differ off `axis`.
+        TypeError: PyTorch's `dim=` was given (the message names `axis=`).
+    """
     xs = _seq_of_tensors("concat", xs)
     return Concat.apply(*xs, axis=axis)
 
@@ -209,7 +299,19 @@ class Stack(Op):
 @numpy_keywords
 @array_function("stack")
 def stack(xs, axis=0):
-    """Join equal-shaped tensors along a new axis."""
+    """Join equal-shaped tensors along a new axis (`concat` joins along an existing one).
+
+    Args:
+        xs: a non-empty list or tuple of Tensors of one shape.
+        axis: the position of the new axis in the result; default 0.
+
+    Returns:
+        Tensor: of shape `xs[0].shape` with `len(xs)` inserted at `axis`.
+
+    Raises:
+        ValueError: `xs` is empty or is one Tensor instead of a list, or the shapes differ.
+        TypeError: PyTorch's `dim=` was given (the message names `axis=`).
+    """
     xs = _seq_of_tensors("stack", xs)
     return Stack.apply(*xs, axis=axis)
 
@@ -243,7 +345,21 @@ class Split(Op):
 
 @numpy_keywords
 def split(x, sections, axis=0):
-    """numpy.split: `sections` equal parts, or the parts between the given indices; a tuple."""
+    """NumPy's `split`: `x` cut into parts along `axis` (PyTorch's `chunk` with equal parts).
+
+    Args:
+        x: a Tensor, array or number.
+        sections: an int n (n equal parts; the axis must divide evenly) or a sequence of indices
+            where to cut.
+        axis: the axis to cut along; default 0.
+
+    Returns:
+        tuple[Tensor, ...]: the parts, views of `x`'s data.
+
+    Raises:
+        ValueError: `sections` does not divide the axis evenly.
+        TypeError: PyTorch's `dim=` was given (the message names `axis=`).
+    """
     secs = sections if isinstance(sections, (int, np.integer)) else tuple(sections)
     return Split.apply(as_tensor(x), sections=secs, axis=axis)
 
@@ -270,7 +386,18 @@ class Unstack(Op):
 
 @numpy_keywords
 def unstack(x, axis=0):
-    """The slices along `axis` as a tuple of tensors (the inverse of stack)."""
+    """The slices of `x` along `axis`, as a tuple (the inverse of `stack`).
+
+    Args:
+        x: a Tensor, array or number.
+        axis: the axis to take the slices along; default 0.
+
+    Returns:
+        tuple[Tensor, ...]: `x.shape[axis]` tensors, each without that axis, views of `x`'s data.
+
+    Raises:
+        TypeError: PyTorch's `dim=` was given (the message names `axis=`).
+    """
     return Unstack.apply(as_tensor(x), axis=axis)
 
 

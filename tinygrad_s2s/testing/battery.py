@@ -38,15 +38,20 @@ __all__ = ["CHECKS", "OpSpec", "check_onnx", "check_op", "in_module", "onnx_avai
 
 @dataclass(frozen=True)
 class OpSpec:
-    """One op under test.
+    """One op under test by `check_op` (the op battery: gradients, dtypes, devices, errors, second order).
 
-    name: shown in every failure (and the op name `detect_anomaly` must report, unless `first_op`);
-    fn(*tensors, **kwargs) -> Tensor; ref(*arrays, **kwargs) -> ndarray, its NumPy reference;
-    inputs: a strategy drawing `(arrays, kwargs)` where the float arrays become the Tensors whose
-    gradients are checked and kwargs carry everything else (axes, ids, masks);
-    atol: gradient tolerance against central differences; kinks / subgradient: a strategy drawing
-    ties and kinks and `subgradient(arrays, upstream, **kwargs)` -> the documented gradient there,
-    checked exactly; no_second_order: why the op is not twice differentiable (skips that check).
+    Args:
+        name: shown in every failure, and the op name `detect_anomaly` must report (unless `first_op`).
+        fn: `fn(*tensors, **kwargs) -> Tensor`, the op as called.
+        ref: `ref(*arrays, **kwargs) -> ndarray`, its NumPy reference.
+        inputs: a Hypothesis strategy drawing `(arrays, kwargs)`: the float arrays become the Tensors
+            whose gradients are checked, kwargs carry everything else (axes, ids, masks).
+        atol: the gradient tolerance against central differences.
+        kinks: a strategy drawing inputs at ties and kinks, or None.
+        subgradient: `subgradient(arrays, upstream, **kwargs)` -> the documented gradient at the
+            kinks, checked exactly.
+        first_op: the op name `detect_anomaly` reports, when it is not `name` (a composite's first op).
+        no_second_order: why the op is not twice differentiable (skips that check); empty if it is.
     """
     name: str
     fn: Callable
@@ -236,12 +241,21 @@ def _applies(spec, check, default: bool = True) -> bool:
 
 def check_op(spec: OpSpec, checks=None, max_examples: int | None = None) -> None:
     """Run the battery (all of CHECKS, or the named `checks`) on `spec`, each over Hypothesis draws.
-    Raises AssertionError '<op>: <check>: ...' on the first failure (after Hypothesis shrinks the
-    input), also when the op itself raised (its exception is the cause).
 
-    Budget: each check draws `max_examples` inputs (default: the active Hypothesis profile's,
-    100 unless a profile changed it), with no per-example deadline, so a loaded or slow machine
-    never fails a correct op (a second-order check of a layer takes seconds)."""
+    Each check draws `max_examples` inputs with no per-example deadline, so a loaded or slow machine
+    never fails a correct op (a second-order check of a layer takes seconds).
+
+    Args:
+        spec: the OpSpec.
+        checks: names of CHECKS to run; None runs them all.
+        max_examples: inputs drawn per check; default the active Hypothesis profile's (100 unless a
+            profile changed it).
+
+    Raises:
+        AssertionError: `'<op>: <check>: ...'` at the first failure (after Hypothesis shrinks the
+            input), also when the op itself raised (its exception is the cause).
+        ValueError: an unknown check name.
+    """
     for name in checks or CHECKS:
         if name not in CHECKS:
             raise ValueError(f"check_op: unknown check {name!r}; choose from {sorted(CHECKS)}")
@@ -272,8 +286,17 @@ def _one_draw(spec, name):
 
 
 def op_test_cases(specs, checks=None) -> list:
-    """pytest parameters (spec, check), one per op and applicable check, with ids 'op-check', for
-    `@pytest.mark.parametrize("spec, check", op_test_cases(SPECS))`."""
+    """pytest parameters `(spec, check)`, one per op and applicable check, with ids `'op-check'`.
+
+    For `@pytest.mark.parametrize("spec, check", op_test_cases(SPECS))`.
+
+    Args:
+        specs: the OpSpecs.
+        checks: names of CHECKS; None for all.
+
+    Returns:
+        list: `pytest.param` objects.
+    """
     import pytest  # noqa: PLC0415 - only test files call this
     return [pytest.param(s, c, id=f"{s.name}-{c}", marks=[pytest.mark.extras] * (c == "onnx"))
             for s in specs for c in (checks or CHECKS) if _applies(s, c, default=checks is None or c != "onnx")]

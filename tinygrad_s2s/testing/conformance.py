@@ -190,14 +190,34 @@ ITEMS = ("factory", "loss", "gradient", "generate", "greedy", "beam", "attention
 def check_model(name_or_factory, *, vocab_size: int = 9, wordvec_size: int = 4, hidden_size: int = 8,
                 batch: int = 3, src_len: int = 5, tgt_len: int = 4, seed: int = 0, entries: int = 2,
                 device: bool = True, **extra) -> list[str]:
-    """Run the conformance battery on a registered model (by name) or a factory; `extra` are the
-    model's own keyword arguments. Checks, in order: it builds; one optimizer step on a scalar float
-    loss; every parameter's gradient against central differences (`entries` per parameter);
-    `generate` shape and dtype; greedy decoding deterministic and equal to beam=1; beam search
-    (beam=3) answering each question as it does alone; attention weights' shape; a save/load round
-    trip through its config gives the same loss and answers; the same on the strict fake GPU
-    (`device=False` skips it); the loss graph draws. Returns the items checked;
-    raises ContractError (naming the item) at the first violation."""
+    """Run the plugin contract's conformance battery on a model (what `tinygrad-s2s check` runs).
+
+    Checks, in order: it builds; one optimizer step on a scalar float loss; every parameter's
+    gradient against central differences; `generate` shape and dtype; greedy decoding deterministic
+    and equal to beam=1; beam search (beam=3) answering each question as it does alone; attention
+    weights' shape; a save/load round trip through its config gives the same loss and answers; the
+    same on the strict fake GPU; the loss graph draws.
+
+    Args:
+        name_or_factory: a registered model name, or a factory `f(vocab_size=, wordvec_size=,
+            hidden_size=, **extra)`.
+        vocab_size: V of the tiny test model.
+        wordvec_size: D.
+        hidden_size: H.
+        batch: questions per test batch.
+        src_len: question length.
+        tgt_len: answer length, without the start marker (the batch holds tgt_len + 1 columns).
+        seed: of the weights and the test data.
+        entries: gradient entries checked per parameter.
+        device: also run on the strict fake GPU (False skips it).
+        **extra: the model's own keyword arguments.
+
+    Returns:
+        list[str]: the items checked.
+
+    Raises:
+        ContractError: naming the item, at the first violation.
+    """
     kwargs = dict(vocab_size=vocab_size, wordvec_size=wordvec_size, hidden_size=hidden_size, **extra)
     battery = _Battery(name_or_factory, kwargs, batch, src_len, tgt_len, seed, entries)
     checked = []

@@ -13,7 +13,18 @@ __all__ = ["gradcheck", "gradcheck_module", "gradcheck_model", "gradgradcheck", 
 
 
 def numerical_grad(fn, inputs, index, upstream, eps=1e-6):
-    """Central-difference gradient of sum(fn(*inputs) * upstream) with respect to inputs[index]."""
+    """Central-difference gradient of `sum(fn(*inputs) * upstream)` with respect to `inputs[index]`.
+
+    Args:
+        fn: a function of the inputs returning one Tensor.
+        inputs: the inputs (arrays or Tensors).
+        index: which input to differentiate.
+        upstream: the upstream gradient, of the output's shape.
+        eps: the step.
+
+    Returns:
+        numpy.ndarray: of `inputs[index]`'s shape.
+    """
     x = inputs[index]
     host = backend.to_numpy(x.data)
     g = np.zeros(host.shape, dtype=np.float64)
@@ -37,8 +48,24 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-4, upstream=None, seed=0
 
     Float inputs are converted to float64 Tensors that require grad; non-float inputs pass through.
     The output is contracted with a random upstream gradient (not ones), so a backward that ignores
-    its incoming gradient is caught. Raises AssertionError naming the input, the index and both values;
-    returns True when every gradient matches.
+    its incoming gradient is caught.
+
+    Args:
+        fn: a function of the inputs returning one Tensor.
+        *inputs: arrays, Tensors or other arguments.
+        eps: the central-difference step.
+        atol: the absolute tolerance.
+        rtol: the relative tolerance.
+        upstream: the upstream gradient; default random (seeded).
+        seed: of the random upstream gradient.
+        names: the inputs' names in messages; default `input 0`, ...
+
+    Returns:
+        bool: True when every gradient matches.
+
+    Raises:
+        AssertionError: naming the input, the index and both values.
+        TypeError: `fn` does not return one Tensor.
     """
     rng = np.random.default_rng(seed)
     names = names or [f"input {i}" for i in range(len(inputs))]
@@ -67,13 +94,27 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-4, upstream=None, seed=0
 
 
 def gradgradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0, names=None):
-    """Compare the second derivatives of `fn(*inputs)` with float64 central differences of its
-    first-order gradient (as `torch.autograd.gradgradcheck`).
+    """Compare the second derivatives of `fn(*inputs)` with central differences of its first-order gradient.
 
-    The first-order gradient is taken with a random upstream gradient u and `create_graph=True`; that
-    gradient (as a function of the inputs and of u, so its linearity in u is checked as well) then
-    goes through `gradcheck` with a random second-level upstream gradient. Raises AssertionError
-    naming the input ('upstream' for u), the index and both values; returns True when all match.
+    As `torch.autograd.gradgradcheck`: the first-order gradient is taken with a random upstream
+    gradient u and `create_graph=True`; that gradient (as a function of the inputs and of u, so its
+    linearity in u is checked as well) then goes through `gradcheck` with a random second-level
+    upstream gradient.
+
+    Args:
+        fn: a function of the inputs returning one Tensor.
+        *inputs: arrays, Tensors or other arguments.
+        eps: the central-difference step.
+        atol: the absolute tolerance.
+        rtol: the relative tolerance.
+        seed: of the random upstream gradients.
+        names: the inputs' names in messages.
+
+    Returns:
+        bool: True when all match.
+
+    Raises:
+        AssertionError: naming the input ('upstream' for u), the index and both values.
     """
     rng = np.random.default_rng(seed)
     diff = [i for i, a in enumerate(inputs) if np.asarray(getattr(a, "data", a)).dtype.kind == "f"]
@@ -158,10 +199,20 @@ def _compare(name, analytic, numeric, atol, rtol, index=None):
 def gradcheck_module(module, loss_fn, max_entries=12, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0):
     """Check d(loss)/d(parameter) of a whole model against central differences.
 
-    `module` is converted to float64 in place; `loss_fn()` must return the scalar loss (deterministic:
-    eval mode, no sampling). For each parameter, up to `max_entries` entries drawn at random are
-    checked (all of them for small parameters). Raises AssertionError naming the parameter and index;
-    returns the number of entries checked.
+    Args:
+        module: the Module; converted to float64 in place.
+        loss_fn: `loss_fn()` returns the scalar loss (deterministic: eval mode, no sampling).
+        max_entries: entries drawn at random per parameter (all of a smaller one).
+        eps: the central-difference step.
+        atol: the absolute tolerance.
+        rtol: the relative tolerance.
+        seed: of the entries drawn.
+
+    Returns:
+        int: the number of entries checked.
+
+    Raises:
+        AssertionError: naming the parameter and the index.
     """
     rng = np.random.default_rng(seed)
     module.to(np.float64)
@@ -195,8 +246,23 @@ def gradcheck_model(name_or_model, vocab_size=7, src_len=5, tgt_len=4, batch=2, 
                     hidden_size=8, max_entries=6, seed=0, **extra):
     """Gradient-check a registered seq2seq model's whole loss at tiny sizes (float64, eval mode).
 
-    Accepts a model name (built with `create_model`) or a model instance. Returns
-    {parameter name: entries checked}; raises AssertionError naming the parameter and index.
+    Args:
+        name_or_model: a model name (built with `create_model`) or a model instance.
+        vocab_size: V of the test data.
+        src_len: question length.
+        tgt_len: answer length, without the start marker (the batch holds tgt_len + 1 columns).
+        batch: questions in the batch.
+        wordvec_size: D, when building by name.
+        hidden_size: H, when building by name.
+        max_entries: entries checked per parameter.
+        seed: of the weights, data and entries.
+        **extra: the model's own keyword arguments, when building by name.
+
+    Returns:
+        dict[str, int]: parameter name -> entries checked.
+
+    Raises:
+        AssertionError: naming the parameter and the index.
     """
     from ..models.registry import create_model  # noqa: PLC0415
     from ..backend.random import manual_seed  # noqa: PLC0415

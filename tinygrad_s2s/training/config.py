@@ -25,28 +25,56 @@ CHANGEABLE_ON_RESUME = ("epochs", "device", "save_every")
 
 @dataclass
 class TrainConfig:
-    """A run's settings (the first group; None: the task's book value) and what the Trainer records
-    about its data and model (the second group), as config.json holds them."""
-    model: str | None = None              # registered model name
-    dataset: str = "addition"             # a built-in task, a file in the data root, or a path
-    reverse: bool | None = None           # reverse each question (book 7.3.2)
-    epochs: int | None = None
-    wordvec: int | None = None            # embedding size D
-    hidden: int | None = None             # hidden size H
-    batch_size: int = 128
-    lr: float = 1e-3                      # Adam's learning rate
-    lr_schedule: str = "constant"         # a name in optim.LR_SCHEDULES
-    max_grad: float | None = 5.0          # clip the global gradient norm to this; 0 (or None) turns clipping off
-    seed: int = 0                         # of the initial weights and the batch order (the command line seeds
-                                          # with it; a Trainer made in Python uses the generator as it finds
-                                          # it: call tg.manual_seed(seed) before building the model)
-    model_args: dict = field(default_factory=dict)    # extra keywords for the model's constructor
-    limit: int | None = None              # only the first N training examples
-    test_limit: int | None = None         # only the first N test examples
-    device: str = "cpu"
-    save_every: float = 60.0              # seconds of training between checkpoints inside an epoch (a kill
-                                          # loses at most this much work); 0: at the end of each epoch only
+    """A run's settings and what the Trainer records about its data and model, as config.json holds them.
 
+    Args:
+        model: the registered model name.
+        dataset: a built-in task (`"addition"`, `"date"`), a file in the data root, or a path.
+        reverse: reverse each question (the book's 7.3.2); None: the task's book value.
+        epochs: total epochs; None: the task's book value (25 addition, 10 date).
+        wordvec: the embedding size D; None: the task's book value (16).
+        hidden: the hidden size H; None: the task's book value (128 addition, 256 date).
+        batch_size: examples per update.
+        lr: Adam's learning rate.
+        lr_schedule: a name in `optim.LR_SCHEDULES` (`"constant"`, `"cosine"`).
+        max_grad: clip the global gradient norm to this; 0 (or None) turns clipping off.
+        seed: of the initial weights and the batch order (the command line seeds with it; a Trainer
+            made in Python uses the generator as it finds it: call `tg.manual_seed(seed)` before
+            building the model).
+        model_args: extra keywords for the model's constructor.
+        limit: use only the first N training examples.
+        test_limit: evaluate on only the first N test examples.
+        device: `"cpu"` or `"cuda"`.
+        save_every: seconds of training between checkpoints inside an epoch (a kill loses at most
+            this much work); 0: at the end of each epoch only.
+        format: recorded: `RUN_FORMAT`, how a run directory is recognised.
+        dataset_path: recorded: the training file.
+        dataset_size: recorded: its size in bytes.
+        dataset_sha256: recorded: its SHA-256 (resume refuses a changed file).
+        vocab: recorded: the vocabulary's characters, in id order.
+        question_width: recorded: the padded question length.
+        answer_width: recorded: the padded answer length, start marker included.
+        split_seed: recorded: the seed of the train/test split.
+        train_examples: recorded: the number of training examples used.
+        test_examples: recorded: the number of test examples used.
+        model_config: recorded: the model's own `config` (its constructor's keywords).
+    """
+    model: str | None = None
+    dataset: str = "addition"
+    reverse: bool | None = None
+    epochs: int | None = None
+    wordvec: int | None = None
+    hidden: int | None = None
+    batch_size: int = 128
+    lr: float = 1e-3
+    lr_schedule: str = "constant"
+    max_grad: float | None = 5.0
+    seed: int = 0
+    model_args: dict = field(default_factory=dict)
+    limit: int | None = None
+    test_limit: int | None = None
+    device: str = "cpu"
+    save_every: float = 60.0
     # recorded by the Trainer: the data (with its fingerprint) and the model it built
     format: str = RUN_FORMAT
     dataset_path: str | None = None
@@ -62,27 +90,55 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        """A config.json (or checkpoint meta) dict -> TrainConfig; keys it does not know are left out,
-        so runs written by older versions load."""
+        """A config.json (or checkpoint meta) dict as a TrainConfig.
+
+        Keys it does not know are left out, so runs written by older versions load.
+
+        Args:
+            d: the dict.
+
+        Returns:
+            TrainConfig: the config.
+        """
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def to_dict(self) -> dict:
-        """The JSON-able dict config.json holds."""
+        """The JSON-able dict config.json holds.
+
+        Returns:
+            dict: every field by name.
+        """
         return asdict(self)
 
     def task_defaults(self) -> dict:
-        """The book's settings for this config's task (addition's for any other file)."""
+        """The book's settings for this config's task (addition's for any other file).
+
+        Returns:
+            dict: `TASK_DEFAULTS[task]`: wordvec, hidden, epochs and reverse.
+        """
         name = self.dataset if self.dataset in TASK_DEFAULTS else _stem(self.dataset)
         return TASK_DEFAULTS.get(name, TASK_DEFAULTS["addition"])
 
     def resolved(self) -> TrainConfig:
-        """This config with every setting left at None filled from the task's book values."""
+        """This config with every setting left at None filled from the task's book values.
+
+        Returns:
+            TrainConfig: a new config.
+        """
         book = self.task_defaults()
         return replace(self, **{k: v for k, v in book.items() if getattr(self, k) is None})
 
     def check(self) -> TrainConfig:
-        """Raise ValueError naming the first setting out of range; returns self."""
+        """Check every setting's range.
+
+        Returns:
+            TrainConfig: this config.
+
+        Raises:
+            ValueError: naming the first setting out of range (a non-positive size, a negative seed,
+                a non-finite lr, an unknown schedule, ...).
+        """
         from ..optim import LR_SCHEDULES  # noqa: PLC0415 - optim pulls in the backend
         positive = {"batch_size": self.batch_size, "epochs": self.epochs, "wordvec": self.wordvec,
                     "hidden": self.hidden, "limit": self.limit, "test_limit": self.test_limit}
@@ -105,8 +161,14 @@ class TrainConfig:
         return self
 
     def differences(self, given: dict) -> list[tuple[str, object, object]]:
-        """(name, given value, this run's value) for each setting in `given` that differs from this
-        config's and may not change on resume."""
+        """The settings of `given` that differ from this run's and may not change on resume.
+
+        Args:
+            given: setting name -> value, as asked for (`--lr 0.01` on `--resume`).
+
+        Returns:
+            list[tuple[str, object, object]]: `(name, given value, this run's value)` for each.
+        """
         return [(k, v, getattr(self, k)) for k, v in given.items()
                 if k not in CHANGEABLE_ON_RESUME and v != getattr(self, k)]
 

@@ -19,10 +19,27 @@ __all__ = ["beam_batched", "evaluate", "exact_match", "example_rows", "format_ex
 
 def generate_batched(model, x, start_id: int, length: int, batch_size: int = 1000, sample: bool = False,
                      temperature: float = 1.0, should_stop=None, **options) -> np.ndarray:
-    """Decode every row of x with `model.generate`, `batch_size` rows at a time -> (n, length) ids.
-    `should_stop()` is asked before each batch; True raises KeyboardInterrupt (a pending Ctrl-C).
-    `options` (beam=, top_k=, top_p=) reach `generate` when set; a generate that does not take one is
-    a clear error, and so is an answer that breaks the plugin contract."""
+    """Decode every row of `x` with `model.generate`, `batch_size` rows at a time.
+
+    Args:
+        model: a Seq2seqModel (put in eval mode while decoding, then restored).
+        x: the questions, (n, T) ids.
+        start_id: the start marker's id.
+        length: how many ids to decode per question.
+        batch_size: rows decoded at a time.
+        sample: draw instead of taking the argmax.
+        temperature: divides the logits before sampling.
+        should_stop: a callable asked before each batch; True stops (a pending Ctrl-C).
+        **options: `beam=`, `top_k=`, `top_p=`, passed to `generate` when set.
+
+    Returns:
+        numpy.ndarray: (n, length) int64 ids.
+
+    Raises:
+        KeyboardInterrupt: `should_stop()` said so.
+        ValueError: an option the model's `generate` does not take.
+        ContractError: the model's answer breaks the plugin contract (shape, dtype).
+    """
     options = {k: v for k, v in options.items() if v is not None and not (k == "beam" and v == 1)}
     _check_decoding_options(model, options)
     was_training = getattr(model, "training", False)
@@ -62,8 +79,25 @@ def _check_decoding_options(model, options) -> None:
 
 def beam_batched(model, x, start_id: int, length: int, beam: int = 5, nbest: int = 1, batch_size: int = 1000,
                  **options) -> tuple[np.ndarray, np.ndarray]:
-    """`model.beam_search` over every row of x, `batch_size` rows at a time -> ids (n, nbest, length)
-    and scores (n, nbest), best first. `options`: end_id, length_penalty."""
+    """`model.beam_search` over every row of `x`, `batch_size` rows at a time.
+
+    Args:
+        model: a Seq2seqModel.
+        x: the questions, (n, T) ids.
+        start_id: the start marker's id.
+        length: how many ids to decode per question.
+        beam: the beam width.
+        nbest: hypotheses returned per question, in [1, beam].
+        batch_size: rows decoded at a time.
+        **options: `end_id=`, `length_penalty=` (see `Seq2seqModel.beam_search`).
+
+    Returns:
+        tuple[numpy.ndarray, numpy.ndarray]: ids (n, nbest, length) and scores (n, nbest), best first.
+
+    Raises:
+        ValueError: the model has no `beam_search` (subclass Seq2seqModel).
+        ContractError: its answer breaks the plugin contract.
+    """
     if not callable(getattr(model, "beam_search", None)):
         raise ValueError(f"model '{_name(model)}' has no beam_search: subclass tinygrad_s2s.models.Seq2seqModel and "
                          "define decode_start/decode_step (see the README, 'Writing a model plugin')")
@@ -86,13 +120,35 @@ def beam_batched(model, x, start_id: int, length: int, beam: int = 5, nbest: int
 
 
 def exact_match(pred, t) -> np.ndarray:
-    """Per example: does the decoded answer equal the whole target (t without its start marker)?"""
+    """Per example, whether the decoded answer equals the whole target.
+
+    Args:
+        pred: decoded ids, (n, L).
+        t: the targets, (n, 1+L) with the start marker first.
+
+    Returns:
+        numpy.ndarray: (n,) booleans.
+    """
     return np.all(np.asarray(pred) == np.asarray(t)[:, 1:], axis=1)
 
 
 def evaluate(model, x, t, start_id: int, batch_size: int = 1000, beam: int = 1) -> float:
-    """Exact-match accuracy of batched greedy (or `beam` > 1: beam search's best) decoding over (x, t)
-    (t starts with the marker)."""
+    """Exact-match accuracy of batched greedy decoding (or beam search's best) over `(x, t)`.
+
+    Args:
+        model: a Seq2seqModel.
+        x: the questions, (n, T) ids.
+        t: the answers, (n, 1+L) ids with the start marker first.
+        start_id: the start marker's id.
+        batch_size: rows decoded at a time.
+        beam: the beam width; 1 (the default) is greedy.
+
+    Returns:
+        float: the fraction of answers right in every position, in [0, 1].
+
+    Raises:
+        ValueError: no examples.
+    """
     if len(x) == 0:
         raise ValueError("evaluate: no examples")
     pred = generate_batched(model, x, start_id, t.shape[1] - 1, batch_size=batch_size, beam=beam)

@@ -237,8 +237,16 @@ def build_model(config):
 
 @dataclass
 class Run:
-    """A trained model loaded from a run directory or checkpoint, with what it needs to answer
-    questions: its vocabulary, widths and whether its input is reversed."""
+    """A trained model loaded from a run directory or checkpoint (`load_run`), ready to answer questions.
+
+    Args:
+        model: the Seq2seqModel, in eval mode.
+        vocab: its Vocab.
+        config: the run's config dict (config.json).
+        meta: the checkpoint's meta dict (epoch, history, ...).
+        checkpoint: the checkpoint file it was loaded from.
+        run_dir: the run directory.
+    """
     model: object
     vocab: Vocab
     config: dict
@@ -252,12 +260,36 @@ class Run:
     start_id = property(lambda self: self.vocab.char_to_id["_"])
 
     def encode_questions(self, questions) -> np.ndarray:
-        """Typed questions -> (n, question_width) ids, padded and reversed as in training."""
+        """Typed questions as the model's input ids, padded and reversed as in training.
+
+        Args:
+            questions: a list of strings (`["1+2", "12+345"]`).
+
+        Returns:
+            numpy.ndarray: (n, question_width) ids.
+
+        Raises:
+            ValueError: a question wider than the model's, a character outside its vocabulary, an empty
+                question, or the start marker.
+        """
         return encode_questions(questions, self.vocab, self.question_width, self.reverse)
 
     def predict(self, questions, sample: bool = False, temperature: float = 1.0,
                 batch_size: int = 1000) -> list[str]:
-        """Decoded answers (padding stripped) for typed questions, greedy unless `sample`."""
+        """Answer typed questions, greedy unless `sample`.
+
+        Args:
+            questions: a list of strings.
+            sample: draw each id instead of taking the most likely one.
+            temperature: divides the logits before sampling.
+            batch_size: questions decoded at a time.
+
+        Returns:
+            list[str]: one answer per question, padding stripped (`["3", "357"]`).
+
+        Raises:
+            ValueError: a question the model cannot read (see `encode_questions`).
+        """
         ids = generate_batched(self.model, self.encode_questions(questions), self.start_id,
                                self.answer_width - 1, batch_size=batch_size, sample=sample,
                                temperature=temperature)
@@ -265,10 +297,24 @@ class Run:
 
 
 def load_run(path, device: str = "cpu") -> Run:
-    """Load a run directory (its best checkpoint) or a checkpoint file: rebuilds the model from the
-    saved config, loads the weights, puts it in eval mode on `device`. The config and the weights
-    come from one open file, and the sizes the config gives are checked against the arrays the file
-    holds before the model is built."""
+    """Load a run directory (its best checkpoint) or a checkpoint file.
+
+    Rebuilds the model from the saved config, loads the weights and puts it in eval mode on
+    `device`. The config and the weights come from one open file, and the sizes the config gives are
+    checked against the arrays the file holds before the model is built.
+
+    Args:
+        path: a run directory or a `.npz` checkpoint.
+        device: `"cpu"` or `"cuda"`.
+
+    Returns:
+        Run: the model with its vocabulary and widths (`run.predict(["1+2"])`).
+
+    Raises:
+        FileNotFoundError: no such directory or file, or a directory without a checkpoint.
+        CheckpointError: a file that is not a checkpoint of this tool, is damaged, or whose config
+            does not build its model.
+    """
     ckpt = resolve_checkpoint(path)
     with serialization.Checkpoint(ckpt) as ck:
         meta = ck.meta

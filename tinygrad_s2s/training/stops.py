@@ -10,8 +10,15 @@ import threading
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C (or SIGTERM, SIGHUP: `signum`) during `fit`: the position reached was saved to
-    `checkpoint` (None without a run dir)."""
+    """Ctrl-C (or SIGTERM, SIGHUP) during `fit`; the position reached was saved first (a KeyboardInterrupt).
+
+    Args:
+        checkpoint: where the position was saved (None without a run directory).
+        epoch: the epoch it stopped in.
+        batch: the batch it stopped before.
+        step: the number of updates done.
+        signum: the signal that stopped it (the command exits 128 + it).
+    """
 
     def __init__(self, checkpoint, epoch: int, batch: int, step: int, signum: int = signal.SIGINT):
         self.checkpoint, self.epoch, self.batch, self.step = checkpoint, epoch, batch, step
@@ -22,7 +29,16 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss or the gradient norm became NaN/Inf; the weights were not updated with it."""
+    """The loss or the gradient norm became NaN/Inf; the weights were not updated with it (a RuntimeError).
+
+    Args:
+        what: `"loss"` or `"gradient norm"`.
+        value: the value (NaN or Inf).
+        step: the update it happened at.
+        epoch: the epoch.
+        batch: the batch.
+        checkpoint: the last good checkpoint (None without a run directory).
+    """
 
     def __init__(self, what: str, value: float, step: int, epoch: int, batch: int, checkpoint):
         self.what, self.value = what, value

@@ -11,6 +11,10 @@ moment, a NaN stop), `Trainer.resume(run_dir)` continues exactly, RNG state incl
 Under mpiexec the same loop trains one model on every rank: what passes between the ranks (batch
 shares, the one reduction per step, weight checks, the evaluation's parts) is `self.comm`'s, see
 `distributed`.
+
+Kept whole: the loop, the checkpoint it writes and `resume`, which reads that checkpoint back, keep one
+invariant together (a checkpoint is never ahead of the metrics and trackers, and resuming restores every
+field `_meta` writes); what could leave has left (run files, the settings check, the ranks, the trackers).
 """
 from __future__ import annotations
 
@@ -56,18 +60,30 @@ class _Quiet:
 class Trainer:
     """Trains `model` on `dataset` with Adam and gradient clipping, as the book's chapter 7.
 
-    `config` (a TrainConfig or its dict) holds the settings; keyword `settings` override single ones
-    (`Trainer(m, ds, lr=0.01)`). With `run_dir`, the run is kept there (config.json, metrics.csv,
-    last.npz/best.npz, learning_curve.png; see `tinygrad_s2s.runfiles`) and the directory is locked
-    while `fit` runs. The config must name the registered model (found from `model` when a registered
-    factory built it); the Trainer records the dataset with its fingerprint and `model.config`. `log`
-    gets the per-epoch lines; progress bars go to stderr. `loggers` are experiment trackers (see
-    `training.loggers`; TensorBoard and MLflow in `tinygrad_s2s.tracking`): a failing one is turned off
-    with a TrackingWarning, or with `log_strict` stops training (after saving) with a TrackingError.
+    The run directory is locked while `fit` runs; the Trainer records the dataset with its fingerprint
+    and `model.config` there. Under mpiexec every rank builds its own Trainer on the same data and model
+    (`comm`); rank 0 alone keeps the run directory and writes the log and the trackers.
 
-    `comm`: the processes training this model together (`training.distributed.world()` under mpiexec;
-    by default this process alone). Each rank builds its own Trainer on the same data and model; rank 0
-    alone keeps the run directory and writes the log, the others write nothing.
+    Args:
+        model: a `Seq2seqModel` (`create_model(...)`).
+        dataset: a `Dataset` (`load_dataset(...)`), loaded with the config's `reverse` and limits.
+        config: a `TrainConfig` or its dict; default all defaults.
+        run_dir: a directory to keep the run in (config.json, metrics.csv, last.npz/best.npz,
+            learning_curve.png; locked while `fit` runs): absent, empty, or this tool's run; or None.
+        log: a text stream for the per-epoch lines (default stdout); progress bars go to stderr.
+        progress: show progress bars (`tqdm.auto`).
+        eval_batch_size: questions decoded at a time when evaluating.
+        examples_shown: decoded test questions printed after each epoch.
+        loggers: experiment trackers (`RunLogger`s; TensorBoard and MLflow in `tinygrad_s2s.tracking`).
+        log_strict: a failing tracker stops training (after saving) with a TrackingError, instead of
+            being turned off with one TrackingWarning.
+        comm: the processes training this model together (`training.distributed.world()` under
+            mpiexec); default this process alone.
+        **settings: single TrainConfig fields that override `config` (`Trainer(m, ds, lr=0.01)`).
+
+    Raises:
+        TypeError: a setting that is not a TrainConfig field, or a `log` without `write()`.
+        ValueError: a setting out of range, or a config that disagrees with the model or the dataset.
     """
 
     def __init__(self, model, dataset: Dataset, config=None, *, run_dir=None, log=None, progress: bool = True,
@@ -114,11 +130,25 @@ class Trainer:
     @classmethod
     def resume(cls, run_dir, *, device: str | None = None, save_every: float | None = None,
                dataset: Dataset | None = None, **kwargs) -> Trainer:
-        """A Trainer that continues the run in `run_dir` exactly where it stopped: from last.npz
-        (weights, optimizer slots, RNG, position, history; best.npz where last.npz was lost), or, for
-        a run stopped before its first checkpoint, from the start of its config.json (the model
-        rebuilt from the config's seed). The dataset is reloaded from the config and must match its
-        recorded fingerprint."""
+        """A Trainer that continues the run in `run_dir` exactly where it stopped.
+
+        From last.npz (weights, optimizer slots, RNG, position, history; else best.npz), or from the start
+        of config.json for a run stopped before its first checkpoint. The data must match its fingerprint.
+
+        Args:
+            run_dir: the run directory.
+            device: move the run to `"cpu"` or `"cuda"`; default the run's.
+            save_every: a new checkpoint interval in seconds; default the run's.
+            dataset: the Dataset to continue on, instead of reloading it (it must match the run's).
+            **kwargs: Trainer's own keywords (`log`, `progress`, ...).
+
+        Returns:
+            Trainer: ready for `fit()`.
+
+        Raises:
+            FileNotFoundError: `run_dir` holds neither a checkpoint nor a config.
+            CheckpointError: a damaged checkpoint, or one that does not fit its run or its data.
+        """
         run_dir = Path(run_dir)
         meta = None
         checkpoint = next((run_dir / n for n in (LAST, BEST) if (run_dir / n).is_file()), None)
@@ -174,8 +204,16 @@ class Trainer:
                 "epoch_grad_norm": self._epoch_norm, **extra}
 
     def save(self, name: str = LAST, **extra) -> Path | None:
-        """Write a checkpoint of the current position into the run directory (None without one). In a
-        job of several ranks every rank calls it at the same step: their weights are compared first."""
+        """Write a checkpoint of the current position into the run directory. In a job of several ranks
+        every rank calls it at the same step: their weights are compared first.
+
+        Args:
+            name: the file name; default `last.npz`.
+            **extra: more JSON-able meta to store in it.
+
+        Returns:
+            Path | None: the checkpoint's path, or None without a run directory.
+        """
         self.comm.check_same(self.model.parameters(), self.step, force=True)
         if self.run_dir is None:
             return None
@@ -201,10 +239,20 @@ class Trainer:
 
     # ---- training
     def fit(self, epochs: int | None = None) -> list[dict]:
-        """Train until `epochs` (default: the config's) epochs are finished in all (a resumed run
-        continues its count). Returns the metrics history. Raises TrainingInterrupted on Ctrl-C (after
-        saving), TrainingDiverged on a NaN/Inf loss or gradient (keeping the last good checkpoint) and
-        rundir.RunDirLocked when another process holds the run directory."""
+        """Train until `epochs` epochs are finished in all (a resumed run continues its count).
+
+        Args:
+            epochs: the total number of epochs; default the config's.
+
+        Returns:
+            list[dict]: the metrics history, one dict per epoch (epoch, loss, test_accuracy, seconds, ...).
+
+        Raises:
+            TrainingInterrupted: Ctrl-C, SIGTERM or SIGHUP (after saving the position).
+            TrainingDiverged: a NaN/Inf loss or gradient (the last good checkpoint is kept).
+            RunDirLocked: another process holds the run directory.
+            ValueError: no epochs, a run directory without a model name or training file, or `check_epochs`'s.
+        """
         epochs = epochs or self.config.epochs
         if not epochs:
             raise ValueError("fit: how many epochs? pass fit(epochs) or set the config's epochs")
@@ -250,10 +298,16 @@ class Trainer:
         return self.history
 
     def check_epochs(self, epochs: int) -> None:
-        """Raise ValueError if training to `epochs` would change a run's learning-rate schedule: one
-        spans the planned epochs, so changing their number after a step re-plans it (a cosine schedule
-        that reached 0 would restart at half the rate), and the run would match no run trained
-        straight through. `fit` calls it; the command line calls it before anything runs."""
+        """Refuse training to `epochs` where that would change a run's learning-rate schedule.
+
+        A schedule spans the planned epochs: re-planning it mid-run would match no run trained straight through.
+
+        Args:
+            epochs: the total number of epochs asked for.
+
+        Raises:
+            ValueError: the schedule is not constant, steps were taken, and `epochs` differs from the plan.
+        """
         if epochs <= self.epoch or epochs == self.config.epochs or self.config.lr_schedule == "constant" \
                 or not self.step:
             return

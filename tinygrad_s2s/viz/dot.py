@@ -94,16 +94,32 @@ def to_dot(*outputs: Tensor, group_by_module: bool = True, collapse=None, depth:
     """A `graphviz.Digraph` (a `Drawing`) of the graph that produced `outputs`.
 
     Ops are blue rounded boxes; tensors are ellipses (parameters orange, other leaves grey, the
-    requested outputs green), each drawn once however often it is used. With `group_by_module`,
-    every module call becomes a nested cluster. `collapse` (a name or list of names; a name matches a
-    module path or its trailing parts, so 'attention' matches 'decoder.attention') draws each call of
-    such a module as a single box; tensors that leave it stay visible. `depth` keeps that many levels
-    of clusters and draws each call of a module one level deeper as a single box (0: top-level
-    modules are boxes). `roll` folds the repeated identical calls of a module (time steps) and runs of
-    identical sibling blocks (`layers.0`, `layers.1`, ...) into one box marked xT. A box never draws
-    an arrow out of itself and back in. `module`, the Module that was called, adds class names to
-    labels. The DOT text depends only on the graph, so the same model gives the same text every run.
-    In a notebook it shows inline as SVG, laid out like `render` does (no system Graphviz needed).
+    requested outputs green), each drawn once however often it is used. A box never draws an arrow
+    out of itself and back in. The DOT text depends only on the graph, so the same model gives the
+    same text every run. In a notebook it shows inline as SVG, laid out as `render` does (no system
+    Graphviz needed).
+
+    Args:
+        *outputs: the Tensors whose graph to draw (a loss, a model's outputs).
+        group_by_module: draw every module call as a nested cluster.
+        collapse: a name or list of names of modules to draw as single boxes (a name matches a module
+            path or its trailing parts: 'attention' matches 'decoder.attention'); tensors that leave
+            them stay visible.
+        depth: keep that many levels of clusters and draw each call one level deeper as a single
+            box (0: top-level modules are boxes); None keeps every level.
+        roll: fold repeated identical calls of a module (time steps) and runs of identical sibling
+            blocks (`layers.0`, `layers.1`, ...) into one box marked xT.
+        show_shapes: label tensors with their shapes.
+        module: the Module that was called; adds class names to labels.
+        title: a title drawn above the graph.
+        rankdir: Graphviz's direction, `"TB"` (top to bottom) or `"LR"`.
+
+    Returns:
+        Drawing: a `graphviz.Digraph`; `.source` is the DOT text, `tg.viz.render(drawing, path)` writes a picture.
+
+    Raises:
+        ValueError: a `collapse` name that is no module of the graph, or a negative `depth`.
+        GraphFreedError: the graph was freed by a backward (draw before it, or pass `retain_graph=True`).
     """
     from .drawing import Drawing  # noqa: PLC0415 - keep `import tinygrad_s2s.viz` light (graphviz loads here)
 

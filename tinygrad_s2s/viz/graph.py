@@ -84,6 +84,17 @@ def walk(*outputs: Tensor) -> WalkedGraph:
     that were not asked for) are left out. A parameter, and an unnamed constant (a leaf that needs no
     gradient, such as a zero initial state), gets the deepest module that contains every op reading
     it; other leaves (the inputs) get module ''.
+
+    Args:
+        *outputs: the Tensors whose graph to read.
+
+    Returns:
+        WalkedGraph: the nodes and edges.
+
+    Raises:
+        ValueError: no output given.
+        TypeError: an output that is not a Tensor.
+        GraphFreedError: the graph was freed by a backward.
     """
     if not outputs:
         raise ValueError("walk: pass at least one Tensor whose graph should be drawn")
@@ -212,10 +223,17 @@ def to_networkx(*outputs: Tensor):
 
     One node per tensor and per op application, with stable ids (`t0`, `op0`, ...), and attributes
     `kind` ('tensor' or 'op'), `op` (op name; None for tensors), `shape` (for a multi-output op, the
-    tuple of its output shapes), `dtype`, `module` (dotted module path; for leaves see `walk`; for ops
-    a backward pass recorded, the `backwardN. ... grad(OP)` path of the module docstring), `name`,
-    `requires_grad` and `is_param`. Edges follow the data: tensor -> op (attribute `args`, the argument positions) and
-    op -> tensor (attribute `out_index`). Works before backward or after `backward(retain_graph=True)`.
+    tuple of its output shapes), `dtype`, `module` (dotted module path; for leaves see `walk`; for
+    ops a backward pass recorded, the `backwardN. ... grad(OP)` path of the module docstring),
+    `name`, `requires_grad` and `is_param`. Edges follow the data: tensor -> op (attribute `args`,
+    the argument positions) and op -> tensor (attribute `out_index`). Works before backward or after
+    `backward(retain_graph=True)`.
+
+    Args:
+        *outputs: the Tensors whose graph to read.
+
+    Returns:
+        networkx.DiGraph: the graph.
     """
     import networkx as nx  # noqa: PLC0415 - keep `import tinygrad_s2s.viz` light
 

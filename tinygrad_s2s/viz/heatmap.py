@@ -21,13 +21,23 @@ def _labels(tokens, n: int, what: str) -> list[str]:
 
 
 def attention_heatmap(weights, src_tokens, tgt_tokens, path=None, *, title: str | None = None):
-    """The attention weights of one sequence as a heatmap: saved to `path` (the path is returned), or
-    with no path returned as a matplotlib Figure, which a notebook shows inline.
+    """The attention weights of one sequence as a heatmap, black (0) to white (1) as in the book.
 
-    `weights` is (L, T): row i holds output step i's weights over the T input positions (a leading
-    batch axis of 1 is accepted). `src_tokens` (T labels) run across, `tgt_tokens` (L labels) down;
-    strings count as one token per character. The image format follows the extension (.png, .svg,
-    .pdf). Cells range from black (0) to white (1), as in the book.
+    Args:
+        weights: (L, T) (a leading batch axis of 1 is accepted): row i holds output step i's weights
+            over the T input positions (an array or Tensor; `model.attention_weights[0]`).
+        src_tokens: T labels across (a string counts one token per character).
+        tgt_tokens: L labels down.
+        path: a file to save to (`.png`, `.svg` or `.pdf`: the extension picks the format), or None.
+        title: a title above the map.
+
+    Returns:
+        str | matplotlib.figure.Figure: the path written, or without `path` the Figure (a notebook
+            shows it inline).
+
+    Raises:
+        ValueError: weights that are not (L, T), hold NaN or Inf, or do not match the token counts, or
+            a path whose extension is no image format.
     """
     from .figures import InlineFigure  # noqa: PLC0415 - matplotlib is heavy: only here
 

@@ -167,19 +167,25 @@ def _code_in_script(name: str, code: str) -> str:
 
 
 def to_html(outputs, path, *, module=None, title: str | None = None) -> str:
-    """Write the interactive view of the graph that produced `outputs` (a Tensor or a sequence of
-    Tensors) to `path`, one self-contained HTML file that opens offline; returns the path.
+    """Write the interactive view of the graph that produced `outputs` to one self-contained HTML file.
 
     Module boxes expand and collapse on click (the page opens at the deepest level showing at most
     about 50 ops); repeated calls and identical blocks fold into a box marked xT that can be unrolled;
     shapes label the edges; hovering shows op, shapes, dtype, module path and the file:line that
-    called it; a search box finds module paths and op names.
-    The graph of a gradient (`backward(create_graph=True)`, `tg.grad`) draws each backward pass as a
-    box `backwardN` and each op's backward in it as a box `grad(OP)`, its ops in red.
-    After `backward(retain_graph=True)` (a leaf holds a .grad and the first output is a scalar) every
-    tensor's gradient norm can be overlaid (`gradients.tensor_gradient_norms`), and an op's saved
-    tensors are listed on hover. `module`, the Module that was called, adds class names.
-    `show_html` shows the same page inline in a notebook.
+    called it; a search box finds module paths and op names. The graph of a gradient
+    (`backward(create_graph=True)`, `tg.grad`) draws each backward pass as a box `backwardN` and each
+    op's backward in it as a box `grad(OP)`, its ops in red. After `backward(retain_graph=True)` every
+    tensor's gradient norm can be overlaid, and an op's saved tensors are listed on hover. The page
+    opens offline (nothing is fetched).
+
+    Args:
+        outputs: a Tensor or a sequence of Tensors.
+        path: the `.html` file to write.
+        module: the Module that was called; adds class names.
+        title: the page's title.
+
+    Returns:
+        str: `path`.
     """
     page = html_page(outputs, module=module, title=title)
     path = os.fspath(path)
@@ -225,9 +231,20 @@ class HTMLView:
 
 
 def show_html(outputs, *, module=None, title: str | None = None, height: int = 600) -> HTMLView:
-    """The interactive view of `to_html` (same arguments, no path) shown inline when a notebook cell
-    ends with it: expand and collapse modules, hover for shapes and source lines, search. `height`
-    is the frame's height in pixels."""
+    """The interactive view of `to_html`, shown inline when a notebook cell ends with it (sandboxed, offline).
+
+    Args:
+        outputs: a Tensor or a sequence of Tensors.
+        module: the Module that was called; adds class names.
+        title: the view's title.
+        height: the frame's height in pixels.
+
+    Returns:
+        HTMLView: an object with `_repr_html_` (Jupyter displays it).
+
+    Raises:
+        ValueError: `height` is not a positive number.
+    """
     return HTMLView(html_page(outputs, module=module, title=title), height=height)
 
 

@@ -21,8 +21,13 @@ GRAPHVIZ_HINT = "install Graphviz (Debian/Ubuntu: `apt-get install graphviz`, ma
 
 
 class GraphvizNotFoundError(RuntimeError):
-    """No layout program can write the asked format; the `.dot` file was written instead (its path is
-    `dot_path`; None when the drawing was asked for in memory, as a notebook does)."""
+    """No layout program can write the asked format; the `.dot` file was written instead.
+
+    Args:
+        message: what was asked and what to install.
+        dot_path: the `.dot` file written in its place; None when the drawing was asked for in
+            memory, as a notebook does.
+    """
 
     def __init__(self, message: str, dot_path: str | None):
         super().__init__(message)
@@ -57,8 +62,16 @@ def _find_pure() -> str | None:
 
 
 def find_layout_program(fmt: str | None = None) -> LayoutProgram | None:
-    """The program that will lay out DOT (into `fmt`, when given): Graphviz's `dot` on PATH first, else
-    the `graphviz-pure` command on PATH or beside this Python; None when none of them can."""
+    """The program that will lay out DOT: Graphviz's `dot` on PATH first, else `graphviz-pure`.
+
+    `graphviz-pure` (a dependency) is looked for on PATH or beside this Python.
+
+    Args:
+        fmt: the output format wanted (`"svg"`, `"png"`), or None for any.
+
+    Returns:
+        LayoutProgram | None: the program, or None when none can write `fmt`.
+    """
     dot = shutil.which("dot")
     if dot:
         return LayoutProgram(dot, SYSTEM_GRAPHVIZ)

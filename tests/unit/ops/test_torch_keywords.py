@@ -42,7 +42,8 @@ def test_every_function_with_an_axis_names_it_for_dim(name):
 @pytest.mark.parametrize("name", METHODS)
 def test_every_method_with_an_axis_names_it_for_dim(name):
     x = tg.ones(2, 3)
-    with pytest.raises(TypeError, match=rf"^{name}\(\) takes axis=, not dim= \(NumPy's name\)$"):
+    own = getattr(tg.Tensor, name).__name__          # an alias (unsqueeze = expand_dims) names the op
+    with pytest.raises(TypeError, match=rf"^{own}\(\) takes axis=, not dim= \(NumPy's name\)$"):
         getattr(x, name)(dim=1)
 
 
