@@ -13,7 +13,8 @@ from .elementwise import (abs, add, clip, div, dropout, exp, log, maximum, minim
                           sqrt, sub, tanh)
 from .linalg import matmul
 from .reductions import log_softmax, logsumexp, max, mean, softmax, sum
-from .shape import broadcast_to, concat, expand_dims, repeat, reshape, split, squeeze, stack, transpose, unstack
+from .joins import concat, split, stack, unstack
+from .shape import broadcast_to, expand_dims, repeat, reshape, squeeze, transpose
 from .indexing import getitem, take_along_axis, where
 from .losses import softmax_cross_entropy
 from .lstm import lstm_cell, lstm_sequence

@@ -20,7 +20,7 @@ from ..backend import compiled_loops
 from .elementwise import sigmoid, tanh
 from .linalg import matmul
 from .lstm import _zero_state, _onnx_gate_blocks
-from .shape import split, stack, unstack
+from .joins import split, stack, unstack
 
 
 def _sigmoid(xp, a):

@@ -16,7 +16,8 @@ from ..backend import blas_threads, compiled
 from ..backend import compiled_loops
 from .elementwise import sigmoid, tanh
 from .linalg import matmul
-from .shape import expand_dims, split, stack, unstack
+from .joins import split, stack, unstack
+from .shape import expand_dims
 
 
 class LSTMCell(Function):

@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from .. import serialization
 from ..data.datasets import Vocab, encode_questions, unpad
 from .evaluation import generate_batched
 from ..models.registry import create_model
-from .rundir import BEST, CONFIG, CURVE, LAST, METRICS, RunDirError
+from .rundir import BEST, CONFIG, CURVE, LAST, METRICS
 from .config import TrainConfig
 
 METRIC_COLUMNS = ("epoch", "step", "train_loss", "test_accuracy", "best_accuracy", "seconds",
@@ -378,27 +377,3 @@ def check_widths(config: dict, path) -> None:
         if key in recorded and recorded[key] != config[key]:
             _bad(path, f"its config gives {key} {config[key]!r}, the run's {CONFIG} records "
                        f"{recorded[key]!r}; the checkpoint does not belong to this run")
-
-
-def check_best(run_dir: Path, last_meta: dict) -> None:
-    """A damaged best.npz found at resume: rewritten from last.npz when that holds the best epoch's
-    weights (a run that improved at its last finished epoch and took no step since), otherwise a
-    RunDirError saying which checkpoint to use; never left for eval and predict to trip over."""
-    best = run_dir / BEST
-    if not best.is_file():
-        return
-    try:
-        load_checkpoint(best)
-        return
-    except (serialization.CheckpointError, OSError) as exc:
-        damage = exc.reason if isinstance(exc, serialization.CheckpointError) else str(exc)
-    history, acc = last_meta.get("history") or [], last_meta.get("best_accuracy")
-    if (last_meta["batch"] == 0 and history and history[-1].get("test_accuracy") == acc
-            and all(h.get("test_accuracy", -1) < acc for h in history[:-1])):
-        serialization.write_bytes(best, (run_dir / LAST).read_bytes())   # what the epoch's end wrote to both
-        print(f"{best} was damaged ({damage}); rewritten from {LAST}, which holds the same epoch's weights",
-              file=sys.stderr)
-        return
-    raise RunDirError(f"{best} is damaged ({damage}) and its weights are not in {LAST}, so it cannot be "
-                             f"rebuilt: move it away to resume (eval and predict then use {LAST}, the latest "
-                             "weights, or pass them a checkpoint file)")

@@ -36,7 +36,7 @@ from ..data.datasets import Dataset, batch_indices
 from .evaluation import exact_match, format_examples, generate_batched
 from ..models.registry import registered_name
 from .fingerprint import dataset_of, fingerprint
-from .runfiles import (BEST, CONFIG, LAST, Run, build_model, check_best, load_checkpoint, load_run, plot_learning_curve,
+from .runfiles import (BEST, CONFIG, LAST, Run, build_model, load_checkpoint, load_run, plot_learning_curve,
                        read_config, save_checkpoint, write_config, write_metrics)
 from .config import TrainConfig, agreeing_data
 from .distributed import SINGLE
@@ -47,6 +47,30 @@ __all__ = ["Run", "TrainConfig", "Trainer", "TrainingDiverged", "TrainingInterru
 
 
 # ---------------------------------------------------------------- the trainer
+def _check_best(run_dir: Path, last_meta: dict) -> None:
+    """A damaged best.npz found at resume: rewritten from last.npz when that holds the best epoch's
+    weights (a run that improved at its last finished epoch and took no step since), otherwise a
+    RunDirError saying which checkpoint to use; never left for eval and predict to trip over."""
+    best = run_dir / BEST
+    if not best.is_file():
+        return
+    try:
+        load_checkpoint(best)
+        return
+    except (serialization.CheckpointError, OSError) as exc:
+        damage = exc.reason if isinstance(exc, serialization.CheckpointError) else str(exc)
+    history, acc = last_meta.get("history") or [], last_meta.get("best_accuracy")
+    if (last_meta["batch"] == 0 and history and history[-1].get("test_accuracy") == acc
+            and all(h.get("test_accuracy", -1) < acc for h in history[:-1])):
+        serialization.write_bytes(best, (run_dir / LAST).read_bytes())   # what the epoch's end wrote to both
+        print(f"{best} was damaged ({damage}); rewritten from {LAST}, which holds the same epoch's weights",
+              file=sys.stderr)
+        return
+    raise rundir.RunDirError(f"{best} is damaged ({damage}) and its weights are not in {LAST}, so it cannot be "
+                             f"rebuilt: move it away to resume (eval and predict then use {LAST}, the latest "
+                             "weights, or pass them a checkpoint file)")
+
+
 class _Quiet:
     """The log of a rank other than 0: the job's lines are rank 0's."""
 
@@ -181,7 +205,7 @@ class Trainer:
             raise serialization.CheckpointError(checkpoint, f"its meta 'batch' is {meta['batch']:,}, but an epoch "
                                                 f"of this run has {batches} batches")
         if checkpoint.name == LAST:
-            check_best(run_dir, meta)
+            _check_best(run_dir, meta)
         if opt_state is not None:
             trainer.optimizer.load_state_dict(opt_state)
         trainer.epoch, trainer.batch, trainer.step = meta["epoch"], meta["batch"], meta["step"]
