@@ -158,7 +158,14 @@ def tracing(tracer):
     """Inside this block every op that runs calls `tracer.op(fn, inputs, outputs)` (whether or not a graph
     is recorded for backward), and every read of a tensor's values into Python (`bool(t)`, `t.item()`,
     `t.numpy()`, a comparison) calls `tracer.read(tensor, what)`: how `tinygrad_s2s.onnx` records a
-    function's graph and notices data-dependent control flow."""
+    function's graph and notices data-dependent control flow. Blocks nest: the innermost tracer is called.
+
+    Args:
+        tracer: an object with `op(fn, inputs, outputs)` and `read(tensor, what)` methods.
+
+    Yields:
+        `tracer` itself, removed again when the block ends (also on an error).
+    """
     _tracers.append(tracer)
     try:
         yield tracer

@@ -74,8 +74,30 @@ def _flatten(out, what="output") -> list:
 
 def to_model(fn, example_inputs, *, input_names=None, output_names=None, dynamic_axes=None, opset: int = OPSET,
              doc: str = ""):
-    """(model, inputs, outputs): the checked ONNX ModelProto of fn traced on `example_inputs` (Tensors or
-    arrays, one per positional argument), the inputs as host arrays and fn's outputs (host arrays)."""
+    """Trace `fn(*example_inputs)` and build the ONNX model of it (what `export` writes), checked by
+    `onnx.checker`; nothing is written and onnxruntime is not needed.
+
+    Args:
+        fn: a function of Tensors (a Module, a bound method, a lambda) returning Tensors, as `export`'s.
+        example_inputs: one Tensor or array per positional argument of fn.
+        input_names: the model's input names (default input0, input1, ...), one per example input.
+        output_names: its output names (default output0, ...), one per Tensor fn returns.
+        dynamic_axes: `{name: {axis: label}}` of inputs and outputs whose sizes may change.
+        opset: the ONNX opset imported.
+        doc: the model's doc_string.
+
+    Returns:
+        (model, inputs, outputs): the ModelProto, the example inputs as host arrays and fn's outputs on
+            them as host arrays (what the model must reproduce).
+
+    Raises:
+        ValueError: input_names or output_names of the wrong length, or dynamic_axes naming a value the
+            model does not have, or an axis its shape does not have.
+        OnnxExportError: fn returned no Tensor, or ran an op that has no ONNX lowering (naming the op,
+            its module and the line).
+        TypeError: fn returned something other than Tensors in tuples, lists or dicts (None and ints
+            among them are left out).
+    """
     onnx = require("onnx")
     xs = [x if isinstance(x, TensorBase) else Tensor(np.asarray(x)) for x in example_inputs]
     input_names = list(input_names or [f"input{i}" for i in range(len(xs))])
@@ -132,8 +154,15 @@ def _value_info(onnx, name, t, axes):
 
 
 def run_model(model, inputs: dict) -> list:
-    """The outputs of an ONNX model (a ModelProto, bytes or a path) on `inputs` (name -> array), run by
-    onnxruntime on the CPU."""
+    """Run an ONNX model in onnxruntime on the CPU.
+
+    Args:
+        model: a ModelProto, its serialized bytes, or the path of a .onnx file.
+        inputs: `input name -> array` for every input of the model.
+
+    Returns:
+        The model's outputs as NumPy arrays, in the order of its graph's outputs.
+    """
     ort = require("onnxruntime")
     if not isinstance(model, (bytes, str, os.PathLike)):
         model = model.SerializeToString()
@@ -146,16 +175,31 @@ def run_model(model, inputs: dict) -> list:
 
 def export(fn, example_inputs, path, *, dynamic_axes=None, input_names=None, output_names=None,
            opset: int = OPSET, verify: bool = True) -> Path:
-    """Trace `fn(*example_inputs)` once and write it to `path` as an ONNX model; returns the path.
+    """Trace `fn(*example_inputs)` once and write it to `path` as an ONNX model. A value read into Python
+    from the inputs warns (TracerWarning): the trace holds for this example's shapes and branches.
 
-    fn: a function of Tensors (a Module, a bound method, a lambda) returning a Tensor or Tensors in
-    tuples, lists or dicts (None and ints among them are left out). Its parameters become initializers
-    named by module path; other tensors it did not compute from its inputs become constants.
-    dynamic_axes: {name: {axis: label}} for inputs and outputs whose sizes may change (a batch).
-    verify: run the written model in onnxruntime on the example and require fn's outputs within
-    `TOLERANCES`. An op without a lowering raises OnnxExportError naming the op, its module and the
-    line that ran it; a value read into Python from the inputs warns (TracerWarning): the trace holds
-    for this example's shapes and branches."""
+    Args:
+        fn: a function of Tensors (a Module, a bound method, a lambda) returning a Tensor or Tensors in
+            tuples, lists or dicts (None and ints among them are left out). Its parameters become
+            initializers named by module path; other tensors it did not compute from its inputs
+            become constants.
+        example_inputs: one Tensor or array per positional argument of fn.
+        path: the .onnx file to write.
+        dynamic_axes: `{name: {axis: label}}` for inputs and outputs whose sizes may change (a batch).
+        input_names: the model's input names (default input0, input1, ...).
+        output_names: its output names (default output0, ...).
+        opset: the ONNX opset imported.
+        verify: run the model in onnxruntime on the example first and require fn's outputs within
+            `TOLERANCES` (nothing is written otherwise).
+
+    Returns:
+        The path written.
+
+    Raises:
+        OnnxExportError: an op without a lowering (naming the op, its module and the line that ran it),
+            or, with `verify`, outputs that differ from fn's.
+        ValueError: names or dynamic axes that do not fit the inputs and outputs (see `to_model`).
+    """
     model, host, expected = to_model(fn, example_inputs, input_names=input_names, output_names=output_names,
                                      dynamic_axes=dynamic_axes, opset=opset)
     if verify:
@@ -167,7 +211,19 @@ def export(fn, example_inputs, path, *, dynamic_axes=None, input_names=None, out
 
 
 def check_outputs(got, expected, names, where: str = "the exported model") -> None:
-    """Raise OnnxExportError where an output differs from fn's beyond TOLERANCES (naming it and the element)."""
+    """Compare a model's outputs with fn's: equal shape and dtype, floats within TOLERANCES (NaN equals
+    NaN), other dtypes exactly.
+
+    Args:
+        got: the model's outputs (arrays).
+        expected: fn's outputs, in the same order.
+        names: the outputs' names, for the message.
+        where: what produced `got`, for the message.
+
+    Raises:
+        OnnxExportError: at the first output that differs, naming it and its shapes and dtypes, or its
+            first differing element and how many elements differ.
+    """
     for name, a, e in zip(names, got, expected):
         if a.shape != e.shape or a.dtype != e.dtype:
             raise OnnxExportError(f"{where}: output '{name}' is {a.dtype} {a.shape}, fn gave {e.dtype} {e.shape}")

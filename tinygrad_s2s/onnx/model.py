@@ -67,9 +67,22 @@ def _batch_axes(names):
 
 
 def export_run(run, out, *, examples: int = _CHECK_BATCHES[0]) -> list[Path]:
-    """Write `run`'s model (a run directory, a checkpoint, or a loaded `Run`) to the directory `out` as
-    encoder.onnx, decoder_step*.onnx, model.json and predict.py; returns the paths written. Raises
-    OnnxExportError where the model's ops cannot be exported or the exported files disagree with it."""
+    """Write a trained run's model to ONNX: encoder.onnx, decoder_step*.onnx, the model.json sidecar and
+    predict.py. The files are checked in onnxruntime at two batch sizes, in a staging folder inside
+    `out`, before they are written there.
+
+    Args:
+        run: a run directory, a checkpoint file, or a loaded `Run`.
+        out: the output directory: absent, empty, or an earlier ONNX export (whose files are replaced).
+        examples: the batch size of the random questions the model is traced on.
+
+    Returns:
+        The paths written in `out`.
+
+    Raises:
+        OnnxExportError: `out` holds other files or is a file, the model runs an op that has no ONNX
+            lowering, or the exported files' answers or logits disagree with the model's.
+    """
     run = run if isinstance(run, Run) else load_run(run)
     name = run.config.get("model", type(run.model).__name__)
     files, sidecar = export_model(run.model, len(run.vocab), run.question_width, run.start_id, run.answer_width - 1,

@@ -235,7 +235,21 @@ def check_exportable(name_or_factory, *, vocab_size: int = 9, wordvec_size: int 
     """The contract's optional `exportable` item, reported rather than required: the model (a
     Seq2seqModel, in the default float dtype) exported by `tg.onnx` (encoder and one-step decoders) and
     decoded in onnxruntime at two batch sizes gives its own greedy answers, logits within 1e-4.
-    Returns (True, what was checked), (False, why not) or (None, 'not checked: ...') without onnx."""
+
+    Args:
+        name_or_factory: the model, a registered name or a factory, as `check_model` takes it.
+        vocab_size: V of the tiny model exported.
+        wordvec_size: its D.
+        hidden_size: its H.
+        src_len: question length the encoder is traced at.
+        tgt_len: decoder steps exported (the answer length without the start marker).
+        seed: of the weights and the start id.
+        **extra: the model's own keyword arguments.
+
+    Returns:
+        (True, what was checked), (False, why not: the model has no decode_start/decode_step, or the
+            export's error as `Type: message`) or (None, 'not checked: ...') without onnx and onnxruntime.
+    """
     from .battery import onnx_available  # noqa: PLC0415
     if not onnx_available():
         return None, "not checked: needs onnx and onnxruntime (pip install 'tinygrad-s2s[export]')"

@@ -24,8 +24,15 @@ class ConversionError(ValueError):
 
 
 def lstm_gates_to_torch(w: np.ndarray) -> np.ndarray:
-    """Book-layout gate weights (..., 4H) with blocks f, g, i, o -> blocks i, f, g, o, transposed for a
-    matrix (D, 4H) -> (4H, D) as nn.LSTM holds weight_ih / weight_hh."""
+    """Book-layout LSTM gate weights to PyTorch's: gate blocks reordered f, g, i, o -> i, f, g, o and
+    transposed.
+
+    Args:
+        w: a weight matrix (D, 4H) (Wx or Wh) or a bias (4H,), its last axis the four gate blocks.
+
+    Returns:
+        A new contiguous array: (4H, D) as nn.LSTM's weight_ih / weight_hh, or (4H,) as its bias_ih.
+    """
     blocks = np.split(np.asarray(w), 4, axis=-1)
     out = np.concatenate([blocks[k] for k in BOOK_TO_TORCH_GATES], axis=-1)
     return np.ascontiguousarray(out.T)
@@ -40,8 +47,19 @@ def _lstm(prefix: str, module) -> dict:
 
 
 def torch_state(model) -> dict[str, np.ndarray]:
-    """PyTorch state dict of `model` (a zoo model): name -> NumPy array in PyTorch's layout, every
-    parameter converted once (the frozen zero `bias_hh_l0` of each LSTM is left out)."""
+    """The PyTorch state dict of a zoo model, in NumPy.
+
+    Args:
+        model: a model whose parameters all belong to LSTM, Linear, Embedding or LayerNorm layers.
+
+    Returns:
+        Module path name -> NumPy array in PyTorch's layout (copies), each parameter converted once;
+            the frozen zero `bias_hh_l0` of each LSTM is left out.
+
+    Raises:
+        ConversionError: a parameter of another kind of layer, or one not converted (shared between
+            modules), named.
+    """
     out, done = {}, set()
     for path, module in model.named_modules():
         prefix = f"{path}." if path else ""

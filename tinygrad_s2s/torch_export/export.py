@@ -57,8 +57,17 @@ def _safetensors_numpy():
 
 
 def export_settings(run) -> dict:
-    """config.json of an export of `run` (a loaded Run): what `model.py` needs to rebuild, feed and decode
-    the model."""
+    """The config.json of a PyTorch export: what `model.py` needs to rebuild, feed and decode the model.
+
+    Args:
+        run: a loaded `Run` (training.runfiles.load_run).
+
+    Returns:
+        A JSON-ready dict: format and version, model name and config, vocabulary (id i is its i-th
+            character), start id, pad, widths, reversal, greedy decoding settings, the weights file and
+            the run's checkpoint, epoch, step and tinygrad_s2s version. Its "dtype" is None:
+            `export_run` fills it in from the weights.
+    """
     vocab = "".join(run.vocab.chars)        # id i is vocab[i]
     return {"format": FORMAT, "version": VERSION, "model": run.config["model"],
             "model_config": dict(run.model.config), "vocab": vocab, "start_id": run.start_id, "pad": " ",
@@ -70,8 +79,22 @@ def export_settings(run) -> dict:
 
 
 def export_run(run, out) -> list[Path]:
-    """Export a run directory or checkpoint `run` to PyTorch in directory `out` (created, or an earlier
-    export replaced): returns the files written (weights, config.json, model.py)."""
+    """Export a trained run to PyTorch: the weights as safetensors (written with NumPy, no torch),
+    config.json and model.py.
+
+    Args:
+        run: a run directory or checkpoint file.
+        out: the output directory: absent, empty, or an earlier PyTorch export (replaced).
+
+    Returns:
+        The paths written: the weights, config.json and model.py, in that order.
+
+    Raises:
+        ExportError: `out` is a file or holds other files, the run's model is not one of
+            `EXPORTABLE`, or one of its parameters has no PyTorch counterpart.
+        ImportError: safetensors is not installed (the `export` extra).
+        FloatingPointError: a parameter holds NaN or Inf (a diverged run).
+    """
     st_numpy = _safetensors_numpy()
     out = Path(out)
     check_output_dir(out, FILES.__contains__, CONFIG, FORMAT, "a PyTorch export", ExportError)
