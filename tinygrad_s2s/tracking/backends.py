@@ -13,7 +13,20 @@ the others add a logger."""
 
 
 def loggers_for(names, *, mlflow_uri: str | None = None) -> list:
-    """Logger objects for backend `names` (each at most once; `csv` adds none)."""
+    """The Trainer's loggers for the `--log` backends `names`.
+
+    Args:
+        names: backend names from `LOGGERS` (repeats are made once).
+        mlflow_uri: the MLflow tracking URI; None: the store a resumed run used, else the default
+            SQLite database beside the run directory.
+
+    Returns:
+        A list of new loggers in the order of `names`: a TensorBoardLogger, an MLflowLogger; `csv`
+        adds none (the run directory's own files are always written).
+
+    Raises:
+        ValueError: a name is not one of `LOGGERS`.
+    """
     from .mlflow_log import MLflowLogger  # noqa: PLC0415
     from .tensorboard_log import TensorBoardLogger  # noqa: PLC0415
     unknown = sorted(set(names) - set(LOGGERS))
@@ -24,7 +37,15 @@ def loggers_for(names, *, mlflow_uri: str | None = None) -> list:
 
 
 def used_backends(run_dir) -> list[str]:
-    """The backends a run logged to before, found by their files in `run_dir` (csv always)."""
+    """The backends a run logged to before, found by their files in its directory.
+
+    Args:
+        run_dir: the run directory (str or Path).
+
+    Returns:
+        ["csv"], then "tensorboard" where `tensorboard/` holds an event file and "mlflow" where
+        mlflow.json exists.
+    """
     p = Path(run_dir)
     events = p / TENSORBOARD
     tb = events.is_dir() and any(f.name.startswith(EVENTS_PREFIX) for f in events.iterdir())

@@ -34,7 +34,16 @@ class TaskMismatch(ValueError):
 
 @dataclass
 class RunSummary:
-    """One run as compare reads it: its config, its metrics rows, and what the table shows."""
+    """One run as compare reads it: its config, its metrics rows, and what the table shows.
+
+    Args:
+        path: the run directory.
+        config: its config.json, as a dict.
+        history: its metrics.csv rows (dicts with at least epoch, train_loss, test_accuracy).
+        state: "finished", "training" (another process holds it) or "stopped".
+        label: the legend's name for it (set by `load_runs`).
+        differs: the settings in its label and their values (set by `load_runs`).
+    """
     path: Path
     config: dict
     history: list
@@ -52,6 +61,13 @@ class RunSummary:
         return max(self.history, key=lambda h: h["test_accuracy"]) if self.history else None
 
     def as_dict(self) -> dict:
+        """The run as `compare --json` shows it.
+
+        Returns:
+            A JSON-ready dict: run, label, differs, state, model, dataset, epochs, planned_epochs,
+            best_accuracy and best_epoch, final_accuracy, final_loss (None without epochs), seconds
+            (training time summed over epochs) and the history.
+        """
         best, last = self.best, (self.history[-1] if self.history else None)
         return {"run": str(self.path), "label": self.label, "differs": self.differs, "state": self.state,
                 "model": self.config.get("model"), "dataset": self.config.get("dataset"),
@@ -120,7 +136,20 @@ def label_runs(runs: list[RunSummary]) -> None:
 
 
 def load_runs(paths) -> list[RunSummary]:
-    """The runs in `paths`, read and labelled; TaskMismatch when they are not all of one task."""
+    """Read runs from their directories and label each by the settings that differ between them.
+
+    Args:
+        paths: run directories (the `--out` folders of `train`), str or Path.
+
+    Returns:
+        A list of RunSummary, in the order of `paths`.
+
+    Raises:
+        ValueError: `paths` is empty.
+        TaskMismatch: the runs were trained on different datasets (by name or SHA-256).
+        FileNotFoundError: a path is not a run directory of this tool.
+        RunFileError: a run's config.json or metrics.csv is not what this tool writes.
+    """
     runs = [_read(Path(p)) for p in paths]
     if not runs:
         raise ValueError("compare: no runs given")
@@ -135,8 +164,16 @@ def load_runs(paths) -> list[RunSummary]:
 
 
 def compare_figure(runs: list[RunSummary], title: str | None = None):
-    """A Figure: test accuracy (%) and training loss per epoch, one line per run, legend = labels
-    (a run still training is marked so); a notebook shows it inline."""
+    """The runs' learning curves side by side, as the book's Fig. 7-23 and 7-26.
+
+    Args:
+        runs: the runs, as `load_runs` returns them.
+        title: the figure's title; None: "<dataset>: <N> runs".
+
+    Returns:
+        A matplotlib Figure with two panels, test accuracy (%) and training loss per epoch, one line per
+        run labelled by its `label` (a run still training is marked so); a notebook shows it inline.
+    """
     from ..viz.figures import InlineFigure  # noqa: PLC0415 - matplotlib is heavy: only here
 
     fig = InlineFigure(figsize=(10, 4), dpi=100)
@@ -158,7 +195,18 @@ def compare_figure(runs: list[RunSummary], title: str | None = None):
 
 
 def save_figure(fig, path) -> Path:
-    """Write `fig` to `path` (png, svg or pdf by its extension) in one atomic write."""
+    """Write a figure to an image file in one atomic write, making its folder if needed.
+
+    Args:
+        fig: a matplotlib Figure (such as `compare_figure`'s).
+        path: the file; its extension (.png, .svg or .pdf) picks the format.
+
+    Returns:
+        `path` as a Path.
+
+    Raises:
+        ValueError: the extension is not png, svg or pdf.
+    """
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
@@ -179,7 +227,15 @@ def _minutes(seconds: float) -> str:
 
 
 def table(runs: list[RunSummary]) -> str:
-    """The terminal table: each run's label, best (epoch) and final accuracy, epochs, time, state."""
+    """The runs' results as a plain-text table for the terminal.
+
+    Args:
+        runs: the runs, as `load_runs` returns them.
+
+    Returns:
+        One line per run under a header, columns aligned: directory, label, best accuracy (and its
+        epoch), final accuracy, epochs done/planned, training time, state.
+    """
     rows = [("run", "label", "best accuracy", "final accuracy", "epochs", "training time", "state")]
     for r in runs:
         d = r.as_dict()

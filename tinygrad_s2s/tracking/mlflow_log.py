@@ -105,8 +105,16 @@ def flat_params(config: dict) -> dict:
 
 
 class MLflowLogger(RunLogger):
-    """Log a run to MLflow (see the module docstring for what and where). `experiment` names the
-    MLflow experiment new runs go to; `timeout` and `lock_timeout` bound the checks of the store."""
+    """Log a run to MLflow (see the module docstring for what and where).
+
+    Args:
+        tracking_uri: the MLflow store or server; None: the store a resumed run used, else
+            `sqlite:///mlruns.db` beside the run directory.
+        experiment: the MLflow experiment new runs go to (made when missing).
+        artifacts: also log config.json, metrics.csv, the learning curve, best.npz and the attention map.
+        timeout: seconds a server has to answer its `/health` at start.
+        lock_timeout: seconds a SQLite store may stay locked at start.
+    """
 
     name = "mlflow"
 
@@ -135,6 +143,15 @@ class MLflowLogger(RunLogger):
         return stored
 
     def start(self, trainer) -> None:
+        """Check the store, then continue the run's MLflow run (mlflow.json) or create one and record it.
+
+        Args:
+            trainer: the Trainer; its config becomes the run's parameters, and epochs of its history
+                the store lacks are logged.
+
+        Raises:
+            ValueError: mlflow.json is unreadable or not what this tool writes.
+        """
         Param = require("mlflow.entities", self.name).Param
         from mlflow.tracking import MlflowClient  # noqa: PLC0415
         run_dir = Path(trainer.run_dir) if trainer.run_dir is not None else None
@@ -196,6 +213,12 @@ class MLflowLogger(RunLogger):
             self._best_stamp = stamp
 
     def log_epoch(self, row: dict, trainer) -> None:
+        """Log the epoch's metrics at MLflow step = epoch (unless already held), and the changed artifacts.
+
+        Args:
+            row: the epoch's metrics.csv row.
+            trainer: the Trainer (its run directory holds the artifacts).
+        """
         self._metrics(row)
         self._files(Path(trainer.run_dir) if trainer.run_dir is not None else None)
 
@@ -215,6 +238,13 @@ class MLflowLogger(RunLogger):
             self.client.log_artifact(self.run_id, out)
 
     def close(self, status: str) -> None:
+        """End the MLflow run; a finished or interrupted run of a model that records attention first
+        logs its attention map.
+
+        Args:
+            status: the Trainer's: "finished" (MLflow FINISHED), "interrupted" (KILLED), "diverged" or
+                "failed" (FAILED).
+        """
         if self.client is None or self.run_id is None:
             return
         try:

@@ -66,9 +66,13 @@ def _protos():
 
 
 class TensorBoardLogger(RunLogger):
-    """Log a run to TensorBoard event files in `log_dir` (default: the run directory's `tensorboard/`).
-    `flush_secs`: how often buffered records are written out during an epoch (also at each epoch's end
-    and before each checkpoint)."""
+    """Log a run to TensorBoard event files.
+
+    Args:
+        log_dir: the folder of the event files; None: the run directory's `tensorboard/`.
+        flush_secs: how often buffered records are written out during an epoch (they also are at each
+            epoch's end and before each checkpoint).
+    """
 
     name = "tensorboard"
 
@@ -80,6 +84,16 @@ class TensorBoardLogger(RunLogger):
         self.path: Path | None = None      # the event file written to
 
     def start(self, trainer) -> None:
+        """Open a new event file; on a resume, first drop earlier files' events past `trainer.step`.
+
+        Args:
+            trainer: the Trainer; its config is logged as text, and where the folder had no event
+                file yet, its history's epochs.
+
+        Raises:
+            ValueError: neither `log_dir` nor a run directory is given.
+            FileExistsError: a symbolic link or a file is where the event files' folder goes.
+        """
         RecordWriter = require("tensorboard.summary.writer.record_writer", self.name).RecordWriter
         folder = self.log_dir if self.log_dir is not None else (
             Path(trainer.run_dir) / TENSORBOARD if trainer.run_dir is not None else None)
@@ -132,11 +146,23 @@ class TensorBoardLogger(RunLogger):
         self._add(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
 
     def log_step(self, step: int, values: dict) -> None:
+        """Record `step/loss` (flushed when `flush_secs` have passed).
+
+        Args:
+            step: the update's number over the run (the global step axis).
+            values: the update's values; its `loss` is recorded.
+        """
         self._scalars(step, {"step/loss": values["loss"]})
         if time.monotonic() - self._flushed >= self.flush_secs:
             self.flush()
 
     def log_epoch(self, row: dict, trainer) -> None:
+        """Record `epoch/<column>` for the row's columns at the step that ended the epoch, and flush.
+
+        Args:
+            row: the epoch's metrics.csv row.
+            trainer: the Trainer (unused).
+        """
         self._epoch_scalars(row)
         self.flush()
 
@@ -146,6 +172,11 @@ class TensorBoardLogger(RunLogger):
             self._flushed = time.monotonic()
 
     def close(self, status: str) -> None:
+        """Flush and close the event file.
+
+        Args:
+            status: how `fit` ended (unused).
+        """
         if self._writer is not None:
             writer, self._writer = self._writer, None
             writer.close()

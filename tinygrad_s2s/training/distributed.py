@@ -24,6 +24,10 @@ What an MPIComm does for the Trainer, rank r of N:
 
 Device arrays (CuPy) are reduced on the device through NCCL (`cupy.cuda.nccl`) when it is there, else
 staged through host memory (any device module with asarray/asnumpy, such as the strict fake device).
+
+Kept whole: `Single` and `MPIComm` are one interface in two forms, the Trainer's only view of the other
+processes; each method is documented on both for the reference (Args/Returns/Raises), which is
+almost half of the module.
 """
 from __future__ import annotations
 
@@ -54,7 +58,12 @@ class JobError(RuntimeError):
 
 
 class RankFailed(JobError):
-    """Another rank failed in a step every rank takes together; `rank` and its `error` message."""
+    """Another rank failed in a step every rank takes together (raised on the ranks that did not fail).
+
+    Args:
+        rank: the first rank that failed, kept as `.rank`.
+        error: its error as "Type: message", kept as `.error`.
+    """
 
     def __init__(self, rank: int, error: str):
         self.rank, self.error = rank, error
@@ -62,7 +71,12 @@ class RankFailed(JobError):
 
 
 class RankMismatch(JobError):
-    """The ranks' weights differ: the job's model is no longer one model."""
+    """The ranks' weights differ: the job's model is no longer one model.
+
+    Args:
+        step: the update count at which the digests were compared, kept as `.step`.
+        ranks: the ranks whose weights differ from rank 0's, kept as `.ranks`.
+    """
 
     def __init__(self, step: int, ranks: list[int]):
         self.step, self.ranks = step, ranks
@@ -72,14 +86,30 @@ class RankMismatch(JobError):
 
 
 def launched_by_mpi(environ=None) -> bool:
-    """Whether an MPI launcher (mpiexec, mpirun, srun) started this process."""
+    """Whether an MPI launcher (mpiexec, mpirun, srun) started this process.
+
+    Args:
+        environ: the environment to read (a mapping); None reads `os.environ`.
+
+    Returns:
+        True when any of `LAUNCHER_VARIABLES` is set in it.
+    """
     env = os.environ if environ is None else environ
     return any(v in env for v in LAUNCHER_VARIABLES)
 
 
 def share(n: int, rank: int, size: int) -> slice:
-    """Rank `rank`'s contiguous part of n items split over `size` ranks: in order, sizes differing by at
-    most one (empty where n < size)."""
+    """Rank `rank`'s contiguous part of n items split over `size` ranks.
+
+    Args:
+        n: how many items (examples of a batch, test questions).
+        rank: the rank, 0 to size - 1.
+        size: how many ranks.
+
+    Returns:
+        A slice; the slices of ranks 0..size-1 cover range(n) in order, their lengths differing by at
+        most one (some empty where n < size).
+    """
     return slice(rank * n // size, (rank + 1) * n // size)
 
 
@@ -88,38 +118,126 @@ class Single:
     rank, size, is_root, distributed = 0, 1, True, False
 
     def shard(self, idx):
+        """This rank's share of a global batch.
+
+        Args:
+            idx: the batch's example indices (a 1-D array).
+
+        Returns:
+            `idx` itself: one process trains on the whole batch.
+        """
         return idx
 
     def stream(self, seed: int, step: int):
+        """The random stream that dropout and sampling draw from inside one step.
+
+        Args:
+            seed: the run's seed.
+            step: the update being computed.
+
+        Returns:
+            A context manager; here one that changes nothing (the main generator serves).
+        """
         return contextlib.nullcontext()
 
     def reduce_step(self, params, loss: float, n_local: int, n_total: int, *flags: bool) -> tuple:
-        """(the batch's mean loss, each flag true on any rank): here the local values."""
+        """Combine one step's gradients, loss and flags over the ranks.
+
+        Args:
+            params: the model's parameters, their `.grad` this rank's gradients.
+            loss: this rank's mean loss over its share of the batch.
+            n_local: examples in this rank's share.
+            n_total: examples in the global batch.
+            *flags: per-step booleans (stop requested, save due).
+
+        Returns:
+            (the batch's mean loss, each flag true on any rank): here `loss` and the flags as bools;
+            the gradients are left as they are.
+        """
         return (loss, *(bool(f) for f in flags))
 
     def check_same(self, params, step: int, force: bool = False) -> None:
+        """Check that every rank holds the same weights; nothing to compare in one process.
+
+        Args:
+            params: the model's parameters.
+            step: the update count (compared every `check_every` steps).
+            force: compare whatever the step (at a checkpoint).
+        """
         return None
 
     def any(self, flag: bool) -> bool:
-        """Whether `flag` is true on any rank (here: it)."""
+        """Whether `flag` is true on any rank.
+
+        Args:
+            flag: this rank's value.
+
+        Returns:
+            `bool(flag)`.
+        """
         return bool(flag)
 
     def check_data(self, config) -> None:
+        """Check that every rank reads the same data file; nothing to compare in one process.
+
+        Args:
+            config: the run's TrainConfig (its dataset_path, dataset_size, dataset_sha256).
+        """
         return None
 
     def part(self, n: int) -> slice:
+        """This rank's contiguous part of n evaluation examples.
+
+        Args:
+            n: how many examples.
+
+        Returns:
+            slice(0, n): all of them.
+        """
         return slice(0, n)
 
     def gather_rows(self, rows):
+        """Join each rank's rows (its part's predictions) in rank order.
+
+        Args:
+            rows: this rank's rows, an array.
+
+        Returns:
+            `rows` itself.
+        """
         return rows
 
     def agreed(self, fn):
+        """Run a setup step that must succeed on every rank or fail on all.
+
+        Args:
+            fn: a callable taking no arguments.
+
+        Returns:
+            What `fn()` returns (its error propagates unchanged).
+        """
         return fn()
 
     def bcast(self, obj):
+        """Rank 0's `obj` on every rank.
+
+        Args:
+            obj: a picklable object (only rank 0's is used).
+
+        Returns:
+            `obj` itself.
+        """
         return obj
 
     def abort(self, code: int = 1) -> None:
+        """End the job now.
+
+        Args:
+            code: the exit status.
+
+        Raises:
+            SystemExit: always, with `code`.
+        """
         raise SystemExit(code)
 
 
@@ -132,7 +250,15 @@ def _message(exc: BaseException) -> str:
 
 
 class MPIComm(Single):
-    """Rank `rank` of `size` processes of one data-parallel job (mpi4py's COMM_WORLD by default)."""
+    """Rank `rank` of `size` processes of one data-parallel job; mpi4py is imported here.
+
+    Args:
+        comm: an mpi4py communicator; None takes `MPI.COMM_WORLD`.
+        check_every: steps between two comparisons of the ranks' weights (a positive int).
+
+    Raises:
+        ValueError: `check_every` is not a positive int.
+    """
     distributed = True
 
     def __init__(self, comm=None, check_every: int = CHECK_EVERY):
@@ -149,10 +275,27 @@ class MPIComm(Single):
 
     # ---- a step
     def shard(self, idx):
+        """This rank's contiguous share of a global batch (see `share`).
+
+        Args:
+            idx: the batch's example indices (a 1-D array).
+
+        Returns:
+            `idx[share(len(idx), rank, size)]`, possibly empty.
+        """
         return idx[share(len(idx), self.rank, self.size)]
 
     @contextlib.contextmanager
     def stream(self, seed: int, step: int):
+        """Draw from a generator seeded by (seed, step, rank) inside the block; the main one is restored after.
+
+        Args:
+            seed: the run's seed.
+            step: the update being computed.
+
+        Yields:
+            None, with backend.random switched to this rank's stream for the step.
+        """
         main = random.get_state()
         random.set_state(np.random.PCG64(np.random.SeedSequence([seed, step, self.rank])).state)
         try:
@@ -161,6 +304,19 @@ class MPIComm(Single):
             random.set_state(main)
 
     def reduce_step(self, params, loss: float, n_local: int, n_total: int, *flags: bool) -> tuple:
+        """One Allreduce: each gradient becomes sum_r n_r/B * grad_r (the gradient of batch B in one process).
+
+        Args:
+            params: the model's parameters, their `.grad` this rank's gradients (None where not reached).
+            loss: this rank's mean loss over its share of the batch.
+            n_local: examples in this rank's share (may be 0).
+            n_total: examples in the global batch (B).
+            *flags: per-step booleans (stop requested, save due).
+
+        Returns:
+            (the batch's mean loss, each flag true on any rank); each `p.grad` is replaced by the reduced
+            gradient, or None where no rank had one.
+        """
         grads = [p.grad.data if p.grad is not None else None for p in params]
         some = next((g for g in grads if g is not None), params[0].data)
         xp = backend.get_array_module(some)
@@ -226,6 +382,16 @@ class MPIComm(Single):
 
     # ---- agreement
     def check_same(self, params, step: int, force: bool = False) -> None:
+        """Compare a digest of every rank's weights, every `check_every` steps or when forced.
+
+        Args:
+            params: the model's parameters.
+            step: the update count; compared when a multiple of `check_every`.
+            force: compare whatever the step (at a checkpoint).
+
+        Raises:
+            RankMismatch: some rank's weights differ from rank 0's (on every rank).
+        """
         if not force and step % self.check_every:
             return
         digest = hashlib.blake2b(digest_size=16)
@@ -237,7 +403,14 @@ class MPIComm(Single):
             raise RankMismatch(step, differ)
 
     def check_data(self, config) -> None:
-        """Every rank's data file must be rank 0's (size and SHA-256 of its own copy)."""
+        """Every rank's data file must be rank 0's (size and SHA-256 of its own copy).
+
+        Args:
+            config: the run's TrainConfig (its dataset_path, dataset_size, dataset_sha256).
+
+        Raises:
+            JobError: on every rank, naming the first rank whose file differs and both files.
+        """
         mine = (getattr(config, "dataset_size", None), getattr(config, "dataset_sha256", None))
         theirs = self.comm.allgather((mine, getattr(config, "dataset_path", None)))
         differ = [r for r, (fp, _) in enumerate(theirs) if fp != theirs[0][0]]
@@ -248,17 +421,51 @@ class MPIComm(Single):
                              f"bytes, SHA-256 {str(theirs[0][0][1])[:12]}...); every rank must read the same data")
 
     def any(self, flag: bool) -> bool:
+        """Whether `flag` is true on any rank (a collective: every rank must call it).
+
+        Args:
+            flag: this rank's value.
+
+        Returns:
+            The same bool on every rank.
+        """
         return bool(self.comm.allreduce(int(bool(flag)), op=self._MPI.MAX))
 
     def part(self, n: int) -> slice:
+        """This rank's contiguous part of n evaluation examples.
+
+        Args:
+            n: how many examples.
+
+        Returns:
+            `share(n, rank, size)`.
+        """
         return share(n, self.rank, self.size)
 
     def gather_rows(self, rows):
+        """Join every rank's rows in rank order, so the parts of `part` become the whole again.
+
+        Args:
+            rows: this rank's rows (a host or device array; the first axis is joined).
+
+        Returns:
+            A NumPy array of all ranks' rows, the same on every rank.
+        """
         return np.concatenate(self.comm.allgather(backend.to_numpy(rows)))
 
     def agreed(self, fn):
-        """fn() on every rank; if it raised on any, every rank raises (its own error, or RankFailed
-        naming the first rank that failed)."""
+        """fn() on every rank; if it raised on any, every rank raises.
+
+        Args:
+            fn: a callable taking no arguments (reading the data, building the model...).
+
+        Returns:
+            What `fn()` returned on this rank, when it succeeded on every rank.
+
+        Raises:
+            RankFailed: on the ranks where `fn` succeeded, naming the first rank that failed; a rank
+                where it failed re-raises its own error.
+        """
         try:
             result, error = fn(), None
         except Exception as exc:    # noqa: BLE001 - handed on below, to every rank
@@ -272,17 +479,39 @@ class MPIComm(Single):
         return result
 
     def bcast(self, obj):
+        """Rank 0's `obj` on every rank (a collective).
+
+        Args:
+            obj: a picklable object; only rank 0's is sent.
+
+        Returns:
+            Rank 0's object.
+        """
         return self.comm.bcast(obj, root=0)
 
     def abort(self, code: int = 1) -> None:
-        """End every rank now (an error only this rank saw: the others would wait for it forever)."""
+        """End every rank now (an error only this rank saw: the others would wait for it forever).
+
+        Args:
+            code: the exit status given to `MPI_Abort`.
+        """
         sys.stderr.flush()
         self.comm.Abort(code)
 
 
 def world(check_every: int = CHECK_EVERY) -> Single:
-    """SINGLE, or an MPIComm when an MPI launcher started this process (ImportError with the install
-    command when mpi4py is missing)."""
+    """The processes of this job, as the Trainer talks to them.
+
+    Args:
+        check_every: steps between two comparisons of the ranks' weights (for an MPIComm).
+
+    Returns:
+        SINGLE, or an MPIComm over COMM_WORLD when an MPI launcher started this process.
+
+    Raises:
+        ImportError: started by a launcher but mpi4py cannot be imported (the message gives the
+            install command).
+    """
     if not launched_by_mpi():
         return SINGLE
     try:

@@ -41,19 +41,38 @@ class RunLogger:
     name = "logger"
 
     def start(self, trainer) -> None:
-        """`fit` begins; `trainer.history`/`trainer.step` tell where a resumed run stands."""
+        """`fit` begins (the run directory is locked, config.json and a checkpoint exist).
+
+        Args:
+            trainer: the Trainer; `trainer.history`/`trainer.step` tell where a resumed run stands,
+                `trainer.run_dir` (None without one), `trainer.config` what it trains.
+        """
 
     def log_step(self, step: int, values: dict) -> None:
-        """After weight update number `step` (counted from 1 over the run): loss, lr, grad_norm."""
+        """After each weight update.
+
+        Args:
+            step: the update's number, counted from 1 over the whole run (resumes included).
+            values: that update's `loss`, `lr` and `grad_norm`, as floats.
+        """
 
     def log_epoch(self, row: dict, trainer) -> None:
-        """An epoch ended; `row` is its metrics.csv row (also `trainer.history[-1]`)."""
+        """An epoch ended: metrics.csv, the learning curve and best.npz are written, last.npz not yet.
+
+        Args:
+            row: the epoch's metrics.csv row, column name to value (also `trainer.history[-1]`).
+            trainer: the Trainer.
+        """
 
     def flush(self) -> None:
         """A checkpoint is about to be written: store what was logged so far."""
 
     def close(self, status: str) -> None:
-        """`fit` ended: "finished", "interrupted", "diverged" or "failed"."""
+        """`fit` ended (also called on a logger turned off after a failure, with "failed").
+
+        Args:
+            status: "finished", "interrupted", "diverged" or "failed".
+        """
 
 
 def _reason(exc: BaseException) -> str:
