@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -106,10 +105,7 @@ def test_a_signal_to_mpiexec_saves_once_and_stops_every_rank(tmp_path, data, sig
     proc = mpi_run.popen(2, "train", "tiny-s2s", "--dataset", data, *TINY, "--epochs", "1000", "--save-every", "1000",
                          "--out", out)
     try:
-        deadline = time.time() + mpi_run.TIMEOUT
-        while not (out / "last.npz").exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.05)
-        time.sleep(1.0)
+        mpi_run.wait_for_checkpoint(proc, out)
         proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=mpi_run.TIMEOUT)
     finally:
@@ -129,10 +125,7 @@ def test_kill_9_of_a_rank_ends_the_job_and_keeps_the_last_checkpoint(tmp_path, d
     proc = mpi_run.popen(2, "train", "tiny-s2s", "--dataset", data, *TINY, "--epochs", "1000", "--save-every", "0.2",
                          "--out", out)
     try:
-        deadline = time.time() + mpi_run.TIMEOUT
-        while not (out / "last.npz").exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.05)
-        time.sleep(1.0)
+        mpi_run.wait_for_checkpoint(proc, out)
         ranks = mpi_run.ranks_of(proc)
         assert len(ranks) == 2, ranks
         os.kill(ranks[-1], signal.SIGKILL)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from extras import need, required
@@ -58,6 +60,15 @@ def popen(n: int, *args, cwd=None) -> subprocess.Popen:
     """Start the job in its own process group (so a test can signal or kill just it)."""
     return subprocess.Popen(command(n, *args), cwd=cwd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
+
+
+def wait_for_checkpoint(proc: subprocess.Popen, run_dir) -> None:
+    """Wait until the job has written its first last.npz (or ended, or TIMEOUT passed), then a second
+    more, so the job is inside its training loop when a test signals or kills it."""
+    deadline = time.time() + TIMEOUT
+    while not (Path(run_dir) / "last.npz").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)
 
 
 def ranks_of(proc: subprocess.Popen) -> list[int]:
