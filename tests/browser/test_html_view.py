@@ -231,23 +231,26 @@ def test_crafted_names_show_as_text_in_the_page(tmp_path):
 
 def _eval_in_frame(b, expression):
     """The value of `expression` in the page's first <iframe> (in the page's process or in one of its
-    own, as Chromium's site isolation decides); None while that frame has no document yet."""
-    frames = [t for t in b.call("Target.getTargets")["targetInfos"] if t["type"] == "iframe"]
-    if frames:
-        session = b.call("Target.attachToTarget", targetId=frames[0]["targetId"], flatten=True)["sessionId"]
-        r = b.call("Runtime.evaluate", session=session, expression=expression, returnByValue=True)
-    else:
-        tree = b.call("Page.getFrameTree", session=True)["frameTree"]
-        if "childFrames" not in tree:
-            return None
-        ctx = b.call("Page.createIsolatedWorld", session=True, frameId=tree["childFrames"][0]["frame"]["id"],
-                     worldName="check")["executionContextId"]
-        try:
-            r = b.call("Runtime.evaluate", session=True, contextId=ctx, expression=expression, returnByValue=True)
-        except RuntimeError as exc:     # the frame replaced its document (srcdoc loading) since the world was made
-            if "Cannot find context" in str(exc):
+    own, as Chromium's site isolation decides); None while that frame has no document yet, or while it
+    moves: a sandboxed srcdoc frame can leave the page's process between two DevTools calls, so the frame
+    or target just listed may be gone by the next call, and the next poll finds it where it went."""
+    gone = ("Cannot find context", "No frame for given id", "No target with given id", "No session with given id")
+    try:
+        frames = [t for t in b.call("Target.getTargets")["targetInfos"] if t["type"] == "iframe"]
+        if frames:
+            session = b.call("Target.attachToTarget", targetId=frames[0]["targetId"], flatten=True)["sessionId"]
+            r = b.call("Runtime.evaluate", session=session, expression=expression, returnByValue=True)
+        else:
+            tree = b.call("Page.getFrameTree", session=True)["frameTree"]
+            if "childFrames" not in tree:
                 return None
-            raise
+            ctx = b.call("Page.createIsolatedWorld", session=True, frameId=tree["childFrames"][0]["frame"]["id"],
+                         worldName="check")["executionContextId"]
+            r = b.call("Runtime.evaluate", session=True, contextId=ctx, expression=expression, returnByValue=True)
+    except RuntimeError as exc:
+        if any(reason in str(exc) for reason in gone):
+            return None
+        raise
     return r["result"].get("value")
 
 
@@ -268,6 +271,7 @@ def test_the_inline_view_draws_inside_its_sandboxed_frame(tmp_path):
             if seen and seen[1] in ("ready", "error"):
                 break
             time.sleep(0.1)
+        assert seen, f"the inline view's frame had no document after 60 s: {b.console}"
         # drawn offline in an origin of its own (opaque: 'null'), away from the notebook's
         origin, state, ops, boxes = seen
         assert (origin, state) == ("null", "ready") and ops > 0 and boxes > 0, (seen, b.console)
