@@ -366,13 +366,29 @@ def fmt_pct(rate, peak) -> str:
     return "n/a" if rate is None or not peak else f"{100 * rate / peak:.0f}%"
 
 
-def replace_section(page: str, section: str, heading: str) -> str:
+def replace_section(page: str, section: str, heading: str, title: str = "# Export results") -> str:
     """`page` (a results page that several scripts write, one section each) with its `heading` section
-    (up to the next "## ") replaced by `section`, else with it appended; an empty page gets the title
-    "# Export results"."""
+    (up to the next "## ") replaced by `section`, else with it appended; an empty page gets `title`."""
     if not page.strip():
-        return "# Export results\n\n" + section
+        return title + "\n\n" + section
     match = re.search(rf"(?ms)^{re.escape(heading)}\n.*?(?=^## |\Z)", page)
     if match is None:
         return page.rstrip("\n") + "\n\n" + section
     return page[:match.start()] + section + ("\n" if page[match.end():] else "") + page[match.end():]
+
+
+def write_section(path, section: str, heading: str, title: str = "# Export results") -> None:
+    """Write `section` (which starts with `heading`) into the results page at `path`, atomically,
+    replacing that section where the page has it and keeping the rest of the page as it is."""
+    from pathlib import Path
+
+    from tinygrad_s2s.serialization import write_bytes
+    path = Path(path)
+    page = path.read_text(encoding="utf-8") if path.is_file() else ""
+    write_bytes(path, replace_section(page, section, heading, title).encode("utf-8"))
+
+
+def markdown_table(headers, rows) -> list[str]:
+    """A Markdown table, one line per row."""
+    return ["| " + " | ".join(str(c) for c in headers) + " |", "| " + " | ".join("---" for _ in headers) + " |",
+            *("| " + " | ".join(str(c) for c in row) + " |" for row in rows)]

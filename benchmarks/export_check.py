@@ -23,12 +23,11 @@ import numpy as np
 from tinygrad_s2s.autograd import no_grad
 from tinygrad_s2s.onnx import export_run
 from tinygrad_s2s.onnx.predict import ExportedModel
-from tinygrad_s2s.serialization import write_bytes
 from tinygrad_s2s.training.evaluation import exact_match, generate_batched
 from tinygrad_s2s.training.fingerprint import dataset_of
 from tinygrad_s2s.training.runfiles import load_run
 
-from .common import command_line, commit, cpu_model, load_average, replace_section
+from .common import command_line, commit, cpu_model, load_average, write_section
 
 CHUNK = 1000
 
@@ -124,8 +123,7 @@ def main(argv=None):
             f"Command: `{command_line()}`; commit {commit()}; "
             f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.", "",
         ]
-        old = args.write.read_text(encoding="utf-8") if args.write.is_file() else ""
-        write_bytes(args.write, replace_section(old, "\n".join(page), "## ONNX").encode("utf-8"))
+        write_section(args.write, "\n".join(page), "## ONNX")
     return 0
 
 

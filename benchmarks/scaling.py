@@ -1,7 +1,7 @@
 """Data-parallel training over MPI: training examples per second at N ranks, and where scaling stops.
 
     python -m benchmarks.scaling [--procs 1 2] [--models attention,peeky] [--runs 3] [--steps 30] [--quick]
-                                 [--no-torch]
+                                 [--no-torch] [--write docs/results/scaling.md]
 
 1. Measured, on this machine: the zoo model's training step (batch 128 split over the ranks,
    forward + backward + one Allreduce + clip 5.0 + Adam: `training.distributed`, as `train` runs it)
@@ -28,13 +28,14 @@ import time
 from pathlib import Path
 
 from . import THREAD_ENV
-from .common import fmt_num, print_table
+from .common import fmt_num, markdown_table, print_table, write_section
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MARK = "SCALING-RESULT "
 BATCH = 128
 NETWORKS = {"10 Gbit/s": (10e9 / 8, 20e-6), "100 Gbit/s": (100e9 / 8, 5e-6)}   # bytes/s, latency per message
 MODEL_RANKS = (8, 64, 512)
+WRITE_HEADING = "## Measured"
 TIMEOUT_S = 1800
 
 
@@ -46,6 +47,9 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=None, help="timed steps per job after 3 warm-up steps (default 30)")
     p.add_argument("--quick", action="store_true", help="tiny sizes, 1 run of 3 steps: a smoke run, numbers meaningless")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
+    p.add_argument("--write", metavar="PAGE", default=None,
+                   help=f"also write the tables into the Markdown page PAGE, as its '{WRITE_HEADING}' section "
+                        "(e.g. docs/results/scaling.md)")
     p.add_argument("--child", choices=["ours", "torch"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.runs = args.runs or (1 if args.quick else 3)
@@ -165,11 +169,25 @@ def report(args, times: dict) -> None:
     from datetime import datetime, timezone
 
     from .common import blas_threads, commit, command_line, cpu_model, load_average
-    print(f"CPU: {cpu_model()} | {os.cpu_count()} logical cores | BLAS: {blas_threads()[0]}")
-    print(f"commit {commit()} | {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC | command: {command_line()}")
-    print(f"global batch {BATCH}; {args.runs} job(s) per configuration, {args.steps} timed steps each (median); "
-          f"load average at the end: {load_average()}" + (" | --quick: smoke run, numbers not meaningful" if args.quick
-                                                           else ""))
+    head = [f"CPU: {cpu_model()} | {os.cpu_count()} logical cores | BLAS: {blas_threads()[0]}",
+            f"commit {commit()} | {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC | command: {command_line()}",
+            f"global batch {BATCH}; {args.runs} job(s) per configuration, {args.steps} timed steps each (median); "
+            f"load average at the end: {load_average()}" + (" | --quick: smoke run, numbers not meaningful"
+                                                             if args.quick else "")]
+    print("\n".join(head))
+    tables = [throughput_table(args, times), network_table(args, times)]
+    for title, headers, rows in tables:
+        print_table(headers, rows, title=title)
+    if args.write:
+        section = [WRITE_HEADING, "", *(line + "  " for line in head), ""]
+        for title, headers, rows in tables:
+            section += [f"### {title}", "", *markdown_table(headers, rows), ""]
+        write_section(args.write, "\n".join(section), WRITE_HEADING, title="# Scaling over MPI")
+        print(f"written to {args.write}")
+
+
+def throughput_table(args, times: dict):
+    """(title, headers, rows): examples per second of each configuration, and against 1 rank."""
     models = args.models.split(",")
     base = next(iter(times))
     rows = []
@@ -179,8 +197,14 @@ def report(args, times: dict) -> None:
             s = statistics.median(by[m])
             row += [fmt_num(BATCH / s, 0), f"{statistics.median(times[base][m]) / s:.2f}x"]
         rows.append(row)
-    print_table(["configuration"] + [h for m in models for h in (f"{m} ex/s", "vs 1 rank")], rows,
-                title="Training examples per second (higher is better)")
+    return ("Training examples per second (higher is better)",
+            ["configuration"] + [h for m in models for h in (f"{m} ex/s", "vs 1 rank")], rows)
+
+
+def network_table(args, times: dict):
+    """(title, headers, rows): the written model of a ring allreduce over a network."""
+    models = args.models.split(",")
+    base = next(iter(times))
     step = {m: statistics.median(times[base][m]) for m in models}
     rows = []
     for name, count in parameter_counts(args.quick).items():
@@ -194,11 +218,11 @@ def report(args, times: dict) -> None:
                 strong = f"{100 * (t1 / n) / (t1 / n + comm):.0f}%" if t1 and n <= BATCH else "-"
                 row += [f"{1e3 * comm:.2f} ms", weak, strong]
             rows.append(row)
-    print_table(["model", "parameters", "MiB/step", "network"] +
-                [h for n in MODEL_RANKS for h in (f"allreduce N={n}", "eff. weak", "eff. strong")], rows,
-                title="Written model: ring allreduce per step vs the measured 1-rank step "
-                      f"({', '.join(f'{m} {1e3 * s:.1f} ms' for m, s in step.items())}; efficiency "
-                      "'-' where not measured, or strong scaling with fewer than 1 example per rank)")
+    return ("Written model: ring allreduce per step vs the measured 1-rank step "
+            f"({', '.join(f'{m} {1e3 * s:.1f} ms' for m, s in step.items())}; efficiency "
+            "'-' where not measured, or strong scaling with fewer than 1 example per rank)",
+            ["model", "parameters", "MiB/step", "network"] +
+            [h for n in MODEL_RANKS for h in (f"allreduce N={n}", "eff. weak", "eff. strong")], rows)
 
 
 def main(argv=None) -> None:

@@ -40,11 +40,12 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
-from .common import (DEFAULT_SETTING, blas_threads, command_line, commit, cpu_model, fmt_time, load_average, parser,
-                     torch_available)
+from .common import (DEFAULT_SETTING, blas_threads, command_line, commit, cpu_model, fmt_time, load_average,
+                     markdown_table, parser, torch_available, write_section)
 from .processes import Summary, summarize
 
 TABLE_MARK = "==== README speed table"
+WRITE_HEADING = "## Measured"
 CELL = re.compile(r"(?P<ratio>[\d.]+x) \([\d.]+-[\d.]+\): (?P<ours>.+?) vs (?P<torch>.+?)(;.*)?")
 BENCHMARKS = (("train_step", 7, True), ("evaluate", 7, True), ("lstm_layer", None, True),
               ("op_overhead", None, False), ("memory", 3, False), ("profile", None, True))
@@ -175,10 +176,7 @@ def combine(paths, section: int = 0) -> list[list[str]]:
 
 
 def print_markdown(rows) -> None:
-    print("| " + " | ".join(rows[0]) + " |")
-    print("| " + " | ".join("---" for _ in rows[0]) + " |")
-    for row in rows[1:]:
-        print("| " + " | ".join(row) + " |")
+    print("\n".join(markdown_table(rows[0], rows[1:])))
 
 
 # ---------------------------------------------------------------- kernel families
@@ -263,7 +261,8 @@ def estimate_seconds(steps, settings, args) -> float:
 
 def table_header(family: str, train_results, settings) -> list[str]:
     kernels = sorted({c["threads"]["blas"] for s in settings for c in train_results.children(s, "ours")})
-    return [f"machine: {cpu_model()} | {os.cpu_count()} logical cores",
+    from tinygrad_s2s.backend import compiled
+    return [f"machine: {cpu_model()} | {os.cpu_count()} logical cores | fused recurrent layers: {compiled.active()}",
             f"kernels: {family_label(family)}; the ours processes ran {', '.join(kernels)}",
             f"commit {commit()} | {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC | command: {command_line()}"]
 
@@ -273,6 +272,9 @@ def main(argv=None):
     p.add_argument("--kernels", type=kernel_families, default=kernel_families("own,auto"),
                    help="OpenBLAS kernel families to run under, comma-separated: own (OpenBLAS's choice), auto "
                         "(another this CPU supports) or a core name such as Haswell (default own,auto)")
+    p.add_argument("--write", metavar="PAGE", default=None,
+                   help=f"also write the tables into the Markdown page PAGE, as its '{WRITE_HEADING}' section "
+                        "(e.g. docs/results/speed.md)")
     p.add_argument("--combine", nargs="+", metavar="OUTPUT", default=None,
                    help="saved outputs of earlier runs: print their tables as one (every run's ratio)")
     args = p.parse_args(argv)
@@ -310,22 +312,25 @@ def main(argv=None):
             runs[fam][name] = {"results": module.main(argv), "workloads": selected_workloads(None, args.quick)}
         print(flush=True)
     after = load_average()
+    section, printed = [WRITE_HEADING, ""], []
     for fam in families:
         train = runs[fam]["train_step"]["results"]
-        print(f"{TABLE_MARK}, kernels: {family_label(fam)} (ours / PyTorch, lower is better; median over process "
-              "pairs, lowest-highest pair in brackets; issue 27's targets)\n")
-        for line in table_header(fam, train, settings):
-            print(line)
-        print()
-        headers = ["benchmark", *(setting_header(train, s) for s in settings)]
+        head = (f"kernels: {family_label(fam)} (ours / PyTorch, lower is better; median over process pairs, "
+                "lowest-highest pair in brackets; issue 27's targets)")
+        printed.append(len(section))
+        section += [f"### {head}", ""]
+        section += [line + "  " for line in table_header(fam, train, settings)] + [""]
         rows = rows_for(settings, runs[fam], args.quick)
         if args.quick:
             for row in rows:
                 row[0] += " (--quick sizes: meaningless)"
-        print_markdown([headers, *rows])
-        print()
-    print(f"load average (1, 5, 15 min): {before} before, {after} after")
-    print(f"took {(time.perf_counter() - start) / 60:.1f} min (estimated {estimate_seconds(steps, settings, args) / 60:.0f})")
+        section += markdown_table(["benchmark", *(setting_header(train, s) for s in settings)], rows) + [""]
+    section += [f"Load average (1, 5, 15 min): {before} before, {after} after; the run took "
+                f"{(time.perf_counter() - start) / 60:.1f} min (estimated {estimate_seconds(steps, settings, args) / 60:.0f})."]
+    print("\n".join(f"{TABLE_MARK}, {line[4:]}" if i in printed else line for i, line in enumerate(section) if i > 1))
+    if args.write:
+        write_section(args.write, "\n".join(section) + "\n", WRITE_HEADING, title="# Speed")
+        print(f"written to {args.write}")
     return runs
 
 

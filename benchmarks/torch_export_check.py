@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import command_line, commit, cpu_model, load_average, replace_section
+from .common import command_line, commit, cpu_model, load_average, write_section
 
 BATCH = 1000
 """Questions decoded (and logits compared) at once: eval's default batch size."""
@@ -118,7 +118,6 @@ def main(argv=None) -> int:
         import torch
     except ImportError:
         raise SystemExit("torch_export_check needs torch and safetensors: pip install -e '.[export,bench]'") from None
-    from tinygrad_s2s.serialization import write_bytes
 
     results = []
     for path in args.runs:
@@ -130,8 +129,7 @@ def main(argv=None) -> int:
     text = markdown(results, torch)
     print("\n" + text)
     if args.markdown:
-        page = args.markdown.read_text(encoding="utf-8") if args.markdown.is_file() else ""
-        write_bytes(args.markdown, replace_section(page, text, "## PyTorch").encode())
+        write_section(args.markdown, text, "## PyTorch")
     bad = [r["model"] for r in results
            if r["identical"] != r["questions"] or r["ours"] != r["torch"] or not r["max_diff"] <= args.tolerance
            or not r["max_diff64"] <= 1e-9]

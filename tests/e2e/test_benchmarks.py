@@ -211,10 +211,12 @@ def test_summary_needs_torch(monkeypatch):
 
 
 @pytest.mark.extras
-def test_summary_prints_the_readme_table(capsys):
+def test_summary_prints_the_readme_table_and_writes_it_into_the_page(capsys, tmp_path):
     need("torch", "bench")
     from benchmarks import summary
-    summary.main(["--quick", "--threads", "1", "--repeats", "2", "--kernels", "own,auto"])
+    page = tmp_path / "speed.md"
+    page.write_text("# Speed\n\nmethod\n\n## Measured\n\nold table\n\n## Where the time goes\n\nprose\n")
+    summary.main(["--quick", "--threads", "1", "--repeats", "2", "--kernels", "own,auto", "--write", str(page)])
     out = capsys.readouterr().out
     families = summary.resolve_families(["own", "auto"])
     assert re.match(r"benchmarks.summary: \d+ benchmark runs, \d+ child processes; estimated \d+ min", out)
@@ -234,8 +236,12 @@ def test_summary_prints_the_readme_table(capsys):
             assert re.fullmatch(r"\| .+ \(--quick sizes: meaningless\) \| [\d.]+x \([\d.]+-[\d.]+\): .+ vs .+ \|",
                                 row), row
         assert sum("target <= " in row and "not judged (--quick)" in row for row in rows) == 3 + 3 + (i == 0)
-    assert re.search(r"load average \(1, 5, 15 min\): [\d. ]+ before, [\d. ]+ after", out)
-    assert re.search(r"took [\d.]+ min \(estimated \d+\)", out)
+    assert re.search(r"Load average \(1, 5, 15 min\): [\d. ]+ before, [\d. ]+ after; the run took [\d.]+ min "
+                     r"\(estimated \d+\)", out)
+    written = page.read_text()
+    assert written.startswith("# Speed\n\nmethod\n\n## Measured\n\n### kernels: ") and "old table" not in written
+    assert written.endswith("## Where the time goes\n\nprose\n")
+    assert written.count("### kernels: ") == len(families) and written.count("| benchmark | 1 thread |") == len(families)
 
 
 def test_summary_plans_pairs_and_families_and_estimates_its_length():

@@ -180,17 +180,22 @@ def test_procs_launches_mpiexec(tmp_path, data):
     assert "2 ranks" in proc.stdout and (out / "last.npz").is_file()
 
 
-def test_scaling_benchmark_runs_its_jobs_and_writes_both_tables():
+def test_scaling_benchmark_runs_its_jobs_and_writes_both_tables(tmp_path):
     from paths import REPO_ROOT
     mpi_run.mpiexec()
+    page = tmp_path / "scaling.md"
     proc = subprocess.run([sys.executable, "-m", "benchmarks.scaling", "--procs", "1", "2", "--quick", "--no-torch",
-                           "--models", "peeky"], cwd=REPO_ROOT, env=mpi_run.env(), capture_output=True, text=True,
-                          timeout=mpi_run.TIMEOUT)
+                           "--models", "peeky", "--write", page], cwd=REPO_ROOT, env=mpi_run.env(),
+                          capture_output=True, text=True, timeout=mpi_run.TIMEOUT)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     for line in ("2 ranks (mpiexec, 1 thread each)", "1 process, default threads (no MPI)", "commit ", "BLAS: ",
                  "Written model: ring allreduce", "100 Gbit/s"):
         assert line in out, out
+    written = page.read_text()
+    assert written.startswith("# Scaling over MPI\n\n## Measured\n\nCPU: ") and "--quick: smoke run" in written
+    assert "### Training examples per second" in written and "| 2 ranks (mpiexec, 1 thread each) | " in written
+    assert "### Written model: ring allreduce" in written and "| attention | " in written
 
 
 def test_a_nan_loss_on_the_ranks_stops_every_rank_at_the_same_step(tmp_path, data):
