@@ -259,6 +259,25 @@ def test_summary_plans_pairs_and_families_and_estimates_its_length():
     assert "OPENBLAS_CORETYPE" not in os.environ or os.environ.get("OPENBLAS_CORETYPE") != "Haswell"
 
 
+def test_recipe_times_the_quick_start_against_pytorch_and_writes_its_section(capsys, tmp_path):
+    need("torch", "bench")
+    from benchmarks import recipe
+    page = tmp_path / "speed.md"
+    page.write_text("# Speed\n\n## Measured\n\nkept\n")
+    recipe.main(["--quick", "--write", str(page)])
+    out = capsys.readouterr().out
+    times = re.findall(r"pair 1 (ours|torch): ([\d.]+) s, final test accuracy ([\d.]+)%", out)
+    assert sorted(t[0] for t in times) == ["ours", "torch"] and all(float(t[1]) > 0 for t in times), out
+    row = next(ln for ln in out.splitlines() if ln.startswith("| wall time, start to exit | "))
+    ours, theirs, ratio = (float(x) for x in re.fullmatch(r"\| wall time, start to exit \| ([\d.]+) s \| ([\d.]+) s "
+                                                          r"\| ([\d.]+)x \(.+\) \|", row).groups())
+    assert ratio == pytest.approx(ours / theirs, rel=0.02)
+    assert "not judged: --quick" in out
+    written = page.read_text()
+    assert written.startswith("# Speed\n\n## Measured\n\nkept\n\n## The quick start against PyTorch\n\nmachine: ")
+    assert row in written and "fused recurrent layers: " in written
+
+
 def test_summary_refuses_a_kernel_family_the_cpu_lacks(monkeypatch):
     from benchmarks import summary
     monkeypatch.setattr(summary, "cpu_flags", lambda: {"sse2", "avx"})
@@ -267,7 +286,7 @@ def test_summary_refuses_a_kernel_family_the_cpu_lacks(monkeypatch):
     assert summary.resolve_families(["own", "auto"])[-1] in ("Sandybridge", "own")
 
 
-@pytest.mark.parametrize("name", [*BENCHMARKS, "summary", "gpu_check", "profile"])
+@pytest.mark.parametrize("name", [*BENCHMARKS, "summary", "gpu_check", "profile", "recipe"])
 def test_each_benchmark_documents_its_command(name):
     module = importlib.import_module(f"benchmarks.{name}")
     assert f"python -m benchmarks.{name}" in module.__doc__
