@@ -213,9 +213,10 @@ def kernel_pin() -> str:
 def commit(outputs=()) -> str:
     """The repository's commit, marked when the work tree differs from it; 'unknown' outside git.
     `outputs`: the files and folders the calling benchmark writes its own results into, whose changes
-    are not a difference of the code that measured them."""
+    are not a difference of the code that measured them; the results pages of the docs (`docs/results/`,
+    which `--write` fills) never are."""
     root = Path(__file__).resolve().parents[1]
-    exclude = [f":(exclude){Path(p).resolve().relative_to(root)}" for p in outputs]
+    exclude = [f":(exclude){Path(p).resolve().relative_to(root)}" for p in (*outputs, root / "docs" / "results")]
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True, timeout=10, check=True).stdout.strip()

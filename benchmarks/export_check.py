@@ -13,6 +13,7 @@ the export extra.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import tempfile
 from datetime import datetime, timezone
@@ -27,7 +28,7 @@ from tinygrad_s2s.training.evaluation import exact_match, generate_batched
 from tinygrad_s2s.training.fingerprint import dataset_of
 from tinygrad_s2s.training.runfiles import load_run
 
-from .common import command_line, commit, cpu_model, load_average, write_section
+from .common import blas_threads, command_line, commit, cpu_model, kernel_pin, load_average, write_section
 
 CHUNK = 1000
 
@@ -105,7 +106,8 @@ def main(argv=None):
         rows.append(check(run, args.beam))
         print(table(rows[-1:])[-1], flush=True)
     import onnxruntime  # noqa: PLC0415 - its version for the record
-    machine = (f"{cpu_model()}, {platform.system()} {platform.machine()}; Python {platform.python_version()}, NumPy "
+    machine = (f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}; BLAS "
+               f"{blas_threads()[0]} ({blas_threads()[1]} threads; {kernel_pin().lstrip(' |')}); Python {platform.python_version()}, NumPy "
                f"{np.__version__}, onnxruntime {onnxruntime.__version__}; load average at the end "
                f"{load_average()} (a shared machine)")
     lines = table(rows)

@@ -5,10 +5,12 @@
 Ours is the quick start's own command, `tinygrad-s2s train attention --dataset date --epochs 3 --lr 0.005
 --lr-schedule cosine`, in a process of its own; PyTorch's is a plain PyTorch loop over the same recipe
 in another (the attention model of tinygrad_s2s/torch_export/torch_model.py; Adam, learning rate 0.005
-annealed to 0 by a cosine over every step, gradients clipped to norm 5, batch 128, a fresh permutation
-each epoch, greedy decoding of the whole test split after each epoch, as `train` does). Both start from
-the book's initialisation drawn with the run's seed (the PyTorch process builds our model and converts
-its weights) on the same 90/10 split, so their accuracies can be compared too. Each process is timed from its start to its exit, imports
+annealed to 0 by a cosine over every step, gradients clipped to norm 5, batch 128, greedy decoding of
+the whole test split after each epoch, as `train` does). Both start from the book's initialisation
+drawn with the run's seed (the PyTorch process builds our model as `train` does and converts its
+weights) and train on the same 90/10 split in the same batches (drawn from our generator as `train`
+draws them), so the two runs differ only in the order of floating-point sums, and their accuracies
+can be compared too. Each process is timed from its start to its exit, imports
 included: the PyTorch one pays for importing tinygrad_s2s (data loading and the weights) as well as
 torch. The two run alternately, each alone, at the default thread count (nothing set, as a user's
 program gets); the table gives the median over `--pairs` and the spread. A training run takes
@@ -70,34 +72,40 @@ def torch_command(args) -> list[str]:
 # ---------------------------------------------------------------- the PyTorch run (child)
 def torch_run(args) -> None:
     """The recipe in plain PyTorch; prints the test accuracy after each epoch."""
+    from dataclasses import replace
+
     import numpy as np
     import torch
 
-    import tinygrad_s2s as tg
-    from tinygrad_s2s.data import load_dataset
+    from tinygrad_s2s.backend import random
+    from tinygrad_s2s.data import batch_indices, load_dataset
     from tinygrad_s2s.torch_export import torch_model, torch_state
-    from tinygrad_s2s.training.config import TASK_DEFAULTS, TrainConfig
+    from tinygrad_s2s.training.config import TrainConfig
+    from tinygrad_s2s.training.runfiles import build_model
 
-    task, cfg = TASK_DEFAULTS[RECIPE["dataset"]], TrainConfig()
-    ds = load_dataset(RECIPE["dataset"], reverse=task["reverse"])
-    x_train, t_train = ds.x_train[:args.limit], ds.t_train[:args.limit]
-    x_test, t_test = ds.x_test[:args.limit], ds.t_test[:args.limit]
-    tg.manual_seed(cfg.seed)
-    ours = tg.create_model(RECIPE["model"], vocab_size=len(ds.vocab), wordvec_size=task["wordvec"],
-                           hidden_size=task["hidden"])
+    # what `train` does before its first step: resolve the settings, load (and limit) the data, seed, build
+    cfg = TrainConfig(model=RECIPE["model"], dataset=RECIPE["dataset"], epochs=args.epochs, lr=RECIPE["lr"],
+                      lr_schedule=RECIPE["lr_schedule"], limit=args.limit, test_limit=args.limit).resolved()
+    ds = load_dataset(cfg.dataset, reverse=cfg.reverse)
+    if cfg.limit:
+        ds = ds.limit(cfg.limit, cfg.test_limit)
+    x_train, t_train, x_test, t_test = ds.x_train, ds.t_train, ds.x_test, ds.t_test
+    random.manual_seed(cfg.seed)
+    ours = build_model(replace(cfg, vocab="".join(ds.vocab.chars)))
     weights = {k: torch.from_numpy(v) for k, v in torch_state(ours).items()}
     model = torch_model.from_weights(RECIPE["model"], ours.config, weights).train()
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=RECIPE["lr"])
+    opt = torch.optim.Adam(params, lr=cfg.lr)
     steps_per_epoch = -(-len(x_train) // cfg.batch_size)
     total, step = steps_per_epoch * args.epochs, 0
-    rng = np.random.default_rng(cfg.seed)
     x_train, t_train = torch.from_numpy(x_train).long(), torch.from_numpy(t_train).long()
     accuracies = []
     for _ in range(args.epochs):
-        for idx in np.array_split(rng.permutation(len(x_train)), steps_per_epoch):
+        # the batches `train` draws: the same generator, seeded as it seeds it, the model drawn first
+        for idx in batch_indices(len(x_train), cfg.batch_size, random.generator()):
+            idx = torch.from_numpy(idx)
             for group in opt.param_groups:
-                group["lr"] = RECIPE["lr"] * 0.5 * (1 + np.cos(np.pi * step / total))
+                group["lr"] = cfg.lr * 0.5 * (1 + np.cos(np.pi * step / total))
             opt.zero_grad(set_to_none=True)
             loss = model.loss(x_train[idx], t_train[idx])
             loss.backward()

@@ -169,7 +169,9 @@ def report(args, times: dict) -> None:
     from datetime import datetime, timezone
 
     from .common import blas_threads, commit, command_line, cpu_model, load_average
-    head = [f"CPU: {cpu_model()} | {os.cpu_count()} logical cores | BLAS: {blas_threads()[0]}",
+    from tinygrad_s2s.backend import compiled
+    head = [f"CPU: {cpu_model()} | {os.cpu_count()} logical cores | BLAS: {blas_threads()[0]} | fused recurrent "
+            f"layers: {compiled.active()}",
             f"commit {commit()} | {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC | command: {command_line()}",
             f"global batch {BATCH}; {args.runs} job(s) per configuration, {args.steps} timed steps each (median); "
             f"load average at the end: {load_average()}" + (" | --quick: smoke run, numbers not meaningful"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import command_line, commit, cpu_model, load_average, write_section
+from .common import blas_threads, command_line, commit, cpu_model, kernel_pin, load_average, write_section
 
 BATCH = 1000
 """Questions decoded (and logits compared) at once: eval's default batch size."""
@@ -104,7 +104,8 @@ def markdown(results, torch) -> str:
         "of the two functions, not rounding).", "",
         *table, "",
         f"Measured by `{command_line()}` on {cpu_model()}, {os.cpu_count()} cores (shared with other work, load "
-        f"average {load_average()}), Python {platform.python_version()}, NumPy {np.__version__}, PyTorch "
+        f"average {load_average()}), BLAS {blas_threads()[0]} ({blas_threads()[1]} threads; "
+        f"{kernel_pin().lstrip(' |')}), Python {platform.python_version()}, NumPy {np.__version__}, PyTorch "
         f"{torch.__version__}; commit {commit()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", ""])
 
 

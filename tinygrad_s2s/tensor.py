@@ -37,6 +37,7 @@ class Tensor(TensorBase):
         name: a label that the graph drawings show.
     """
     __slots__ = ()
+    is_param = False        # True on nn.Parameter: the drawings show parameters as such
 
     def backward(self, grad=None, retain_graph: bool | None = None, create_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's `.grad` that requires a gradient.

@@ -58,8 +58,8 @@ def test_the_scripts_own_outputs_do_not_mark_the_commit_dirty(tmp_path):
     from benchmarks import common
     root = tmp_path / "repo"
     (root / "benchmarks" / "accuracy").mkdir(parents=True)
-    (root / "docs").mkdir()
-    for f in ("benchmarks/accuracy/RESULTS.md", "docs/accuracy.md", "code.py"):
+    (root / "docs" / "results").mkdir(parents=True)
+    for f in ("benchmarks/accuracy/RESULTS.md", "docs/accuracy.md", "docs/results/speed.md", "code.py"):
         (root / f).write_text("a\n")
     git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q"], check=True)
@@ -73,6 +73,7 @@ def test_the_scripts_own_outputs_do_not_mark_the_commit_dirty(tmp_path):
         outputs = (root / "benchmarks" / "accuracy", root / "docs" / "accuracy.md")
         (root / "benchmarks" / "accuracy" / "RESULTS.md").write_text("b\n")
         (root / "docs" / "accuracy.md").write_text("b\n")
+        (root / "docs" / "results" / "speed.md").write_text("b\n")     # what every --write fills
         assert not common.commit(outputs).endswith("uncommitted changes")
         (root / "code.py").write_text("b\n")
         assert common.commit(outputs).endswith("+ uncommitted changes")

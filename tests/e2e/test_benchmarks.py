@@ -140,6 +140,7 @@ def test_lstm_layer(torch_mode, capsys):
     assert "GEMM peak" in out
 
 
+@pytest.mark.numerics     # the benchmarks' agreement checks under every kernel family
 def test_train_step_same_loss_both_frameworks(torch_mode, capsys):
     out = run_main("train_step", capsys)
     check_header_and_torch(out, torch_mode)
@@ -195,6 +196,7 @@ def test_profile_tracer_counts_self_time():
     assert all(v >= 0 for v in tracer.self_time.values())
 
 
+@pytest.mark.numerics     # the benchmarks' agreement checks under every kernel family
 def test_lengths_and_deep_chain(torch_mode, capsys):
     out = run_main("lengths", capsys, "--chain", "2000")
     check_header_and_torch(out, torch_mode)

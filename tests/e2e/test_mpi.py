@@ -45,6 +45,7 @@ def trained(tmp_path, data, n, name, *options):
     return result
 
 
+@pytest.mark.numerics     # N ranks against one process within the issue's tolerance under every kernel family
 @pytest.mark.parametrize("dtype, tol", [("float64", 1e-12), ("float32", 1e-5)])
 def test_two_ranks_give_the_parameters_of_one_process(tmp_path, data, dtype, tol):
     """20 Adam steps with every step's gradient clipped (a small --max-grad), batch 8 = 2 x 4."""
@@ -80,6 +81,7 @@ def test_a_rank_whose_weights_drift_stops_the_job_naming_step_and_rank(tmp_path,
     assert not (tmp_path / "x.npz").exists()
 
 
+@pytest.mark.numerics     # bit-for-bit at the same N under every kernel family
 def test_train_resume_at_another_n_and_at_the_same_n(tmp_path, data):
     args = ("train", "tiny-s2s", "--dataset", data, *TINY)
     assert run(0, *args, "--epochs", "2", "--out", tmp_path / "one").returncode == 0
@@ -205,6 +207,7 @@ def test_a_nan_loss_on_the_ranks_stops_every_rank_at_the_same_step(tmp_path, dat
     assert tg.load(tmp_path / "run" / "last.npz", return_meta=True)[1]["step"] == 0
 
 
+@pytest.mark.numerics     # bit-for-bit at the same N under every kernel family
 def test_dropout_draws_per_rank_streams_and_a_resume_at_the_same_n_is_exact(tmp_path, data):
     """deep_lstm with dropout: the ranks' masks differ (their own streams) yet their weights stay one
     model (the digest check at every checkpoint passes), and 1 epoch + resume equals 2 epochs straight."""

@@ -60,3 +60,22 @@ def test_an_old_tensor_name_warns_once_and_an_unknown_one_is_an_attribute_error(
     assert sum(issubclass(w.category, FutureWarning) for w in seen) <= 1   # once per process
     with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
         getattr(old, "no_such_name")  # noqa: B009 - the module attribute lookup is what is tested
+
+
+def test_an_old_op_class_name_resolves_from_its_new_module_warning_once():
+    code = """
+import tinygrad_s2s as tg
+from tinygrad_s2s.ops import Add, Op, LSTMCell
+assert Add is tg.ops.elementwise.Add and Op is tg.ops.base.Op and LSTMCell is tg.ops.lstm.LSTMCell
+assert tg.ops.Add is Add
+try:
+    tg.ops.NoSuchOp
+except AttributeError as exc:
+    assert "has no attribute 'NoSuchOp'" in str(exc)
+else:
+    raise AssertionError("an unknown name resolved")
+"""
+    r = _run(code)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("FutureWarning") == 3, r.stderr       # Add, Op, LSTMCell: each once
+    assert "tinygrad_s2s.ops.Add moved to tinygrad_s2s.ops.elementwise.Add" in r.stderr

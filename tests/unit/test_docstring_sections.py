@@ -1,4 +1,4 @@
-"""Every callable the reference documents (docs/reference/*.md, see test_reference_docs.documented)
+"""Every callable the reference documents (docs/reference/*.md, see tests/helpers/reference_docs.documented)
 carries Google-style sections that mkdocstrings renders, read as mkdocs reads them (griffe, with the
 docs' own extension, so `Tensor.exp = exp` is the method it renders):
 
@@ -17,7 +17,7 @@ import textwrap
 import pytest
 
 from paths import REPO_ROOT
-from test_reference_docs import documented
+from reference_docs import documented
 
 griffe = pytest.importorskip("griffe", reason="the docs extra reads docstrings with griffe (pip install -e '.[docs]')")
 yaml = pytest.importorskip("yaml", reason="the docs extra (pip install -e '.[docs]')")

@@ -1,42 +1,15 @@
 """The documentation site's reference covers every public name: `tg.__all__` and each subpackage's
 `__all__` (a module without one: its public names) against the `:::` directives of docs/reference/."""
 import importlib
-import re
 
 import pytest
 
 import tinygrad_s2s as tg
 from paths import REPO_ROOT
+from reference_docs import REFERENCE, documented
 
-REFERENCE = REPO_ROOT / "docs" / "reference"
 PUBLIC = ["nn", "ops", "autograd", "models", "data", "training", "onnx", "testing", "viz", "tracking", "torch_export"]
 NOT_API = {"allocator", "backend", "random", "nn", "onnx", "optim", "testing", "viz"}   # tg.<subpackage> itself
-
-
-def documented() -> dict[str, set]:
-    """module -> the names its directive lists (every public name when it says `members: true`)."""
-    found = {}
-    for page in REFERENCE.glob("*.md"):
-        for module, options in re.findall(r"(?m)^::: ([\w.]+)\n((?:    .*\n)*)", page.read_text(encoding="utf-8")):
-            names = set(re.findall(r"(?m)^        - (\w+)$", options))
-            parent, _, leaf = module.rpartition(".")
-            if not _is_module(module):              # one object (`tinygrad_s2s.tensor.Tensor`): that name
-                assert hasattr(importlib.import_module(parent), leaf), f"{page.name}: no {module}"
-                found.setdefault(parent, set()).add(leaf)
-                continue
-            if "members: true" in options or not names:
-                mod = importlib.import_module(module)
-                names = set(getattr(mod, "__all__", [n for n in vars(mod) if not n.startswith("_")]))
-            found.setdefault(module, set()).update(names)
-    return found
-
-
-def _is_module(name: str) -> bool:
-    try:
-        importlib.import_module(name)
-    except ModuleNotFoundError:
-        return False
-    return True
 
 
 def test_every_subpackages_public_names_are_in_the_reference():

@@ -36,9 +36,6 @@ class Parameter(Tensor):
     is_param = True
 
 
-Tensor.is_param = False
-
-
 class Module:
     """Base class of every layer and model, with the names PyTorch users know.
 

@@ -174,8 +174,12 @@ def _write(directory: Path, files: dict, sidecar: dict) -> list[Path]:
 
 
 def check_export(model, start_id: int, directory, xs) -> float:
-    """Decode xs with the exported files and with the model: the greedy answers must be equal and each
-    step's logits within LOGITS_TOLERANCE (else OnnxExportError); returns the largest logit difference."""
+    """Decode xs with the exported files and with the model: each step's logits within LOGITS_TOLERANCE and
+    the same greedy ids (else OnnxExportError); returns the largest logit difference.
+
+    Where the model's best token leads the exported model's pick by no more than twice the tolerance (a
+    near-tie), either may round to either token; that is no error, and the model then follows the
+    exported model's pick, so that every later step still compares the same inputs."""
     exported = ExportedModel(directory)
     got_ids, got_logits = exported.decode(xs)
     worst = 0.0
@@ -189,8 +193,11 @@ def check_export(model, start_id: int, directory, xs) -> float:
             if ours.shape != scores.shape or worst > LOGITS_TOLERANCE:
                 raise OnnxExportError(f"the exported decoder's logits at step {j} (batch {len(xs)}) differ from the "
                                       f"model's by {worst:.3g} (> {LOGITS_TOLERANCE})")
-            ids = ours.argmax(axis=1).astype(np.int64)[:, None]
-            if not np.array_equal(ids[:, 0], got_ids[:, j]):
+            theirs = got_ids[:, j].astype(np.int64)
+            rows = np.arange(len(theirs))
+            lead = ours[rows, ours.argmax(axis=1)] - ours[rows, theirs]
+            if lead.size and lead.max() > 2 * LOGITS_TOLERANCE:
                 raise OnnxExportError(f"the exported decoder picks other ids than the model at step {j} "
-                                      f"(batch {len(xs)})")
+                                      f"(batch {len(xs)}), where the model's choice leads by {lead.max():.3g}")
+            ids = theirs[:, None]
     return worst

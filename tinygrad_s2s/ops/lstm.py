@@ -61,6 +61,19 @@ class LSTMCell(Function):
         return da, ds * f
 
 
+def lstm_cell(a, c_prev):
+    """One fused LSTM step from its gate pre-activations (what `nn.LSTMCell` calls).
+
+    Args:
+        a: the pre-activations `x @ Wx + h @ Wh + b`, (N, 4H), gates in the order f, g, i, o.
+        c_prev: the previous cell state, (N, H).
+
+    Returns:
+        tuple[Tensor, Tensor]: `(h, c)`, the new hidden and cell states, (N, H) each.
+    """
+    return LSTMCell.apply(as_tensor(a), as_tensor(c_prev))
+
+
 # Inside LSTMSequence the gates run in the order o, f, i, g: the three sigmoid gates are adjacent for
 # the forward's one pass over them, and the three gates whose gradient scales ds (f, i, g) are adjacent
 # for the backward's. _INNER picks the book's f, g, i, o blocks into that order; _BOOK picks them back.
@@ -80,14 +93,15 @@ class LSTMSequence(Function):
     `static`).
 
     Layout: row t of Z holds [h_{t-1}, x_t, 1] for every sequence, so that Z[t] @ [Wh; Wx; b] is the
-    step's whole pre-activation (a separate x @ Wx for all steps has K = D, a GEMM shape that runs
-    at half speed and then costs one more pass to add in), and Z^T @ da is every weight gradient at
-    once. Everything else is gate-major, (4, ..., N, H), so every elementwise pass reads and writes
+    step's whole pre-activation (a separate x @ Wx for all steps has K = D, a GEMM shape that ran at
+    half speed on the 2-core build VM of 2026-11-24, and then costs one more pass to add in), and
+    Z^T @ da is every weight gradient at once. Everything else is gate-major, (4, ..., N, H), so every elementwise pass reads and writes
     whole contiguous (N, H) blocks: on column slices of an (N, 4H) array NumPy runs one short inner
     loop per row, which made a step's elementwise work cost as much as its GEMM. (A feature-major
     variant, one GEMM W^T @ Z[t]^T per step, ran 10-40% faster on two BLAS threads, but every step's
     h had to be written transposed into Z and the states transposed in and out: greedy decoding of
-    5,000 questions, one step per call, got 20-40% slower; measured and left out.)
+    5,000 questions, one step per call, got 20-40% slower; measured on the 2-core AMD EPYC VM,
+    2026-11-30, commit 3724dbb, and left out.)
 
     Gates: W4 holds them in the order o, f, i, g with the sigmoid gates' weights halved (exact: a power
     of two), so that one tanh over a step's four blocks gives tanh(a_g) and tanh(a/2) for the others,
@@ -368,19 +382,6 @@ def lstm_sequence_reference(x, Wx, b, h0, c0, Wh):
         h, c = lstm_cell_reference(xw_t + matmul(h, Wh), c)
         hs.append(h)
     return stack(hs, axis=1), h, c
-
-
-def lstm_cell(a, c_prev):
-    """One fused LSTM step from its gate pre-activations (what `nn.LSTMCell` calls).
-
-    Args:
-        a: the pre-activations `x @ Wx + h @ Wh + b`, (N, 4H), gates in the order f, g, i, o.
-        c_prev: the previous cell state, (N, H).
-
-    Returns:
-        tuple[Tensor, Tensor]: `(h, c)`, the new hidden and cell states, (N, H) each.
-    """
-    return LSTMCell.apply(as_tensor(a), as_tensor(c_prev))
 
 
 def lstm_cell_reference(a, c_prev):

@@ -1,5 +1,5 @@
 """`check_model`: the plugin conformance battery. It builds a model at tiny sizes and checks every item
-of the contract (`tinygrad_s2s.contract.CONTRACT`) in turn; the first violation raises a
+of the contract (`tinygrad_s2s.models.contract.CONTRACT`) in turn; the first violation raises a
 `ContractError` quoting the item it broke. `tinygrad-s2s check MODEL` runs the same battery.
 """
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Hypothesis strategies for property-based tests of ops and models (public: use them for your own ops).
 
 Shapes include size-1 dims (the broadcasting corner cases); value ranges keep each op differentiable
-and well conditioned for float64 central differences.
+and well conditioned for float64 central differences. In your own `@given` tests Hypothesis's
+defaults apply (a 200 ms deadline per example): set `@settings(deadline=None, max_examples=N)`, as
+`check_op` does, so that a slow or loaded machine does not fail them.
 """
 from __future__ import annotations
 

@@ -28,10 +28,24 @@ def public_ops() -> dict[str, str]:
 
 
 def test_every_op_module_holds_functions_beneath_their_classes():
+    """Each public op function sits after the Function class it applies and before the module's next
+    class, so a reader finds the two together."""
+    import ast
     for mod in _op_modules():
         classes = [o for o in vars(mod).values() if inspect.isclass(o) and issubclass(o, Function)
                    and o.__module__ == mod.__name__]
         assert classes, f"{mod.__name__} defines no Function"
+        tree = ast.parse(inspect.getsource(mod))
+        starts = {n.name: n.lineno for n in tree.body if isinstance(n, ast.ClassDef)}
+        for fn in (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in public_ops()):
+            applied = {c.func.value.id for c in ast.walk(fn) if isinstance(c, ast.Call)
+                       and isinstance(c.func, ast.Attribute) and c.func.attr == "apply"
+                       and isinstance(c.func.value, ast.Name) and c.func.value.id in starts}
+            for name in applied:
+                following = [line for line in starts.values() if line > starts[name]]
+                assert starts[name] < fn.lineno < min(following, default=fn.lineno + 1), (
+                    f"{mod.__name__}.{fn.name} (line {fn.lineno}) is not directly beneath class {name} "
+                    f"(line {starts[name]})")
 
 
 def test_every_op_is_exported_tested_documented_and_has_a_pytorch_twin():

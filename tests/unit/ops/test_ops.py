@@ -113,6 +113,29 @@ def test_the_gradient_of_a_nan_maximum_goes_to_its_nans_without_a_warning():
     np.testing.assert_array_equal(x.grad.numpy(), [[0, 1, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
 
 
+class _Softplus(tg.Function):
+    """A user's op written with np.logaddexp, which warns "invalid value" on the NaN the anomaly check feeds."""
+    name = "softplus"
+
+    def forward(self, x):
+        self.x = x
+        return np.logaddexp(0, x)
+
+    def backward(self, gy):
+        return gy / (1 + np.exp(-self.x))
+
+
+def test_check_op_prints_no_numpy_warning_for_the_nan_it_feeds():
+    from tinygrad_s2s.testing import OpSpec
+    from tinygrad_s2s.testing.strategies import arrays
+    spec = OpSpec("softplus", lambda x: _Softplus.apply(x), lambda x: np.logaddexp(0, x),
+                  st.tuples(arrays((2, 3)).map(lambda a: [a]), st.just({})))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")      # a RuntimeWarning would fail the check instead of passing it
+        check_op(spec, checks=["anomaly", "forward_float64"], max_examples=5)
+
+
 def test_check_op_has_no_deadline_and_takes_a_budget():
     """Run from a user's script (Hypothesis's default profile, deadline 200 ms), a slow op still passes:
     the README's LayerNorm failed with DeadlineExceeded on a loaded machine."""

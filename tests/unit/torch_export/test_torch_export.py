@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tiny_model
 from extras import need
+from near_ties import assert_same_answers, decisive_rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -66,11 +67,12 @@ def test_exported_model_gives_our_logits_loss_and_greedy_answers(exported, name)
     with torch.no_grad():
         assert float(m.loss(torch.from_numpy(xs), torch.from_numpy(ts))) == pytest.approx(
             float(run.model(xs, ts).item()), abs=TOLERANCE)
-    length = run.answer_width - 1
-    np.testing.assert_array_equal(m.generate(torch.from_numpy(xs)).numpy(),
-                                  run.model.generate(xs, run.start_id, length))
+    # exact answers where no near-tie makes them depend on the library's rounding (tests/helpers/near_ties.py)
+    ids, decisive = decisive_rows(run.model, xs, run.start_id, run.answer_width - 1, TOLERANCE)
+    assert_same_answers(ids, m.generate(torch.from_numpy(xs)).numpy(), decisive, f"{name}: greedy ids")
     questions = ["16+75", "1+1", "999+9"]
-    assert m.answer(questions) == run.predict(questions)
+    _, sure = decisive_rows(run.model, m.encode(questions).numpy(), run.start_id, run.answer_width - 1, TOLERANCE)
+    assert_same_answers(np.array(run.predict(questions)), np.array(m.answer(questions)), sure, f"{name}: answers")
 
 
 @pytest.mark.parametrize("name", EXPORTABLE)

@@ -179,6 +179,7 @@ def test_best_checkpoint_is_the_best_epoch(ds, tmp_path):
 
 
 # ---------------------------------------------------------------- exact resume
+@pytest.mark.numerics     # bit-for-bit resume under every kernel family
 def test_resume_is_bitwise_exact(ds, tmp_path, reference):
     ref_arrays, ref_history = reference
     make_trainer(ds, tmp_path / "run").fit(1)
@@ -191,6 +192,7 @@ def test_resume_is_bitwise_exact(ds, tmp_path, reference):
     assert len(runfiles.read_metrics(tmp_path / "run")) == 2
 
 
+@pytest.mark.numerics     # bit-for-bit resume under every kernel family
 def test_interrupt_mid_epoch_saves_and_resumes_exactly(ds, tmp_path, reference):
     t = make_trainer(ds, tmp_path / "run")
     forward = t.model.forward
@@ -214,6 +216,7 @@ def test_interrupt_mid_epoch_saves_and_resumes_exactly(ds, tmp_path, reference):
     assert losses(resumed.history) == losses(reference[1])
 
 
+@pytest.mark.numerics     # bit-for-bit resume under every kernel family
 def test_interrupt_during_evaluation_resumes_exactly(ds, tmp_path, reference):
     t = make_trainer(ds, tmp_path / "run")
     generate, fired = t.model.generate, []
@@ -234,6 +237,7 @@ def test_interrupt_during_evaluation_resumes_exactly(ds, tmp_path, reference):
     assert losses(resumed.history) == losses(reference[1])
 
 
+@pytest.mark.numerics     # bit-for-bit resume under every kernel family
 def test_sigint_stops_at_the_next_step_boundary(ds, tmp_path, reference, capsys):
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signal handlers can only be installed from the main thread")
@@ -327,6 +331,7 @@ def test_load_run_errors(ds, tmp_path):
         load_run(tmp_path / "weights.npz")
 
 
+@pytest.mark.numerics     # bit-for-bit resume under every kernel family
 def test_cosine_schedule_anneals_to_zero_and_resumes_exactly(ds, tmp_path):
     ref = make_trainer(ds, tmp_path / "ref", lr=0.01, lr_schedule="cosine")
     seen = []
