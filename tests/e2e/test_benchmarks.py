@@ -256,9 +256,10 @@ def test_summary_plans_pairs_and_families_and_estimates_its_length():
     assert ("Haswell", "op_overhead") not in pairs and ("Haswell", "train_step") in pairs
     minutes = summary.estimate_seconds(steps, ["1", "default"], args) / 60
     assert 20 < minutes < 90
+    before = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "MKL_ENABLE_INSTRUCTIONS")}
     with summary.family_env("Haswell"):
         assert os.environ["OPENBLAS_CORETYPE"] == "Haswell" and os.environ["MKL_ENABLE_INSTRUCTIONS"] == "AVX2"
-    assert "OPENBLAS_CORETYPE" not in os.environ or os.environ.get("OPENBLAS_CORETYPE") != "Haswell"
+    assert {k: os.environ.get(k) for k in before} == before      # the user's own pin (if any) is back
 
 
 def test_recipe_times_the_quick_start_against_pytorch_and_writes_its_section(capsys, tmp_path):
