@@ -1,21 +1,20 @@
 """BLAS threads for the fused LSTM's time loops and the big matmuls, chosen by measurement (opt-in).
 
 A recurrent step's GEMM is small ((128 x 145) @ (145 x 512) for the book's LSTM) and is followed by
-elementwise work on one thread, so whether BLAS's other threads speed the loop up depends on the
-machine and on the moment: on this project's 2-core AMD EPYC VM (OpenBLAS pinned to its Haswell
-kernels; 2026-11-30, commit 2692a29) the same LSTM loop ran 1.4x faster on two threads than on one at
-one time, and 1.2x slower at another, when waking the second thread between
-steps cost more than it saved; and on a machine where another program keeps one core busy, every GEMM
-split over two threads waits for that core. So the fused LSTM's loops, its weight-gradient GEMM and
-every 2-D product of the matmul op of at least GEMM_MIN multiply-adds run through `run(key, ...)`:
-each kind of work (op and shapes) is timed on one thread and on BLAS's own count, later calls take
-the one with the lower median time per step over its last SAMPLES timed calls, and every PROBE_EVERY-th
-call starts a probe of the other count, PROBE_CALLS calls in a row, so a change of regime is noticed.
-The first call after a change of count is not timed: it pays for the change (BLAS's idle threads
-have to be woken), which a run that stays on that count does not. Timed, one-call probes made two
-threads look slower than one where they were faster: seq2seq's forward loop took 167-186 us a step in
-them, 90-101 us in consecutive calls on two threads, and 122-149 us on one (same VM, 2026-11-30,
-commit a24993a).
+elementwise work on one thread, so whether BLAS's other threads speed the loop up depends on the machine
+and on the moment: on this project's 2-core AMD EPYC VM (OpenBLAS pinned to its Haswell kernels;
+2026-11-30, commit 2692a29) the same LSTM loop ran 1.4x faster on two threads than on one at one time,
+and 1.2x slower at another, when waking the second thread between steps cost more than it saved; and on
+a machine where another program keeps one core busy, every GEMM split over two threads waits for that
+core. So the fused LSTM's loops, its weight-gradient GEMM and every 2-D product of the matmul op of at
+least GEMM_MIN multiply-adds run through `run(key, ...)`: each kind of work (op and shapes) is timed on
+one thread and on BLAS's own count, later calls take the one with the lower median time per step over
+its last SAMPLES timed calls, and every PROBE_EVERY-th call starts a probe of the other count,
+PROBE_CALLS calls in a row, so a change of regime is noticed. The first call after a change of count is
+not timed: it pays for the change (BLAS's idle threads have to be woken), which a run that stays on that
+count does not. Timed, one-call probes made two threads look slower than one where they were faster:
+seq2seq's forward loop took 167-186 us a step in them, 90-101 us in consecutive calls on two threads,
+and 122-149 us on one (same VM, 2026-11-30, commit a24993a).
 
 The choice never changes a number. Some GEMM shapes round differently on one thread than on several
 (OpenBLAS takes another kernel path; an LSTM layer whose input is 256 wide is one), so the first call
@@ -33,11 +32,12 @@ BLAS's own count is the ceiling: with OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1 
 limit of 1 there is nothing to choose and nothing is timed.
 
 Opt-in: TINYGRAD_S2S_BLAS_THREADS=auto turns the choice on; by default (fixed) every GEMM runs as BLAS
-decides. Measured per process at the default thread count on a 2-core Xeon with AVX-512, OpenBLAS
-0.3.31 (2026-12-07, commit d374a85; training steps of seq2seq, peeky and attention, 5 alternating
-pairs each, `python -m benchmarks.train_step --no-torch --threads default`), auto / fixed was 0.998-1.022 with OpenBLAS's own SkylakeX kernels and
-1.008-1.028 pinned to Haswell's: it did not pay on either kernel family, so it is not the default. The thread counts are set through threadpoolctl; without a BLAS it can drive, nothing
-changes.
+decides. Measured per process at the default thread count on a 2-core Xeon with AVX-512, OpenBLAS 0.3.31
+(2026-12-07, commit d374a85; training steps of seq2seq, peeky and attention, 5 alternating pairs each,
+`python -m benchmarks.train_step --no-torch --threads default`), auto / fixed was 0.998-1.022 with
+OpenBLAS's own SkylakeX kernels and 1.008-1.028 pinned to Haswell's: it did not pay on either kernel
+family, so it is not the default. The thread counts are set through threadpoolctl; without a BLAS it can
+drive, nothing changes.
 """
 from __future__ import annotations
 

@@ -92,16 +92,16 @@ class LSTMSequence(Function):
     (the peeky decoder's h) costs one product per sequence instead of one per step (nn.LSTM's
     `static`).
 
-    Layout: row t of Z holds [h_{t-1}, x_t, 1] for every sequence, so that Z[t] @ [Wh; Wx; b] is the
-    step's whole pre-activation (a separate x @ Wx for all steps has K = D, a GEMM shape that ran at
-    half speed on the 2-core build VM of 2026-11-24, and then costs one more pass to add in), and
-    Z^T @ da is every weight gradient at once. Everything else is gate-major, (4, ..., N, H), so every elementwise pass reads and writes
-    whole contiguous (N, H) blocks: on column slices of an (N, 4H) array NumPy runs one short inner
-    loop per row, which made a step's elementwise work cost as much as its GEMM. (A feature-major
-    variant, one GEMM W^T @ Z[t]^T per step, ran 10-40% faster on two BLAS threads, but every step's
-    h had to be written transposed into Z and the states transposed in and out: greedy decoding of
-    5,000 questions, one step per call, got 20-40% slower; measured on the 2-core AMD EPYC VM,
-    2026-11-30, commit 3724dbb, and left out.)
+    Layout: row t of Z holds [h_{t-1}, x_t, 1] for every sequence, so that Z[t] @ [Wh; Wx; b] is the step's
+    whole pre-activation (a separate x @ Wx for all steps has K = D, a GEMM shape that ran at half speed
+    on the 2-core build VM of 2026-11-24, and then costs one more pass to add in), and Z^T @ da is every
+    weight gradient at once. Everything else is gate-major, (4, ..., N, H), so every elementwise pass
+    reads and writes whole contiguous (N, H) blocks: on column slices of an (N, 4H) array NumPy runs one
+    short inner loop per row, which made a step's elementwise work cost as much as its GEMM. (A
+    feature-major variant, one GEMM W^T @ Z[t]^T per step, ran 10-40% faster on two BLAS threads, but
+    every step's h had to be written transposed into Z and the states transposed in and out: greedy
+    decoding of 5,000 questions, one step per call, got 20-40% slower; measured on the 2-core AMD EPYC
+    VM, 2026-11-30, commit 3724dbb, and left out.)
 
     Gates: W4 holds them in the order o, f, i, g with the sigmoid gates' weights halved (exact: a power
     of two), so that one tanh over a step's four blocks gives tanh(a_g) and tanh(a/2) for the others,
