@@ -28,7 +28,8 @@ from tinygrad_s2s.training.evaluation import exact_match, generate_batched
 from tinygrad_s2s.training.fingerprint import dataset_of
 from tinygrad_s2s.training.runfiles import load_run
 
-from .common import blas_threads, command_line, commit, cpu_model, kernel_pin, load_average, write_section
+from .common import (blas_threads, command_line, commit, cpu_model, kernel_pin, load_average, markdown_table,
+                     write_section)
 
 CHUNK = 1000
 
@@ -84,15 +85,15 @@ def table(rows) -> list[str]:
     beam = any("beam" in r for r in rows)
     head = ["model", "run (trained)", "test questions", "eval (greedy)", "exported (greedy)", "answers differing",
             "largest logit difference"] + (["eval (beam)", "exported (beam)", "beam answers differing"] if beam else [])
-    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    body = []
     for r in rows:
         cells = [r["model"], f"`{r['run']}` ({r['trained']})", f"{r['questions']:,}", f"{r['eval']:.2%}", f"{r['onnx']:.2%}",
                  str(r["differ"]), f"{r['logits']:.1e}"]
         if beam:
             cells += ([f"{r['beam_eval']:.2%} (beam {r['beam']})", f"{r['beam_onnx']:.2%}", str(r["beam_differ"])]
                       if "beam" in r else ["", "", ""])
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+        body.append(cells)
+    return markdown_table(head, body)
 
 
 def main(argv=None):
@@ -106,8 +107,9 @@ def main(argv=None):
         rows.append(check(run, args.beam))
         print(table(rows[-1:])[-1], flush=True)
     import onnxruntime  # noqa: PLC0415 - its version for the record
+    blas, threads = blas_threads()
     machine = (f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}; BLAS "
-               f"{blas_threads()[0]} ({blas_threads()[1]} threads; {kernel_pin().lstrip(' |')}); Python {platform.python_version()}, NumPy "
+               f"{blas} ({threads} threads; {kernel_pin().lstrip(' |')}); Python {platform.python_version()}, NumPy "
                f"{np.__version__}, onnxruntime {onnxruntime.__version__}; load average at the end "
                f"{load_average()} (a shared machine)")
     lines = table(rows)

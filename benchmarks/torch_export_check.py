@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import blas_threads, command_line, commit, cpu_model, kernel_pin, load_average, write_section
+from .common import (blas_threads, command_line, commit, cpu_model, kernel_pin, load_average, markdown_table,
+                     write_section)
 
 BATCH = 1000
 """Questions decoded (and logits compared) at once: eval's default batch size."""
@@ -93,8 +94,8 @@ def rows(results) -> list[list[str]]:
 
 
 def markdown(results, torch) -> str:
-    table = ["| " + " | ".join(HEADERS) + " |", "|" + " --- |" * len(HEADERS)]
-    table += ["| " + " | ".join(row) + " |" for row in rows(results)]
+    table = markdown_table(HEADERS, rows(results))
+    blas, threads = blas_threads()
     return "\n".join([
         "## PyTorch", "",
         "Each run exported with `tinygrad-s2s export RUN --format torch` (the same `export_run`), its `model.py`",
@@ -104,7 +105,7 @@ def markdown(results, torch) -> str:
         "of the two functions, not rounding).", "",
         *table, "",
         f"Measured by `{command_line()}` on {cpu_model()}, {os.cpu_count()} cores (shared with other work, load "
-        f"average {load_average()}), BLAS {blas_threads()[0]} ({blas_threads()[1]} threads; "
+        f"average {load_average()}), BLAS {blas} ({threads} threads; "
         f"{kernel_pin().lstrip(' |')}), Python {platform.python_version()}, NumPy {np.__version__}, PyTorch "
         f"{torch.__version__}; commit {commit()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", ""])
 

@@ -9,13 +9,17 @@ import numpy as np
 import tinygrad_s2s as tg
 
 
+def _fed(ids: np.ndarray, start_id: int) -> np.ndarray:
+    """The decoder's inputs that produce `ids` step by step: the start id, then each id but the last."""
+    return np.concatenate([np.full((len(ids), 1), start_id, ids.dtype), ids[:, :-1]], axis=1)
+
+
 def decisive_rows(model, xs, start_id: int, length: int, tol: float) -> tuple[np.ndarray, np.ndarray]:
     """Our greedy ids (n, length), and per row whether every step's best logit leads by more than 2 * tol
     (the logits taken along our own greedy path, as decoding feeds them)."""
     with tg.no_grad():
         ids = np.asarray(model.generate(xs, start_id, length))
-        fed = np.concatenate([np.full((len(ids), 1), start_id, ids.dtype), ids[:, :-1]], axis=1)
-        logits = np.asarray(model.logits(xs, fed).numpy(), dtype=np.float64)
+        logits = np.asarray(model.logits(xs, _fed(ids, start_id)).numpy(), dtype=np.float64)
     top = np.sort(logits, axis=-1)[..., -2:]
     return ids, np.all(top[..., 1] - top[..., 0] > 2 * tol, axis=1)
 
@@ -31,9 +35,8 @@ def sequence_scores(model, xs, start_id: int, ids) -> np.ndarray:
     """Our model's log-likelihood of answering each question with `ids` (n, length): the score beam search
     gives a hypothesis (no length penalty), so another library's best beam can be scored by ours."""
     ids = np.asarray(ids)
-    fed = np.concatenate([np.full((len(ids), 1), start_id, ids.dtype), ids[:, :-1]], axis=1)
     with tg.no_grad():
-        logits = np.asarray(model.logits(xs, fed).numpy(), dtype=np.float64)
+        logits = np.asarray(model.logits(xs, _fed(ids, start_id)).numpy(), dtype=np.float64)
     top = logits.max(axis=-1, keepdims=True)
     logp = logits - top - np.log(np.exp(logits - top).sum(axis=-1, keepdims=True))
     return np.take_along_axis(logp, ids[..., None], axis=-1)[..., 0].sum(axis=1)

@@ -31,15 +31,13 @@ __all__ = [
     "sum", "take_along_axis", "tanh", "tensor", "transpose", "unstack", "where", "zeros", "zeros_like",
 ]
 
-_MODULES = ("base", "elementwise", "linalg", "reductions", "joins", "shape", "indexing", "losses", "lstm", "gru")
-
-
 def __getattr__(name):
     # 0.1's `tinygrad_s2s.ops` was one module holding every op's class (`tinygrad_s2s.ops.Add`): each
     # still resolves, from the module it lives in now, with one FutureWarning (kept until 0.2)
     if name[:1].isupper():
         import importlib
-        for module in _MODULES:
+        import pkgutil
+        for module in (m.name for m in pkgutil.iter_modules(__path__)):
             found = getattr(importlib.import_module(f"{__name__}.{module}"), name, None)
             if isinstance(found, type):
                 from .._compat import moved_name
